@@ -1,0 +1,178 @@
+//! The flusher's aggregation state: one value per series, updated by events, read as a [`Snapshot`].
+//!
+//! Owned by one thread through `&mut`, so it needs no atomics; memory per series is bounded
+//! (a scalar, a fixed bucket array, or a bounded sketch ring) whatever the number of events.
+
+mod histogram;
+mod summary;
+
+pub use histogram::Histogram;
+pub use summary::{Summary, ALPHA, MAX_BINS};
+
+use crate::event::{Batch, Event, Op, SeriesId};
+use crate::registry::{Kind, Registry};
+use crate::snapshot::{FamilySnapshot, SeriesSnapshot, Snapshot, Value};
+
+#[derive(Debug)]
+enum State {
+    /// Created in the registry, no state built yet.
+    Pending,
+    Scalar(f64),
+    Histogram(Histogram),
+    Summary(Box<Summary>),
+    /// Removed from the registry; its memory is released.
+    Gone,
+}
+
+/// Aggregated values of every series of one registry.
+#[derive(Debug)]
+pub struct Aggregator {
+    states: Vec<State>,
+    epoch: u64,
+    slices: usize,
+    applied: u64,
+}
+
+impl Aggregator {
+    /// `slices` is the number of time slices a summary's window spans.
+    pub fn new(slices: usize) -> Self {
+        Aggregator { states: Vec::new(), epoch: 0, slices, applied: 0 }
+    }
+
+    /// Sets the summary time slice (`elapsed / slice_length`); slices that leave the window are cleared.
+    pub fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = self.epoch.max(epoch);
+    }
+
+    /// Events and vector values applied so far.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    fn state(&mut self, reg: &Registry, sid: SeriesId) -> &mut State {
+        let i = sid as usize;
+        if i >= self.states.len() {
+            self.states.resize_with(reg.slot_count().max(i + 1), || State::Pending);
+        }
+        if matches!(self.states[i], State::Pending) {
+            self.states[i] = match reg.slot(sid) {
+                Some(slot) if slot.is_alive() => fresh(reg, slot.family, slot.kind, self.slices, self.epoch),
+                _ => State::Gone,
+            };
+        }
+        &mut self.states[i]
+    }
+
+    /// Applies one event. Events for removed series are counted and ignored.
+    #[inline]
+    pub fn apply(&mut self, reg: &Registry, ev: Event) {
+        self.applied += 1;
+        let epoch = self.epoch;
+        match (self.state(reg, ev.series), ev.op) {
+            (State::Scalar(x), Op::Inc) => *x += ev.value,
+            (State::Scalar(x), Op::Dec) => *x -= ev.value,
+            (State::Scalar(x), Op::Set) => *x = ev.value,
+            (State::Histogram(h), Op::Observe) => h.observe(ev.value),
+            (State::Summary(s), Op::Observe) => {
+                s.advance(epoch);
+                s.observe(ev.value);
+            }
+            // The record path checks op against kind, so only removed series get here.
+            _ => {}
+        }
+    }
+
+    /// Applies a whole vector of observations.
+    pub fn apply_batch(&mut self, reg: &Registry, b: &Batch) {
+        self.applied += b.values.len() as u64;
+        let epoch = self.epoch;
+        match self.state(reg, b.series) {
+            State::Histogram(h) => b.values.iter().for_each(|&v| h.observe(v)),
+            State::Summary(s) => {
+                s.advance(epoch);
+                b.values.iter().for_each(|&v| s.observe(v));
+            }
+            _ => {}
+        }
+    }
+
+    /// Sets a gauge or counter directly (self-metrics and process samples, which bypass the ring).
+    pub fn put(&mut self, reg: &Registry, sid: SeriesId, v: f64) {
+        if let State::Scalar(x) = self.state(reg, sid) {
+            *x = v;
+        }
+    }
+
+    /// The current value of a counter or gauge (tests and self-metrics).
+    pub fn scalar(&mut self, reg: &Registry, sid: SeriesId) -> Option<f64> {
+        match self.state(reg, sid) {
+            State::Scalar(x) => Some(*x),
+            _ => None,
+        }
+    }
+
+    /// Every live series, with state released for removed ones.
+    pub fn snapshot<'r>(&mut self, reg: &'r Registry) -> Snapshot<'r> {
+        let mut families: Vec<FamilySnapshot<'r>> =
+            (0..reg.family_count()).map(|f| FamilySnapshot { family: reg.family(f as u32), series: Vec::new() }).collect();
+        let epoch = self.epoch;
+        for sid in 0..reg.slot_count() {
+            let Some(slot) = reg.slot(sid as SeriesId) else { continue };
+            if !slot.is_alive() {
+                if let Some(st) = self.states.get_mut(sid) {
+                    *st = State::Gone;
+                }
+                continue;
+            }
+            let family = reg.family(slot.family);
+            let value = match self.state(reg, sid as SeriesId) {
+                State::Scalar(x) => Value::Scalar(*x),
+                State::Histogram(h) => {
+                    Value::Histogram { bounds: h.bounds().clone(), cumulative: h.cumulative(), sum: h.sum(), count: h.count() }
+                }
+                State::Summary(s) => {
+                    s.advance(epoch);
+                    Value::Summary { quantiles: s.quantiles(&family.params), sum: s.sum(), count: s.count() }
+                }
+                State::Pending | State::Gone => continue,
+            };
+            families[slot.family as usize].series.push(SeriesSnapshot { label_values: &slot.label_values, value });
+        }
+        Snapshot { families }
+    }
+}
+
+fn fresh(reg: &Registry, fid: u32, kind: Kind, slices: usize, epoch: u64) -> State {
+    match kind {
+        Kind::Counter | Kind::Gauge => State::Scalar(0.0),
+        Kind::Histogram => State::Histogram(Histogram::new(reg.family(fid).params.clone())),
+        Kind::Summary => State::Summary(Box::new(Summary::new(slices, epoch))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Limits;
+
+    #[test]
+    fn events_become_values() {
+        let reg = Registry::new(Limits::default());
+        reg.declare("c_total", "", Kind::Counter, &[], &[]).unwrap();
+        reg.declare("g", "", Kind::Gauge, &["a"], &[]).unwrap();
+        reg.declare("h", "", Kind::Histogram, &[], &[1.0]).unwrap();
+        let g = reg.series("g", &["x"]).unwrap();
+        let mut agg = Aggregator::new(5);
+        agg.apply(&reg, Event { series: 0, op: Op::Inc, value: 2.0 });
+        agg.apply(&reg, Event { series: g, op: Op::Set, value: 5.0 });
+        agg.apply(&reg, Event { series: g, op: Op::Dec, value: 1.5 });
+        agg.apply_batch(&reg, &Batch { series: reg.by_name("h").unwrap(), values: vec![0.5, 3.0] });
+        let snap = agg.snapshot(&reg);
+        assert_eq!(snap.families[0].series[0].value, Value::Scalar(2.0));
+        assert_eq!(snap.families[1].series[0].value, Value::Scalar(3.5));
+        assert!(matches!(&snap.families[2].series[0].value, Value::Histogram { cumulative, count: 2, .. } if cumulative == &[1, 2]));
+        assert_eq!(agg.applied(), 5);
+        reg.remove(g).unwrap();
+        assert!(agg.snapshot(&reg).families[1].series.is_empty());
+    }
+}

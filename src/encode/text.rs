@@ -1,0 +1,94 @@
+//! Prometheus text exposition format 0.0.4 (not OpenMetrics): what `.prom.text[]`, `/metrics`,
+//! the Pushgateway and the textfile collector read.
+
+use super::{float, walk, Sample, Sink};
+use crate::registry::Family;
+use crate::snapshot::Snapshot;
+use std::borrow::Cow;
+
+/// The Content-Type of this format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Renders `snap` with `const_labels` appended to every series; ends with a newline.
+///
+/// ```
+/// use kdbprom::registry::{Kind, Limits, Registry};
+/// use kdbprom::aggregate::Aggregator;
+/// use kdbprom::event::{Event, Op};
+/// let reg = Registry::new(Limits::default());
+/// reg.declare("rows_total", "Rows \"loaded\"", Kind::Counter, &["table"], &[]).unwrap();
+/// let s = reg.series("rows_total", &["a\"b"]).unwrap();
+/// let mut agg = Aggregator::new(5);
+/// agg.apply(&reg, Event { series: s, op: Op::Inc, value: 3.0 });
+/// let text = kdbprom::encode::text::encode(&agg.snapshot(&reg), &[("env".into(), "prod".into())]);
+/// assert_eq!(text, "# HELP rows_total Rows \"loaded\"\n# TYPE rows_total counter\nrows_total{table=\"a\\\"b\",env=\"prod\"} 3\n");
+/// ```
+pub fn encode(snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> String {
+    let mut w = TextSink { out: String::with_capacity(4096), const_labels };
+    walk(snap, &mut w);
+    w.out
+}
+
+struct TextSink<'c> {
+    out: String,
+    const_labels: &'c [(String, String)],
+}
+
+impl Sink for TextSink<'_> {
+    fn family(&mut self, f: &Family) {
+        let o = &mut self.out;
+        if !f.help.is_empty() {
+            o.push_str("# HELP ");
+            o.push_str(&f.name);
+            o.push(' ');
+            o.push_str(&escape(&f.help, false));
+            o.push('\n');
+        }
+        o.push_str("# TYPE ");
+        o.push_str(&f.name);
+        o.push(' ');
+        o.push_str(f.kind.as_str());
+        o.push('\n');
+    }
+
+    fn sample(&mut self, s: &Sample<'_>) {
+        let o = &mut self.out;
+        o.push_str(s.name);
+        o.push_str(s.suffix);
+        let pairs = s.label_names.iter().map(|n| &**n).zip(s.label_values.iter().map(|v| &**v));
+        let consts = self.const_labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let mut first = true;
+        // Empty values mean "no label" in Prometheus; leaving them out keeps text and remote write equal.
+        for (n, v) in pairs.chain(consts).chain(s.extra).filter(|(_, v)| !v.is_empty()) {
+            o.push(if first { '{' } else { ',' });
+            first = false;
+            o.push_str(n);
+            o.push_str("=\"");
+            o.push_str(&escape(v, true));
+            o.push('"');
+        }
+        if !first {
+            o.push('}');
+        }
+        o.push(' ');
+        float::write_value(o, s.value);
+        o.push('\n');
+    }
+}
+
+/// Escapes a label value (`\`, `"`, newline) or HELP text (`\`, newline); borrows when clean.
+pub fn escape(s: &str, quote: bool) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'\\' || b == b'\n' || (quote && b == b'"')) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}

@@ -1,0 +1,16 @@
+//! kdbprom: push Prometheus metrics from kdb+/q.
+//!
+//! q records events through the exported functions of the q boundary ([`q`]) into a bounded
+//! lock-free [`ring`]; the [`flusher`] thread drains it into an [`aggregate::Aggregator`], takes
+//! [`snapshot`]s and encodes them ([`encode`]). Everything but the q boundary is plain safe Rust.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod aggregate;
+pub mod encode;
+pub mod event;
+pub mod name;
+pub mod registry;
+pub mod ring;
+pub mod snapshot;

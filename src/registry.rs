@@ -1,0 +1,424 @@
+//! Metric families and their labelled series: declared on q's thread, read lock-free by the record
+//! path and the flusher.
+//!
+//! Declaration and series creation take a mutex (they are rare and may allocate). Everything the
+//! record path and the flusher read lives in append-only [`boxcar::Vec`]s, so a lookup by
+//! [`SeriesId`] is an index, never a lock or a hash.
+
+use crate::event::{Op, SeriesId};
+use crate::name::{check_label, check_metric, NameError};
+use arc_swap::ArcSwap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use thiserror::Error;
+
+/// Index of a family in the registry.
+pub type FamilyId = u32;
+
+/// The four Prometheus metric types kdbprom aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Monotonic total.
+    Counter,
+    /// Value that goes up and down.
+    Gauge,
+    /// Classic histogram with fixed upper bounds.
+    Histogram,
+    /// Quantiles over a sliding window, plus cumulative sum and count.
+    Summary,
+}
+
+impl Kind {
+    /// The name used in `# TYPE` lines and in q.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
+        }
+    }
+
+    /// Parses the q symbol naming a type.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "counter" => Kind::Counter,
+            "gauge" => Kind::Gauge,
+            "histogram" => Kind::Histogram,
+            "summary" => Kind::Summary,
+            _ => return None,
+        })
+    }
+
+    /// Whether `op` makes sense for this kind.
+    pub fn allows(self, op: Op) -> bool {
+        matches!(
+            (self, op),
+            (Kind::Counter, Op::Inc) | (Kind::Gauge, Op::Inc | Op::Dec | Op::Set) | (Kind::Histogram | Kind::Summary, Op::Observe)
+        )
+    }
+}
+
+/// Default histogram bounds for request durations: 100 µs to 10 s.
+pub const DEFAULT_BUCKETS: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Default summary quantiles.
+pub const DEFAULT_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
+
+/// A declared metric family: everything about a metric except its values.
+#[derive(Debug)]
+pub struct Family {
+    /// Metric name as pushed.
+    pub name: Box<str>,
+    /// HELP text.
+    pub help: Box<str>,
+    /// Type.
+    pub kind: Kind,
+    /// Label names, in declaration order.
+    pub label_names: Box<[Box<str>]>,
+    /// Histogram upper bounds (without +Inf) or summary quantiles; empty otherwise.
+    pub params: Arc<[f64]>,
+}
+
+/// One labelled series. Read by the record path through [`Registry::slot`].
+#[derive(Debug)]
+pub struct Slot {
+    /// Owning family.
+    pub family: FamilyId,
+    /// Copied from the family so the record path needs one lookup.
+    pub kind: Kind,
+    /// Label values, in the family's label-name order.
+    pub label_values: Box<[Box<str>]>,
+    alive: AtomicBool,
+}
+
+impl Slot {
+    /// False once `.prom.remove` forgot the series.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+}
+
+/// Why a declaration or lookup was refused. Each text names the metric.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum RegistryError {
+    /// Bad metric or label name.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A label name the kind or the configuration reserves.
+    #[error("{metric}: label '{label}' is reserved ({why})")]
+    ReservedLabel { metric: String, label: String, why: &'static str },
+    /// The same label name twice.
+    #[error("{metric}: label '{label}' is given twice")]
+    DuplicateLabel { metric: String, label: String },
+    /// Declared again with another type, labels or buckets.
+    #[error("{name} is already declared as a {kind} with other labels or parameters")]
+    Redeclared { name: String, kind: &'static str },
+    /// A histogram/summary's `_bucket`/`_sum`/`_count` collides with another family.
+    #[error("{name} clashes with {other}: a histogram or summary owns its _bucket, _sum and _count names")]
+    Clash { name: String, other: String },
+    /// Buckets or quantiles not usable.
+    #[error("{metric}: {why}")]
+    BadParams { metric: String, why: String },
+    /// No family of that name.
+    #[error("unknown metric {0}")]
+    UnknownMetric(String),
+    /// Label values do not match the declared label names.
+    #[error("{metric} has {expected} label(s), {got} value(s) given")]
+    LabelCount { metric: String, expected: usize, got: usize },
+    /// Cardinality limit reached.
+    #[error("{metric}: too many series (limit {limit} {scope})")]
+    TooManySeries { metric: String, limit: usize, scope: &'static str },
+    /// A labelled metric addressed by its bare name.
+    #[error("{0} has labels: get a series id with .prom.series first")]
+    Labelled(String),
+    /// Not a live series id.
+    #[error("unknown series id {0}")]
+    UnknownSeries(i64),
+}
+
+/// Cardinality limits and the label names the configuration owns.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Live series over all families.
+    pub max_series: usize,
+    /// Live series in one family.
+    pub max_series_per_metric: usize,
+    /// Labels added to every series by configuration (`job`, `instance`, static labels).
+    pub reserved_labels: HashSet<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_series: 100_000,
+            max_series_per_metric: 10_000,
+            reserved_labels: ["job", "instance"].into_iter().map(String::from).collect(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    by_name: HashMap<Box<str>, FamilyId>,
+    /// Names a histogram or summary claims besides its own (x_bucket, x_sum, x_count) → owner.
+    suffixes: HashMap<String, String>,
+    series: Vec<HashMap<Box<[Box<str>]>, SeriesId>>,
+}
+
+/// The set of families and series of one agent.
+pub struct Registry {
+    limits: Limits,
+    inner: Mutex<Inner>,
+    families: boxcar::Vec<Family>,
+    slots: boxcar::Vec<Slot>,
+    /// Bare name → the series of an unlabelled family, for `.prom.inc[`name;1]`.
+    unlabelled: ArcSwap<HashMap<Box<str>, SeriesId>>,
+    live: AtomicUsize,
+}
+
+impl Registry {
+    /// An empty registry with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Registry {
+            limits,
+            inner: Mutex::default(),
+            families: boxcar::Vec::new(),
+            slots: boxcar::Vec::new(),
+            unlabelled: ArcSwap::default(),
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves Inner consistent (every insert is last), so poison is ignored.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Declares a family; declaring the identical family again returns the same id.
+    ///
+    /// `params` are histogram bounds or summary quantiles (empty for the defaults).
+    pub fn declare(&self, name: &str, help: &str, kind: Kind, labels: &[&str], params: &[f64]) -> Result<FamilyId, RegistryError> {
+        check_metric(name)?;
+        let mut seen = HashSet::new();
+        for &l in labels {
+            check_label(l)?;
+            let reserved = match (kind, l) {
+                (Kind::Histogram, "le") => Some("histograms use it for bucket bounds"),
+                (Kind::Summary, "quantile") => Some("summaries use it for quantiles"),
+                _ if self.limits.reserved_labels.contains(l) => Some("set by configuration for every series"),
+                _ => None,
+            };
+            if let Some(why) = reserved {
+                return Err(RegistryError::ReservedLabel { metric: name.into(), label: l.into(), why });
+            }
+            if !seen.insert(l) {
+                return Err(RegistryError::DuplicateLabel { metric: name.into(), label: l.into() });
+            }
+        }
+        let params = normalise_params(name, kind, params)?;
+        let mut inner = self.lock();
+        if let Some(&id) = inner.by_name.get(name) {
+            let f = &self.families[id as usize];
+            let same = f.kind == kind && f.label_names.iter().map(|s| &**s).eq(labels.iter().copied()) && *f.params == *params;
+            return if same { Ok(id) } else { Err(RegistryError::Redeclared { name: name.into(), kind: f.kind.as_str() }) };
+        }
+        if let Some(owner) = inner.suffixes.get(name) {
+            return Err(RegistryError::Clash { name: name.into(), other: owner.clone() });
+        }
+        let claimed: Vec<String> = match kind {
+            Kind::Histogram => vec![format!("{name}_bucket"), format!("{name}_sum"), format!("{name}_count")],
+            Kind::Summary => vec![format!("{name}_sum"), format!("{name}_count")],
+            _ => vec![],
+        };
+        if let Some(c) = claimed.iter().find(|c| inner.by_name.contains_key(c.as_str()) || inner.suffixes.contains_key(c.as_str())) {
+            return Err(RegistryError::Clash { name: name.into(), other: c.clone() });
+        }
+        let family = Family {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            label_names: labels.iter().map(|&l| l.into()).collect(),
+            params,
+        };
+        let id = self.families.push(family) as FamilyId;
+        inner.by_name.insert(name.into(), id);
+        for c in claimed {
+            inner.suffixes.insert(c, name.into());
+        }
+        inner.series.push(HashMap::new());
+        if labels.is_empty() {
+            // The one series of an unlabelled family exists from the start, so it is pushed as 0.
+            let sid = self.create_series(&mut inner, id, Box::default())?;
+            let mut map = HashMap::clone(&self.unlabelled.load());
+            map.insert(name.into(), sid);
+            self.unlabelled.store(Arc::new(map));
+        }
+        Ok(id)
+    }
+
+    /// The id of the series with these label values, created on first use.
+    pub fn series(&self, name: &str, values: &[&str]) -> Result<SeriesId, RegistryError> {
+        let mut inner = self.lock();
+        let fid = *inner.by_name.get(name).ok_or_else(|| RegistryError::UnknownMetric(name.into()))?;
+        let f = &self.families[fid as usize];
+        if values.len() != f.label_names.len() {
+            return Err(RegistryError::LabelCount { metric: name.into(), expected: f.label_names.len(), got: values.len() });
+        }
+        let key: Box<[Box<str>]> = values.iter().map(|&v| v.into()).collect();
+        if let Some(&sid) = inner.series[fid as usize].get(&key) {
+            return Ok(sid);
+        }
+        self.create_series(&mut inner, fid, key)
+    }
+
+    fn create_series(&self, inner: &mut Inner, fid: FamilyId, key: Box<[Box<str>]>) -> Result<SeriesId, RegistryError> {
+        let f = &self.families[fid as usize];
+        let per_metric = &mut inner.series[fid as usize];
+        if per_metric.len() >= self.limits.max_series_per_metric {
+            return Err(RegistryError::TooManySeries { metric: f.name.to_string(), limit: self.limits.max_series_per_metric, scope: "per metric" });
+        }
+        if self.live.load(Ordering::Relaxed) >= self.limits.max_series {
+            return Err(RegistryError::TooManySeries { metric: f.name.to_string(), limit: self.limits.max_series, scope: "in all" });
+        }
+        let slot = Slot { family: fid, kind: f.kind, label_values: key.clone(), alive: AtomicBool::new(true) };
+        let sid = u32::try_from(self.slots.push(slot)).map_err(|_| RegistryError::TooManySeries {
+            metric: f.name.to_string(),
+            limit: u32::MAX as usize,
+            scope: "ids ever created",
+        })?;
+        per_metric.insert(key, sid);
+        self.live.fetch_add(1, Ordering::Relaxed);
+        Ok(sid)
+    }
+
+    /// Forgets a labelled series: it stops being pushed and its id stops working.
+    pub fn remove(&self, sid: SeriesId) -> Result<(), RegistryError> {
+        let mut inner = self.lock();
+        let slot = self.live_slot(sid)?;
+        let f = &self.families[slot.family as usize];
+        if f.label_names.is_empty() {
+            return Err(RegistryError::BadParams { metric: f.name.to_string(), why: "an unlabelled metric cannot be removed".into() });
+        }
+        inner.series[slot.family as usize].remove(&slot.label_values);
+        slot.alive.store(false, Ordering::Release);
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The live series `sid`; the record path's only registry access.
+    #[inline]
+    pub fn live_slot(&self, sid: SeriesId) -> Result<&Slot, RegistryError> {
+        match self.slots.get(sid as usize) {
+            Some(s) if s.is_alive() => Ok(s),
+            _ => Err(RegistryError::UnknownSeries(i64::from(sid))),
+        }
+    }
+
+    /// Any series ever created, live or removed (the flusher needs removed ones to drop their state).
+    pub fn slot(&self, sid: SeriesId) -> Option<&Slot> {
+        self.slots.get(sid as usize)
+    }
+
+    /// The series of an unlabelled family, by bare name, without locking.
+    pub fn by_name(&self, name: &str) -> Result<SeriesId, RegistryError> {
+        if let Some(&sid) = self.unlabelled.load().get(name) {
+            return Ok(sid);
+        }
+        match self.lock().by_name.contains_key(name) {
+            true => Err(RegistryError::Labelled(name.into())),
+            false => Err(RegistryError::UnknownMetric(name.into())),
+        }
+    }
+
+    /// The family `fid`.
+    pub fn family(&self, fid: FamilyId) -> &Family {
+        &self.families[fid as usize]
+    }
+
+    /// The family named `name`, if declared.
+    pub fn family_named(&self, name: &str) -> Option<FamilyId> {
+        self.lock().by_name.get(name).copied()
+    }
+
+    /// Number of series ids ever handed out (live or removed).
+    pub fn slot_count(&self) -> usize {
+        self.slots.count()
+    }
+
+    /// Number of families.
+    pub fn family_count(&self) -> usize {
+        self.families.count()
+    }
+
+    /// Live series.
+    pub fn live_series(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+fn normalise_params(metric: &str, kind: Kind, given: &[f64]) -> Result<Arc<[f64]>, RegistryError> {
+    let bad = |why: String| RegistryError::BadParams { metric: metric.into(), why };
+    let mut v: Vec<f64> = match kind {
+        Kind::Counter | Kind::Gauge if given.is_empty() => return Ok(Arc::from([])),
+        Kind::Counter | Kind::Gauge => return Err(bad(format!("a {} takes no buckets or quantiles", kind.as_str()))),
+        Kind::Histogram if given.is_empty() => DEFAULT_BUCKETS.to_vec(),
+        Kind::Summary if given.is_empty() => DEFAULT_QUANTILES.to_vec(),
+        _ => given.to_vec(),
+    };
+    if kind == Kind::Histogram {
+        // +Inf is implied; accept it from users who spell it out.
+        v.retain(|b| *b != f64::INFINITY);
+        if v.iter().any(|b| !b.is_finite()) {
+            return Err(bad("bucket bounds must be finite numbers".into()));
+        }
+    } else if v.iter().any(|q| !(0.0..=1.0).contains(q)) {
+        return Err(bad("quantiles must lie in [0, 1]".into()));
+    }
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    Ok(v.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg() -> Registry {
+        Registry::new(Limits { max_series: 5, max_series_per_metric: 3, ..Limits::default() })
+    }
+
+    #[test]
+    fn series_ids_are_stable_and_limited() {
+        let r = reg();
+        r.declare("rows_total", "rows", Kind::Counter, &["table"], &[]).unwrap();
+        let a = r.series("rows_total", &["trade"]).unwrap();
+        assert_eq!(r.series("rows_total", &["trade"]).unwrap(), a);
+        r.series("rows_total", &["quote"]).unwrap();
+        r.series("rows_total", &["x"]).unwrap();
+        let e = r.series("rows_total", &["y"]).unwrap_err();
+        assert_eq!(e.to_string(), "rows_total: too many series (limit 3 per metric)");
+        r.remove(a).unwrap();
+        assert!(r.live_slot(a).is_err());
+        assert_ne!(r.series("rows_total", &["trade"]).unwrap(), a, "ids are never reused");
+    }
+
+    #[test]
+    fn declaration_rules() {
+        let r = reg();
+        let h = r.declare("lat_seconds", "", Kind::Histogram, &[], &[1.0, 0.5, f64::INFINITY]).unwrap();
+        assert_eq!(&*r.family(h).params, &[0.5, 1.0]);
+        assert_eq!(r.declare("lat_seconds", "", Kind::Histogram, &[], &[0.5, 1.0]).unwrap(), h);
+        assert!(matches!(r.declare("lat_seconds", "", Kind::Gauge, &[], &[]), Err(RegistryError::Redeclared { .. })));
+        assert!(matches!(r.declare("lat_seconds_count", "", Kind::Gauge, &[], &[]), Err(RegistryError::Clash { .. })));
+        assert!(matches!(r.declare("h2", "", Kind::Histogram, &["le"], &[]), Err(RegistryError::ReservedLabel { .. })));
+        assert!(matches!(r.declare("s2", "", Kind::Summary, &["job"], &[]), Err(RegistryError::ReservedLabel { .. })));
+        assert!(matches!(r.declare("g", "", Kind::Gauge, &["a", "a"], &[]), Err(RegistryError::DuplicateLabel { .. })));
+        assert!(r.declare("q", "", Kind::Summary, &[], &[1.5]).is_err());
+        assert_eq!(r.by_name("lat_seconds").unwrap(), 0);
+        r.declare("lab", "", Kind::Gauge, &["a"], &[]).unwrap();
+        assert_eq!(r.by_name("lab").unwrap_err().to_string(), "lab has labels: get a series id with .prom.series first");
+        assert_eq!(r.by_name("nope").unwrap_err().to_string(), "unknown metric nope");
+    }
+}

@@ -1,0 +1,71 @@
+//! The aggregated state at one instant, as plain data: the only input of the encoders.
+
+use crate::registry::Family;
+use std::sync::Arc;
+
+/// Every live series of every family, families in declaration order, series in creation order.
+#[derive(Debug)]
+pub struct Snapshot<'r> {
+    /// One entry per declared family.
+    pub families: Vec<FamilySnapshot<'r>>,
+}
+
+/// One family and its series.
+#[derive(Debug)]
+pub struct FamilySnapshot<'r> {
+    /// Name, help, kind, label names.
+    pub family: &'r Family,
+    /// Live series.
+    pub series: Vec<SeriesSnapshot<'r>>,
+}
+
+/// One series' label values and value.
+#[derive(Debug)]
+pub struct SeriesSnapshot<'r> {
+    /// Values in the order of the family's label names.
+    pub label_values: &'r [Box<str>],
+    /// The aggregated value.
+    pub value: Value,
+}
+
+/// An aggregated value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Counter or gauge.
+    Scalar(f64),
+    /// Classic histogram.
+    Histogram {
+        /// Upper bounds without +Inf.
+        bounds: Arc<[f64]>,
+        /// Cumulative counts, one per bound then +Inf.
+        cumulative: Vec<u64>,
+        /// Sum of observations.
+        sum: f64,
+        /// Count of observations.
+        count: u64,
+    },
+    /// Summary.
+    Summary {
+        /// (quantile, value) pairs in increasing quantile order; NaN when the window is empty.
+        quantiles: Vec<(f64, f64)>,
+        /// Sum of observations.
+        sum: f64,
+        /// Count of observations.
+        count: u64,
+    },
+}
+
+impl Snapshot<'_> {
+    /// Number of samples the snapshot expands to (buckets, quantiles, sums and counts included).
+    pub fn sample_count(&self) -> usize {
+        self.families
+            .iter()
+            .flat_map(|f| &f.series)
+            .map(|s| match &s.value {
+                Value::Scalar(_) => 1,
+                Value::Histogram { cumulative, .. } => cumulative.len() + 2,
+                Value::Summary { quantiles, .. } => quantiles.len() + 2,
+            })
+            .sum()
+    }
+}
