@@ -5,12 +5,16 @@
 //! [`snapshot`]s and encodes them ([`encode`]). Everything but the q boundary is plain safe Rust.
 
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod config;
 pub mod encode;
 pub mod event;
 pub mod name;
 pub mod registry;
 pub mod ring;
 pub mod snapshot;
+pub mod agent;
+pub mod builtin;
+pub mod flusher;
+pub mod stats;

@@ -1,0 +1,337 @@
+//! The agent: the whole API the q boundary calls, in plain Rust.
+//!
+//! Record methods run on q's threads: they validate, build a 16-byte event and push it into the
+//! ring, with no lock, no allocation (for scalars) and no I/O. Everything else (declarations,
+//! text, stop) may lock and wait on the flusher, within a timeout.
+
+use crate::builtin::{self, Builtins, ProcessInfo, CONNECTIONS, HANDLERS, MEMORY};
+use crate::config::{Config, ConfigError};
+use crate::event::{Batch, Event, Op, SeriesId};
+use crate::flusher::{Command, Flusher, Shared};
+use crate::registry::{FamilyId, Kind, Limits, Registry, RegistryError};
+use crate::ring::Ring;
+use crate::stats::{Stats, StatsView};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Why a record, a declaration or a command was refused. The text is what q shows after `prom: `.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum AgentError {
+    /// Declaration, lookup or cardinality problem.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A counter given a negative increment.
+    #[error("counter {0} cannot decrease")]
+    Decrease(String),
+    /// A null, NaN or infinity.
+    #[error("{verb} {metric}: value{at} is null or infinite")]
+    NotFinite { verb: &'static str, metric: String, at: String },
+    /// An operation the metric type does not have.
+    #[error("{kind} {metric} does not support {verb}")]
+    WrongOp { kind: &'static str, metric: String, verb: &'static str },
+    /// `set` given a vector.
+    #[error("set {0}: takes one value, not a vector")]
+    SetVector(String),
+    /// Handler or connection index outside the table.
+    #[error("{what} index {index} is out of range 0..{max}")]
+    Index { what: &'static str, index: i64, max: usize },
+    /// `.prom.stop[]` was called.
+    #[error("stopped: call .prom.init again to restart")]
+    Stopped,
+    /// The flusher thread could not start or did not answer.
+    #[error("flusher {0}")]
+    Flusher(&'static str),
+}
+
+/// One running kdbprom instance.
+pub struct Agent {
+    config: Config,
+    instance: String,
+    registry: Arc<Registry>,
+    ring: Arc<Ring>,
+    stats: Arc<Stats>,
+    builtins: Builtins,
+    flusher: Mutex<Option<Flusher>>,
+    stopped: AtomicBool,
+    epoch: Instant,
+}
+
+impl Agent {
+    /// Declares the built-ins and starts the flusher.
+    pub fn start(config: Config, process: &ProcessInfo) -> Result<Agent, AgentError> {
+        let mut reserved: std::collections::HashSet<String> = config.labels.keys().cloned().collect();
+        reserved.extend(["job".to_string(), "instance".to_string()]);
+        if let Some(pg) = &config.pushgateway {
+            reserved.extend(pg.grouping.keys().cloned());
+        }
+        let limits = Limits { max_series: config.max_series, max_series_per_metric: config.max_series_per_metric, reserved_labels: reserved };
+        let registry = Arc::new(Registry::new(limits));
+        let builtins = builtin::declare(&registry, process)?;
+        let ring = Arc::new(Ring::new(config.ring_capacity, config.ring_vector_bytes));
+        let stats = Arc::new(Stats::default());
+        let slices = config.summary_age_buckets;
+        let shared = Shared {
+            registry: registry.clone(),
+            ring: ring.clone(),
+            stats: stats.clone(),
+            own: builtins.own.clone(),
+            const_labels: config.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            slice: Duration::from_millis(config.summary_max_age_ms / slices as u64),
+            slices,
+        };
+        let flusher = Flusher::start(shared).map_err(|_| AgentError::Flusher("thread could not start"))?;
+        let instance = config.instance.clone().unwrap_or_else(|| process.instance());
+        let agent = Agent {
+            config,
+            instance,
+            registry,
+            ring,
+            stats,
+            builtins,
+            flusher: Mutex::new(Some(flusher)),
+            stopped: AtomicBool::new(false),
+            epoch: Instant::now(),
+        };
+        agent.set_process(process)?;
+        Ok(agent)
+    }
+
+    fn set_process(&self, p: &ProcessInfo) -> Result<(), AgentError> {
+        let info = self.registry.series("kdb_info", &[&p.version, &p.release_date, &p.os, &p.cores.to_string()])?;
+        self.record(info, Op::Set, 1.0)?;
+        self.record(self.registry.by_name("process_start_time_seconds")?, Op::Set, p.start_time)?;
+        if let Some(t) = p.license_expiry {
+            self.record(self.registry.by_name("kdb_license_expiry_timestamp_seconds")?, Op::Set, t)?;
+        }
+        Ok(())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The `instance` label (configured, or host:port / host:pid).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The registry (tests and the compatibility layer).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Declares a family (`.prom.counter` and friends).
+    pub fn declare(&self, name: &str, help: &str, kind: Kind, labels: &[&str], params: &[f64]) -> Result<FamilyId, AgentError> {
+        Ok(self.registry.declare(name, help, kind, labels, params)?)
+    }
+
+    /// The id of a labelled series (`.prom.series`).
+    pub fn series(&self, name: &str, values: &[&str]) -> Result<SeriesId, AgentError> {
+        Ok(self.registry.series(name, values)?)
+    }
+
+    /// The series of an unlabelled family by name.
+    pub fn by_name(&self, name: &str) -> Result<SeriesId, AgentError> {
+        Ok(self.registry.by_name(name)?)
+    }
+
+    /// Forgets a series (`.prom.remove`).
+    pub fn remove(&self, sid: SeriesId) -> Result<(), AgentError> {
+        Ok(self.registry.remove(sid)?)
+    }
+
+    /// Records one value. `Ok(false)` means the ring was full and the event was dropped (and counted).
+    #[inline]
+    pub fn record(&self, sid: SeriesId, op: Op, v: f64) -> Result<bool, AgentError> {
+        let slot = self.registry.live_slot(sid)?;
+        if !slot.kind.allows(op) || !v.is_finite() || (slot.kind == Kind::Counter && v < 0.0) {
+            return Err(self.refuse(sid, op, v, String::new()));
+        }
+        Ok(self.ring.push(Event { series: sid, op, value: v }))
+    }
+
+    /// Records a vector whole: each value for `observe`, the sum for `inc`/`dec`.
+    /// Every value is checked before anything is recorded, so a bad value refuses the whole vector.
+    pub fn record_vector(&self, sid: SeriesId, op: Op, values: &[f64]) -> Result<bool, AgentError> {
+        let slot = self.registry.live_slot(sid)?;
+        let metric = || self.registry.family(slot.family).name.to_string();
+        if op == Op::Set {
+            return Err(AgentError::SetVector(metric()));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite() || (slot.kind == Kind::Counter && *v < 0.0)) {
+            return Err(self.refuse(sid, op, values[i], format!(" {i} of the vector")));
+        }
+        if !slot.kind.allows(op) {
+            return Err(self.refuse(sid, op, 0.0, String::new()));
+        }
+        match op {
+            Op::Observe if values.is_empty() => Ok(true),
+            Op::Observe => Ok(self.ring.push_batch(Batch { series: sid, values: values.to_vec() })),
+            _ => self.record(sid, op, values.iter().sum()),
+        }
+    }
+
+    #[cold]
+    fn refuse(&self, sid: SeriesId, op: Op, v: f64, at: String) -> AgentError {
+        let Ok(slot) = self.registry.live_slot(sid) else { return RegistryError::UnknownSeries(sid.into()).into() };
+        let metric = self.registry.family(slot.family).name.to_string();
+        if !slot.kind.allows(op) {
+            AgentError::WrongOp { kind: slot.kind.as_str(), metric, verb: op.verb() }
+        } else if !v.is_finite() {
+            AgentError::NotFinite { verb: op.verb(), metric, at }
+        } else {
+            AgentError::Decrease(metric)
+        }
+    }
+
+    /// Nanoseconds on the agent's monotonic clock: the token a handler wrapper keeps.
+    pub fn now_ns(&self) -> i64 {
+        self.epoch.elapsed().as_nanos() as i64
+    }
+
+    /// Ends a request of `handler` (index into [`HANDLERS`]) begun at `t0`: counts it, times it,
+    /// and counts an error when `failed`.
+    pub fn request(&self, handler: i64, t0: i64, failed: bool) -> Result<(), AgentError> {
+        let h = index("handler", handler, HANDLERS.len())?;
+        if self.is_stopped() {
+            return Ok(());
+        }
+        let secs = (self.now_ns() - t0).max(0) as f64 * 1e-9;
+        let b = &self.builtins;
+        self.ring.push(Event { series: b.requests[h], op: Op::Inc, value: 1.0 });
+        self.ring.push(Event { series: b.durations[h], op: Op::Observe, value: secs });
+        if failed {
+            self.ring.push(Event { series: b.errors[h], op: Op::Inc, value: 1.0 });
+        }
+        Ok(())
+    }
+
+    /// Counts a connection opened or closed (`kind` indexes [`CONNECTIONS`]).
+    pub fn connection(&self, kind: i64, opened: bool) -> Result<(), AgentError> {
+        let k = index("connection kind", kind, CONNECTIONS.len())?;
+        let b = &self.builtins;
+        self.ring.push(Event { series: if opened { b.opened[k] } else { b.closed[k] }, op: Op::Inc, value: 1.0 });
+        Ok(())
+    }
+
+    /// Sets the process gauges from `.Q.w[]` (by key, so new keys do not shift anything) and the handle count.
+    pub fn sample(&self, memory: &[(&str, f64)], handles: f64) {
+        for (i, (key, _, _)) in MEMORY.iter().enumerate() {
+            if let Some((_, v)) = memory.iter().find(|(k, v)| k == key && v.is_finite()) {
+                self.ring.push(Event { series: self.builtins.memory[i], op: Op::Set, value: *v });
+            }
+        }
+        if handles.is_finite() {
+            self.ring.push(Event { series: self.builtins.handles, op: Op::Set, value: handles });
+        }
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(std::sync::mpsc::Sender<T>) -> Command, timeout: Duration) -> Result<T, AgentError> {
+        if self.is_stopped() {
+            return Err(AgentError::Stopped);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let guard = self.flusher.lock().unwrap_or_else(|p| p.into_inner());
+        let sent = guard.as_ref().is_some_and(|f| f.send(make(tx)));
+        drop(guard);
+        if !sent {
+            return Err(AgentError::Flusher("is not running"));
+        }
+        rx.recv_timeout(timeout).map_err(|_| AgentError::Flusher("did not answer in time"))
+    }
+
+    /// The text exposition of everything recorded so far.
+    pub fn text(&self) -> Result<String, AgentError> {
+        self.ask(Command::Text, Duration::from_secs(10))
+    }
+
+    /// The library's own counters.
+    pub fn stats(&self) -> StatsView {
+        let applied = Stats::get(&self.stats.applied);
+        let dropped = self.ring.dropped();
+        let queued = (self.ring.queued() + self.ring.queued_batch_values()) as u64;
+        StatsView {
+            events_recorded: applied + queued + dropped,
+            events_applied: applied,
+            events_dropped: dropped,
+            queue_depth: queued,
+            queue_capacity: self.ring.capacity() as u64,
+            series: self.registry.live_series() as u64,
+            pushes_ok: Stats::get(&self.stats.pushes_ok),
+            pushes_failed: Stats::get(&self.stats.pushes_failed),
+            bytes_sent: Stats::get(&self.stats.bytes_sent),
+            samples_sent: Stats::get(&self.stats.samples_sent),
+        }
+    }
+
+    /// True once [`Agent::stop`] ran.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Drains what was recorded and stops the flusher within the exit deadline. Idempotent.
+    pub fn stop(&self) -> Result<StatsView, AgentError> {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return Ok(self.stats());
+        }
+        let mut guard = self.flusher.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = Duration::from_millis(self.config.exit_deadline_ms.max(100));
+        let ok = guard.as_mut().is_some_and(|f| f.stop(deadline));
+        *guard = None;
+        if !ok {
+            return Err(AgentError::Flusher("did not stop within exit_deadline_ms"));
+        }
+        Ok(self.stats())
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn index(what: &'static str, i: i64, max: usize) -> Result<usize, AgentError> {
+    usize::try_from(i).ok().filter(|&i| i < max).ok_or(AgentError::Index { what, index: i, max })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent() -> Agent {
+        let p = ProcessInfo { host: "h".into(), pid: 7, version: "4.1".into(), ..ProcessInfo::default() };
+        Agent::start(Config::default(), &p).unwrap()
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_metric_named() {
+        let a = agent();
+        a.declare("rows_total", "", Kind::Counter, &[], &[]).unwrap();
+        a.declare("lat", "", Kind::Summary, &[], &[]).unwrap();
+        let c = a.by_name("rows_total").unwrap();
+        let s = a.by_name("lat").unwrap();
+        assert_eq!(a.record(c, Op::Inc, -1.0).unwrap_err().to_string(), "counter rows_total cannot decrease");
+        assert_eq!(a.record(c, Op::Inc, f64::NAN).unwrap_err().to_string(), "inc rows_total: value is null or infinite");
+        assert_eq!(a.record(c, Op::Set, 1.0).unwrap_err().to_string(), "counter rows_total does not support set");
+        assert_eq!(a.record_vector(s, Op::Observe, &[1.0, f64::INFINITY]).unwrap_err().to_string(), "observe lat: value 1 of the vector is null or infinite");
+        assert_eq!(a.record_vector(c, Op::Inc, &[1.0, -2.0]).unwrap_err().to_string(), "counter rows_total cannot decrease");
+        assert_eq!(a.record(999_999, Op::Inc, 1.0).unwrap_err().to_string(), "unknown series id 999999");
+        assert_eq!(a.instance(), "h:7");
+        a.record_vector(c, Op::Inc, &[1.0, 2.0]).unwrap();
+        a.record_vector(s, Op::Observe, &[0.5, 1.5]).unwrap();
+        let text = a.text().unwrap();
+        assert!(text.contains("\nrows_total 3\n"), "{text}");
+        assert!(text.contains("\nlat_count 2\n"), "{text}");
+        assert!(text.contains("kdb_info{version=\"4.1\",cores=\"0\"} 1\n"), "{text}");
+        let st = a.stop().unwrap();
+        assert_eq!(st.events_recorded, st.events_applied + st.events_dropped);
+        assert_eq!(a.text().unwrap_err(), AgentError::Stopped);
+    }
+}

@@ -1,0 +1,152 @@
+//! The built-in families: kdb+ process metrics, request instrumentation, and kdbprom's own.
+//!
+//! Declared by the library at start so every series exists (as 0) from the first push, which is
+//! what `rate()` and `absent()` need; q only feeds values through the fast exports.
+
+use crate::event::SeriesId;
+use crate::registry::{Kind, Registry, RegistryError, DEFAULT_BUCKETS};
+
+/// Handler kinds, in the order the q script numbers them.
+pub const HANDLERS: [&str; 6] = ["sync", "async", "http_get", "http_post", "websocket", "timer"];
+/// Connection kinds, in the order the q script numbers them.
+pub const CONNECTIONS: [&str; 2] = ["ipc", "websocket"];
+
+/// `.Q.w[]` keys and the gauges they feed. `wmax` is the `-w` limit; `mphy` is the machine's memory.
+pub const MEMORY: [(&str, &str, &str); 8] = [
+    ("used", "kdb_memory_used_bytes", "Heap bytes in use (.Q.w used)."),
+    ("heap", "kdb_memory_heap_bytes", "Heap bytes allocated from the OS (.Q.w heap)."),
+    ("peak", "kdb_memory_heap_peak_bytes", "Largest heap so far (.Q.w peak)."),
+    ("wmax", "kdb_memory_heap_limit_bytes", "Heap limit set by -w, 0 when none (.Q.w wmax)."),
+    ("mmap", "kdb_memory_mapped_bytes", "Mapped bytes (.Q.w mmap)."),
+    ("mphy", "kdb_memory_physical_bytes", "Physical memory of the machine (.Q.w mphy)."),
+    ("syms", "kdb_symbols", "Interned symbols (.Q.w syms)."),
+    ("symw", "kdb_symbol_memory_bytes", "Bytes used by interned symbols (.Q.w symw)."),
+];
+
+/// Facts about the q process, read once at `.prom.init`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessInfo {
+    /// `.z.K`, e.g. "4.1".
+    pub version: String,
+    /// `.z.k` as yyyy-mm-dd.
+    pub release_date: String,
+    /// `.z.o`.
+    pub os: String,
+    /// `.z.c`.
+    pub cores: i64,
+    /// `.z.h`.
+    pub host: String,
+    /// `system "p"`; 0 when not listening.
+    pub port: i64,
+    /// `.z.i`.
+    pub pid: i64,
+    /// Licence expiry as Unix seconds, when the licence says.
+    pub license_expiry: Option<f64>,
+    /// When the process started, Unix seconds.
+    pub start_time: f64,
+}
+
+impl ProcessInfo {
+    /// The default `instance`: host:port, or host:pid when q is not listening.
+    pub fn instance(&self) -> String {
+        match self.port {
+            p if p > 0 => format!("{}:{p}", self.host),
+            _ => format!("{}:{}", self.host, self.pid),
+        }
+    }
+}
+
+/// Series ids of every built-in, so the exports never look names up.
+#[derive(Debug, Clone)]
+pub struct Builtins {
+    /// `kdb_requests_total{handler}` by handler index.
+    pub requests: [SeriesId; 6],
+    /// `kdb_request_errors_total{handler}`.
+    pub errors: [SeriesId; 6],
+    /// `kdb_request_duration_seconds{handler}`.
+    pub durations: [SeriesId; 6],
+    /// `kdb_connections_opened_total{kind}`.
+    pub opened: [SeriesId; 2],
+    /// `kdb_connections_closed_total{kind}`.
+    pub closed: [SeriesId; 2],
+    /// The `.Q.w[]` gauges, in [`MEMORY`] order.
+    pub memory: [SeriesId; 8],
+    /// `kdb_open_handles`.
+    pub handles: SeriesId,
+    /// Self-metrics, set by the flusher before each snapshot.
+    pub own: Own,
+}
+
+/// Series of kdbprom's own metrics.
+#[derive(Debug, Clone)]
+pub struct Own {
+    /// `kdbprom_events_recorded_total`.
+    pub recorded: SeriesId,
+    /// `kdbprom_events_dropped_total`.
+    pub dropped: SeriesId,
+    /// `kdbprom_queue_length`.
+    pub queued: SeriesId,
+    /// `kdbprom_series`.
+    pub series: SeriesId,
+    /// `kdbprom_pushes_total{outcome="ok"}`.
+    pub pushes_ok: SeriesId,
+    /// `kdbprom_pushes_total{outcome="failed"}`.
+    pub pushes_failed: SeriesId,
+    /// `kdbprom_push_bytes_total`.
+    pub bytes: SeriesId,
+}
+
+fn each<const N: usize>(reg: &Registry, name: &str, values: [&str; N]) -> Result<[SeriesId; N], RegistryError> {
+    let mut out = [0; N];
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = reg.series(name, &[v])?;
+    }
+    Ok(out)
+}
+
+/// Declares every built-in family in `reg` and returns their series ids.
+pub fn declare(reg: &Registry, p: &ProcessInfo) -> Result<Builtins, RegistryError> {
+    use Kind::*;
+    reg.declare("kdb_info", "kdb+ version, release date, OS and cores; value 1.", Gauge, &["version", "release_date", "os", "cores"], &[])?;
+    reg.series("kdb_info", &[&p.version, &p.release_date, &p.os, &p.cores.to_string()])?;
+    reg.declare("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds.", Gauge, &[], &[])?;
+    if p.license_expiry.is_some() {
+        reg.declare("kdb_license_expiry_timestamp_seconds", "Licence expiry date (.z.l) as Unix seconds.", Gauge, &[], &[])?;
+    }
+    let mut memory = [0; 8];
+    for (m, (_, name, help)) in memory.iter_mut().zip(MEMORY) {
+        reg.declare(name, help, Gauge, &[], &[])?;
+        *m = reg.by_name(name)?;
+    }
+    reg.declare("kdb_open_handles", "Open handles (count .z.W).", Gauge, &[], &[])?;
+    reg.declare("kdb_connections_opened_total", "Connections opened (.z.po, .z.wo).", Counter, &["kind"], &[])?;
+    reg.declare("kdb_connections_closed_total", "Connections closed (.z.pc, .z.wc).", Counter, &["kind"], &[])?;
+    reg.declare("kdb_requests_total", "Requests handled, by handler.", Counter, &["handler"], &[])?;
+    reg.declare("kdb_request_errors_total", "Requests whose handler signalled an error.", Counter, &["handler"], &[])?;
+    reg.declare("kdb_request_duration_seconds", "Time spent in the handler.", Histogram, &["handler"], &DEFAULT_BUCKETS)?;
+    reg.declare("kdbprom_events_recorded_total", "Events offered to kdbprom's ring.", Counter, &[], &[])?;
+    reg.declare("kdbprom_events_dropped_total", "Events dropped because the ring was full.", Counter, &[], &[])?;
+    reg.declare("kdbprom_queue_length", "Events waiting in the ring.", Gauge, &[], &[])?;
+    reg.declare("kdbprom_series", "Live series.", Gauge, &[], &[])?;
+    reg.declare("kdbprom_pushes_total", "Pushes by outcome.", Counter, &["outcome"], &[])?;
+    reg.declare("kdbprom_push_bytes_total", "Bytes sent by pushes.", Counter, &[], &[])?;
+    let [pushes_ok, pushes_failed] = each(reg, "kdbprom_pushes_total", ["ok", "failed"])?;
+    Ok(Builtins {
+        requests: each(reg, "kdb_requests_total", HANDLERS)?,
+        errors: each(reg, "kdb_request_errors_total", HANDLERS)?,
+        durations: each(reg, "kdb_request_duration_seconds", HANDLERS)?,
+        opened: each(reg, "kdb_connections_opened_total", CONNECTIONS)?,
+        closed: each(reg, "kdb_connections_closed_total", CONNECTIONS)?,
+        memory,
+        handles: reg.by_name("kdb_open_handles")?,
+        own: Own {
+            recorded: reg.by_name("kdbprom_events_recorded_total")?,
+            dropped: reg.by_name("kdbprom_events_dropped_total")?,
+            queued: reg.by_name("kdbprom_queue_length")?,
+            series: reg.by_name("kdbprom_series")?,
+            pushes_ok,
+            pushes_failed,
+            bytes: reg.by_name("kdbprom_push_bytes_total")?,
+        },
+    })
+}
