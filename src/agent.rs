@@ -59,6 +59,8 @@ pub struct Agent {
     flusher: Mutex<Option<Flusher>>,
     stopped: AtomicBool,
     epoch: Instant,
+    /// KX exporter 1.x state.
+    pub compat: crate::compat::Compat,
 }
 
 impl Agent {
@@ -96,6 +98,7 @@ impl Agent {
             flusher: Mutex::new(Some(flusher)),
             stopped: AtomicBool::new(false),
             epoch: Instant::now(),
+            compat: crate::compat::Compat::default(),
         };
         agent.set_process(process)?;
         Ok(agent)

@@ -47,6 +47,32 @@ pub struct ProcessInfo {
 }
 
 impl ProcessInfo {
+    /// Reads the dictionary the q script builds (`version`, `release_date`, `os`, `cores`, `host`,
+    /// `port`, `pid`, `license_expiry`, `start_time`); missing keys keep their defaults.
+    pub fn from_json(v: &serde_json::Value) -> Result<ProcessInfo, String> {
+        let serde_json::Value::Object(m) = v else { return Err("process info must be a dictionary".into()) };
+        let text = |k: &str| match m.get(k) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        let num = |k: &str| m.get(k).and_then(serde_json::Value::as_f64);
+        let start_time = num("start_time").unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+        });
+        Ok(ProcessInfo {
+            version: text("version"),
+            release_date: text("release_date"),
+            os: text("os"),
+            cores: num("cores").unwrap_or(0.0) as i64,
+            host: text("host"),
+            port: num("port").unwrap_or(0.0) as i64,
+            pid: num("pid").map_or_else(|| i64::from(std::process::id()), |p| p as i64),
+            license_expiry: num("license_expiry"),
+            start_time,
+        })
+    }
+
     /// The default `instance`: host:port, or host:pid when q is not listening.
     pub fn instance(&self) -> String {
         match self.port {

@@ -1,0 +1,338 @@
+//! The q boundary: every `extern "C"` export, the process-wide agent, and q errors.
+//!
+//! This module and [`k`] hold all of the crate's `unsafe` and all K handling. Each export is
+//! guarded by `catch_unwind`, so a panic becomes the q error `'prom: internal error`, never an
+//! abort of q. Errors are signalled with `krr` on a per-thread buffer, since exports may run on
+//! q's secondary threads at the same time.
+
+mod k;
+
+use crate::agent::{Agent, AgentError};
+use crate::builtin::ProcessInfo;
+use crate::compat::updval_op;
+use crate::config::Config;
+use crate::event::{Op, SeriesId};
+use crate::registry::Kind;
+use arc_swap::ArcSwapOption;
+use k::{atom_f64, is_identity, qtype, t, vector_f64};
+use kdbplus::api::native::{kb, krr};
+use kdbplus::api::K;
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// The agent of this q process; replaced by `.prom.init` after a `.prom.stop[]`.
+static AGENT: ArcSwapOption<Agent> = ArcSwapOption::const_empty();
+
+thread_local! {
+    /// krr keeps the pointer, not a copy: the text must outlive the export, per thread.
+    static ERR: RefCell<[u8; 256]> = const { RefCell::new([0; 256]) };
+}
+
+/// Signals `'prom: <msg>` in q.
+#[cold]
+fn q_error(msg: &str) -> K {
+    ERR.with(|b| {
+        let mut b = b.borrow_mut();
+        let text = format!("prom: {msg}");
+        let n = text.len().min(b.len() - 1);
+        b[..n].copy_from_slice(&text.as_bytes()[..n]);
+        b[n] = 0;
+        // SAFETY: the buffer is NUL-terminated and lives as long as this thread.
+        unsafe { krr(b.as_ptr() as *const _) }
+    })
+}
+
+/// Runs an export body: errors become q errors, panics become `'prom: internal error`.
+#[inline]
+fn guard(f: impl FnOnce() -> Result<K, String>) -> K {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(k)) => k,
+        Ok(Err(e)) => q_error(&e),
+        Err(_) => q_error("internal error (a kdbprom bug; please report it)"),
+    }
+}
+
+/// Success with nothing to return: `(K)0` with no error pending is `::` to q, and costs no allocation.
+const NOTHING: K = std::ptr::null_mut();
+
+fn err(e: AgentError) -> String {
+    e.to_string()
+}
+
+fn with_agent<T>(f: impl FnOnce(&Arc<Agent>) -> Result<T, String>) -> Result<T, String> {
+    let g = AGENT.load();
+    let a = g.as_ref().ok_or("not initialised: call .prom.init first")?;
+    f(a)
+}
+
+/// A series id (long) or a name (unlabelled metric, or a KX 1.x handle).
+#[inline]
+fn series_ref(a: &Agent, s: K, verb: &str) -> Result<SeriesId, String> {
+    if qtype(s) == -t::SYMBOL {
+        return a.compat.resolve(a, k::symbol(s, verb)?).map_err(err);
+    }
+    let j = k::long(s, &format!("{verb}: series"))?;
+    SeriesId::try_from(j).map_err(|_| format!("{verb}: unknown series id {j}"))
+}
+
+#[inline]
+fn record(op: Op, s: K, v: K) -> K {
+    guard(|| {
+        with_agent(|a| {
+            let sid = series_ref(a, s, op.verb())?;
+            if let Some(x) = atom_f64(v) {
+                a.record(sid, op, x).map_err(err)?;
+            } else if let Some(xs) = vector_f64(v) {
+                a.record_vector(sid, op, &xs).map_err(err)?;
+            } else {
+                return Err(format!("{}: value must be a number, a timespan or a vector of them, not a {}", op.verb(), k::type_name(v)));
+            }
+            Ok(NOTHING)
+        })
+    })
+}
+
+fn env() -> std::collections::HashMap<String, String> {
+    std::env::vars().filter(|(k, _)| k.starts_with("KDBPROM_")).collect()
+}
+
+/// `.prom.init[cfg]`; `proc` is the process dictionary the q script builds. Returns the settings
+/// the script needs (job, instance, instrument, serve_metrics, interval_ms).
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
+    guard(|| {
+        if AGENT.load().as_ref().is_some_and(|a| !a.is_stopped()) {
+            return Err("already initialised: .prom.init runs once (call .prom.stop[] first to restart)".into());
+        }
+        let config = if is_identity(cfg) {
+            Config::from_env(&env())
+        } else if qtype(cfg) == t::DICT {
+            Config::from_json(&k::json(cfg, "config")?)
+        } else if matches!(qtype(cfg), t::CHAR) || qtype(cfg) == -t::SYMBOL {
+            let path = k::text(cfg, "config")?;
+            Config::from_file(path.strip_prefix(':').unwrap_or(&path))
+        } else {
+            return Err(format!("init: config must be a dictionary, a JSON file path or ::, not a {}", k::type_name(cfg)));
+        }
+        .map_err(|e| e.to_string())?;
+        let process = if is_identity(proc) { ProcessInfo::default() } else { ProcessInfo::from_json(&k::json(proc, "process")?)? };
+        let agent = Agent::start(config, &process).map_err(err)?;
+        let c = agent.config();
+        // SAFETY: kb only allocates.
+        let (instrument, serve) = unsafe { (kb(c.instrument.into()), kb(c.serve_metrics.into())) };
+        let out = k::new_dict(vec![
+            ("job", k::new_symbol(&c.job)),
+            ("instance", k::new_symbol(agent.instance())),
+            ("instrument", instrument),
+            ("serve_metrics", serve),
+            ("interval_ms", k::new_long(c.interval_ms as i64)),
+        ]);
+        AGENT.store(Some(Arc::new(agent)));
+        Ok(out)
+    })
+}
+
+/// `.prom.counter/gauge/histogram/summary`: declare a family.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_declare(kind: K, name: K, help: K, labels: K, params: K) -> K {
+    guard(|| {
+        let kind_s = k::symbol(kind, "declare: type")?;
+        let kind = Kind::parse(kind_s).ok_or_else(|| format!("declare: unknown type {kind_s}"))?;
+        let name = k::symbol(name, &format!("{kind_s}: name"))?;
+        let help = k::text(help, &format!("{name}: help")).or_else(|e| if is_identity(help) { Ok(String::new()) } else { Err(e) })?;
+        let labels = k::texts(labels, &format!("{name}: label names"))?;
+        let params = floats(params, &format!("{name}: buckets or quantiles"))?;
+        with_agent(|a| {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            a.declare(name, &help, kind, &labels, &params).map_err(err)?;
+            Ok(NOTHING)
+        })
+    })
+}
+
+fn floats(x: K, what: &str) -> Result<Vec<f64>, String> {
+    if is_identity(x) || (qtype(x) == t::LIST && k::texts(x, what).is_ok_and(|v| v.is_empty())) {
+        return Ok(vec![]);
+    }
+    let v = match atom_f64(x) {
+        Some(f) => vec![f],
+        None => vector_f64(x).ok_or_else(|| format!("{what} must be numbers, not a {}", k::type_name(x)))?.into_owned(),
+    };
+    if v.iter().any(|f| f.is_nan()) {
+        return Err(format!("{what} must not contain nulls"));
+    }
+    Ok(v)
+}
+
+/// `.prom.series[name;labelvalues]` → long id.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_series(name: K, values: K) -> K {
+    guard(|| {
+        let name = k::symbol(name, "series: name")?;
+        let values = k::texts(values, &format!("series {name}: label values"))?;
+        with_agent(|a| {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            Ok(k::new_long(i64::from(a.series(name, &values).map_err(err)?)))
+        })
+    })
+}
+
+/// `.prom.inc[s;v]`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_inc(s: K, v: K) -> K {
+    record(Op::Inc, s, v)
+}
+
+/// `.prom.dec[s;v]`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_dec(s: K, v: K) -> K {
+    record(Op::Dec, s, v)
+}
+
+/// `.prom.set[s;v]`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_set(s: K, v: K) -> K {
+    record(Op::Set, s, v)
+}
+
+/// `.prom.observe[s;v]`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_observe(s: K, v: K) -> K {
+    record(Op::Observe, s, v)
+}
+
+/// `.prom.remove[s]`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_remove(s: K) -> K {
+    guard(|| with_agent(|a| a.remove(series_ref(a, s, "remove")?).map_err(err).map(|_| NOTHING)))
+}
+
+/// `.prom.text[]` → the text exposition.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_text(_: K) -> K {
+    guard(|| with_agent(|a| Ok(k::new_string(&a.text().map_err(err)?))))
+}
+
+fn stats_dict(a: &Agent) -> K {
+    k::new_dict(a.stats().fields().iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect())
+}
+
+/// `.prom.stats[]` → the library's own counters.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_stats(_: K) -> K {
+    guard(|| with_agent(|a| Ok(stats_dict(a))))
+}
+
+/// `.prom.stop[]`: drain and stop within the exit deadline; returns the final stats.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_stop(_: K) -> K {
+    guard(|| {
+        with_agent(|a| {
+            a.stop().map_err(err)?;
+            Ok(stats_dict(a))
+        })
+    })
+}
+
+/// Handler wrappers: a start token from the agent's monotonic clock (0 before init).
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_begin(_: K) -> K {
+    guard(|| Ok(k::new_long(AGENT.load().as_ref().map_or(0, |a| a.now_ns()))))
+}
+
+fn request(h: K, t0: K, failed: bool) -> K {
+    guard(|| {
+        let h = k::long(h, "handler")?;
+        let t0 = k::long(t0, "start token")?;
+        // Instrumentation never fails a user's request because kdbprom is not running.
+        if let Some(a) = AGENT.load().as_ref() {
+            a.request(h, t0, failed).map_err(err)?;
+        }
+        Ok(NOTHING)
+    })
+}
+
+/// Handler wrappers: the request ended normally.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_end(h: K, t0: K) -> K {
+    request(h, t0, false)
+}
+
+/// Handler wrappers: the user's handler signalled an error.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_fail(h: K, t0: K) -> K {
+    request(h, t0, true)
+}
+
+/// `.z.po/.z.pc/.z.wo/.z.wc` wrappers: kind 0 ipc, 1 websocket.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_conn(kind: K, opened: K) -> K {
+    guard(|| {
+        let kind = k::long(kind, "connection kind")?;
+        let opened = k::boolean(opened, "opened")?;
+        if let Some(a) = AGENT.load().as_ref() {
+            a.connection(kind, opened).map_err(err)?;
+        }
+        Ok(NOTHING)
+    })
+}
+
+/// Process sample on q's main thread: `.Q.w[]` and the open handle count.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_sample(qw: K, handles: K) -> K {
+    guard(|| {
+        let serde_json::Value::Object(m) = k::json(qw, "sample: .Q.w[]")? else {
+            return Err(format!("sample: .Q.w[] must be a dictionary, not a {}", k::type_name(qw)));
+        };
+        let mem: Vec<(&str, f64)> = m.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?))).collect();
+        let handles = atom_f64(handles).ok_or_else(|| format!("sample: handles must be a number, not a {}", k::type_name(handles)))?;
+        with_agent(|a| {
+            a.sample(&mem, handles);
+            Ok(NOTHING)
+        })
+    })
+}
+
+/// KX 1.x `.prom.newmetric[metric;type;labelnames;help]`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_newmetric(metric: K, kind: K, labels: K, help: K) -> K {
+    guard(|| {
+        let metric = k::symbol(metric, "newmetric: metric")?;
+        let kind_s = k::symbol(kind, "newmetric: type")?;
+        let kind = Kind::parse(kind_s).ok_or_else(|| format!("newmetric {metric}: unknown type {kind_s}"))?;
+        let labels = k::texts(labels, &format!("newmetric {metric}: label names"))?;
+        let help = k::text(help, &format!("newmetric {metric}: help"))?;
+        with_agent(|a| {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            a.compat.newmetric(a, metric, kind, &labels, &help).map_err(err)?;
+            Ok(NOTHING)
+        })
+    })
+}
+
+/// KX 1.x `.prom.addmetric[metric;labelvals;params;startval]` → the handle symbol.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_addmetric(metric: K, values: K, params: K, start: K) -> K {
+    guard(|| {
+        let metric = k::symbol(metric, "addmetric: metric")?;
+        let values = k::texts(values, &format!("addmetric {metric}: label values"))?;
+        let params = floats(params, &format!("addmetric {metric}: params"))?;
+        let start = floats(start, &format!("addmetric {metric}: startval"))?;
+        with_agent(|a| {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            Ok(k::new_symbol(&a.compat.addmetric(a, metric, &values, &params, &start).map_err(err)?))
+        })
+    })
+}
+
+/// KX 1.x `.prom.updval[name;func;val]`, with func already mapped by the q script to
+/// `` `set`inc`dec`observe `` (from `:` `+` `-` `,`).
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_updval(name: K, func: K, v: K) -> K {
+    let op = match k::symbol(func, "updval: func").ok().and_then(updval_op) {
+        Some(op) => op,
+        None => return guard(|| Err("updval: func must be one of : + - ,".into())),
+    };
+    record(op, name, v)
+}

@@ -1,0 +1,251 @@
+//! A q host without q: KX's libe.so provides the K API, and the real libkdbprom.so is loaded into it.
+//!
+//! Only exported symbols are used, exactly as q calls them. A null result means "look at ee(NULL)":
+//! an error if it carries a message, `::` otherwise (the extension returns (K)0 for `::`).
+#![allow(dead_code, unsafe_code)]
+
+use kdbplus::api::{K, S};
+use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_LOCAL, RTLD_NOW};
+use std::ffi::{c_char, CStr, CString};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+type K1 = extern "C" fn(K) -> K;
+type K2 = extern "C" fn(K, K) -> K;
+type K3 = extern "C" fn(K, K, K) -> K;
+type K4 = extern "C" fn(K, K, K, K) -> K;
+type K5 = extern "C" fn(K, K, K, K, K) -> K;
+
+/// libe's K API and the extension's exports.
+pub struct Host {
+    libe: Library,
+    ext: Library,
+    pub kf: extern "C" fn(f64) -> K,
+    pub kj: extern "C" fn(i64) -> K,
+    pub ki: extern "C" fn(i32) -> K,
+    pub kh: extern "C" fn(i32) -> K,
+    pub ke: extern "C" fn(f64) -> K,
+    pub kb: extern "C" fn(i32) -> K,
+    pub ka: extern "C" fn(i32) -> K,
+    pub ktj: extern "C" fn(i32, i64) -> K,
+    pub ktn: extern "C" fn(i32, i64) -> K,
+    pub kp: extern "C" fn(*const c_char) -> K,
+    pub ks: extern "C" fn(*const c_char) -> K,
+    pub ss: extern "C" fn(*const c_char) -> S,
+    pub xd: extern "C" fn(K, K) -> K,
+    pub ee: extern "C" fn(K) -> K,
+    pub r0: extern "C" fn(K),
+    pub r1: extern "C" fn(K) -> K,
+    pub setm: extern "C" fn(i32) -> i32,
+}
+
+// SAFETY: the function pointers are plain code addresses; libe's allocator is thread-safe (setm(1)).
+unsafe impl Sync for Host {}
+unsafe impl Send for Host {}
+
+/// Path of the extension built by this `cargo test` (deps/ is the fresh copy).
+pub fn so_path() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    for p in [deps.join("libkdbprom.so"), deps.join("../libkdbprom.so")] {
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("libkdbprom.so not found next to {}", exe.display());
+}
+
+pub fn host() -> &'static Host {
+    static H: OnceLock<Host> = OnceLock::new();
+    H.get_or_init(|| {
+        let libe_path = env!("KDBPROM_LIBE");
+        assert!(std::path::Path::new(libe_path).exists(), "{libe_path} is missing: run scripts/fetch-libe.sh (scripts/test.sh does)");
+        // SAFETY: libe first and global, so the extension's undefined K symbols bind to it; never closed.
+        unsafe {
+            let libe = Library::open(Some(libe_path), RTLD_NOW | RTLD_GLOBAL).unwrap();
+            let ext = Library::open(Some(so_path()), RTLD_NOW | RTLD_LOCAL).unwrap();
+            macro_rules! f {
+                ($n:literal) => {
+                    *libe.get($n).unwrap()
+                };
+            }
+            let h = Host {
+                kf: f!(b"kf"),
+                kj: f!(b"kj"),
+                ki: f!(b"ki"),
+                kh: f!(b"kh"),
+                ke: f!(b"ke"),
+                kb: f!(b"kb"),
+                ka: f!(b"ka"),
+                ktj: f!(b"ktj"),
+                ktn: f!(b"ktn"),
+                kp: f!(b"kp"),
+                ks: f!(b"ks"),
+                ss: f!(b"ss"),
+                xd: f!(b"xD"),
+                ee: f!(b"ee"),
+                r0: f!(b"r0"),
+                r1: f!(b"r1"),
+                setm: f!(b"setm"),
+                libe,
+                ext,
+            };
+            // q's secondary threads intern symbols too; libe needs this before threads start.
+            (h.setm)(1);
+            h
+        }
+    })
+}
+
+/// Tests share one loaded .so and so one agent: run them one at a time.
+pub fn lock() -> MutexGuard<'static, ()> {
+    static M: Mutex<()> = Mutex::new(());
+    M.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Host {
+    fn export<T: Copy>(&self, name: &str) -> T {
+        // SAFETY: the caller names an export of the rank matching T.
+        unsafe { *self.ext.get::<T>(name.as_bytes()).unwrap_or_else(|e| panic!("export {name}: {e}")) }
+    }
+
+    /// Turns an export's result into Ok(K) (null for `::`) or Err(q error text).
+    pub fn result(&self, r: K) -> Result<K, String> {
+        if !r.is_null() {
+            return Ok(r);
+        }
+        let e = (self.ee)(std::ptr::null_mut());
+        // SAFETY: ee returns a -128 atom whose symbol is the pending message or null.
+        let msg = unsafe { (*e).value.symbol };
+        let out = if msg.is_null() { Ok(std::ptr::null_mut()) } else { Err(unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()) };
+        (self.r0)(e);
+        out
+    }
+
+    /// Calls export `name` with borrowed arguments (they are freed here afterwards, as q would).
+    pub fn call(&self, name: &str, args: &[K]) -> Result<K, String> {
+        let r = match args.len() {
+            1 => self.export::<K1>(name)(args[0]),
+            2 => self.export::<K2>(name)(args[0], args[1]),
+            3 => self.export::<K3>(name)(args[0], args[1], args[2]),
+            4 => self.export::<K4>(name)(args[0], args[1], args[2], args[3]),
+            5 => self.export::<K5>(name)(args[0], args[1], args[2], args[3], args[4]),
+            n => panic!("rank {n}"),
+        };
+        let r = self.result(r);
+        for &a in args {
+            (self.r0)(a);
+        }
+        r
+    }
+
+    /// Calls and expects success.
+    pub fn ok(&self, name: &str, args: &[K]) -> K {
+        self.call(name, args).unwrap_or_else(|e| panic!("{name}: '{e}"))
+    }
+
+    /// Calls and expects a q error; returns its text.
+    pub fn err(&self, name: &str, args: &[K]) -> String {
+        match self.call(name, args) {
+            Ok(_) => panic!("{name} succeeded, an error was expected"),
+            Err(e) => e,
+        }
+    }
+
+    // Constructors (fresh objects, refcount 0).
+    pub fn f(&self, x: f64) -> K {
+        (self.kf)(x)
+    }
+    pub fn j(&self, x: i64) -> K {
+        (self.kj)(x)
+    }
+    pub fn i(&self, x: i32) -> K {
+        (self.ki)(x)
+    }
+    pub fn b(&self, x: bool) -> K {
+        (self.kb)(x.into())
+    }
+    pub fn n(&self, ns: i64) -> K {
+        (self.ktj)(-16, ns)
+    }
+    pub fn s(&self, x: &str) -> K {
+        let c = CString::new(x).unwrap();
+        (self.ks)(c.as_ptr())
+    }
+    pub fn str(&self, x: &str) -> K {
+        let c = CString::new(x).unwrap();
+        (self.kp)(c.as_ptr())
+    }
+    /// `::`
+    pub fn id(&self) -> K {
+        let k = (self.ka)(101);
+        // SAFETY: fresh atom.
+        unsafe { (*k).value.byte = 0 };
+        k
+    }
+    pub fn vec<T: Copy>(&self, t: i32, xs: &[T]) -> K {
+        let k = (self.ktn)(t, xs.len() as i64);
+        // SAFETY: ktn allocated xs.len() items of the type's width.
+        unsafe { std::slice::from_raw_parts_mut((*k).value.list.G0.as_mut_ptr().cast::<T>(), xs.len()).copy_from_slice(xs) };
+        k
+    }
+    pub fn floats(&self, xs: &[f64]) -> K {
+        self.vec(9, xs)
+    }
+    pub fn longs(&self, xs: &[i64]) -> K {
+        self.vec(7, xs)
+    }
+    pub fn syms(&self, xs: &[&str]) -> K {
+        let ptrs: Vec<S> = xs.iter().map(|x| (self.ss)(CString::new(*x).unwrap().as_ptr())).collect();
+        self.vec(11, &ptrs)
+    }
+    pub fn list(&self, xs: &[K]) -> K {
+        self.vec(0, xs)
+    }
+    pub fn dict(&self, keys: &[&str], vals: &[K]) -> K {
+        (self.xd)(self.syms(keys), self.list(vals))
+    }
+
+    // Readers.
+    pub fn qtype(&self, k: K) -> i8 {
+        // SAFETY: valid K.
+        unsafe { (*k).qtype }
+    }
+    pub fn refcount(&self, k: K) -> i32 {
+        // SAFETY: valid K.
+        unsafe { (*k).refcount }
+    }
+    pub fn long(&self, k: K) -> i64 {
+        assert_eq!(self.qtype(k), -7);
+        // SAFETY: checked type.
+        unsafe { (*k).value.long }
+    }
+    pub fn string(&self, k: K) -> String {
+        assert_eq!(self.qtype(k), 10);
+        // SAFETY: checked type.
+        unsafe { String::from_utf8_lossy(std::slice::from_raw_parts((*k).value.list.G0.as_ptr(), (*k).value.list.n as usize)).into_owned() }
+    }
+    pub fn sym(&self, k: K) -> String {
+        assert_eq!(self.qtype(k), -11);
+        // SAFETY: checked type.
+        unsafe { CStr::from_ptr((*k).value.symbol).to_string_lossy().into_owned() }
+    }
+    fn items(&self, k: K) -> &[K] {
+        // SAFETY: caller passes a general list.
+        unsafe { std::slice::from_raw_parts((*k).value.list.G0.as_ptr().cast::<K>(), (*k).value.list.n as usize) }
+    }
+    /// A `sym!list` dictionary as (key, value) pairs.
+    pub fn dict_items(&self, k: K) -> Vec<(String, K)> {
+        assert_eq!(self.qtype(k), 99);
+        let kv = self.items(k);
+        let n = unsafe { (*kv[0]).value.list.n } as usize;
+        let keys: Vec<String> = (0..n)
+            // SAFETY: keys are a symbol vector.
+            .map(|i| unsafe { CStr::from_ptr(*(*kv[0]).value.list.G0.as_ptr().cast::<S>().add(i)).to_string_lossy().into_owned() })
+            .collect();
+        keys.into_iter().zip(self.items(kv[1]).iter().copied()).collect()
+    }
+    /// A dictionary of longs as (key, value).
+    pub fn long_dict(&self, k: K) -> Vec<(String, i64)> {
+        self.dict_items(k).into_iter().map(|(n, v)| (n, self.long(v))).collect()
+    }
+}
