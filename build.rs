@@ -3,6 +3,6 @@
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let libe = std::env::var("KX_LIBE").unwrap_or_else(|_| format!("{dir}/.kx/libe.so"));
-    println!("cargo::rustc-env=KDBPROM_LIBE={libe}");
+    println!("cargo::rustc-env=KX_LIBE_PATH={libe}");
     println!("cargo::rerun-if-env-changed=KX_LIBE");
 }

@@ -105,7 +105,7 @@ impl Agent {
     }
 
     fn set_process(&self, p: &ProcessInfo) -> Result<(), AgentError> {
-        let info = self.registry.series("kdb_info", &[&p.version, &p.release_date, &p.os, &p.cores.to_string()])?;
+        let info = self.registry.builtin_series("kdb_info", &[&p.version, &p.release_date, &p.os, &p.cores.to_string()])?;
         self.record(info, Op::Set, 1.0)?;
         self.record(self.registry.by_name("process_start_time_seconds")?, Op::Set, p.start_time)?;
         if let Some(t) = p.license_expiry {
@@ -152,6 +152,9 @@ impl Agent {
     /// Records one value. `Ok(false)` means the ring was full and the event was dropped (and counted).
     #[inline]
     pub fn record(&self, sid: SeriesId, op: Op, v: f64) -> Result<bool, AgentError> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return Err(AgentError::Stopped);
+        }
         let slot = self.registry.live_slot(sid)?;
         if !slot.kind.allows(op) || !v.is_finite() || (slot.kind == Kind::Counter && v < 0.0) {
             return Err(self.refuse(sid, op, v, String::new()));

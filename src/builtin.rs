@@ -125,7 +125,7 @@ pub struct Own {
 fn each<const N: usize>(reg: &Registry, name: &str, values: [&str; N]) -> Result<[SeriesId; N], RegistryError> {
     let mut out = [0; N];
     for (o, v) in out.iter_mut().zip(values) {
-        *o = reg.series(name, &[v])?;
+        *o = reg.builtin_series(name, &[v])?;
     }
     Ok(out)
 }
@@ -134,7 +134,7 @@ fn each<const N: usize>(reg: &Registry, name: &str, values: [&str; N]) -> Result
 pub fn declare(reg: &Registry, p: &ProcessInfo) -> Result<Builtins, RegistryError> {
     use Kind::*;
     reg.declare("kdb_info", "kdb+ version, release date, OS and cores; value 1.", Gauge, &["version", "release_date", "os", "cores"], &[])?;
-    reg.series("kdb_info", &[&p.version, &p.release_date, &p.os, &p.cores.to_string()])?;
+    reg.builtin_series("kdb_info", &[&p.version, &p.release_date, &p.os, &p.cores.to_string()])?;
     reg.declare("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds.", Gauge, &[], &[])?;
     if p.license_expiry.is_some() {
         reg.declare("kdb_license_expiry_timestamp_seconds", "Licence expiry date (.z.l) as Unix seconds.", Gauge, &[], &[])?;

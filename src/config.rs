@@ -276,7 +276,8 @@ impl Config {
         }
         let mut o = Map::new();
         for (k, v) in env {
-            let Some(key) = k.strip_prefix("KDBPROM_") else { continue };
+            // KDBPROM_LIB locates the library for the q script; it is not configuration.
+            let Some(key) = k.strip_prefix("KDBPROM_").filter(|k| *k != "LIB") else { continue };
             let key = key.to_ascii_lowercase();
             let val = match key.as_str() {
                 "pushgateway_url" => serde_json::json!({ "url": v }),

@@ -250,7 +250,7 @@ impl Registry {
         inner.series.push(HashMap::new());
         if labels.is_empty() {
             // The one series of an unlabelled family exists from the start, so it is pushed as 0.
-            let sid = self.create_series(&mut inner, id, Box::default())?;
+            let sid = self.create_series(&mut inner, id, Box::default(), true)?;
             let mut map = HashMap::clone(&self.unlabelled.load());
             map.insert(name.into(), sid);
             self.unlabelled.store(Arc::new(map));
@@ -270,16 +270,27 @@ impl Registry {
         if let Some(&sid) = inner.series[fid as usize].get(&key) {
             return Ok(sid);
         }
-        self.create_series(&mut inner, fid, key)
+        self.create_series(&mut inner, fid, key, true)
     }
 
-    fn create_series(&self, inner: &mut Inner, fid: FamilyId, key: Box<[Box<str>]>) -> Result<SeriesId, RegistryError> {
+    /// Like [`Registry::series`] for the library's own families, which the user's limits do not cover.
+    pub fn builtin_series(&self, name: &str, values: &[&str]) -> Result<SeriesId, RegistryError> {
+        let mut inner = self.lock();
+        let fid = *inner.by_name.get(name).ok_or_else(|| RegistryError::UnknownMetric(name.into()))?;
+        let key: Box<[Box<str>]> = values.iter().map(|&v| v.into()).collect();
+        match inner.series[fid as usize].get(&key) {
+            Some(&sid) => Ok(sid),
+            None => self.create_series(&mut inner, fid, key, false),
+        }
+    }
+
+    fn create_series(&self, inner: &mut Inner, fid: FamilyId, key: Box<[Box<str>]>, limited: bool) -> Result<SeriesId, RegistryError> {
         let f = &self.families[fid as usize];
         let per_metric = &mut inner.series[fid as usize];
-        if per_metric.len() >= self.limits.max_series_per_metric {
+        if limited && per_metric.len() >= self.limits.max_series_per_metric {
             return Err(RegistryError::TooManySeries { metric: f.name.to_string(), limit: self.limits.max_series_per_metric, scope: "per metric" });
         }
-        if self.live.load(Ordering::Relaxed) >= self.limits.max_series {
+        if limited && self.live.load(Ordering::Relaxed) >= self.limits.max_series {
             return Err(RegistryError::TooManySeries { metric: f.name.to_string(), limit: self.limits.max_series, scope: "in all" });
         }
         let slot = Slot { family: fid, kind: f.kind, label_values: key.clone(), alive: AtomicBool::new(true) };

@@ -33,3 +33,328 @@ fn smoke_declare_record_text() {
     let t = text(h);
     assert!(t.contains("rows_total{table=\"trade\"} 8\n"), "{t}");
 }
+
+fn stats(h: &Host) -> std::collections::HashMap<String, i64> {
+    let d = h.ok("kdbprom_stats", &[h.id()]);
+    let m = h.long_dict(d).into_iter().collect();
+    (h.r0)(d);
+    m
+}
+
+/// The calls q/kdbprom.q makes, in its order, with the argument types q passes.
+#[test]
+fn q_script_session_init_request_error_timer_exit() {
+    let _g = lock();
+    let h = host();
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    // .prom.init[cfg] → .prom.x.init[cfg;.prom.procinfo[]]
+    let cfg = h.dict(&["job", "instance", "labels"], &[h.s("eod"), h.s("box:5010"), h.dict(&["env"], &[h.s("prod")])]);
+    let procinfo = h.dict(
+        &["version", "release_date", "os", "cores", "host", "port", "pid", "license_expiry", "start_time"],
+        &[h.f(4.1), h.str("2024-10-16"), h.s("l64"), h.j(4), h.s("box"), h.j(5010), h.j(77), h.f(1.7985e9), h.f(1.7e9)],
+    );
+    let r = h.ok("kdbprom_init", &[cfg, procinfo]);
+    let settings: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(r).into_iter().collect();
+    assert_eq!(h.sym(settings["job"]), "eod");
+    assert_eq!(h.sym(settings["instance"]), "box:5010");
+    assert_eq!(h.qtype(settings["instrument"]), -1);
+    assert_eq!(h.long(settings["interval_ms"]), 10_000);
+    (h.r0)(r);
+    // .prom.sample[] → .prom.x.sample[.Q.w[];count .z.W]
+    let qw = h.dict(&["used", "heap", "peak", "wmax", "mmap", "mphy", "syms", "symw"], &[]);
+    (h.r0)(qw);
+    let keys = h.syms(&["used", "heap", "peak", "wmax", "mmap", "mphy", "syms", "symw"]);
+    let vals = h.longs(&[361_728, 67_108_864, 67_108_864, 0, 0, 25_000_000_000, 1_234, 56_789]);
+    let qw = (h.xd)(keys, vals);
+    h.ok("kdbprom_sample", &[qw, h.j(3)]);
+    // .z.pg wrapper, a request that succeeds: t:.prom.x.b ::  then .prom.x.e[0;t]
+    let t = h.ok("kdbprom_begin", &[h.id()]);
+    let t0 = h.long(t);
+    (h.r0)(t);
+    h.ok("kdbprom_end", &[h.j(0), h.j(t0)]);
+    // one that errors: .prom.fail[0;t] → .prom.x.fl[0;t]
+    h.ok("kdbprom_fail", &[h.j(0), h.j(t0)]);
+    // a timer tick (handler 5), an IPC connection opened and closed
+    h.ok("kdbprom_end", &[h.j(5), h.j(t0)]);
+    h.ok("kdbprom_conn", &[h.j(0), h.b(true)]);
+    h.ok("kdbprom_conn", &[h.j(0), h.b(false)]);
+    let text = text(h);
+    for line in [
+        "kdb_requests_total{handler=\"sync\",env=\"prod\"} 2\n",
+        "kdb_request_errors_total{handler=\"sync\",env=\"prod\"} 1\n",
+        "kdb_request_errors_total{handler=\"async\",env=\"prod\"} 0\n",
+        "kdb_requests_total{handler=\"timer\",env=\"prod\"} 1\n",
+        "kdb_request_duration_seconds_count{handler=\"sync\",env=\"prod\"} 2\n",
+        "kdb_connections_opened_total{kind=\"ipc\",env=\"prod\"} 1\n",
+        "kdb_connections_closed_total{kind=\"ipc\",env=\"prod\"} 1\n",
+        "kdb_memory_used_bytes{env=\"prod\"} 361728\n",
+        "kdb_memory_physical_bytes{env=\"prod\"} 25000000000\n",
+        "kdb_symbol_memory_bytes{env=\"prod\"} 56789\n",
+        "kdb_open_handles{env=\"prod\"} 3\n",
+        "kdb_info{version=\"4.1\",release_date=\"2024-10-16\",os=\"l64\",cores=\"4\",env=\"prod\"} 1\n",
+        "kdb_license_expiry_timestamp_seconds{env=\"prod\"} 1798500000\n",
+        "process_start_time_seconds{env=\"prod\"} 1700000000\n",
+        "# TYPE kdb_request_duration_seconds histogram\n",
+        "kdb_request_duration_seconds_bucket{handler=\"sync\",env=\"prod\",le=\"0.0001\"}",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // .z.exit → .prom.stop[] → .prom.x.stop[]
+    let d = h.ok("kdbprom_stop", &[h.id()]);
+    let st: std::collections::HashMap<String, i64> = h.long_dict(d).into_iter().collect();
+    (h.r0)(d);
+    assert_eq!(st["events_recorded"], st["events_applied"] + st["events_dropped"]);
+    assert!(st["events_applied"] >= 14, "{st:?}");
+    // After stop: instrumentation is silent, the API says why.
+    h.ok("kdbprom_end", &[h.j(0), h.j(t0)]);
+    assert_eq!(h.err("kdbprom_text", &[h.id()]), "prom: stopped: call .prom.init again to restart");
+    assert_eq!(h.err("kdbprom_inc", &[h.s("kdbprom_series"), h.j(1)]), "prom: stopped: call .prom.init again to restart");
+    // stop is idempotent, as .z.exit after an explicit .prom.stop[] needs
+    let d = h.ok("kdbprom_stop", &[h.id()]);
+    (h.r0)(d);
+}
+
+#[test]
+fn init_from_json_file_and_env_and_twice() {
+    let _g = lock();
+    let h = host();
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let dir = std::env::temp_dir().join(format!("kdbprom-host-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("cfg.json");
+    std::fs::write(&f, r#"{"job":"fromfile","labels":{"dc":"ldn"}}"#).unwrap();
+    let r = h.ok("kdbprom_init", &[h.str(f.to_str().unwrap()), h.id()]);
+    let settings: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(r).into_iter().collect();
+    assert_eq!(h.sym(settings["job"]), "fromfile");
+    (h.r0)(r);
+    assert_eq!(h.err("kdbprom_init", &[h.id(), h.id()]), "prom: already initialised: .prom.init runs once (call .prom.stop[] first to restart)");
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    // a q file symbol `:path works too
+    let r = h.ok("kdbprom_init", &[h.s(&format!(":{}", f.display())), h.id()]);
+    (h.r0)(r);
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    // `::` reads KDBPROM_* from the environment
+    // SAFETY (test): single-threaded use of the environment under the test lock.
+    unsafe { std::env::set_var("KDBPROM_JOB", "fromenv") };
+    let r = h.ok("kdbprom_init", &[h.id(), h.id()]);
+    unsafe { std::env::remove_var("KDBPROM_JOB") };
+    let settings: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(r).into_iter().collect();
+    assert_eq!(h.sym(settings["job"]), "fromenv");
+    (h.r0)(r);
+}
+
+#[test]
+fn every_bad_input_is_a_named_q_error() {
+    let _g = lock();
+    let h = host();
+    start(h, &["max_series_per_metric"], &[h.j(2)]);
+    h.ok("kdbprom_declare", &[h.s("counter"), h.s("c_total"), h.str(""), h.syms(&["t"]), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("g"), h.s("a gauge"), h.syms(&[]), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("h_seconds"), h.str(""), h.list(&[]), h.floats(&[0.1, 1.0])]);
+    let sid = h.ok("kdbprom_series", &[h.s("c_total"), h.syms(&["x"])]);
+    let c = h.long(sid);
+    (h.r0)(sid);
+    let cases: Vec<(&str, Vec<kdbplus::api::K>, &str)> = vec![
+        // declarations
+        ("kdbprom_declare", vec![h.s("meter"), h.s("m"), h.str(""), h.id(), h.id()], "prom: declare: unknown type meter"),
+        ("kdbprom_declare", vec![h.j(1), h.s("m"), h.str(""), h.id(), h.id()], "prom: declare: type must be a symbol, not a long atom"),
+        ("kdbprom_declare", vec![h.s("gauge"), h.s("kdb.rows"), h.str(""), h.id(), h.id()], "prom: invalid metric name 'kdb.rows' (must match [a-zA-Z_:][a-zA-Z0-9_:]*)"),
+        ("kdbprom_declare", vec![h.s("gauge"), h.s(""), h.str(""), h.id(), h.id()], "prom: gauge: name must not be the null symbol"),
+        ("kdbprom_declare", vec![h.s("gauge"), h.s("__x"), h.str(""), h.id(), h.id()], "prom: metric name '__x' is reserved: names starting with __ belong to Prometheus"),
+        ("kdbprom_declare", vec![h.s("gauge"), h.s("g2"), h.str(""), h.syms(&["__a"]), h.id()], "prom: label name '__a' is reserved: names starting with __ belong to Prometheus"),
+        ("kdbprom_declare", vec![h.s("histogram"), h.s("h2"), h.str(""), h.syms(&["le"]), h.id()], "prom: h2: label 'le' is reserved (histograms use it for bucket bounds)"),
+        ("kdbprom_declare", vec![h.s("summary"), h.s("s2"), h.str(""), h.syms(&["quantile"]), h.id()], "prom: s2: label 'quantile' is reserved (summaries use it for quantiles)"),
+        ("kdbprom_declare", vec![h.s("gauge"), h.s("c_total"), h.str(""), h.syms(&["t"]), h.id()], "prom: c_total is already declared as a counter with other labels or parameters"),
+        ("kdbprom_declare", vec![h.s("summary"), h.s("s3"), h.str(""), h.id(), h.floats(&[0.5, 1.5])], "prom: s3: quantiles must lie in [0, 1]"),
+        ("kdbprom_declare", vec![h.s("histogram"), h.s("h3"), h.str(""), h.id(), h.floats(&[f64::NAN])], "prom: h3: buckets or quantiles must not contain nulls"),
+        ("kdbprom_declare", vec![h.s("gauge"), h.s("g3"), h.j(5), h.id(), h.id()], "prom: g3: help must be a symbol or a string, not a long atom"),
+        // series
+        ("kdbprom_series", vec![h.s("nope"), h.syms(&["x"])], "prom: unknown metric nope"),
+        ("kdbprom_series", vec![h.s("c_total"), h.syms(&["x", "y"])], "prom: c_total has 1 label(s), 2 value(s) given"),
+        ("kdbprom_series", vec![h.s("c_total"), h.floats(&[1.0])], "prom: series c_total: label values must be symbols or strings, not a float vector"),
+        // records
+        ("kdbprom_inc", vec![h.j(c), h.j(-1)], "prom: counter c_total cannot decrease"),
+        ("kdbprom_inc", vec![h.j(c), h.j(i64::MIN)], "prom: inc c_total: value is null or infinite"),
+        ("kdbprom_inc", vec![h.j(c), h.f(f64::NAN)], "prom: inc c_total: value is null or infinite"),
+        ("kdbprom_inc", vec![h.j(c), h.f(f64::INFINITY)], "prom: inc c_total: value is null or infinite"),
+        ("kdbprom_inc", vec![h.j(c), h.j(i64::MAX)], "prom: inc c_total: value is null or infinite"),
+        ("kdbprom_inc", vec![h.j(c), h.s("one")], "prom: inc: value must be a number, a timespan or a vector of them, not a symbol atom"),
+        ("kdbprom_inc", vec![h.j(c), h.list(&[h.j(1), h.s("a")])], "prom: inc: value must be a number, a timespan or a vector of them, not a general list"),
+        ("kdbprom_inc", vec![h.j(c), h.longs(&[1, -2])], "prom: counter c_total cannot decrease"),
+        ("kdbprom_inc", vec![h.j(i64::MIN), h.j(1)], "prom: inc: series must not be null"),
+        ("kdbprom_inc", vec![h.j(-5), h.j(1)], "prom: inc: unknown series id -5"),
+        ("kdbprom_inc", vec![h.j(999_999), h.j(1)], "prom: unknown series id 999999"),
+        ("kdbprom_inc", vec![h.f(1.0), h.j(1)], "prom: inc: series must be a long, not a float atom"),
+        ("kdbprom_inc", vec![h.s(""), h.j(1)], "prom: inc must not be the null symbol"),
+        ("kdbprom_inc", vec![h.s("c_total"), h.j(1)], "prom: c_total has labels: get a series id with .prom.series first"),
+        ("kdbprom_inc", vec![h.s("missing"), h.j(1)], "prom: unknown metric missing"),
+        ("kdbprom_set", vec![h.s("g"), h.floats(&[1.0, 2.0])], "prom: set g: takes one value, not a vector"),
+        ("kdbprom_set", vec![h.j(c), h.j(1)], "prom: counter c_total does not support set"),
+        ("kdbprom_observe", vec![h.s("g"), h.j(1)], "prom: gauge g does not support observe"),
+        ("kdbprom_observe", vec![h.s("h_seconds"), h.floats(&[0.1, f64::NEG_INFINITY])], "prom: observe h_seconds: value 1 of the vector is null or infinite"),
+        ("kdbprom_dec", vec![h.s("c_total"), h.j(1)], "prom: c_total has labels: get a series id with .prom.series first"),
+        ("kdbprom_remove", vec![h.s("g")], "prom: g: an unlabelled metric cannot be removed"),
+        // instrumentation and sampling
+        ("kdbprom_end", vec![h.j(9), h.j(0)], "prom: handler index 9 is out of range 0..6"),
+        ("kdbprom_end", vec![h.s("sync"), h.j(0)], "prom: handler must be a long, not a symbol atom"),
+        ("kdbprom_conn", vec![h.j(0), h.j(1)], "prom: opened must be a boolean, not a long atom"),
+        ("kdbprom_sample", vec![h.j(1), h.j(1)], "prom: sample: .Q.w[] must be a dictionary, not a long atom"),
+        // compat
+        ("kdbprom_updval", vec![h.s("g"), h.s("times"), h.j(1)], "prom: updval: func must be one of : + - ,"),
+        ("kdbprom_newmetric", vec![h.s("m1"), h.s("meter"), h.id(), h.str("")], "prom: newmetric m1: unknown type meter"),
+        // config
+        ("kdbprom_init", vec![h.id(), h.id()], "prom: already initialised: .prom.init runs once (call .prom.stop[] first to restart)"),
+    ];
+    for (export, args, want) in cases {
+        assert_eq!(h.err(export, &args), want, "{export}");
+    }
+    // cardinality
+    let s = h.ok("kdbprom_series", &[h.s("c_total"), h.str("y")]);
+    (h.r0)(s);
+    assert_eq!(h.err("kdbprom_series", &[h.s("c_total"), h.str("z")]), "prom: c_total: too many series (limit 2 per metric)");
+    // config errors (a stopped agent accepts a new init)
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    for (keys, vals, want) in [
+        (vec!["jobb"], vec![h.s("x")], "prom: unknown config key jobb"),
+        (vec!["interval_ms"], vec![h.s("fast")], "prom: config key interval_ms must be a non-negative whole number"),
+        (vec!["ring_capacity"], vec![h.j(1)], "prom: config key ring_capacity: 1 is outside 16..67108864"),
+        (vec!["pushgateway"], vec![h.dict(&["url"], &[h.str("not a url")])], "prom: config key pushgateway.url: 'not a url' is not a URL: relative URL without a base"),
+        (vec!["remote_write"], vec![h.dict(&["url", "headers"], &[h.str("http://127.0.0.1:9/w"), h.dict(&["Authorization"], &[h.str("x")])])], "prom: config key remote_write[0].headers.Authorization: is set by kdbprom itself (use basic_auth or bearer_token_file for Authorization)"),
+    ] {
+        let cfg = h.dict(&keys, &vals);
+        assert_eq!(h.err("kdbprom_init", &[cfg, h.id()]), want);
+    }
+    assert_eq!(h.err("kdbprom_init", &[h.j(3), h.id()]), "prom: init: config must be a dictionary, a JSON file path or ::, not a long atom");
+    assert!(h.err("kdbprom_init", &[h.str("/nonexistent/kdbprom.json"), h.id()]).starts_with("prom: config file /nonexistent/kdbprom.json: No such file"));
+}
+
+#[test]
+fn values_of_every_numeric_type_vectors_and_timespans() {
+    let _g = lock();
+    let h = host();
+    start(h, &[], &[]);
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("g"), h.str(""), h.id(), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("counter"), h.s("n_total"), h.str(""), h.id(), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("d_seconds"), h.str(""), h.id(), h.floats(&[0.001, 1.0])]);
+    h.ok("kdbprom_declare", &[h.s("summary"), h.s("s_seconds"), h.str(""), h.id(), h.id()]);
+    h.ok("kdbprom_inc", &[h.s("n_total"), (h.kh)(2)]);
+    h.ok("kdbprom_inc", &[h.s("n_total"), h.i(3)]);
+    h.ok("kdbprom_inc", &[h.s("n_total"), (h.ke)(0.5)]);
+    h.ok("kdbprom_inc", &[h.s("n_total"), h.list(&[h.j(1), h.f(0.5)])]);
+    h.ok("kdbprom_inc", &[h.s("n_total"), h.longs(&[])]);
+    h.ok("kdbprom_set", &[h.s("g"), h.n(1_500_000_000)]);
+    h.ok("kdbprom_dec", &[h.s("g"), h.f(0.25)]);
+    h.ok("kdbprom_observe", &[h.s("d_seconds"), h.vec(16, &[500_000i64, 2_000_000_000])]);
+    h.ok("kdbprom_observe", &[h.s("d_seconds"), h.floats(&[])]);
+    let big: Vec<f64> = (0..1_000_000).map(|i| f64::from(i % 1000) / 1000.0).collect();
+    h.ok("kdbprom_observe", &[h.s("s_seconds"), h.floats(&big)]);
+    let t = text(h);
+    assert!(t.contains("\nn_total 7\n"), "{t}");
+    assert!(t.contains("\ng 1.25\n"), "{t}");
+    assert!(t.contains("d_seconds_bucket{le=\"0.001\"} 1\nd_seconds_bucket{le=\"1.0\"} 1\nd_seconds_bucket{le=\"+Inf\"} 2\nd_seconds_sum 2.0005\nd_seconds_count 2\n"), "{t}");
+    assert!(t.contains("\ns_seconds_count 1000000\n"), "{t}");
+    let st = stats(h);
+    assert_eq!(st["events_dropped"], 0);
+}
+
+#[test]
+fn arguments_are_borrowed_results_fresh_and_nothing_leaks() {
+    use kdbplus::api::K;
+    let _g = lock();
+    let h = host();
+    start(h, &["ring_capacity"], &[h.j(1 << 20)]);
+    h.ok("kdbprom_declare", &[h.s("counter"), h.s("r_total"), h.str(""), h.syms(&["k"]), h.id()]);
+    let series: extern "C" fn(K, K) -> K = h.export("kdbprom_series");
+    let inc: extern "C" fn(K, K) -> K = h.export("kdbprom_inc");
+    let stats_f: extern "C" fn(K) -> K = h.export("kdbprom_stats");
+    let (name, vals, one, vec10, nothing) = (h.s("r_total"), h.syms(&["a"]), h.j(1), h.floats(&[1.0; 10]), h.id());
+    let rss = || std::fs::read_to_string("/proc/self/statm").unwrap().split(' ').nth(1).unwrap().parse::<u64>().unwrap() * 4096;
+    let round = |n: usize| {
+        for _ in 0..n {
+            let s = h.result(series(name, vals)).unwrap();
+            assert_eq!(h.refcount(s), 0, "a fresh result");
+            let sid = h.long(s);
+            (h.r0)(s);
+            let id = h.j(sid);
+            assert!(h.result(inc(id, one)).unwrap().is_null(), "(K)0 for ::");
+            assert!(h.result(inc(id, vec10)).unwrap().is_null());
+            (h.r0)(id);
+            let d = h.result(stats_f(nothing)).unwrap();
+            (h.r0)(d);
+        }
+    };
+    round(10_000);
+    let before = rss();
+    round(100_000);
+    let grown = rss().saturating_sub(before);
+    for k in [name, vals, one, vec10, nothing] {
+        assert_eq!(h.refcount(k), 0, "arguments are never freed or retained");
+        (h.r0)(k);
+    }
+    assert!(grown < 2 << 20, "RSS grew {grown} bytes over 100k calls of each export");
+    assert!(text(h).contains(&format!("r_total{{k=\"a\"}} {}\n", 110_000 * 11)));
+}
+
+#[test]
+fn four_threads_record_at_once_with_exact_totals() {
+    let _g = lock();
+    let h = host();
+    start(h, &["ring_capacity"], &[h.j(1 << 22)]);
+    h.ok("kdbprom_declare", &[h.s("counter"), h.s("shared_total"), h.str(""), h.id(), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("own_seconds"), h.str(""), h.syms(&["thread"]), h.floats(&[0.5])]);
+    const N: i64 = 200_000;
+    let ids: Vec<i64> = (0..4)
+        .map(|t| {
+            let s = h.ok("kdbprom_series", &[h.s("own_seconds"), h.str(&format!("t{t}"))]);
+            let id = h.long(s);
+            (h.r0)(s);
+            id
+        })
+        .collect();
+    std::thread::scope(|sc| {
+        for &id in &ids {
+            sc.spawn(move || {
+                let name = h.s("shared_total");
+                let sid = h.j(id);
+                for i in 0..N {
+                    let one = h.j(1);
+                    h.call("kdbprom_inc", &[(h.r1)(name), one]).unwrap();
+                    let v = h.f(if i % 2 == 0 { 0.25 } else { 0.75 });
+                    h.call("kdbprom_observe", &[(h.r1)(sid), v]).unwrap();
+                }
+                (h.r0)(name);
+                (h.r0)(sid);
+            });
+        }
+    });
+    let t = text(h);
+    let st = stats(h);
+    assert_eq!(st["events_dropped"], 0, "{st:?}");
+    assert!(t.contains(&format!("\nshared_total {}\n", 4 * N)), "{t}");
+    for th in 0..4 {
+        assert!(t.contains(&format!("own_seconds_bucket{{thread=\"t{th}\",le=\"0.5\"}} {}\n", N / 2)), "{t}");
+        assert!(t.contains(&format!("own_seconds_count{{thread=\"t{th}\"}} {N}\n")), "{t}");
+    }
+}
+
+#[test]
+fn kx_1x_compatibility() {
+    let _g = lock();
+    let h = host();
+    start(h, &[], &[]);
+    h.ok("kdbprom_newmetric", &[h.s("kx_rows_total"), h.s("counter"), h.syms(&["tbl"]), h.str("rows")]);
+    h.ok("kdbprom_newmetric", &[h.s("kx_lat_seconds"), h.s("histogram"), h.list(&[]), h.str("latency")]);
+    let hd = h.ok("kdbprom_addmetric", &[h.s("kx_rows_total"), h.list(&[h.str("trade")]), h.list(&[]), h.j(5)]);
+    assert_eq!(h.sym(hd), "kx_rows_total|trade");
+    (h.r0)(hd);
+    let hd = h.ok("kdbprom_addmetric", &[h.s("kx_lat_seconds"), h.list(&[]), h.floats(&[0.1, 1.0]), h.list(&[])]);
+    assert_eq!(h.sym(hd), "kx_lat_seconds");
+    (h.r0)(hd);
+    // .prom.updval[name;+;3] → .prom.x.upd[name;`inc;3]
+    h.ok("kdbprom_updval", &[h.s("kx_rows_total|trade"), h.s("inc"), h.j(3)]);
+    h.ok("kdbprom_updval", &[h.s("kx_lat_seconds"), h.s("observe"), h.f(0.5)]);
+    assert_eq!(h.err("kdbprom_updval", &[h.s("kx_rows_total|trade"), h.s("dec"), h.j(1)]), "prom: counter kx_rows_total does not support dec");
+    let t = text(h);
+    assert!(t.contains("kx_rows_total{tbl=\"trade\"} 8\n"), "{t}");
+    assert!(t.contains("kx_lat_seconds_bucket{le=\"1.0\"} 1\n"), "{t}");
+}

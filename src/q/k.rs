@@ -72,7 +72,11 @@ pub fn type_name(x: K) -> String {
         101 => "::",
         _ => return format!("q type {}", qtype(x)),
     };
-    format!("{n} {}", if qtype(x) < 0 { "atom" } else if qtype(x) >= 98 { "" } else { "vector" }).trim_end().to_string()
+    match qtype(x) {
+        v if v < 0 => format!("{n} atom"),
+        0 | 98.. => n.to_string(),
+        _ => format!("{n} vector"),
+    }
 }
 
 /// `x` is `::` (or a projection hole).
@@ -205,7 +209,11 @@ pub fn boolean(x: K, what: &str) -> Result<bool, Bad> {
 
 /// A q value as JSON, for the configuration and the process dictionary.
 pub fn json(x: K, what: &str) -> Result<Value, Bad> {
-    let num = |f: f64| Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("{what}: null or infinite number"));
+    // A q null means "not given" (JSON null); an infinity has no JSON form and is refused.
+    let num = |f: f64| match f {
+        f if f.is_nan() => Ok(Value::Null),
+        f => Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("{what}: infinite number")),
+    };
     let ty = qtype(x);
     Ok(match ty {
         t::IDENTITY => Value::Null,

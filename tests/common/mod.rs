@@ -57,7 +57,7 @@ pub fn so_path() -> std::path::PathBuf {
 pub fn host() -> &'static Host {
     static H: OnceLock<Host> = OnceLock::new();
     H.get_or_init(|| {
-        let libe_path = env!("KDBPROM_LIBE");
+        let libe_path = env!("KX_LIBE_PATH");
         assert!(std::path::Path::new(libe_path).exists(), "{libe_path} is missing: run scripts/fetch-libe.sh (scripts/test.sh does)");
         // SAFETY: libe first and global, so the extension's undefined K symbols bind to it; never closed.
         unsafe {
@@ -103,7 +103,8 @@ pub fn lock() -> MutexGuard<'static, ()> {
 }
 
 impl Host {
-    fn export<T: Copy>(&self, name: &str) -> T {
+    /// The export `name` as a function pointer of type T.
+    pub fn export<T: Copy>(&self, name: &str) -> T {
         // SAFETY: the caller names an export of the rank matching T.
         unsafe { *self.ext.get::<T>(name.as_bytes()).unwrap_or_else(|e| panic!("export {name}: {e}")) }
     }

@@ -1,0 +1,22 @@
+//! Before `.prom.init`: every export answers with a q error or stays silent, never crashes.
+//! A separate test binary, so that no other test has initialised the shared agent.
+
+mod common;
+use common::host;
+
+#[test]
+fn calls_before_init_are_named_errors_and_instrumentation_is_silent() {
+    let h = host();
+    let want = "prom: not initialised: call .prom.init first";
+    assert_eq!(h.err("kdbprom_declare", &[h.s("gauge"), h.s("g"), h.str(""), h.id(), h.id()]), want);
+    assert_eq!(h.err("kdbprom_inc", &[h.s("g"), h.j(1)]), want);
+    assert_eq!(h.err("kdbprom_series", &[h.s("g"), h.syms(&[])]), want);
+    assert_eq!(h.err("kdbprom_text", &[h.id()]), want);
+    assert_eq!(h.err("kdbprom_stats", &[h.id()]), want);
+    assert_eq!(h.err("kdbprom_stop", &[h.id()]), want);
+    let t = h.ok("kdbprom_begin", &[h.id()]);
+    assert_eq!(h.long(t), 0);
+    (h.r0)(t);
+    assert!(h.ok("kdbprom_end", &[h.j(0), h.j(0)]).is_null());
+    assert!(h.ok("kdbprom_conn", &[h.j(1), h.b(true)]).is_null());
+}
