@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs every test: unit, doc, host (real .so in KX's libe),
+# parsers (promtool, prometheus_client) and integration against real receivers; benches are compiled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo test --all-targets --no-fail-fast
+cargo test --doc
+cargo bench --no-run -q
+if command -v q >/dev/null && [ -n "${QHOME:-}" ]; then
+  cargo build -q
+  KDBPROM_LIB="$PWD/target/debug/libkdbprom" q q/test.q -q </dev/null
+fi
