@@ -13,16 +13,29 @@ use crate::compat::updval_op;
 use crate::config::Config;
 use crate::event::{Op, SeriesId};
 use crate::registry::Kind;
-use arc_swap::ArcSwapOption;
 use k::{atom_f64, is_identity, qtype, t, vector_f64};
 use kdbplus::api::native::{kb, krr};
 use kdbplus::api::K;
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// The agent of this q process; replaced by `.prom.init` after a `.prom.stop[]`.
-static AGENT: ArcSwapOption<Agent> = ArcSwapOption::const_empty();
+///
+/// Agents are leaked, never freed: a record call on another thread may still hold the old one
+/// while a new init replaces it, and a plain acquire load is the cheapest read the hot path can
+/// have. A process creates one agent, or a handful if it stops and restarts kdbprom.
+static AGENT: AtomicPtr<Agent> = AtomicPtr::new(std::ptr::null_mut());
+
+fn current() -> Option<&'static Agent> {
+    let p = AGENT.load(Ordering::Acquire);
+    // SAFETY: non-null pointers stored in AGENT come from Box::leak and are never freed.
+    unsafe { p.as_ref() }
+}
+
+fn install(a: Agent) {
+    AGENT.store(Box::leak(Box::new(a)), Ordering::Release);
+}
 
 thread_local! {
     /// krr keeps the pointer, not a copy: the text must outlive the export, per thread.
@@ -60,15 +73,19 @@ fn err(e: AgentError) -> String {
     e.to_string()
 }
 
-fn with_agent<T>(f: impl FnOnce(&Arc<Agent>) -> Result<T, String>) -> Result<T, String> {
-    let g = AGENT.load();
-    let a = g.as_ref().ok_or("not initialised: call .prom.init first")?;
-    f(a)
+#[inline]
+fn with_agent<T>(f: impl FnOnce(&'static Agent) -> Result<T, String>) -> Result<T, String> {
+    f(current().ok_or("not initialised: call .prom.init first")?)
 }
 
 /// A series id (long) or a name (unlabelled metric, or a KX 1.x handle).
 #[inline]
 fn series_ref(a: &Agent, s: K, verb: &str) -> Result<SeriesId, String> {
+    if qtype(s) == -t::LONG {
+        // The hot path: no error text is built unless there is an error.
+        let j = k::long(s, "").map_err(|_| format!("{verb}: series must not be null"))?;
+        return SeriesId::try_from(j).map_err(|_| format!("{verb}: unknown series id {j}"));
+    }
     if qtype(s) == -t::SYMBOL {
         return a.compat.resolve(a, k::symbol(s, verb)?).map_err(err);
     }
@@ -102,7 +119,7 @@ fn env() -> std::collections::HashMap<String, String> {
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
     guard(|| {
-        if AGENT.load().as_ref().is_some_and(|a| !a.is_stopped()) {
+        if current().is_some_and(|a| !a.is_stopped()) {
             return Err("already initialised: .prom.init runs once (call .prom.stop[] first to restart)".into());
         }
         let config = if is_identity(cfg) {
@@ -128,7 +145,7 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             ("serve_metrics", serve),
             ("interval_ms", k::new_long(c.interval_ms as i64)),
         ]);
-        AGENT.store(Some(Arc::new(agent)));
+        install(agent);
         Ok(out)
     })
 }
@@ -238,7 +255,7 @@ pub extern "C" fn kdbprom_stop(_: K) -> K {
 /// Handler wrappers: a start token from the agent's monotonic clock (0 before init).
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_begin(_: K) -> K {
-    guard(|| Ok(k::new_long(AGENT.load().as_ref().map_or(0, |a| a.now_ns()))))
+    guard(|| Ok(k::new_long(current().map_or(0, |a| a.now_ns()))))
 }
 
 fn request(h: K, t0: K, failed: bool) -> K {
@@ -246,7 +263,7 @@ fn request(h: K, t0: K, failed: bool) -> K {
         let h = k::long(h, "handler")?;
         let t0 = k::long(t0, "start token")?;
         // Instrumentation never fails a user's request because kdbprom is not running.
-        if let Some(a) = AGENT.load().as_ref() {
+        if let Some(a) = current() {
             a.request(h, t0, failed).map_err(err)?;
         }
         Ok(NOTHING)
@@ -271,7 +288,7 @@ pub extern "C" fn kdbprom_conn(kind: K, opened: K) -> K {
     guard(|| {
         let kind = k::long(kind, "connection kind")?;
         let opened = k::boolean(opened, "opened")?;
-        if let Some(a) = AGENT.load().as_ref() {
+        if let Some(a) = current() {
             a.connection(kind, opened).map_err(err)?;
         }
         Ok(NOTHING)

@@ -1,0 +1,58 @@
+//! Recording through the exported functions, in the libe host, exactly as q calls them:
+//! `.prom.inc[id;1]` on one thread, and `.prom.observe[name;1M floats]`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kdbplus::api::K;
+use std::hint::black_box;
+use std::time::Duration;
+
+fn record(c: &mut Criterion) {
+    let h = common::host();
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let cfg = h.dict(&["ring_capacity", "instrument"], &[h.j(1 << 24), h.b(false)]);
+    let r = h.ok("kdbprom_init", &[cfg, h.id()]);
+    (h.r0)(r);
+    h.ok("kdbprom_declare", &[h.s("counter"), h.s("b_total"), h.str(""), h.syms(&["k"]), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("b_seconds"), h.str(""), h.id(), h.id()]);
+    let sid = h.ok("kdbprom_series", &[h.s("b_total"), h.str("x")]);
+    let inc: extern "C" fn(K, K) -> K = h.export("kdbprom_inc");
+    let observe: extern "C" fn(K, K) -> K = h.export("kdbprom_observe");
+    let one = h.j(1);
+    let mut g = c.benchmark_group("record_ffi");
+    g.bench_function("kdbprom_inc_by_id_1_thread", |b| b.iter(|| black_box(inc(black_box(sid), black_box(one)))));
+    let name = h.s("b_seconds");
+    let big = h.floats(&(0..1_000_000).map(|i| f64::from(i % 1000) * 1e-3).collect::<Vec<_>>());
+    g.sample_size(10);
+    let queued = || {
+        let d = h.ok("kdbprom_stats", &[h.id()]);
+        let q = h.long_dict(d).into_iter().find(|(k, _)| k == "queue_depth").unwrap().1;
+        (h.r0)(d);
+        q
+    };
+    g.bench_function("kdbprom_observe_1M_float_vector", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = std::time::Instant::now();
+                black_box(observe(black_box(name), black_box(big)));
+                total += t.elapsed();
+                // Untimed: let the flusher apply it, so every timed call takes the accepted path.
+                while queued() > 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            total
+        })
+    });
+    g.finish();
+    let st = h.ok("kdbprom_stop", &[h.id()]);
+    for (k, v) in h.long_dict(st) {
+        eprintln!("record_ffi stats: {k} = {v}");
+    }
+}
+
+criterion_group! { name = benches; config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500)); targets = record }
+criterion_main!(benches);
