@@ -1,6 +1,10 @@
-//! Passes the path of KX's libe.so (the K API host for tests) to the test binaries.
+//! Compiles proto/ with prost-build fed by protox (no protoc needed), and passes the path of KX's
+//! libe.so (the K API host for tests) to the test binaries.
 
 fn main() {
+    let fds = protox::compile(["proto/remote.proto"], ["proto"]).expect("proto/remote.proto compiles");
+    prost_build::Config::new().compile_fds(fds).expect("prost generates the remote-write types");
+    println!("cargo::rerun-if-changed=proto");
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let libe = std::env::var("KX_LIBE").unwrap_or_else(|_| format!("{dir}/.kx/libe.so"));
     println!("cargo::rustc-env=KX_LIBE_PATH={libe}");

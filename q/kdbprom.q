@@ -14,6 +14,7 @@
 .prom.x.text:.prom.bind[`text;1];
 .prom.x.stats:.prom.bind[`stats;1];
 .prom.x.stop:.prom.bind[`stop;1];
+.prom.x.push:.prom.bind[`push;1];
 .prom.x.b:.prom.bind[`begin;1];
 .prom.x.e:.prom.bind[`end;2];
 .prom.x.fl:.prom.bind[`fail;2];
@@ -36,6 +37,7 @@
 .prom.summary:{[n;h;l;q].prom.x.decl[`summary;n;h;l;q]};
 .prom.text:{.prom.x.text[]};
 .prom.stats:{.prom.x.stats[]};
+.prom.push:{.prom.sample[];.prom.x.push[]};
 .prom.stop:{.prom.sample[];.prom.x.stop[]};
 
 / KX exporter 1.x compatibility; updval's func is one of : + - ,

@@ -7,7 +7,8 @@
 use crate::builtin::{self, Builtins, ProcessInfo, CONNECTIONS, HANDLERS, MEMORY};
 use crate::config::{Config, ConfigError};
 use crate::event::{Batch, Event, Op, SeriesId};
-use crate::flusher::{Command, Flusher, Shared};
+use crate::flusher::{Command, Flusher, Shared, Targets};
+use crate::push::{pushgateway, remote_write, Outcome};
 use crate::registry::{FamilyId, Kind, Limits, Registry, RegistryError};
 use crate::ring::Ring;
 use crate::stats::{Stats, StatsView};
@@ -46,6 +47,9 @@ pub enum AgentError {
     /// The flusher thread could not start or did not answer.
     #[error("flusher {0}")]
     Flusher(&'static str),
+    /// A target's HTTP client could not be built (TLS files).
+    #[error(transparent)]
+    Client(#[from] crate::push::client::ClientError),
 }
 
 /// One running kdbprom instance.
@@ -77,6 +81,8 @@ impl Agent {
         let ring = Arc::new(Ring::new(config.ring_capacity, config.ring_vector_bytes));
         let stats = Arc::new(Stats::default());
         let slices = config.summary_age_buckets;
+        let instance = config.instance.clone().unwrap_or_else(|| process.instance());
+        let targets = Arc::new(targets(&config, &instance)?);
         let shared = Shared {
             registry: registry.clone(),
             ring: ring.clone(),
@@ -85,9 +91,9 @@ impl Agent {
             const_labels: config.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             slice: Duration::from_millis(config.summary_max_age_ms / slices as u64),
             slices,
+            targets,
         };
         let flusher = Flusher::start(shared).map_err(|_| AgentError::Flusher("thread could not start"))?;
-        let instance = config.instance.clone().unwrap_or_else(|| process.instance());
         let agent = Agent {
             config,
             instance,
@@ -252,6 +258,12 @@ impl Agent {
         rx.recv_timeout(timeout).map_err(|_| AgentError::Flusher("did not answer in time"))
     }
 
+    /// Pushes everything recorded so far to every target now; one outcome per target.
+    pub fn push(&self) -> Result<Vec<Outcome>, AgentError> {
+        let budget = Duration::from_millis(self.config.interval_ms.clamp(1_000, 30_000) * 2 + 1_000);
+        self.ask(Command::Push, budget)
+    }
+
     /// The text exposition of everything recorded so far.
     pub fn text(&self) -> Result<String, AgentError> {
         self.ask(Command::Text, Duration::from_secs(10))
@@ -281,19 +293,19 @@ impl Agent {
         self.stopped.load(Ordering::Acquire)
     }
 
-    /// Drains what was recorded and stops the flusher within the exit deadline. Idempotent.
-    pub fn stop(&self) -> Result<StatsView, AgentError> {
+    /// Drains what was recorded, pushes the final state within `exit_deadline_ms` and stops the
+    /// flusher. Idempotent: a second call returns the stats and no outcomes.
+    pub fn stop(&self) -> Result<(StatsView, Vec<Outcome>), AgentError> {
         if self.stopped.swap(true, Ordering::AcqRel) {
-            return Ok(self.stats());
+            return Ok((self.stats(), Vec::new()));
         }
         let mut guard = self.flusher.lock().unwrap_or_else(|p| p.into_inner());
-        let deadline = Duration::from_millis(self.config.exit_deadline_ms.max(100));
-        let ok = guard.as_mut().is_some_and(|f| f.stop(deadline));
+        // The round itself is bounded by exit_deadline_ms; the margin covers draining and joining.
+        let wait = Duration::from_millis(self.config.exit_deadline_ms) + Duration::from_millis(500);
+        let outcomes = guard.as_mut().and_then(|f| f.stop(wait));
         *guard = None;
-        if !ok {
-            return Err(AgentError::Flusher("did not stop within exit_deadline_ms"));
-        }
-        Ok(self.stats())
+        let outcomes = outcomes.ok_or(AgentError::Flusher("did not stop within exit_deadline_ms"))?;
+        Ok((self.stats(), outcomes))
     }
 }
 
@@ -301,6 +313,30 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.stop();
     }
+}
+
+/// Builds the delivery targets; with none configured, a textfile `kdbprom_<job>.prom` in the working directory.
+fn targets(c: &Config, instance: &str) -> Result<Targets, AgentError> {
+    let pushgateway = c.pushgateway.clone().map(|p| pushgateway::Target::new(p, &c.job, instance)).transpose()?;
+    let remote_write = c.remote_write.iter().cloned().enumerate().map(|(i, r)| remote_write::Target::new(r, i)).collect::<Result<Vec<_>, _>>()?;
+    let textfile = match (&c.textfile, &pushgateway, remote_write.is_empty()) {
+        (Some(p), _, _) => Some(p.clone()),
+        (None, None, true) => Some(format!("kdbprom_{}.prom", c.job).into()),
+        _ => None,
+    };
+    let mut rw_labels: Vec<(String, String)> = c.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    rw_labels.push(("job".into(), c.job.clone()));
+    rw_labels.push(("instance".into(), instance.into()));
+    Ok(Targets {
+        pushgateway,
+        remote_write,
+        textfile,
+        rw_labels,
+        interval: Duration::from_millis(c.interval_ms),
+        round_deadline: Duration::from_millis(c.interval_ms.clamp(1_000, 30_000)),
+        exit_deadline: Duration::from_millis(c.exit_deadline_ms),
+        delete_on_exit: c.pushgateway.as_ref().is_some_and(|p| p.delete_on_exit),
+    })
 }
 
 fn index(what: &'static str, i: i64, max: usize) -> Result<usize, AgentError> {
@@ -313,7 +349,8 @@ mod tests {
 
     fn agent() -> Agent {
         let p = ProcessInfo { host: "h".into(), pid: 7, version: "4.1".into(), ..ProcessInfo::default() };
-        Agent::start(Config::default(), &p).unwrap()
+        let dir = std::env::temp_dir().join(format!("kdbprom-agent-{}.prom", std::process::id()));
+        Agent::start(Config { textfile: Some(dir), ..Config::default() }, &p).unwrap()
     }
 
     #[test]
@@ -336,7 +373,7 @@ mod tests {
         assert!(text.contains("\nrows_total 3\n"), "{text}");
         assert!(text.contains("\nlat_count 2\n"), "{text}");
         assert!(text.contains("kdb_info{version=\"4.1\",cores=\"0\"} 1\n"), "{text}");
-        let st = a.stop().unwrap();
+        let (st, _) = a.stop().unwrap();
         assert_eq!(st.events_recorded, st.events_applied + st.events_dropped);
         assert_eq!(a.text().unwrap_err(), AgentError::Stopped);
     }

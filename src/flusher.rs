@@ -7,7 +7,8 @@
 
 use crate::aggregate::Aggregator;
 use crate::builtin::Own;
-use crate::encode::text;
+use crate::encode::{remote_write as rw_encode, text};
+use crate::push::{pushgateway, remote_write, textfile, Outcome};
 use crate::registry::Registry;
 use crate::ring::Ring;
 use crate::stats::Stats;
@@ -24,8 +25,36 @@ const SLICE: usize = 16_384;
 pub enum Command {
     /// Drain everything recorded so far, then render the text exposition.
     Text(std_mpsc::Sender<String>),
-    /// Drain, then stop the thread.
-    Stop(std_mpsc::Sender<()>),
+    /// Drain and push to every target now; answer with each target's outcome.
+    Push(std_mpsc::Sender<Vec<Outcome>>),
+    /// Drain, push the final state within the exit deadline, then stop the thread.
+    Stop(std_mpsc::Sender<Vec<Outcome>>),
+}
+
+/// Where pushes go.
+pub struct Targets {
+    /// Pushgateway.
+    pub pushgateway: Option<pushgateway::Target>,
+    /// Remote-write receivers.
+    pub remote_write: Vec<remote_write::Target>,
+    /// Textfile path.
+    pub textfile: Option<std::path::PathBuf>,
+    /// Labels on every remote-write series: job, instance, static labels.
+    pub rw_labels: Vec<(String, String)>,
+    /// Push interval.
+    pub interval: Duration,
+    /// Budget of a push round (retries stop then).
+    pub round_deadline: Duration,
+    /// Budget of the final push.
+    pub exit_deadline: Duration,
+    /// DELETE the Pushgateway group after the final push.
+    pub delete_on_exit: bool,
+}
+
+impl Targets {
+    fn is_empty(&self) -> bool {
+        self.pushgateway.is_none() && self.remote_write.is_empty() && self.textfile.is_none()
+    }
 }
 
 /// What the flusher shares with the agent.
@@ -44,6 +73,8 @@ pub struct Shared {
     pub slice: Duration,
     /// Summary slices per window.
     pub slices: usize,
+    /// Delivery.
+    pub targets: Arc<Targets>,
 }
 
 /// Handle to the running thread.
@@ -66,16 +97,16 @@ impl Flusher {
         self.tx.send(c).is_ok()
     }
 
-    /// Stops the thread and waits for it, at most `timeout`.
-    pub fn stop(&mut self, timeout: Duration) -> bool {
+    /// Pushes the final state and stops the thread, waiting at most `timeout`.
+    pub fn stop(&mut self, timeout: Duration) -> Option<Vec<Outcome>> {
         let (tx, rx) = std_mpsc::channel();
-        let stopped = self.send(Command::Stop(tx)) && rx.recv_timeout(timeout).is_ok();
-        if stopped {
+        let outcomes = if self.send(Command::Stop(tx)) { rx.recv_timeout(timeout).ok() } else { None };
+        if outcomes.is_some() {
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
             }
         }
-        stopped
+        outcomes
     }
 }
 
@@ -83,7 +114,11 @@ struct State {
     shared: Shared,
     agg: Aggregator,
     started: Instant,
+    encoder: rw_encode::Encoder,
+    last_ts: Vec<i64>,
 }
+
+type Round = tokio::task::JoinHandle<Vec<Outcome>>;
 
 impl State {
     /// Applies everything queued; true if anything was.
@@ -130,6 +165,61 @@ impl State {
         }
     }
 
+    /// Encodes the current state for every target and starts sending it; the textfile is written here.
+    fn start_round(&mut self, deadline: Instant) -> Round {
+        self.drain();
+        self.update_own();
+        let reg = self.shared.registry.clone();
+        let targets = self.shared.targets.clone();
+        let snap = self.agg.snapshot(&reg);
+        let samples = snap.sample_count() as u64;
+        let mut done = Vec::new();
+        let text = (targets.pushgateway.is_some() || targets.textfile.is_some()).then(|| text::encode(&snap, &self.shared.const_labels));
+        if let (Some(path), Some(t)) = (&targets.textfile, &text) {
+            done.push(textfile::write(path, t, samples));
+        }
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        self.last_ts.resize(targets.remote_write.len(), 0);
+        let bodies: Vec<Vec<rw_encode::Request>> = targets
+            .remote_write
+            .iter()
+            .zip(self.last_ts.iter_mut())
+            .map(|(t, last)| {
+                let ts = remote_write::next_ts(last, now_ms);
+                self.encoder.encode(&snap, &targets.rw_labels, ts, t.cfg.queue.max_samples_per_send)
+            })
+            .collect();
+        let text = text.unwrap_or_default();
+        tokio::spawn(async move {
+            let pg = async {
+                match &targets.pushgateway {
+                    Some(pg) => Some(pg.push(&text, samples, deadline).await),
+                    None => None,
+                }
+            };
+            let rws = async {
+                let mut v = Vec::new();
+                for (t, b) in targets.remote_write.iter().zip(&bodies) {
+                    v.push(t.push(b, deadline).await);
+                }
+                v
+            };
+            let (pg, rws) = tokio::join!(pg, rws);
+            done.extend(pg);
+            done.extend(rws);
+            done
+        })
+    }
+
+    fn account(&self, outcomes: &[Outcome]) {
+        let st = &self.shared.stats;
+        for o in outcomes {
+            Stats::add(if o.ok { &st.pushes_ok } else { &st.pushes_failed }, 1);
+            Stats::add(&st.bytes_sent, o.bytes);
+            Stats::add(&st.samples_sent, o.samples);
+        }
+    }
+
     fn text(&mut self) -> String {
         self.drain();
         self.update_own();
@@ -141,23 +231,61 @@ impl State {
 
 async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let slices = shared.slices;
-    let mut st = State { shared, agg: Aggregator::new(slices), started: Instant::now() };
+    let targets = shared.targets.clone();
+    let mut st = State { shared, agg: Aggregator::new(slices), started: Instant::now(), encoder: rw_encode::Encoder::default(), last_ts: Vec::new() };
+    // The first push goes out at once, not one interval after init.
+    let mut next_push = Instant::now();
+    let mut round: Option<(Round, Vec<std_mpsc::Sender<Vec<Outcome>>>)> = None;
+    let mut waiting: Vec<std_mpsc::Sender<Vec<Outcome>>> = Vec::new();
+    let mut stopping: Option<std_mpsc::Sender<Vec<Outcome>>> = None;
     loop {
         let busy = st.drain();
-        let wait = if busy { Duration::ZERO } else { Duration::from_millis(1) };
+        if round.as_ref().is_some_and(|(r, _)| r.is_finished()) {
+            let (r, replies) = round.take().expect("checked above");
+            let outcomes = r.await.unwrap_or_default();
+            st.account(&outcomes);
+            for reply in replies {
+                let _ = reply.send(outcomes.clone());
+            }
+        }
+        if round.is_none() {
+            if let Some(reply) = stopping.take() {
+                let deadline = Instant::now() + targets.exit_deadline;
+                let mut outcomes = if targets.is_empty() { Vec::new() } else { st.start_round(deadline).await.unwrap_or_default() };
+                if let (true, Some(pg)) = (targets.delete_on_exit, &targets.pushgateway) {
+                    outcomes.push(pg.delete(deadline).await);
+                }
+                st.account(&outcomes);
+                for r in waiting.drain(..) {
+                    let _ = r.send(outcomes.clone());
+                }
+                let _ = reply.send(outcomes);
+                return;
+            }
+            let due = !targets.is_empty() && Instant::now() >= next_push;
+            if due || !waiting.is_empty() {
+                if due {
+                    // Absolute deadlines: the schedule does not drift by the time a push takes.
+                    next_push += targets.interval;
+                    if next_push < Instant::now() {
+                        next_push = Instant::now() + targets.interval;
+                    }
+                }
+                let r = st.start_round(Instant::now() + targets.round_deadline);
+                round = Some((r, std::mem::take(&mut waiting)));
+            }
+        }
+        let idle = if busy { Duration::ZERO } else { Duration::from_millis(1) };
         tokio::select! {
             biased;
             cmd = rx.recv() => match cmd {
                 Some(Command::Text(reply)) => { let _ = reply.send(st.text()); }
-                Some(Command::Stop(reply)) => {
-                    st.drain();
-                    let _ = reply.send(());
-                    return;
-                }
+                Some(Command::Push(reply)) => waiting.push(reply),
+                Some(Command::Stop(reply)) => stopping = Some(reply),
                 // The agent is gone: nothing left to serve.
                 None => return,
             },
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(idle) => {}
         }
     }
 }

@@ -11,6 +11,8 @@ pub mod config;
 pub mod encode;
 pub mod event;
 pub mod name;
+pub mod proto;
+pub mod push;
 pub mod registry;
 pub mod ring;
 pub mod snapshot;

@@ -4,6 +4,7 @@
 //! into samples once, so the text and the protobuf of one snapshot cannot disagree.
 
 pub mod float;
+pub mod remote_write;
 pub mod text;
 
 use crate::registry::{Family, Kind};

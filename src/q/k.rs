@@ -3,7 +3,7 @@
 //! Arguments are borrowed from q (never freed here); results are fresh objects with refcount 0
 //! that q takes over. Every reader checks the type byte before it reads the matching union field.
 
-use kdbplus::api::native::{ka, kj, kpn, ktn, ss, xD};
+use kdbplus::api::native::{ka, kf, kj, kpn, ktn, ss, xD};
 use kdbplus::api::{K, S};
 use serde_json::{Map, Number, Value};
 use std::ffi::{c_char, CStr, CString};
@@ -250,6 +250,12 @@ pub fn json(x: K, what: &str) -> Result<Value, Bad> {
 pub fn new_long(j: i64) -> K {
     // SAFETY: kj only allocates.
     unsafe { kj(j) }
+}
+
+/// A float atom.
+pub fn new_float(f: f64) -> K {
+    // SAFETY: kf only allocates.
+    unsafe { kf(f) }
 }
 
 /// A string (char vector).

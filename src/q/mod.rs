@@ -241,13 +241,44 @@ pub extern "C" fn kdbprom_stats(_: K) -> K {
     guard(|| with_agent(|a| Ok(stats_dict(a))))
 }
 
-/// `.prom.stop[]`: drain and stop within the exit deadline; returns the final stats.
+fn outcomes_dict(outcomes: &[crate::push::Outcome]) -> K {
+    k::new_dict(
+        outcomes
+            .iter()
+            .map(|o| {
+                // SAFETY: kb only allocates.
+                let ok = unsafe { kb(o.ok.into()) };
+                let d = k::new_dict(vec![
+                    ("ok", ok),
+                    ("status", k::new_long(i64::from(o.status))),
+                    ("message", k::new_string(&o.message)),
+                    ("samples", k::new_long(o.samples as i64)),
+                    ("bytes", k::new_long(o.bytes as i64)),
+                    ("ms", k::new_float(o.millis)),
+                    ("attempts", k::new_long(i64::from(o.attempts))),
+                ]);
+                (o.target.as_str(), d)
+            })
+            .collect(),
+    )
+}
+
+/// `.prom.push[]`: push everything now; a dictionary of per-target outcomes.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_push(_: K) -> K {
+    guard(|| with_agent(|a| Ok(outcomes_dict(&a.push().map_err(err)?))))
+}
+
+/// `.prom.stop[]`: final push within the exit deadline, then stop; the stats plus `pushed`, the
+/// final push's per-target outcomes.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_stop(_: K) -> K {
     guard(|| {
         with_agent(|a| {
-            a.stop().map_err(err)?;
-            Ok(stats_dict(a))
+            let (_, outcomes) = a.stop().map_err(err)?;
+            let mut pairs: Vec<(&str, K)> = a.stats().fields().iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect();
+            pairs.push(("pushed", outcomes_dict(&outcomes)));
+            Ok(k::new_dict(pairs))
         })
     })
 }

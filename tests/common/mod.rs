@@ -245,8 +245,8 @@ impl Host {
             .collect();
         keys.into_iter().zip(self.items(kv[1]).iter().copied()).collect()
     }
-    /// A dictionary of longs as (key, value).
+    /// The long-valued entries of a dictionary as (key, value).
     pub fn long_dict(&self, k: K) -> Vec<(String, i64)> {
-        self.dict_items(k).into_iter().map(|(n, v)| (n, self.long(v))).collect()
+        self.dict_items(k).into_iter().filter(|(_, v)| self.qtype(*v) == -7).map(|(n, v)| (n, self.long(v))).collect()
     }
 }

@@ -1,0 +1,76 @@
+//! Delivery: targets, their outcomes, and the retry decision shared by every HTTP target.
+//!
+//! Request building is pure ([`pushgateway::group_path`], [`classify`]); only [`client`] and the
+//! `send` functions touch the network. A push never panics and never outlives its deadline.
+
+pub mod client;
+pub mod pushgateway;
+pub mod remote_write;
+pub mod textfile;
+
+use std::time::Duration;
+
+/// What one target said about one push.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Target name: `pushgateway`, `textfile`, or the remote-write `name`.
+    pub target: String,
+    /// Accepted.
+    pub ok: bool,
+    /// Last HTTP status (0: none, e.g. connection refused or a file target).
+    pub status: u16,
+    /// The receiver's message or the transport error (at most 1 KiB, never a secret).
+    pub message: String,
+    /// Samples delivered.
+    pub samples: u64,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// Wall time of the push.
+    pub millis: f64,
+    /// HTTP attempts made (retries included).
+    pub attempts: u32,
+}
+
+/// What to do after an HTTP answer or a transport error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// 2xx.
+    Done,
+    /// 5xx, 429 (when enabled), 408, timeouts and connection errors: back off, honouring Retry-After.
+    Retry(Option<Duration>),
+    /// Any other 4xx: drop and count; retrying cannot help.
+    Drop,
+}
+
+/// Classifies an HTTP status; `retry_after` is the parsed header, if any.
+///
+/// ```
+/// use kdbprom::push::{classify, Action};
+/// use std::time::Duration;
+/// assert_eq!(classify(204, None, true), Action::Done);
+/// assert_eq!(classify(503, Some(Duration::from_secs(2)), true), Action::Retry(Some(Duration::from_secs(2))));
+/// assert_eq!(classify(429, None, false), Action::Drop);
+/// assert_eq!(classify(409, None, true), Action::Drop);
+/// ```
+pub fn classify(status: u16, retry_after: Option<Duration>, retry_429: bool) -> Action {
+    match status {
+        200..=299 => Action::Done,
+        429 if retry_429 => Action::Retry(retry_after),
+        408 | 500..=599 => Action::Retry(retry_after),
+        _ => Action::Drop,
+    }
+}
+
+/// Parses `Retry-After` given in seconds (the HTTP-date form is rare from receivers and is ignored).
+pub fn retry_after(v: Option<&str>) -> Option<Duration> {
+    v?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Keeps at most 1 KiB of a receiver's message, on a character boundary, without trailing space.
+pub fn snippet(s: &str) -> String {
+    let mut end = s.len().min(1024);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].trim().to_string()
+}
