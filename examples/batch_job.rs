@@ -8,7 +8,18 @@ mod common;
 fn main() {
     let h = common::host();
     let procinfo = h.dict(&["version", "release_date", "os", "cores", "host", "port", "pid"], &[h.f(4.1), h.str("2024-10-16"), h.s("l64"), h.j(2), h.s("demo-host"), h.j(0), h.j(i64::from(std::process::id()))]);
-    let cfg = h.dict(&["job", "labels"], &[h.s("eod_load"), h.dict(&["desk"], &[h.s("rates")])]);
+    // Targets come from the environment (scripts/demo.sh starts local receivers); with none, a textfile.
+    let mut keys = vec!["job", "labels", "exit_deadline_ms"];
+    let mut vals = vec![h.s("eod_load"), h.dict(&["desk"], &[h.s("rates")]), h.j(2_000)];
+    if let Ok(url) = std::env::var("KDBPROM_DEMO_PUSHGATEWAY") {
+        keys.push("pushgateway");
+        vals.push(h.dict(&["url"], &[h.str(&url)]));
+    }
+    if let Ok(url) = std::env::var("KDBPROM_DEMO_REMOTE_WRITE") {
+        keys.push("remote_write");
+        vals.push(h.dict(&["url", "name"], &[h.str(&url), h.s("prometheus")]));
+    }
+    let cfg = h.dict(&keys, &vals);
     let settings = h.ok("kdbprom_init", &[cfg, procinfo]);
     for (k, v) in h.dict_items(settings) {
         if h.qtype(v) == -11 {
@@ -48,8 +59,15 @@ fn main() {
         }
     }
     let st = h.ok("kdbprom_stop", &[h.id()]);
-    println!("--- .prom.stop[] ---");
-    for (k, v) in h.long_dict(st) {
-        println!("{k:>16} {v}");
+    println!("--- .prom.stop[]: final push, then the library's own counters ---");
+    for (k, v) in h.dict_items(st) {
+        if h.qtype(v) == -7 {
+            println!("{k:>16} {}", h.long(v));
+        } else {
+            for (target, o) in h.dict_items(v) {
+                let f: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(o).into_iter().collect();
+                println!("  pushed to {target}: ok={} status={} samples={} bytes={} {:.1} ms {}", h.boolean(f["ok"]), h.long(f["status"]), h.long(f["samples"]), h.long(f["bytes"]), h.float(f["ms"]), h.string(f["message"]));
+            }
+        }
     }
 }

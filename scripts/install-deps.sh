@@ -9,14 +9,15 @@ command -v promtool >/dev/null && command -v prometheus >/dev/null || need+=(pro
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
 command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
-if ! .work/py/bin/python -c 'import prometheus_client' 2>/dev/null; then
+if ! .work/py/bin/python -c 'import prometheus_client, bcrypt' 2>/dev/null; then
   mkdir -p .work
   python3 -m venv .work/py
-  .work/py/bin/pip install -q prometheus_client==0.26.0
+  .work/py/bin/pip install -q prometheus_client==0.26.0 bcrypt==5.0.0
 fi
 scripts/fetch-libe.sh

@@ -65,7 +65,7 @@ impl ProcessInfo {
             release_date: text("release_date"),
             os: text("os"),
             cores: num("cores").unwrap_or(0.0) as i64,
-            host: text("host"),
+            host: Some(text("host")).filter(|h| !h.is_empty()).unwrap_or_else(local_host),
             port: num("port").unwrap_or(0.0) as i64,
             pid: num("pid").map_or_else(|| i64::from(std::process::id()), |p| p as i64),
             license_expiry: num("license_expiry"),
@@ -80,6 +80,11 @@ impl ProcessInfo {
             _ => format!("{}:{}", self.host, self.pid),
         }
     }
+}
+
+/// This machine's name, for the default instance when q does not say (`.z.h` normally does).
+fn local_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
 /// Series ids of every built-in, so the exports never look names up.

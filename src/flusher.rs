@@ -86,7 +86,7 @@ pub struct Flusher {
 impl Flusher {
     /// Starts the `kdbprom-flusher` thread.
     pub fn start(shared: Shared) -> std::io::Result<Flusher> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new().name("kdbprom-flusher".into()).spawn(move || rt.block_on(run(shared, rx)))?;
         Ok(Flusher { tx, thread: Some(thread) })
@@ -189,24 +189,21 @@ impl State {
                 self.encoder.encode(&snap, &targets.rw_labels, ts, t.cfg.queue.max_samples_per_send)
             })
             .collect();
-        let text = text.unwrap_or_default();
+        let text = Arc::new(text.unwrap_or_default());
         tokio::spawn(async move {
-            let pg = async {
-                match &targets.pushgateway {
-                    Some(pg) => Some(pg.push(&text, samples, deadline).await),
-                    None => None,
-                }
-            };
-            let rws = async {
-                let mut v = Vec::new();
-                for (t, b) in targets.remote_write.iter().zip(&bodies) {
-                    v.push(t.push(b, deadline).await);
-                }
-                v
-            };
-            let (pg, rws) = tokio::join!(pg, rws);
-            done.extend(pg);
-            done.extend(rws);
+            // Every target at once: a slow or dead receiver must not use up the others' deadline.
+            let mut set = tokio::task::JoinSet::new();
+            if targets.pushgateway.is_some() {
+                let (t, text) = (targets.clone(), text.clone());
+                set.spawn(async move { (0, t.pushgateway.as_ref().expect("checked").push(&text, samples, deadline).await) });
+            }
+            for (i, b) in bodies.into_iter().enumerate() {
+                let t = targets.clone();
+                set.spawn(async move { (i + 1, t.remote_write[i].push(&b, deadline).await) });
+            }
+            let mut sent: Vec<(usize, Outcome)> = set.join_all().await;
+            sent.sort_by_key(|(i, _)| *i);
+            done.extend(sent.into_iter().map(|(_, o)| o));
             done
         })
     }
@@ -239,7 +236,8 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut waiting: Vec<std_mpsc::Sender<Vec<Outcome>>> = Vec::new();
     let mut stopping: Option<std_mpsc::Sender<Vec<Outcome>>> = None;
     loop {
-        let busy = st.drain();
+        // A bug here must not end delivery for the life of the q process: contain it and go on.
+        let busy = contained(|| st.drain()).unwrap_or(false);
         if round.as_ref().is_some_and(|(r, _)| r.is_finished()) {
             let (r, replies) = round.take().expect("checked above");
             let outcomes = r.await.unwrap_or_default();
@@ -251,7 +249,10 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
         if round.is_none() {
             if let Some(reply) = stopping.take() {
                 let deadline = Instant::now() + targets.exit_deadline;
-                let mut outcomes = if targets.is_empty() { Vec::new() } else { st.start_round(deadline).await.unwrap_or_default() };
+                let mut outcomes = match contained(|| (!targets.is_empty()).then(|| st.start_round(deadline))).flatten() {
+                    Some(r) => r.await.unwrap_or_default(),
+                    None => Vec::new(),
+                };
                 if let (true, Some(pg)) = (targets.delete_on_exit, &targets.pushgateway) {
                     outcomes.push(pg.delete(deadline).await);
                 }
@@ -271,15 +272,18 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
                         next_push = Instant::now() + targets.interval;
                     }
                 }
-                let r = st.start_round(Instant::now() + targets.round_deadline);
-                round = Some((r, std::mem::take(&mut waiting)));
+                let replies = std::mem::take(&mut waiting);
+                match contained(|| st.start_round(Instant::now() + targets.round_deadline)) {
+                    Some(r) => round = Some((r, replies)),
+                    None => replies.into_iter().for_each(|r| drop(r.send(Vec::new()))),
+                }
             }
         }
         let idle = if busy { Duration::ZERO } else { Duration::from_millis(1) };
         tokio::select! {
             biased;
             cmd = rx.recv() => match cmd {
-                Some(Command::Text(reply)) => { let _ = reply.send(st.text()); }
+                Some(Command::Text(reply)) => { if let Some(t) = contained(|| st.text()) { let _ = reply.send(t); } }
                 Some(Command::Push(reply)) => waiting.push(reply),
                 Some(Command::Stop(reply)) => stopping = Some(reply),
                 // The agent is gone: nothing left to serve.
@@ -288,4 +292,9 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
             _ = tokio::time::sleep(idle) => {}
         }
     }
+}
+
+/// Runs `f`, turning a panic into None (the default hook has already printed it).
+fn contained<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }

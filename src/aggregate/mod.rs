@@ -113,10 +113,13 @@ impl Aggregator {
 
     /// Every live series, with state released for removed ones.
     pub fn snapshot<'r>(&mut self, reg: &'r Registry) -> Snapshot<'r> {
+        // Slots first: a slot's family is declared before the slot exists, so every family of
+        // these slots is among the families counted next, whatever q declares meanwhile.
+        let slots = reg.slot_count();
         let mut families: Vec<FamilySnapshot<'r>> =
             (0..reg.family_count()).map(|f| FamilySnapshot { family: reg.family(f as u32), series: Vec::new() }).collect();
         let epoch = self.epoch;
-        for sid in 0..reg.slot_count() {
+        for sid in 0..slots {
             let Some(slot) = reg.slot(sid as SeriesId) else { continue };
             if !slot.is_alive() {
                 if let Some(st) = self.states.get_mut(sid) {

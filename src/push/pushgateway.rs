@@ -79,7 +79,7 @@ impl Target {
             }
             let wait = match tokio::time::timeout_at(deadline.into(), req.send()).await {
                 Err(_) => {
-                    out.message = "deadline reached".into();
+                    out.message = format!("deadline reached after {} attempt(s); last error: {}", out.attempts, out.message);
                     break;
                 }
                 Ok(Err(e)) => {

@@ -6,6 +6,7 @@ use crate::config::RemoteWrite;
 use crate::encode::remote_write::{Request, HEADERS};
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A configured remote-write target.
@@ -45,8 +46,16 @@ impl Target {
         Ok(Target { cfg, client })
     }
 
-    async fn send_one(&self, body: &[u8], attempt: &AtomicU32) -> Result<u16, Failure> {
+    async fn send_one(&self, body: &[u8], attempt: &AtomicU32, last: &Mutex<(u16, String)>) -> Result<u16, Failure> {
         let n = attempt.fetch_add(1, Ordering::Relaxed) + 1;
+        let res = self.try_send(body, n).await;
+        if let Err(Failure::Retry { status, message, .. } | Failure::Permanent { status, message }) = &res {
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = (*status, message.clone());
+        }
+        res
+    }
+
+    async fn try_send(&self, body: &[u8], n: u32) -> Result<u16, Failure> {
         let mut req = self.client.post(&self.cfg.url).body(body.to_vec());
         for (k, v) in HEADERS {
             req = req.header(k, v);
@@ -81,12 +90,13 @@ impl Target {
         let q = &self.cfg.queue;
         for r in requests {
             let attempts = AtomicU32::new(0);
+            let last = Mutex::new((0, String::new()));
             let backoff = ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(q.min_backoff_ms))
                 .with_max_delay(Duration::from_millis(q.max_backoff_ms))
                 .with_jitter()
                 .without_max_times();
-            let send = (|| self.send_one(&r.body, &attempts))
+            let send = (|| self.send_one(&r.body, &attempts, &last))
                 .retry(backoff)
                 .sleep(tokio::time::sleep)
                 .when(|f| matches!(f, Failure::Retry { .. }) && Instant::now() < deadline)
@@ -108,8 +118,11 @@ impl Target {
                     out.message = message;
                 }
                 Err(_) => {
+                    // Report why it kept failing, not only that time ran out.
+                    let (status, message) = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     out.ok = false;
-                    out.message = "deadline reached while retrying".into();
+                    out.status = status;
+                    out.message = format!("deadline reached after {} attempt(s); last error: {message}", attempts.load(Ordering::Relaxed));
                 }
             }
         }

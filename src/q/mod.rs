@@ -133,7 +133,8 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             return Err(format!("init: config must be a dictionary, a JSON file path or ::, not a {}", k::type_name(cfg)));
         }
         .map_err(|e| e.to_string())?;
-        let process = if is_identity(proc) { ProcessInfo::default() } else { ProcessInfo::from_json(&k::json(proc, "process")?)? };
+        let process = if is_identity(proc) { serde_json::json!({}) } else { k::json(proc, "process")? };
+        let process = ProcessInfo::from_json(&process)?;
         let agent = Agent::start(config, &process).map_err(err)?;
         let c = agent.config();
         // SAFETY: kb only allocates.

@@ -234,6 +234,16 @@ impl Host {
         // SAFETY: caller passes a general list.
         unsafe { std::slice::from_raw_parts((*k).value.list.G0.as_ptr().cast::<K>(), (*k).value.list.n as usize) }
     }
+    pub fn boolean(&self, k: K) -> bool {
+        assert_eq!(self.qtype(k), -1);
+        // SAFETY: checked type.
+        unsafe { (*k).value.byte != 0 }
+    }
+    pub fn float(&self, k: K) -> f64 {
+        assert_eq!(self.qtype(k), -9);
+        // SAFETY: checked type.
+        unsafe { (*k).value.float }
+    }
     /// A `sym!list` dictionary as (key, value) pairs.
     pub fn dict_items(&self, k: K) -> Vec<(String, K)> {
         assert_eq!(self.qtype(k), 99);

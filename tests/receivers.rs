@@ -1,0 +1,280 @@
+//! Delivery proven against real receivers: the real .so in the libe host pushes, and the values
+//! are read back from Prometheus, VictoriaMetrics and the Pushgateway.
+
+mod common;
+mod servers;
+
+use common::{host, lock, Host};
+use kdbplus::api::K;
+use servers::{query, query_vm, value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+struct Outcome {
+    ok: bool,
+    status: i64,
+    message: String,
+    samples: i64,
+}
+
+fn outcomes(h: &Host, d: K) -> HashMap<String, Outcome> {
+    h.dict_items(d)
+        .into_iter()
+        .map(|(t, o)| {
+            let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
+            (t, Outcome { ok: h.boolean(f["ok"]), status: h.long(f["status"]), message: h.string(f["message"]), samples: h.long(f["samples"]) })
+        })
+        .collect()
+}
+
+fn init(h: &Host, keys: &[&str], vals: &[K]) {
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let r = h.ok("kdbprom_init", &[h.dict(keys, vals), h.id()]);
+    (h.r0)(r);
+}
+
+fn push(h: &Host) -> HashMap<String, Outcome> {
+    let d = h.ok("kdbprom_push", &[h.id()]);
+    let o = outcomes(h, d);
+    (h.r0)(d);
+    o
+}
+
+fn rw(h: &Host, url: &str, name: &str, extra: &[(&str, K)]) -> K {
+    let mut keys = vec!["url", "name"];
+    let mut vals = vec![h.str(url), h.s(name)];
+    for (k, v) in extra {
+        keys.push(k);
+        vals.push(*v);
+    }
+    h.dict(&keys, &vals)
+}
+
+fn declare_and_record(h: &Host, prefix: &str) {
+    let n = |s: &str| format!("{prefix}_{s}");
+    h.ok("kdbprom_declare", &[h.s("counter"), h.s(&n("rows_total")), h.str("Rows."), h.syms(&["table"]), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s(&n("depth")), h.str("Depth."), h.id(), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("histogram"), h.s(&n("lat_seconds")), h.str("Latency."), h.id(), h.floats(&[0.1, 0.5, 1.0])]);
+    h.ok("kdbprom_declare", &[h.s("summary"), h.s(&n("q_seconds")), h.str("Quantiles."), h.id(), h.id()]);
+    for (t, v) in [("trade", 1234), ("quote", 42)] {
+        let s = h.ok("kdbprom_series", &[h.s(&n("rows_total")), h.str(t)]);
+        h.ok("kdbprom_inc", &[s, h.j(v)]);
+    }
+    h.ok("kdbprom_set", &[h.s(&n("depth")), h.f(7.5)]);
+    h.ok("kdbprom_observe", &[h.s(&n("lat_seconds")), h.floats(&[0.05, 0.3, 0.3, 0.7, 2.0])]);
+    let qs: Vec<f64> = (1..=1000).map(|i| f64::from(i) / 1000.0).collect();
+    h.ok("kdbprom_observe", &[h.s(&n("q_seconds")), h.floats(&qs)]);
+}
+
+fn check_values(rows: impl Fn(&str) -> Vec<servers::Row>, prefix: &str, job: &str, instance: &str) {
+    let n = |s: &str| format!("{prefix}_{s}");
+    let c = rows(&n("rows_total"));
+    assert_eq!(value(&c, &[("table", "trade"), ("job", job), ("instance", instance), ("env", "ci")]), 1234.0);
+    assert_eq!(value(&c, &[("table", "quote")]), 42.0);
+    assert_eq!(value(&rows(&n("depth")), &[]), 7.5);
+    let b = rows(&n("lat_seconds_bucket"));
+    for (le, want) in [("0.1", 1.0), ("0.5", 3.0), ("1.0", 4.0), ("+Inf", 5.0)] {
+        assert_eq!(value(&b, &[("le", le)]), want, "le={le}");
+    }
+    assert!((value(&rows(&n("lat_seconds_sum")), &[]) - 3.35).abs() < 1e-9);
+    assert_eq!(value(&rows(&n("lat_seconds_count")), &[]), 5.0);
+    let q = rows(&n("q_seconds"));
+    for (quantile, want) in [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99)] {
+        let got = value(&q, &[("quantile", quantile)]);
+        assert!((got - want).abs() <= want * 0.01 + 0.001, "quantile {quantile}: {got} vs {want} (1 % documented)");
+    }
+    assert_eq!(value(&rows(&n("q_seconds_count")), &[]), 1000.0);
+}
+
+#[test]
+fn remote_write_to_prometheus_and_victoria_metrics() {
+    let _g = lock();
+    let h = host();
+    let (prom, vm) = (servers::prometheus(None), servers::victoria());
+    let targets = h.list(&[
+        rw(h, &format!("http://127.0.0.1:{}/api/v1/write", prom.port), "prom", &[]),
+        rw(h, &format!("http://127.0.0.1:{}/api/v1/write", vm.port), "vm", &[("queue", h.dict(&["max_samples_per_send"], &[h.j(7)]))]),
+    ]);
+    init(h, &["job", "instance", "labels", "remote_write", "interval_ms"], &[h.s("rwtest"), h.s("host-a:5010"), h.dict(&["env"], &[h.s("ci")]), targets, h.j(3_600_000)]);
+    declare_and_record(h, "rw");
+    let o = push(h);
+    assert!(o["prom"].ok && o["prom"].status == 204, "{o:?}");
+    assert!(o["vm"].ok && o["vm"].status == 204, "{o:?}");
+    assert_eq!(o["prom"].samples, o["vm"].samples, "same snapshot, split differently");
+    check_values(|m| query(prom.port, m), "rw", "rwtest", "host-a:5010");
+    assert_eq!(value(&query(prom.port, "kdbprom_events_dropped_total"), &[("job", "rwtest")]), 0.0);
+    check_values(|m| query_vm(vm.port, m, 1), "rw", "rwtest", "host-a:5010");
+    let st = h.ok("kdbprom_stop", &[h.id()]);
+    let pushed = h.dict_items(st).into_iter().find(|(k, _)| k == "pushed").unwrap().1;
+    let fin = outcomes(h, pushed);
+    assert!(fin["prom"].ok && fin["vm"].ok, "final push on stop: {fin:?}");
+}
+
+fn pgw_metrics(port: u16) -> Vec<(String, f64)> {
+    let text = servers::http().get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap().text().unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (s, v) = l.rsplit_once(' ').unwrap();
+            (s.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+fn pgw_value(lines: &[(String, f64)], name: &str, labels: &[&str]) -> f64 {
+    let hits: Vec<_> = lines.iter().filter(|(s, _)| s.starts_with(&format!("{name}{{")) && labels.iter().all(|l| s.contains(l))).collect();
+    assert_eq!(hits.len(), 1, "{name} {labels:?} in {lines:?}");
+    hits[0].1
+}
+
+#[test]
+fn pushgateway_groups_by_job_instance_and_labels() {
+    let _g = lock();
+    let h = host();
+    let pgw = servers::pushgateway();
+    let pg = h.dict(&["url", "grouping"], &[h.str(&format!("http://127.0.0.1:{}", pgw.port)), h.dict(&["path"], &[h.str("/var/tmp")])]);
+    init(h, &["job", "instance", "labels", "pushgateway", "interval_ms"], &[h.s("pgtest"), h.s("host-b:1"), h.dict(&["env"], &[h.s("ci")]), pg, h.j(3_600_000)]);
+    declare_and_record(h, "pg");
+    let o = push(h);
+    assert!(o["pushgateway"].ok && o["pushgateway"].status == 200, "{o:?}");
+    let m = pgw_metrics(pgw.port);
+    let group = ["job=\"pgtest\"", "instance=\"host-b:1\"", "path=\"/var/tmp\"", "env=\"ci\""];
+    let with = |extra: &'static str| group.iter().copied().chain(std::iter::once(extra)).collect::<Vec<_>>();
+    assert_eq!(pgw_value(&m, "pg_rows_total", &with("table=\"trade\"")), 1234.0);
+    assert_eq!(pgw_value(&m, "pg_depth", &group), 7.5);
+    assert_eq!(pgw_value(&m, "pg_lat_seconds_bucket", &with("le=\"0.5\"")), 3.0);
+    assert_eq!(pgw_value(&m, "pg_lat_seconds_bucket", &with("le=\"+Inf\"")), 5.0);
+    assert_eq!(pgw_value(&m, "pg_lat_seconds_count", &group), 5.0);
+    // The gateway's own per-group gauge carries the grouping key only.
+    assert!(pgw_value(&m, "push_time_seconds", &group[..3]) > 1.7e9);
+    // PUT replaces the group: a second push with a new value wins.
+    h.ok("kdbprom_set", &[h.s("pg_depth"), h.f(9.0)]);
+    push(h);
+    assert_eq!(pgw_value(&pgw_metrics(pgw.port), "pg_depth", &group), 9.0);
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key).
+fn openssl(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    std::fs::write(dir.join("ext.cnf"), "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    let steps: [Vec<String>; 3] = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=kdbprom test CA", "-keyout", &p("ca.key"), "-out", &p("ca.pem")].map(String::from).to_vec(),
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &p("key.pem"), "-out", &p("srv.csr")].map(String::from).to_vec(),
+        ["x509", "-req", "-in", &p("srv.csr"), "-CA", &p("ca.pem"), "-CAkey", &p("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", &p("ext.cnf"), "-out", &p("cert.pem")]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for args in steps {
+        let st = std::process::Command::new("openssl").args(&args).stderr(std::process::Stdio::null()).status().expect("openssl is required (scripts/test.sh installs it)");
+        assert!(st.success(), "openssl {args:?}");
+    }
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+fn bcrypt(pw: &str) -> String {
+    let py = std::env::var("KDBPROM_TEST_PYTHON").unwrap_or_else(|_| ".work/py/bin/python".into());
+    let out = std::process::Command::new(py)
+        .args(["-c", &format!("import bcrypt;print(bcrypt.hashpw(b'{pw}',bcrypt.gensalt(rounds=4)).decode())")])
+        .output()
+        .expect("python with bcrypt is required (scripts/test.sh installs it)");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn tls_and_basic_auth_against_prometheus_web_config() {
+    let _g = lock();
+    let h = host();
+    let dir = servers::tmpdir("tls");
+    let (ca, cert, key) = openssl(&dir);
+    let web = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  kdb: {}\n", cert.display(), key.display(), bcrypt("s3cret"));
+    let prom = servers::prometheus(Some(&web));
+    let (good, bad) = (dir.join("pw"), dir.join("wrong"));
+    std::fs::write(&good, "s3cret\n").unwrap();
+    std::fs::write(&bad, "guess\n").unwrap();
+    let url = format!("https://127.0.0.1:{}/api/v1/write", prom.port);
+    let auth = |pw: &std::path::Path| h.dict(&["username", "password_file"], &[h.s("kdb"), h.str(pw.to_str().unwrap())]);
+    let tls = || h.dict(&["ca_file"], &[h.str(ca.to_str().unwrap())]);
+    let targets = h.list(&[
+        rw(h, &url, "good", &[("basic_auth", auth(&good)), ("tls", tls())]),
+        rw(h, &url, "wrongpw", &[("basic_auth", auth(&bad)), ("tls", tls())]),
+        rw(h, &url, "untrusted", &[("basic_auth", auth(&good))]),
+    ]);
+    init(h, &["job", "remote_write", "interval_ms", "exit_deadline_ms"], &[h.s("tlstest"), targets, h.j(1_000), h.j(500)]);
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("tls_ok"), h.str("x"), h.id(), h.id()]);
+    h.ok("kdbprom_set", &[h.s("tls_ok"), h.j(42)]);
+    let o = push(h);
+    assert!(o["good"].ok && o["good"].status == 204, "{o:?}");
+    assert_eq!((o["wrongpw"].ok, o["wrongpw"].status), (false, 401), "{o:?}");
+    assert!(!o["untrusted"].ok && o["untrusted"].status == 0 && o["untrusted"].message.contains("UnknownIssuer"), "{o:?}");
+    assert!(!o["wrongpw"].message.contains("s3cret") && !o["wrongpw"].message.contains("guess"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let v: serde_json::Value = servers::http()
+        .get(format!("https://127.0.0.1:{}/api/v1/query", prom.port))
+        .basic_auth("kdb", Some("s3cret"))
+        .query(&[("query", "tls_ok"), ("time", &format!("{now:.3}"))])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "42", "{v}");
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+}
+
+#[test]
+fn a_batch_job_process_that_exits_leaves_its_metrics_behind() {
+    let _g = lock();
+    let (prom, pgw) = (servers::prometheus(None), servers::pushgateway());
+    let exe = common::so_path().parent().unwrap().join("../examples/batch_job");
+    let out = std::process::Command::new(&exe)
+        .env("KDBPROM_DEMO_PUSHGATEWAY", format!("http://127.0.0.1:{}", pgw.port))
+        .env("KDBPROM_DEMO_REMOTE_WRITE", format!("http://127.0.0.1:{}/api/v1/write", prom.port))
+        .output()
+        .unwrap_or_else(|e| panic!("{} (built by cargo test --all-targets): {e}", exe.display()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The process is gone; its final state is in both receivers.
+    let rows = query(prom.port, "eod_rows_loaded_total");
+    assert_eq!(value(&rows, &[("table", "trade"), ("job", "eod_load")]), 1_250_000.0);
+    assert_eq!(value(&rows, &[("table", "quote")]), 9_800_000.0);
+    let m = pgw_metrics(pgw.port);
+    assert_eq!(pgw_value(&m, "eod_rows_loaded_total", &["job=\"eod_load\"", "table=\"quote\""]), 9_800_000.0);
+    assert_eq!(pgw_value(&m, "eod_file_load_seconds_count", &["table=\"trade\""]), 3.0);
+}
+
+#[test]
+fn unreachable_refused_hung_and_rejecting_receivers_fail_cleanly_and_in_time() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    // A listener that accepts and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_port = hung.local_addr().unwrap().port();
+    let closed = servers::free_port();
+    let targets = h.list(&[
+        rw(h, &format!("http://127.0.0.1:{closed}/api/v1/write"), "refused", &[]),
+        rw(h, &format!("http://127.0.0.1:{hung_port}/api/v1/write"), "hung", &[("remote_timeout_ms", h.j(300))]),
+        rw(h, &format!("http://127.0.0.1:{}/api/v1/wirte", prom.port), "notfound", &[]),
+    ]);
+    init(h, &["job", "remote_write", "interval_ms", "exit_deadline_ms"], &[h.s("failtest"), targets, h.j(1_000), h.j(800)]);
+    let t = Instant::now();
+    let o = push(h);
+    assert!(t.elapsed() < Duration::from_secs(3), "push took {:?}", t.elapsed());
+    assert!(!o["refused"].ok && o["refused"].status == 0 && o["refused"].message.to_lowercase().contains("connect"), "{o:?}");
+    assert!(!o["hung"].ok, "{o:?}");
+    assert_eq!((o["notfound"].ok, o["notfound"].status), (false, 404), "{o:?}");
+    assert!(o["notfound"].message.contains("404 page not found"), "{o:?}");
+    let st = h.ok("kdbprom_stats", &[h.id()]);
+    let st: HashMap<String, i64> = h.long_dict(st).into_iter().collect();
+    assert!(st["pushes_failed"] >= 3, "{st:?}");
+    let t = Instant::now();
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    assert!(t.elapsed() < Duration::from_millis(1_800), "stop bounded by exit_deadline_ms: {:?}", t.elapsed());
+    drop(hung);
+    // Unreadable secrets and certificates fail init, naming the key.
+    let bad = |extra: (&str, K)| h.list(&[rw(h, "http://127.0.0.1:9/w", "x", &[extra])]);
+    let e = h.err("kdbprom_init", &[h.dict(&["remote_write"], &[bad(("bearer_token_file", h.str("/nonexistent/token")))]), h.id()]);
+    assert!(e.starts_with("prom: config key remote_write[0].bearer_token_file: cannot read /nonexistent/token"), "{e}");
+    let e = h.err("kdbprom_init", &[h.dict(&["remote_write"], &[bad(("tls", h.dict(&["ca_file"], &[h.str("/nonexistent/ca.pem")])))]), h.id()]);
+    assert_eq!(e, "prom: config key remote_write[0].tls.ca_file: /nonexistent/ca.pem is not a readable file");
+}

@@ -1,0 +1,159 @@
+//! Real receivers for integration tests: Prometheus (remote-write receiver), the Pushgateway and
+//! VictoriaMetrics, each on a free loopback port with a fresh data dir, stopped by PID on drop.
+//! A missing binary is a failure (scripts/test.sh installs them), never a skip.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM, then wait: the servers exit in milliseconds.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn tmpdir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!("kdbprom-{tag}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).danger_accept_invalid_certs(true).build().unwrap()
+}
+
+fn start(bin: &str, args: Vec<String>, port: u16, dir: PathBuf, ready: &str) -> Server {
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    let child = Command::new(bin)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin} is required (scripts/test.sh installs it): {e}"));
+    let s = Server { port, dir, child };
+    let url = ready.replace("PORT", &port.to_string());
+    let end = Instant::now() + Duration::from_secs(20);
+    let c = http();
+    while c.get(&url).send().map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+        assert!(Instant::now() < end, "{bin} not ready at {url}: {}", std::fs::read_to_string(s.dir.join("log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s
+}
+
+/// Prometheus with the remote-write receiver; `web_config` adds TLS/basic auth (its readiness URL then uses https).
+pub fn prometheus(web_config: Option<&str>) -> Server {
+    let port = free_port();
+    let dir = tmpdir("prom");
+    std::fs::write(dir.join("prom.yml"), "global:\n  scrape_interval: 15s\n").unwrap();
+    let mut args = vec![
+        format!("--config.file={}", dir.join("prom.yml").display()),
+        format!("--storage.tsdb.path={}", dir.join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--web.enable-remote-write-receiver".into(),
+        "--log.level=warn".into(),
+    ];
+    match web_config {
+        Some(c) => {
+            std::fs::write(dir.join("web.yml"), c).unwrap();
+            args.push(format!("--web.config.file={}", dir.join("web.yml").display()));
+            // Readiness needs credentials there: wait for the port instead.
+            start_tls(args, port, dir)
+        }
+        None => start("prometheus", args, port, dir, "http://127.0.0.1:PORT/-/ready"),
+    }
+}
+
+fn start_tls(args: Vec<String>, port: u16, dir: PathBuf) -> Server {
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    let child = Command::new("prometheus").args(&args).stdout(Stdio::null()).stderr(log).spawn().expect("prometheus is required");
+    let s = Server { port, dir, child };
+    let end = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "prometheus (TLS) did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s
+}
+
+pub fn pushgateway() -> Server {
+    let port = free_port();
+    let dir = tmpdir("pgw");
+    let args = vec![format!("--web.listen-address=127.0.0.1:{port}"), "--persistence.file=".into(), "--log.level=warn".into()];
+    start("prometheus-pushgateway", args, port, dir, "http://127.0.0.1:PORT/-/ready")
+}
+
+pub fn victoria() -> Server {
+    let port = free_port();
+    let dir = tmpdir("vm");
+    let args = vec![
+        format!("-httpListenAddr=127.0.0.1:{port}"),
+        format!("-storageDataPath={}", dir.join("data").display()),
+        "-retentionPeriod=100y".into(),
+        "-search.latencyOffset=0s".into(),
+        "-loggerLevel=WARN".into(),
+    ];
+    start("victoria-metrics", args, port, dir, "http://127.0.0.1:PORT/health")
+}
+
+/// One instant-query result: labels and value.
+pub type Row = (std::collections::BTreeMap<String, String>, f64);
+
+/// `/api/v1/query` on Prometheus or VictoriaMetrics.
+pub fn query(port: u16, q: &str) -> Vec<Row> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let v: Value = http()
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", q), ("time", &format!("{now:.3}"))])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let labels = r["metric"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+            (labels, r["value"][1].as_str().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+/// VictoriaMetrics shows new data only after a flush and about a second; poll for `want` rows.
+pub fn query_vm(port: u16, q: &str, want: usize) -> Vec<Row> {
+    let _ = http().get(format!("http://127.0.0.1:{port}/internal/force_flush")).send();
+    let end = Instant::now() + Duration::from_secs(20);
+    std::thread::sleep(Duration::from_millis(1100));
+    loop {
+        let r = query(port, q);
+        if r.len() >= want || Instant::now() > end {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The value of the one row whose labels include every pair of `labels`.
+pub fn value(rows: &[Row], labels: &[(&str, &str)]) -> f64 {
+    let hits: Vec<&Row> = rows.iter().filter(|(l, _)| labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))).collect();
+    assert_eq!(hits.len(), 1, "rows matching {labels:?} in {rows:?}");
+    hits[0].1
+}
