@@ -1,7 +1,41 @@
 #!/usr/bin/env bash
-# The main job, no q needed: a simulated q batch job drives the real libkdbprom.so inside KX's libe.so.
+# The main job, no q needed: a simulated q batch job drives the real libkdbprom.so inside KX's libe.so,
+# pushes its final state as it exits, and we read back what arrived. With prometheus and
+# prometheus-pushgateway installed (scripts/install-deps.sh), both run on free loopback ports and are
+# stopped afterwards; without them the job falls back to a textfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-libe.sh
 cargo build -q --release --lib --example batch_job
-target/release/examples/batch_job
+work=$(mktemp -d -t kdbprom-demo.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ready() { for _ in $(seq 200); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0; sleep 0.05; done; echo "not ready: $1" >&2; return 1; }
+if command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null && command -v curl >/dev/null; then
+  pp=$(port); gp=$(port)
+  printf 'global:\n  scrape_interval: 15s\n' > "$work/prom.yml"
+  prometheus --config.file="$work/prom.yml" --storage.tsdb.path="$work/prom" --web.listen-address="127.0.0.1:$pp" \
+    --web.enable-remote-write-receiver --log.level=warn 2>"$work/prom.log" & pids+=($!)
+  prometheus-pushgateway --web.listen-address="127.0.0.1:$gp" --persistence.file= --log.level=warn 2>"$work/pgw.log" & pids+=($!)
+  ready "http://127.0.0.1:$pp/-/ready"; ready "http://127.0.0.1:$gp/-/ready"
+  echo "== receivers: Prometheus 127.0.0.1:$pp (remote write), Pushgateway 127.0.0.1:$gp"
+  KDBPROM_DEMO_PUSHGATEWAY="http://127.0.0.1:$gp" KDBPROM_DEMO_REMOTE_WRITE="http://127.0.0.1:$pp/api/v1/write" \
+    target/release/examples/batch_job
+  echo "== the job has exited; read back from Prometheus (remote write):"
+  for q in 'eod_rows_loaded_total' 'eod_file_load_seconds_count' 'eod_row_bytes{quantile="0.99"}' 'kdb_request_errors_total{handler="sync"}'; do
+    curl -s -G "http://127.0.0.1:$pp/api/v1/query" --data-urlencode "query=$q" | python3 -c '
+import json,sys
+for r in json.load(sys.stdin)["data"]["result"]:
+    m=r["metric"]; name=m.pop("__name__")
+    print("  %s{%s} %s" % (name, ",".join("%s=\"%s\"" % kv for kv in sorted(m.items())), r["value"][1]))'
+  done
+  echo "== and from the Pushgateway (group job=eod_load):"
+  curl -s "http://127.0.0.1:$gp/metrics" | grep -E '^(eod_rows_loaded_total|eod_file_load_seconds_count|push_time_seconds)\{' | sed 's/^/  /'
+else
+  echo "== prometheus/prometheus-pushgateway not installed (scripts/install-deps.sh): pushing to a textfile"
+  (cd "$work" && "$OLDPWD/target/release/examples/batch_job")
+  echo "== the job has exited; $work/kdbprom_eod_load.prom holds:"
+  grep -E '^eod_rows_loaded_total' "$work/kdbprom_eod_load.prom" | sed 's/^/  /'
+fi

@@ -37,10 +37,29 @@ pub fn write_value(out: &mut String, v: f64) {
         return;
     }
     if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
-        let _ = write!(out, "{}", v as i64);
+        write_int(out, v as i64);
     } else {
         write_g(out, v, false);
     }
+}
+
+/// Integers without the `fmt` machinery: most samples are counts.
+fn write_int(out: &mut String, mut n: i64) {
+    if n < 0 {
+        out.push('-');
+        n = -n;
+    }
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).expect("ASCII digits"));
 }
 
 fn special(out: &mut String, v: f64) -> bool {
