@@ -133,6 +133,17 @@ fn init_from_json_file_and_env_and_twice() {
     let r = h.ok("kdbprom_init", &[h.s(&format!(":{}", f.display())), h.id()]);
     (h.r0)(r);
     let _ = h.call("kdbprom_stop", &[h.id()]);
+    // `enlist` of a dictionary is a one-row table in q: accepted as a list of targets
+    let cols = h.dict(&["url", "name"], &[h.list(&[h.str("http://127.0.0.1:9/api/v1/write")]), h.syms(&["one"])]);
+    let table = (h.xt)(cols);
+    assert_eq!(h.qtype(table), 98);
+    let r = h.ok("kdbprom_init", &[h.dict(&["remote_write", "interval_ms", "exit_deadline_ms"], &[table, h.j(1_000), h.j(0)]), h.id()]);
+    (h.r0)(r);
+    let o = h.ok("kdbprom_push", &[h.id()]);
+    let targets: Vec<String> = h.dict_items(o).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(targets, ["one"], "the table's one row is the one target");
+    (h.r0)(o);
+    let _ = h.call("kdbprom_stop", &[h.id()]);
     // `::` reads KDBPROM_* from the environment
     // SAFETY (test): single-threaded use of the environment under the test lock.
     unsafe { std::env::set_var("KDBPROM_JOB", "fromenv") };

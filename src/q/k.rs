@@ -23,6 +23,7 @@ pub mod t {
     pub const CHAR: i8 = 10;
     pub const SYMBOL: i8 = 11;
     pub const TIMESPAN: i8 = 16;
+    pub const TABLE: i8 = 98;
     pub const DICT: i8 = 99;
     pub const IDENTITY: i8 = 101;
 }
@@ -240,6 +241,17 @@ pub fn json(x: K, what: &str) -> Result<Value, Bad> {
                 m.insert(k, v);
             }
             Value::Object(m)
+        }
+        t::TABLE => {
+            // A table (what `enlist` makes of a dictionary in q) is a list of rows, as JSON has it.
+            // SAFETY: type 98 holds its column dictionary in `table`.
+            let Value::Object(cols) = json(unsafe { (*x).value.table }, what)? else { return Err(format!("{what}: bad table")) };
+            let n = cols.values().next().and_then(Value::as_array).map_or(0, Vec::len);
+            Value::Array(
+                (0..n)
+                    .map(|i| Value::Object(cols.iter().map(|(k, c)| (k.clone(), c.get(i).cloned().unwrap_or(Value::Null))).collect()))
+                    .collect(),
+            )
         }
         v if v > 0 => Value::Array(vector_f64(x).ok_or_else(|| format!("{what}: unsupported {}", type_name(x)))?.iter().map(|&f| num(f)).collect::<Result<_, _>>()?),
         _ => return Err(format!("{what}: unsupported {}", type_name(x))),
