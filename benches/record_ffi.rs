@@ -23,6 +23,24 @@ fn record(c: &mut Criterion) {
     let one = h.j(1);
     let mut g = c.benchmark_group("record_ffi");
     g.bench_function("kdbprom_inc_by_id_1_thread", |b| b.iter(|| black_box(inc(black_box(sid), black_box(one)))));
+    g.bench_function("kdbprom_inc_by_id_4_threads_wall_per_event", |b| {
+        let (sid, one) = (sid as usize, one as usize);
+        b.iter_custom(|iters| {
+            let per = (iters / 4).max(1);
+            let t = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    // q's secondary threads share the same argument objects; the export only reads them.
+                    s.spawn(move || {
+                        for _ in 0..per {
+                            black_box(inc(sid as K, one as K));
+                        }
+                    });
+                }
+            });
+            t.elapsed()
+        })
+    });
     let name = h.s("b_seconds");
     let big = h.floats(&(0..1_000_000).map(|i| f64::from(i % 1000) * 1e-3).collect::<Vec<_>>());
     g.sample_size(10);

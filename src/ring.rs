@@ -10,7 +10,13 @@
 
 use crate::event::{Batch, Event};
 use crossbeam_queue::ArrayQueue;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+thread_local! {
+    /// Pushes by this thread, to look at the fill level only now and then.
+    static PUSHES: Cell<u32> = const { Cell::new(0) };
+}
 
 /// How many batches may wait at once, whatever their size.
 const BATCH_SLOTS: usize = 1024;
@@ -22,6 +28,8 @@ pub struct Ring {
     batch_bytes: AtomicUsize,
     max_batch_bytes: usize,
     dropped: AtomicU64,
+    /// Wakes a sleeping consumer early when the ring fills up.
+    wake: tokio::sync::Notify,
 }
 
 impl Ring {
@@ -33,12 +41,33 @@ impl Ring {
             batch_bytes: AtomicUsize::new(0),
             max_batch_bytes,
             dropped: AtomicU64::new(0),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Resolves when a producer found the ring more than half full (the consumer selects on it
+    /// while it sleeps, so it may sleep long when q is quiet).
+    pub async fn pressure(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Every 1024th push of a thread looks at the fill level: a thread-local count, no shared write.
+    #[inline]
+    fn check_pressure(&self) {
+        let n = PUSHES.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if n % 1024 == 0 && self.events.len() > self.events.capacity() / 2 {
+            self.wake.notify_one();
         }
     }
 
     /// Offers one event; false (and counted) when the ring is full. Never blocks, never allocates.
     #[inline]
     pub fn push(&self, ev: Event) -> bool {
+        self.check_pressure();
         match self.events.push(ev) {
             Ok(()) => true,
             Err(_) => {
@@ -57,6 +86,7 @@ impl Ring {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| (b + bytes <= self.max_batch_bytes).then_some(b + bytes))
             .is_ok();
         if reserved && self.batches.push(batch).is_ok() {
+            self.wake.notify_one();
             return true;
         }
         if reserved {

@@ -115,6 +115,26 @@ fn q_script_session_init_request_error_timer_exit() {
 }
 
 #[test]
+fn the_flusher_thread_blocks_every_signal_so_q_keeps_its_own() {
+    let _g = lock();
+    let h = host();
+    start(h, &[], &[]);
+    let masks: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| {
+            let t = t.ok()?.path();
+            (std::fs::read_to_string(t.join("comm")).ok()?.trim() == "kdbprom-flusher")
+                .then(|| std::fs::read_to_string(t.join("status")).unwrap().lines().find(|l| l.starts_with("SigBlk")).unwrap().to_string())
+        })
+        .collect();
+    assert!(!masks.is_empty(), "no flusher thread found");
+    assert!(masks.iter().all(|m| m.ends_with("fffffffe7ffbfeff") || m.ends_with("ffffffffffffffff")), "{masks:?}");
+    // and the caller's own mask is restored
+    let me = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    assert!(me.lines().any(|l| l == "SigBlk:\t0000000000000000"), "{me}");
+}
+
+#[test]
 fn init_from_json_file_and_env_and_twice() {
     let _g = lock();
     let h = host();

@@ -110,6 +110,21 @@ fn record(op: Op, s: K, v: K) -> K {
     })
 }
 
+/// Runs `f` with every signal blocked on this thread, so threads it starts inherit a full mask:
+/// q's signals (SIGINT, SIGTERM, its timers) go to q's threads, never to the flusher.
+fn without_signals<T>(f: impl FnOnce() -> T) -> T {
+    let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and fills `old`.
+    let blocked = unsafe { libc::sigfillset(all.as_mut_ptr()) == 0 && libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr()) == 0 };
+    let r = f();
+    if blocked {
+        // SAFETY: `old` was filled by the successful call above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
+    }
+    r
+}
+
 fn env() -> std::collections::HashMap<String, String> {
     std::env::vars().filter(|(k, _)| k.starts_with("KDBPROM_")).collect()
 }
@@ -135,7 +150,7 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
         .map_err(|e| e.to_string())?;
         let process = if is_identity(proc) { serde_json::json!({}) } else { k::json(proc, "process")? };
         let process = ProcessInfo::from_json(&process)?;
-        let agent = Agent::start(config, &process).map_err(err)?;
+        let agent = without_signals(|| Agent::start(config, &process)).map_err(err)?;
         let c = agent.config();
         // SAFETY: kb only allocates.
         let (instrument, serve) = unsafe { (kb(c.instrument.into()), kb(c.serve_metrics.into())) };

@@ -43,11 +43,12 @@ pub struct Host {
 unsafe impl Sync for Host {}
 unsafe impl Send for Host {}
 
-/// Path of the extension built by this `cargo test` (deps/ is the fresh copy).
+/// Path of the extension cargo just built. deps/ holds the fresh copy (tests live there; examples
+/// and benches reach it as ../deps); the uplifted copy one level up is refreshed only by `cargo build --lib`.
 pub fn so_path() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    for p in [deps.join("libkdbprom.so"), deps.join("../libkdbprom.so")] {
+    let dir = exe.parent().unwrap();
+    for p in [dir.join("libkdbprom.so"), dir.join("../deps/libkdbprom.so"), dir.join("../libkdbprom.so")] {
         if p.exists() {
             return p;
         }
