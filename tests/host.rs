@@ -119,14 +119,26 @@ fn the_flusher_thread_blocks_every_signal_so_q_keeps_its_own() {
     let _g = lock();
     let h = host();
     start(h, &[], &[]);
-    let masks: Vec<String> = std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| {
-            let t = t.ok()?.path();
-            (std::fs::read_to_string(t.join("comm")).ok()?.trim() == "kdbprom-flusher")
-                .then(|| std::fs::read_to_string(t.join("status")).unwrap().lines().find(|l| l.starts_with("SigBlk")).unwrap().to_string())
-        })
-        .collect();
+    let flushers = || -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| {
+                let t = t.ok()?.path();
+                (std::fs::read_to_string(t.join("comm")).ok()?.trim() == "kdbprom-flusher")
+                    .then(|| std::fs::read_to_string(t.join("status")).ok()?.lines().find(|l| l.starts_with("SigBlk")).map(str::to_string))
+                    .flatten()
+            })
+            .collect()
+    };
+    // A thread names itself once it runs: give it a moment.
+    let mut masks = flushers();
+    for _ in 0..100 {
+        if !masks.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        masks = flushers();
+    }
     assert!(!masks.is_empty(), "no flusher thread found");
     assert!(masks.iter().all(|m| m.ends_with("fffffffe7ffbfeff") || m.ends_with("ffffffffffffffff")), "{masks:?}");
     // and the caller's own mask is restored
