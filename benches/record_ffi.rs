@@ -1,5 +1,5 @@
-//! Recording through the exported functions, in the libe host, exactly as q calls them:
-//! `.prom.inc[id;1]` on one thread, and `.prom.observe[name;1M floats]`.
+//! Recording through the exported function, in the libe host, exactly as q calls it:
+//! `.prom.inc[id;1]` on one thread and on four at once (as under `peach`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -16,10 +16,8 @@ fn record(c: &mut Criterion) {
     let r = h.ok("kdbprom_init", &[cfg, h.id()]);
     (h.r0)(r);
     h.ok("kdbprom_declare", &[h.s("counter"), h.s("b_total"), h.str(""), h.syms(&["k"]), h.id()]);
-    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("b_seconds"), h.str(""), h.id(), h.id()]);
     let sid = h.ok("kdbprom_series", &[h.s("b_total"), h.str("x")]);
     let inc: extern "C" fn(K, K) -> K = h.export("kdbprom_inc");
-    let observe: extern "C" fn(K, K) -> K = h.export("kdbprom_observe");
     let one = h.j(1);
     let mut g = c.benchmark_group("record_ffi");
     g.bench_function("kdbprom_inc_by_id_1_thread", |b| b.iter(|| black_box(inc(black_box(sid), black_box(one)))));
@@ -39,30 +37,6 @@ fn record(c: &mut Criterion) {
                 }
             });
             t.elapsed()
-        })
-    });
-    let name = h.s("b_seconds");
-    let big = h.floats(&(0..1_000_000).map(|i| f64::from(i % 1000) * 1e-3).collect::<Vec<_>>());
-    g.sample_size(10);
-    let queued = || {
-        let d = h.ok("kdbprom_stats", &[h.id()]);
-        let q = h.long_dict(d).into_iter().find(|(k, _)| k == "queue_depth").unwrap().1;
-        (h.r0)(d);
-        q
-    };
-    g.bench_function("kdbprom_observe_1M_float_vector", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let t = std::time::Instant::now();
-                black_box(observe(black_box(name), black_box(big)));
-                total += t.elapsed();
-                // Untimed: let the flusher apply it, so every timed call takes the accepted path.
-                while queued() > 0 {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-            total
         })
     });
     g.finish();

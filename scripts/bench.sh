@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cargo bench --bench ring_push --bench aggregate --bench record_ffi --bench encode 2>&1 | grep -E '^[a-z_0-9]+/|time:|thrpt:'
+cargo bench --bench ring_push --bench aggregate --bench record_ffi --bench observe_vector --bench encode_text --bench encode_remote_write 2>&1 | grep -E '^[a-z_0-9]+/|time:|thrpt:'
 cargo build -q --release --example push_cost
 work=$(mktemp -d -t kdbprom-bench.XXXXXX)
 gp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
