@@ -1,9 +1,9 @@
 //! Aggregation throughput on one core: a mix of counter, gauge and histogram events.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kdbprom::aggregate::Aggregator;
 use kdbprom::event::{Event, Op};
-use kdbprom::registry::{Kind, Limits, Registry, DEFAULT_BUCKETS};
+use kdbprom::registry::{DEFAULT_BUCKETS, Kind, Limits, Registry};
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kdbprom::encode::remote_write;
 use std::hint::black_box;
 use std::time::Duration;
@@ -15,7 +15,9 @@ fn encode_remote_write(c: &mut Criterion) {
     let mut enc = remote_write::Encoder::default();
     let mut g = c.benchmark_group("encode_remote_write_10k_samples");
     g.throughput(Throughput::Elements(common::SERIES as u64));
-    g.bench_function("kdbprom_protobuf_and_snappy_2000_per_request", |b| b.iter(|| black_box(enc.encode(&snap, &consts, 1_700_000_000_000, 2_000))));
+    g.bench_function("kdbprom_protobuf_and_snappy_2000_per_request", |b| {
+        b.iter(|| black_box(enc.encode(&snap, &consts, 1_700_000_000_000, 2_000)))
+    });
     g.finish();
 }
 

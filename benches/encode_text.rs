@@ -4,7 +4,7 @@
 
 mod common;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kdbprom::encode::text;
 use prometheus::Encoder as _;
 use std::hint::black_box;

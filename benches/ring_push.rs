@@ -1,6 +1,6 @@
 //! Ring push alone (uncontended and with 4 threads), beside tikv `prometheus` `Histogram::observe`.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use kdbprom::event::{Event, Op};
 use kdbprom::ring::Ring;
 use std::hint::black_box;

@@ -7,7 +7,10 @@ mod common;
 
 fn main() {
     let h = common::host();
-    let procinfo = h.dict(&["version", "release_date", "os", "cores", "host", "port", "pid"], &[h.f(4.1), h.str("2024-10-16"), h.s("l64"), h.j(2), h.s("demo-host"), h.j(0), h.j(i64::from(std::process::id()))]);
+    let procinfo = h.dict(
+        &["version", "release_date", "os", "cores", "host", "port", "pid"],
+        &[h.f(4.1), h.str("2024-10-16"), h.s("l64"), h.j(2), h.s("demo-host"), h.j(0), h.j(i64::from(std::process::id()))],
+    );
     // Targets come from the environment (scripts/demo.sh starts local receivers); with none, a textfile.
     let mut keys = vec!["job", "labels", "exit_deadline_ms"];
     let mut vals = vec![h.s("eod_load"), h.dict(&["desk"], &[h.s("rates")]), h.j(2_000)];
@@ -27,10 +30,25 @@ fn main() {
         }
     }
     // .prom.counter / .prom.histogram / .prom.summary / .prom.gauge
-    h.ok("kdbprom_declare", &[h.s("counter"), h.s("eod_rows_loaded_total"), h.str("Rows loaded by the end-of-day job."), h.syms(&["table"]), h.id()]);
-    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("eod_file_load_seconds"), h.str("Time to load one file."), h.syms(&["table"]), h.floats(&[0.01, 0.1, 1.0, 10.0])]);
+    h.ok(
+        "kdbprom_declare",
+        &[h.s("counter"), h.s("eod_rows_loaded_total"), h.str("Rows loaded by the end-of-day job."), h.syms(&["table"]), h.id()],
+    );
+    h.ok(
+        "kdbprom_declare",
+        &[
+            h.s("histogram"),
+            h.s("eod_file_load_seconds"),
+            h.str("Time to load one file."),
+            h.syms(&["table"]),
+            h.floats(&[0.01, 0.1, 1.0, 10.0]),
+        ],
+    );
     h.ok("kdbprom_declare", &[h.s("summary"), h.s("eod_row_bytes"), h.str("Bytes per row."), h.id(), h.id()]);
-    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("eod_last_success_timestamp_seconds"), h.str("When the job last finished."), h.id(), h.id()]);
+    h.ok(
+        "kdbprom_declare",
+        &[h.s("gauge"), h.s("eod_last_success_timestamp_seconds"), h.str("When the job last finished."), h.id(), h.id()],
+    );
     for (table, rows, secs) in [("trade", 1_250_000i64, [0.8, 1.9, 0.4]), ("quote", 9_800_000, [3.2, 2.7, 4.1])] {
         let sid = h.ok("kdbprom_series", &[h.s("eod_rows_loaded_total"), h.str(table)]);
         h.ok("kdbprom_inc", &[(h.r1)(sid), h.j(rows)]);
@@ -66,7 +84,15 @@ fn main() {
         } else {
             for (target, o) in h.dict_items(v) {
                 let f: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(o).into_iter().collect();
-                println!("  pushed to {target}: ok={} status={} samples={} bytes={} {:.1} ms {}", h.boolean(f["ok"]), h.long(f["status"]), h.long(f["samples"]), h.long(f["bytes"]), h.float(f["ms"]), h.string(f["message"]));
+                println!(
+                    "  pushed to {target}: ok={} status={} samples={} bytes={} {:.1} ms {}",
+                    h.boolean(f["ok"]),
+                    h.long(f["status"]),
+                    h.long(f["samples"]),
+                    h.long(f["bytes"]),
+                    h.float(f["ms"]),
+                    h.string(f["message"])
+                );
             }
         }
     }

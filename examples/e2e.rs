@@ -8,20 +8,11 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use common::Host;
 use std::time::{Duration, Instant};
-
-fn cpu() -> f64 {
-    let mut r = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given.
-    let r = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, r.as_mut_ptr());
-        r.assume_init()
-    };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
-    t(r.ru_utime) + t(r.ru_stime)
-}
+use support::cpu;
 
 fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm").unwrap().split(' ').nth(1).unwrap().parse::<u64>().unwrap() * 4096
@@ -61,7 +52,8 @@ fn main() {
                 init(h, &["job", "remote_write"], &[h.s(&job), h.dict(&["url"], &[h.str(&url)])]);
                 let q = format!("kdb_info{{job=\"{job}\"}}");
                 loop {
-                    let v: serde_json::Value = http.get(format!("http://127.0.0.1:{port}/api/v1/query")).query(&[("query", &q)]).send().unwrap().json().unwrap();
+                    let v: serde_json::Value =
+                        http.get(format!("http://127.0.0.1:{port}/api/v1/query")).query(&[("query", &q)]).send().unwrap().json().unwrap();
                     if v["data"]["result"].as_array().is_some_and(|a| !a.is_empty()) {
                         break;
                     }
@@ -69,12 +61,20 @@ fn main() {
                 }
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
             }
-            println!("init -> first sample queryable in Prometheus: p50 {:.1} ms, max {:.1} ms (10 runs)", pct(&mut ms, 0.5), pct(&mut ms, 1.0));
+            println!(
+                "init -> first sample queryable in Prometheus: p50 {:.1} ms, max {:.1} ms (10 runs)",
+                pct(&mut ms, 0.5),
+                pct(&mut ms, 1.0)
+            );
         }
         Some("stop") => {
             let (pg, rw) = (&args[2], &args[3]);
             // The same job every run, as a rerun batch job: its Pushgateway group is replaced, not added.
-            for (label, keys) in [("Prometheus (remote write)", vec!["remote_write"]), ("Pushgateway", vec!["pushgateway"]), ("both", vec!["remote_write", "pushgateway"])] {
+            for (label, keys) in [
+                ("Prometheus (remote write)", vec!["remote_write"]),
+                ("Pushgateway", vec!["pushgateway"]),
+                ("both", vec!["remote_write", "pushgateway"]),
+            ] {
                 let mut ms = Vec::new();
                 for _ in 0..50 {
                     let mut k = vec!["job", "interval_ms"];
@@ -92,21 +92,38 @@ fn main() {
                     ms.push(t.elapsed().as_secs_f64() * 1e3);
                     (h.r0)(r);
                 }
-                println!("stop with 1,000 series, final push to {label}: p50 {:.2} ms, p99 {:.2} ms (50 runs)", pct(&mut ms, 0.5), pct(&mut ms, 0.99));
+                println!(
+                    "stop with 1,000 series, final push to {label}: p50 {:.2} ms, p99 {:.2} ms (50 runs)",
+                    pct(&mut ms, 0.5),
+                    pct(&mut ms, 0.99)
+                );
             }
         }
         Some("memory") => {
             let before = rss();
-            init(h, &["job", "max_series", "max_series_per_metric", "textfile"], &[h.s("mem"), h.j(200_000), h.j(200_000), h.str("/dev/null")]);
+            init(
+                h,
+                &["job", "max_series", "max_series_per_metric", "textfile"],
+                &[h.s("mem"), h.j(200_000), h.j(200_000), h.str("/dev/null")],
+            );
             series(h, 100_000);
             let t = h.ok("kdbprom_text", &[h.id()]);
             (h.r0)(t);
             let after = rss();
-            println!("100,000 series: host RSS {:.1} MiB ({:.1} MiB before init), {:.0} bytes per series", after as f64 / 1048576.0, before as f64 / 1048576.0, (after - before) as f64 / 1e5);
+            println!(
+                "100,000 series: host RSS {:.1} MiB ({:.1} MiB before init), {:.0} bytes per series",
+                after as f64 / 1048576.0,
+                before as f64 / 1048576.0,
+                (after - before) as f64 / 1e5
+            );
         }
         Some("steady") => {
             let (rw, secs) = (&args[2], args[3].parse::<u64>().unwrap());
-            init(h, &["job", "interval_ms", "remote_write", "instrument"], &[h.s("steady"), h.j(1_000), h.dict(&["url"], &[h.str(rw)]), h.b(false)]);
+            init(
+                h,
+                &["job", "interval_ms", "remote_write", "instrument"],
+                &[h.s("steady"), h.j(1_000), h.dict(&["url"], &[h.str(rw)]), h.b(false)],
+            );
             series(h, 1000);
             std::thread::sleep(Duration::from_secs(3));
             let stat = |h: &Host| {

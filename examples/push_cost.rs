@@ -4,23 +4,14 @@
 //!
 //! usage: push_cost <pushgateway url> [series=1000] [pushes=100]
 
+mod support;
+
 use kdbprom::agent::Agent;
 use kdbprom::builtin::ProcessInfo;
 use kdbprom::config::Config;
 use kdbprom::event::Op;
 use kdbprom::registry::Kind;
-
-/// User + system CPU seconds of this process (all threads), at microsecond resolution.
-fn cpu() -> f64 {
-    let mut r = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given.
-    let r = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, r.as_mut_ptr());
-        r.assume_init()
-    };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
-    t(r.ru_utime) + t(r.ru_stime)
-}
+use support::cpu;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -4,11 +4,11 @@
 //! ring, with no lock, no allocation (for scalars) and no I/O. Everything else (declarations,
 //! text, stop) may lock and wait on the flusher, within a timeout.
 
-use crate::builtin::{self, Builtins, ProcessInfo, CONNECTIONS, HANDLERS, MEMORY};
+use crate::builtin::{self, Builtins, CONNECTIONS, HANDLERS, MEMORY, ProcessInfo};
 use crate::config::{Config, ConfigError};
 use crate::event::{Batch, Event, Op, SeriesId};
 use crate::flusher::{Command, Flusher, Shared, Targets};
-use crate::push::{pushgateway, remote_write, Outcome};
+use crate::push::{Outcome, pushgateway, remote_write};
 use crate::registry::{FamilyId, Kind, Limits, Registry, RegistryError};
 use crate::ring::Ring;
 use crate::stats::{Stats, StatsView};
@@ -75,7 +75,8 @@ impl Agent {
         if let Some(pg) = &config.pushgateway {
             reserved.extend(pg.grouping.keys().cloned());
         }
-        let limits = Limits { max_series: config.max_series, max_series_per_metric: config.max_series_per_metric, reserved_labels: reserved };
+        let limits =
+            Limits { max_series: config.max_series, max_series_per_metric: config.max_series_per_metric, reserved_labels: reserved };
         let registry = Arc::new(Registry::new(limits));
         let builtins = builtin::declare(&registry, process)?;
         let ring = Arc::new(Ring::new(config.ring_capacity, config.ring_vector_bytes));
@@ -318,7 +319,8 @@ impl Drop for Agent {
 /// Builds the delivery targets; with none configured, a textfile `kdbprom_<job>.prom` in the working directory.
 fn targets(c: &Config, instance: &str) -> Result<Targets, AgentError> {
     let pushgateway = c.pushgateway.clone().map(|p| pushgateway::Target::new(p, &c.job, instance)).transpose()?;
-    let remote_write = c.remote_write.iter().cloned().enumerate().map(|(i, r)| remote_write::Target::new(r, i)).collect::<Result<Vec<_>, _>>()?;
+    let remote_write =
+        c.remote_write.iter().cloned().enumerate().map(|(i, r)| remote_write::Target::new(r, i)).collect::<Result<Vec<_>, _>>()?;
     let textfile = match (&c.textfile, &pushgateway, remote_write.is_empty()) {
         (Some(p), _, _) => Some(p.clone()),
         (None, None, true) => Some(format!("kdbprom_{}.prom", c.job).into()),
@@ -363,7 +365,10 @@ mod tests {
         assert_eq!(a.record(c, Op::Inc, -1.0).unwrap_err().to_string(), "counter rows_total cannot decrease");
         assert_eq!(a.record(c, Op::Inc, f64::NAN).unwrap_err().to_string(), "inc rows_total: value is null or infinite");
         assert_eq!(a.record(c, Op::Set, 1.0).unwrap_err().to_string(), "counter rows_total does not support set");
-        assert_eq!(a.record_vector(s, Op::Observe, &[1.0, f64::INFINITY]).unwrap_err().to_string(), "observe lat: value 1 of the vector is null or infinite");
+        assert_eq!(
+            a.record_vector(s, Op::Observe, &[1.0, f64::INFINITY]).unwrap_err().to_string(),
+            "observe lat: value 1 of the vector is null or infinite"
+        );
         assert_eq!(a.record_vector(c, Op::Inc, &[1.0, -2.0]).unwrap_err().to_string(), "counter rows_total cannot decrease");
         assert_eq!(a.record(999_999, Op::Inc, 1.0).unwrap_err().to_string(), "unknown series id 999999");
         assert_eq!(a.instance(), "h:7");

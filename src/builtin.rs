@@ -4,7 +4,7 @@
 //! what `rate()` and `absent()` need; q only feeds values through the fast exports.
 
 use crate::event::SeriesId;
-use crate::registry::{Kind, Registry, RegistryError, DEFAULT_BUCKETS};
+use crate::registry::{DEFAULT_BUCKETS, Kind, Registry, RegistryError};
 
 /// Handler kinds, in the order the q script numbers them.
 pub const HANDLERS: [&str; 6] = ["sync", "async", "http_get", "http_post", "websocket", "timer"];
@@ -57,9 +57,8 @@ impl ProcessInfo {
             _ => String::new(),
         };
         let num = |k: &str| m.get(k).and_then(serde_json::Value::as_f64);
-        let start_time = num("start_time").unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-        });
+        let start_time = num("start_time")
+            .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
         Ok(ProcessInfo {
             version: text("version"),
             release_date: text("release_date"),

@@ -217,9 +217,22 @@ impl Default for Config {
 
 /// Header names a user may not set: the protocol's own and `Authorization` (use an auth block).
 const RESERVED_HEADERS: [&str; 16] = [
-    "host", "content-encoding", "content-length", "content-type", "user-agent", "connection", "keep-alive",
-    "proxy-authenticate", "proxy-authorization", "www-authenticate", "accept-encoding", "authorization",
-    "x-prometheus-remote-write-version", "x-prometheus-remote-read-version", "retry-attempt", "transfer-encoding",
+    "host",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "user-agent",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "www-authenticate",
+    "accept-encoding",
+    "authorization",
+    "x-prometheus-remote-write-version",
+    "x-prometheus-remote-read-version",
+    "retry-attempt",
+    "transfer-encoding",
 ];
 
 impl Config {
@@ -340,7 +353,14 @@ fn remote_write(mut o: Obj<'_>) -> Result<RemoteWrite, ConfigError> {
     let name = o.opt_str("name")?.or(default_name).unwrap_or_else(|| url.clone());
     let mut q = o.child("queue")?;
     let queue = match q.as_mut() {
-        None => Queue { capacity: 10_000, max_samples_per_send: 2_000, min_backoff_ms: 30, max_backoff_ms: 5_000, retry_on_http_429: true, sample_age_limit_ms: 3_600_000 },
+        None => Queue {
+            capacity: 10_000,
+            max_samples_per_send: 2_000,
+            min_backoff_ms: 30,
+            max_backoff_ms: 5_000,
+            retry_on_http_429: true,
+            sample_age_limit_ms: 3_600_000,
+        },
         Some(q) => Queue {
             capacity: q.num("capacity", 10_000, 1, 10_000_000)? as usize,
             max_samples_per_send: q.num("max_samples_per_send", 2_000, 1, 1_000_000)? as usize,
@@ -386,7 +406,8 @@ fn auth(o: &mut Obj<'_>) -> Result<Auth, ConfigError> {
                 return Err(b.invalid("password", "secrets are not accepted inline: use password_file or password_env"));
             }
             let username = b.opt_str("username")?.ok_or_else(|| b.invalid("username", "is required"))?;
-            let password = secret(&mut b, "password_file", "password_env")?.ok_or_else(|| b.invalid("password_file", "or password_env is required"))?;
+            let password = secret(&mut b, "password_file", "password_env")?
+                .ok_or_else(|| b.invalid("password_file", "or password_env is required"))?;
             b.finish()?;
             Some(BasicAuth { username, password })
         }
@@ -441,7 +462,10 @@ impl<'a> Obj<'a> {
     fn new(v: &'a Value, path: &str) -> Result<Self, ConfigError> {
         match v {
             Value::Object(map) => Ok(Obj { map, path: path.into(), used: Vec::new() }),
-            _ => Err(ConfigError::Type { key: if path.is_empty() { "(top level)".into() } else { path.into() }, expected: "an object / dictionary" }),
+            _ => Err(ConfigError::Type {
+                key: if path.is_empty() { "(top level)".into() } else { path.into() },
+                expected: "an object / dictionary",
+            }),
         }
     }
 
@@ -562,8 +586,14 @@ mod tests {
         assert_eq!(e(json!({"intervall_ms": 5})), "unknown config key intervall_ms");
         assert_eq!(e(json!({"interval_ms": "x"})), "config key interval_ms must be a non-negative whole number");
         assert_eq!(e(json!({"interval_ms": 5})), "config key interval_ms: 5 is outside 100..86400000");
-        assert_eq!(e(json!({"remote_write": [{"url": "ftp://x"}]})), "config key remote_write[0].url: 'ftp://x' must be an http:// or https:// URL with a host");
-        assert_eq!(e(json!({"remote_write": {"url": "http://a:1/w", "queue": {"capacty": 1}}})), "unknown config key remote_write[0].queue.capacty");
+        assert_eq!(
+            e(json!({"remote_write": [{"url": "ftp://x"}]})),
+            "config key remote_write[0].url: 'ftp://x' must be an http:// or https:// URL with a host"
+        );
+        assert_eq!(
+            e(json!({"remote_write": {"url": "http://a:1/w", "queue": {"capacty": 1}}})),
+            "unknown config key remote_write[0].queue.capacty"
+        );
         assert_eq!(
             e(json!({"pushgateway": {"url": "http://a:1", "basic_auth": {"username": "u", "password": "hunter2"}}})),
             "config key pushgateway.basic_auth.password: secrets are not accepted inline: use password_file or password_env"
@@ -578,7 +608,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("pw");
         std::fs::write(&f, "s3cret\n").unwrap();
-        let c = Config::from_json(&json!({"pushgateway": {"url": "http://127.0.0.1:1", "basic_auth": {"username": "u", "password_file": f}}})).unwrap();
+        let c =
+            Config::from_json(&json!({"pushgateway": {"url": "http://127.0.0.1:1", "basic_auth": {"username": "u", "password_file": f}}}))
+                .unwrap();
         let pg = c.pushgateway.unwrap();
         assert_eq!(pg.auth.basic.as_ref().unwrap().password.expose(), "s3cret");
         assert!(!format!("{pg:?}").contains("s3cret"));
@@ -586,11 +618,15 @@ mod tests {
 
     #[test]
     fn env_and_defaults() {
-        let env: HashMap<String, String> =
-            [("KDBPROM_JOB", "eod"), ("KDBPROM_INTERVAL_MS", "500"), ("KDBPROM_PUSHGATEWAY_URL", "http://127.0.0.1:9091/"), ("PATH", "/bin")]
-                .into_iter()
-                .map(|(a, b)| (a.into(), b.into()))
-                .collect();
+        let env: HashMap<String, String> = [
+            ("KDBPROM_JOB", "eod"),
+            ("KDBPROM_INTERVAL_MS", "500"),
+            ("KDBPROM_PUSHGATEWAY_URL", "http://127.0.0.1:9091/"),
+            ("PATH", "/bin"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect();
         let c = Config::from_env(&env).unwrap();
         assert_eq!((c.job.as_str(), c.interval_ms), ("eod", 500));
         assert_eq!(c.pushgateway.unwrap().url, "http://127.0.0.1:9091");

@@ -10,12 +10,12 @@
 use crate::aggregate::Aggregator;
 use crate::builtin::Own;
 use crate::encode::{remote_write as rw_encode, text};
-use crate::push::{pushgateway, remote_write, textfile, Outcome};
+use crate::push::{Outcome, pushgateway, remote_write, textfile};
 use crate::registry::Registry;
 use crate::ring::Ring;
 use crate::stats::Stats;
-use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -239,7 +239,14 @@ impl State {
 async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let slices = shared.slices;
     let targets = shared.targets.clone();
-    let mut st = State { shared, agg: Aggregator::new(slices), started: Instant::now(), encoder: rw_encode::Encoder::default(), last_ts: Vec::new(), round_done: Arc::default() };
+    let mut st = State {
+        shared,
+        agg: Aggregator::new(slices),
+        started: Instant::now(),
+        encoder: rw_encode::Encoder::default(),
+        last_ts: Vec::new(),
+        round_done: Arc::default(),
+    };
     let round_done = st.round_done.clone();
     let ring = st.shared.ring.clone();
     // The first push goes out at once, not one interval after init.

@@ -6,20 +6,20 @@
 
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod aggregate;
+pub mod builtin;
+pub mod compat;
 pub mod config;
 pub mod encode;
 pub mod event;
+pub mod flusher;
 pub mod name;
 pub mod proto;
 pub mod push;
 pub mod registry;
 pub mod ring;
 pub mod snapshot;
-pub mod agent;
-pub mod builtin;
-pub mod compat;
-pub mod flusher;
 pub mod stats;
 
 // The q boundary is left out of the lib's unit-test binary, which has no q to resolve K symbols;

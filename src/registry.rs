@@ -6,7 +6,7 @@
 //! [`SeriesId`] is an index, never a lock or a hash.
 
 use crate::event::{Op, SeriesId};
-use crate::name::{check_label, check_metric, NameError};
+use crate::name::{NameError, check_label, check_metric};
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -235,13 +235,7 @@ impl Registry {
         if let Some(c) = claimed.iter().find(|c| inner.by_name.contains_key(c.as_str()) || inner.suffixes.contains_key(c.as_str())) {
             return Err(RegistryError::Clash { name: name.into(), other: c.clone() });
         }
-        let family = Family {
-            name: name.into(),
-            help: help.into(),
-            kind,
-            label_names: labels.iter().map(|&l| l.into()).collect(),
-            params,
-        };
+        let family = Family { name: name.into(), help: help.into(), kind, label_names: labels.iter().map(|&l| l.into()).collect(), params };
         let id = self.families.push(family) as FamilyId;
         inner.by_name.insert(name.into(), id);
         for c in claimed {
@@ -288,7 +282,11 @@ impl Registry {
         let f = &self.families[fid as usize];
         let per_metric = &mut inner.series[fid as usize];
         if limited && per_metric.len() >= self.limits.max_series_per_metric {
-            return Err(RegistryError::TooManySeries { metric: f.name.to_string(), limit: self.limits.max_series_per_metric, scope: "per metric" });
+            return Err(RegistryError::TooManySeries {
+                metric: f.name.to_string(),
+                limit: self.limits.max_series_per_metric,
+                scope: "per metric",
+            });
         }
         if limited && self.live.load(Ordering::Relaxed) >= self.limits.max_series {
             return Err(RegistryError::TooManySeries { metric: f.name.to_string(), limit: self.limits.max_series, scope: "in all" });

@@ -49,7 +49,11 @@ fn text_exposition_golden() {
 #[test]
 fn remote_write_golden() {
     let (reg, mut agg) = registry();
-    let consts = [("env".to_string(), "prod".to_string()), ("instance".to_string(), "host:5010".to_string()), ("job".to_string(), "eod".to_string())];
+    let consts = [
+        ("env".to_string(), "prod".to_string()),
+        ("instance".to_string(), "host:5010".to_string()),
+        ("job".to_string(), "eod".to_string()),
+    ];
     let reqs = remote_write::Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_000, 10);
     let mut out = String::new();
     for (i, r) in reqs.iter().enumerate() {

@@ -1,12 +1,15 @@
 //! The real libkdbprom.so in a libe host: every export, called with the argument types q passes.
 
 mod common;
-use common::{host, lock, Host};
+use common::{Host, host, lock};
 
 /// Starts a fresh agent (stopping any earlier one) with `cfg` entries over test defaults.
 fn start(h: &Host, keys: &[&str], vals: &[kdbplus::api::K]) {
     let _ = h.call("kdbprom_stop", &[h.id()]);
-    let proc = h.dict(&["version", "release_date", "os", "cores", "host", "port", "pid"], &[h.f(4.1), h.str("2024-10-16"), h.s("l64"), h.j(2), h.s("qhost"), h.j(5010), h.j(42)]);
+    let proc = h.dict(
+        &["version", "release_date", "os", "cores", "host", "port", "pid"],
+        &[h.f(4.1), h.str("2024-10-16"), h.s("l64"), h.j(2), h.s("qhost"), h.j(5010), h.j(42)],
+    );
     let cfg = h.dict(keys, vals);
     let r = h.ok("kdbprom_init", &[cfg, proc]);
     (h.r0)(r);
@@ -159,7 +162,10 @@ fn init_from_json_file_and_env_and_twice() {
     let settings: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(r).into_iter().collect();
     assert_eq!(h.sym(settings["job"]), "fromfile");
     (h.r0)(r);
-    assert_eq!(h.err("kdbprom_init", &[h.id(), h.id()]), "prom: already initialised: .prom.init runs once (call .prom.stop[] first to restart)");
+    assert_eq!(
+        h.err("kdbprom_init", &[h.id(), h.id()]),
+        "prom: already initialised: .prom.init runs once (call .prom.stop[] first to restart)"
+    );
     let _ = h.call("kdbprom_stop", &[h.id()]);
     // a q file symbol `:path works too
     let r = h.ok("kdbprom_init", &[h.s(&format!(":{}", f.display())), h.id()]);
@@ -201,20 +207,60 @@ fn every_bad_input_is_a_named_q_error() {
         // declarations
         ("kdbprom_declare", vec![h.s("meter"), h.s("m"), h.str(""), h.id(), h.id()], "prom: declare: unknown type meter"),
         ("kdbprom_declare", vec![h.j(1), h.s("m"), h.str(""), h.id(), h.id()], "prom: declare: type must be a symbol, not a long atom"),
-        ("kdbprom_declare", vec![h.s("gauge"), h.s("kdb.rows"), h.str(""), h.id(), h.id()], "prom: invalid metric name 'kdb.rows' (must match [a-zA-Z_:][a-zA-Z0-9_:]*)"),
+        (
+            "kdbprom_declare",
+            vec![h.s("gauge"), h.s("kdb.rows"), h.str(""), h.id(), h.id()],
+            "prom: invalid metric name 'kdb.rows' (must match [a-zA-Z_:][a-zA-Z0-9_:]*)",
+        ),
         ("kdbprom_declare", vec![h.s("gauge"), h.s(""), h.str(""), h.id(), h.id()], "prom: gauge: name must not be the null symbol"),
-        ("kdbprom_declare", vec![h.s("gauge"), h.s("__x"), h.str(""), h.id(), h.id()], "prom: metric name '__x' is reserved: names starting with __ belong to Prometheus"),
-        ("kdbprom_declare", vec![h.s("gauge"), h.s("g2"), h.str(""), h.syms(&["__a"]), h.id()], "prom: label name '__a' is reserved: names starting with __ belong to Prometheus"),
-        ("kdbprom_declare", vec![h.s("histogram"), h.s("h2"), h.str(""), h.syms(&["le"]), h.id()], "prom: h2: label 'le' is reserved (histograms use it for bucket bounds)"),
-        ("kdbprom_declare", vec![h.s("summary"), h.s("s2"), h.str(""), h.syms(&["quantile"]), h.id()], "prom: s2: label 'quantile' is reserved (summaries use it for quantiles)"),
-        ("kdbprom_declare", vec![h.s("gauge"), h.s("c_total"), h.str(""), h.syms(&["t"]), h.id()], "prom: c_total is already declared as a counter with other labels or parameters"),
-        ("kdbprom_declare", vec![h.s("summary"), h.s("s3"), h.str(""), h.id(), h.floats(&[0.5, 1.5])], "prom: s3: quantiles must lie in [0, 1]"),
-        ("kdbprom_declare", vec![h.s("histogram"), h.s("h3"), h.str(""), h.id(), h.floats(&[f64::NAN])], "prom: h3: buckets or quantiles must not contain nulls"),
-        ("kdbprom_declare", vec![h.s("gauge"), h.s("g3"), h.j(5), h.id(), h.id()], "prom: g3: help must be a symbol or a string, not a long atom"),
+        (
+            "kdbprom_declare",
+            vec![h.s("gauge"), h.s("__x"), h.str(""), h.id(), h.id()],
+            "prom: metric name '__x' is reserved: names starting with __ belong to Prometheus",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("gauge"), h.s("g2"), h.str(""), h.syms(&["__a"]), h.id()],
+            "prom: label name '__a' is reserved: names starting with __ belong to Prometheus",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("h2"), h.str(""), h.syms(&["le"]), h.id()],
+            "prom: h2: label 'le' is reserved (histograms use it for bucket bounds)",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("summary"), h.s("s2"), h.str(""), h.syms(&["quantile"]), h.id()],
+            "prom: s2: label 'quantile' is reserved (summaries use it for quantiles)",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("gauge"), h.s("c_total"), h.str(""), h.syms(&["t"]), h.id()],
+            "prom: c_total is already declared as a counter with other labels or parameters",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("summary"), h.s("s3"), h.str(""), h.id(), h.floats(&[0.5, 1.5])],
+            "prom: s3: quantiles must lie in [0, 1]",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("h3"), h.str(""), h.id(), h.floats(&[f64::NAN])],
+            "prom: h3: buckets or quantiles must not contain nulls",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("gauge"), h.s("g3"), h.j(5), h.id(), h.id()],
+            "prom: g3: help must be a symbol or a string, not a long atom",
+        ),
         // series
         ("kdbprom_series", vec![h.s("nope"), h.syms(&["x"])], "prom: unknown metric nope"),
         ("kdbprom_series", vec![h.s("c_total"), h.syms(&["x", "y"])], "prom: c_total has 1 label(s), 2 value(s) given"),
-        ("kdbprom_series", vec![h.s("c_total"), h.floats(&[1.0])], "prom: series c_total: label values must be symbols or strings, not a float vector"),
+        (
+            "kdbprom_series",
+            vec![h.s("c_total"), h.floats(&[1.0])],
+            "prom: series c_total: label values must be symbols or strings, not a float vector",
+        ),
         // records
         ("kdbprom_inc", vec![h.j(c), h.j(-1)], "prom: counter c_total cannot decrease"),
         ("kdbprom_inc", vec![h.j(c), h.j(i64::MIN)], "prom: inc c_total: value is null or infinite"),
@@ -222,7 +268,11 @@ fn every_bad_input_is_a_named_q_error() {
         ("kdbprom_inc", vec![h.j(c), h.f(f64::INFINITY)], "prom: inc c_total: value is null or infinite"),
         ("kdbprom_inc", vec![h.j(c), h.j(i64::MAX)], "prom: inc c_total: value is null or infinite"),
         ("kdbprom_inc", vec![h.j(c), h.s("one")], "prom: inc: value must be a number, a timespan or a vector of them, not a symbol atom"),
-        ("kdbprom_inc", vec![h.j(c), h.list(&[h.j(1), h.s("a")])], "prom: inc: value must be a number, a timespan or a vector of them, not a general list"),
+        (
+            "kdbprom_inc",
+            vec![h.j(c), h.list(&[h.j(1), h.s("a")])],
+            "prom: inc: value must be a number, a timespan or a vector of them, not a general list",
+        ),
         ("kdbprom_inc", vec![h.j(c), h.longs(&[1, -2])], "prom: counter c_total cannot decrease"),
         ("kdbprom_inc", vec![h.j(i64::MIN), h.j(1)], "prom: inc: series must not be null"),
         ("kdbprom_inc", vec![h.j(-5), h.j(1)], "prom: inc: unknown series id -5"),
@@ -234,7 +284,11 @@ fn every_bad_input_is_a_named_q_error() {
         ("kdbprom_set", vec![h.s("g"), h.floats(&[1.0, 2.0])], "prom: set g: takes one value, not a vector"),
         ("kdbprom_set", vec![h.j(c), h.j(1)], "prom: counter c_total does not support set"),
         ("kdbprom_observe", vec![h.s("g"), h.j(1)], "prom: gauge g does not support observe"),
-        ("kdbprom_observe", vec![h.s("h_seconds"), h.floats(&[0.1, f64::NEG_INFINITY])], "prom: observe h_seconds: value 1 of the vector is null or infinite"),
+        (
+            "kdbprom_observe",
+            vec![h.s("h_seconds"), h.floats(&[0.1, f64::NEG_INFINITY])],
+            "prom: observe h_seconds: value 1 of the vector is null or infinite",
+        ),
         ("kdbprom_dec", vec![h.s("c_total"), h.j(1)], "prom: c_total has labels: get a series id with .prom.series first"),
         ("kdbprom_remove", vec![h.s("g")], "prom: g: an unlabelled metric cannot be removed"),
         // instrumentation and sampling
@@ -261,14 +315,28 @@ fn every_bad_input_is_a_named_q_error() {
         (vec!["jobb"], vec![h.s("x")], "prom: unknown config key jobb"),
         (vec!["interval_ms"], vec![h.s("fast")], "prom: config key interval_ms must be a non-negative whole number"),
         (vec!["ring_capacity"], vec![h.j(1)], "prom: config key ring_capacity: 1 is outside 16..67108864"),
-        (vec!["pushgateway"], vec![h.dict(&["url"], &[h.str("not a url")])], "prom: config key pushgateway.url: 'not a url' is not a URL: relative URL without a base"),
-        (vec!["remote_write"], vec![h.dict(&["url", "headers"], &[h.str("http://127.0.0.1:9/w"), h.dict(&["Authorization"], &[h.str("x")])])], "prom: config key remote_write[0].headers.Authorization: is set by kdbprom itself (use basic_auth or bearer_token_file for Authorization)"),
+        (
+            vec!["pushgateway"],
+            vec![h.dict(&["url"], &[h.str("not a url")])],
+            "prom: config key pushgateway.url: 'not a url' is not a URL: relative URL without a base",
+        ),
+        (
+            vec!["remote_write"],
+            vec![h.dict(&["url", "headers"], &[h.str("http://127.0.0.1:9/w"), h.dict(&["Authorization"], &[h.str("x")])])],
+            "prom: config key remote_write[0].headers.Authorization: is set by kdbprom itself (use basic_auth or bearer_token_file for Authorization)",
+        ),
     ] {
         let cfg = h.dict(&keys, &vals);
         assert_eq!(h.err("kdbprom_init", &[cfg, h.id()]), want);
     }
-    assert_eq!(h.err("kdbprom_init", &[h.j(3), h.id()]), "prom: init: config must be a dictionary, a JSON file path or ::, not a long atom");
-    assert!(h.err("kdbprom_init", &[h.str("/nonexistent/kdbprom.json"), h.id()]).starts_with("prom: config file /nonexistent/kdbprom.json: No such file"));
+    assert_eq!(
+        h.err("kdbprom_init", &[h.j(3), h.id()]),
+        "prom: init: config must be a dictionary, a JSON file path or ::, not a long atom"
+    );
+    assert!(
+        h.err("kdbprom_init", &[h.str("/nonexistent/kdbprom.json"), h.id()])
+            .starts_with("prom: config file /nonexistent/kdbprom.json: No such file")
+    );
 }
 
 #[test]
@@ -396,7 +464,10 @@ fn kx_1x_compatibility() {
     // .prom.updval[name;+;3] → .prom.x.upd[name;`inc;3]
     h.ok("kdbprom_updval", &[h.s("kx_rows_total|trade"), h.s("inc"), h.j(3)]);
     h.ok("kdbprom_updval", &[h.s("kx_lat_seconds"), h.s("observe"), h.f(0.5)]);
-    assert_eq!(h.err("kdbprom_updval", &[h.s("kx_rows_total|trade"), h.s("dec"), h.j(1)]), "prom: counter kx_rows_total does not support dec");
+    assert_eq!(
+        h.err("kdbprom_updval", &[h.s("kx_rows_total|trade"), h.s("dec"), h.j(1)]),
+        "prom: counter kx_rows_total does not support dec"
+    );
     let t = text(h);
     assert!(t.contains("kx_rows_total{tbl=\"trade\"} 8\n"), "{t}");
     assert!(t.contains("kx_lat_seconds_bucket{le=\"1.0\"} 1\n"), "{t}");

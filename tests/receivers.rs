@@ -4,7 +4,7 @@
 mod common;
 mod servers;
 
-use common::{host, lock, Host};
+use common::{Host, host, lock};
 use kdbplus::api::K;
 use servers::{query, query_vm, value};
 use std::collections::HashMap;
@@ -23,7 +23,15 @@ fn outcomes(h: &Host, d: K) -> HashMap<String, Outcome> {
         .into_iter()
         .map(|(t, o)| {
             let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
-            (t, Outcome { ok: h.boolean(f["ok"]), status: h.long(f["status"]), message: h.string(f["message"]), samples: h.long(f["samples"]) })
+            (
+                t,
+                Outcome {
+                    ok: h.boolean(f["ok"]),
+                    status: h.long(f["status"]),
+                    message: h.string(f["message"]),
+                    samples: h.long(f["samples"]),
+                },
+            )
         })
         .collect()
 }
@@ -96,7 +104,11 @@ fn remote_write_to_prometheus_and_victoria_metrics() {
         rw(h, &format!("http://127.0.0.1:{}/api/v1/write", prom.port), "prom", &[]),
         rw(h, &format!("http://127.0.0.1:{}/api/v1/write", vm.port), "vm", &[("queue", h.dict(&["max_samples_per_send"], &[h.j(7)]))]),
     ]);
-    init(h, &["job", "instance", "labels", "remote_write", "interval_ms"], &[h.s("rwtest"), h.s("host-a:5010"), h.dict(&["env"], &[h.s("ci")]), targets, h.j(3_600_000)]);
+    init(
+        h,
+        &["job", "instance", "labels", "remote_write", "interval_ms"],
+        &[h.s("rwtest"), h.s("host-a:5010"), h.dict(&["env"], &[h.s("ci")]), targets, h.j(3_600_000)],
+    );
     declare_and_record(h, "rw");
     let o = push(h);
     assert!(o["prom"].ok && o["prom"].status == 204, "{o:?}");
@@ -134,7 +146,11 @@ fn pushgateway_groups_by_job_instance_and_labels() {
     let h = host();
     let pgw = servers::pushgateway();
     let pg = h.dict(&["url", "grouping"], &[h.str(&format!("http://127.0.0.1:{}", pgw.port)), h.dict(&["path"], &[h.str("/var/tmp")])]);
-    init(h, &["job", "instance", "labels", "pushgateway", "interval_ms"], &[h.s("pgtest"), h.s("host-b:1"), h.dict(&["env"], &[h.s("ci")]), pg, h.j(3_600_000)]);
+    init(
+        h,
+        &["job", "instance", "labels", "pushgateway", "interval_ms"],
+        &[h.s("pgtest"), h.s("host-b:1"), h.dict(&["env"], &[h.s("ci")]), pg, h.j(3_600_000)],
+    );
     declare_and_record(h, "pg");
     let o = push(h);
     assert!(o["pushgateway"].ok && o["pushgateway"].status == 200, "{o:?}");
@@ -160,14 +176,52 @@ fn openssl(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, st
     let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
     std::fs::write(dir.join("ext.cnf"), "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
     let steps: [Vec<String>; 3] = [
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=kdbprom test CA", "-keyout", &p("ca.key"), "-out", &p("ca.pem")].map(String::from).to_vec(),
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &p("key.pem"), "-out", &p("srv.csr")].map(String::from).to_vec(),
-        ["x509", "-req", "-in", &p("srv.csr"), "-CA", &p("ca.pem"), "-CAkey", &p("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", &p("ext.cnf"), "-out", &p("cert.pem")]
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=kdbprom test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ]
+        .map(String::from)
+        .to_vec(),
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &p("key.pem"), "-out", &p("srv.csr")]
             .map(String::from)
             .to_vec(),
+        [
+            "x509",
+            "-req",
+            "-in",
+            &p("srv.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p("ext.cnf"),
+            "-out",
+            &p("cert.pem"),
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for args in steps {
-        let st = std::process::Command::new("openssl").args(&args).stderr(std::process::Stdio::null()).status().expect("openssl is required (scripts/test.sh installs it)");
+        let st = std::process::Command::new("openssl")
+            .args(&args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is required (scripts/test.sh installs it)");
         assert!(st.success(), "openssl {args:?}");
     }
     (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
@@ -188,7 +242,12 @@ fn tls_and_basic_auth_against_prometheus_web_config() {
     let h = host();
     let dir = servers::tmpdir("tls");
     let (ca, cert, key) = openssl(&dir);
-    let web = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  kdb: {}\n", cert.display(), key.display(), bcrypt("s3cret"));
+    let web = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  kdb: {}\n",
+        cert.display(),
+        key.display(),
+        bcrypt("s3cret")
+    );
     let prom = servers::prometheus(Some(&web));
     let (good, bad) = (dir.join("pw"), dir.join("wrong"));
     std::fs::write(&good, "s3cret\n").unwrap();
@@ -275,6 +334,7 @@ fn unreachable_refused_hung_and_rejecting_receivers_fail_cleanly_and_in_time() {
     let bad = |extra: (&str, K)| h.list(&[rw(h, "http://127.0.0.1:9/w", "x", &[extra])]);
     let e = h.err("kdbprom_init", &[h.dict(&["remote_write"], &[bad(("bearer_token_file", h.str("/nonexistent/token")))]), h.id()]);
     assert!(e.starts_with("prom: config key remote_write[0].bearer_token_file: cannot read /nonexistent/token"), "{e}");
-    let e = h.err("kdbprom_init", &[h.dict(&["remote_write"], &[bad(("tls", h.dict(&["ca_file"], &[h.str("/nonexistent/ca.pem")])))]), h.id()]);
+    let e =
+        h.err("kdbprom_init", &[h.dict(&["remote_write"], &[bad(("tls", h.dict(&["ca_file"], &[h.str("/nonexistent/ca.pem")])))]), h.id()]);
     assert_eq!(e, "prom: config key remote_write[0].tls.ca_file: /nonexistent/ca.pem is not a readable file");
 }

@@ -32,7 +32,17 @@ fn run(cmd: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
 }
 
 fn session() -> String {
-    let p = ProcessInfo { version: "4.1".into(), release_date: "2024-10-16".into(), os: "l64".into(), cores: 2, host: "h".into(), port: 5000, pid: 1, license_expiry: Some(1.8e9), start_time: 1.7e9 };
+    let p = ProcessInfo {
+        version: "4.1".into(),
+        release_date: "2024-10-16".into(),
+        os: "l64".into(),
+        cores: 2,
+        host: "h".into(),
+        port: 5000,
+        pid: 1,
+        license_expiry: Some(1.8e9),
+        start_time: 1.7e9,
+    };
     let cfg = Config { labels: [("env".to_string(), "pr\"od".to_string())].into(), ..Config::default() };
     let a = Agent::start(cfg, &p).unwrap();
     a.declare("app_rows_total", "Rows loaded, by \\table\\\nand source.", Kind::Counter, &["table"], &[]).unwrap();
@@ -50,7 +60,10 @@ fn session() -> String {
     a.record_vector(q, Op::Observe, &[0.1, 0.2, 0.3]).unwrap();
     a.series("app_query_seconds", &["bob"]).unwrap(); // empty window: NaN quantiles
     a.request(0, a.now_ns(), true).unwrap();
-    a.sample(&[("used", 1.0), ("heap", 2.0), ("peak", 3.0), ("wmax", 0.0), ("mmap", 0.0), ("mphy", 8e9), ("syms", 10.0), ("symw", 400.0)], 2.0);
+    a.sample(
+        &[("used", 1.0), ("heap", 2.0), ("peak", 3.0), ("wmax", 0.0), ("mmap", 0.0), ("mphy", 8e9), ("syms", 10.0), ("symw", 400.0)],
+        2.0,
+    );
     a.text().unwrap()
 }
 
@@ -78,7 +91,8 @@ print(json.dumps(out))
         .unwrap()
         .iter()
         .map(|s| {
-            let labels = s[1].as_array().unwrap().iter().map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string())).collect();
+            let labels =
+                s[1].as_array().unwrap().iter().map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string())).collect();
             (s[0].as_str().unwrap().to_string(), labels, s[2].as_str().unwrap().parse().unwrap())
         })
         .collect()

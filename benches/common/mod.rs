@@ -36,7 +36,9 @@ pub fn data() -> Data {
         agg.apply(&reg, Event { series: s, op: Op::Inc, value: v as f64 });
         tc.with_label_values(&[&t, &u]).inc_by(v as f64);
         pcf.get_or_create(&vec![("table".to_string(), t.clone()), ("user".to_string(), u.clone())]).inc_by(v);
-        metrics::with_local_recorder(&mrs, || metrics::counter!("bench_requests_total", "table" => t.clone(), "user" => u.clone()).increment(v));
+        metrics::with_local_recorder(&mrs, || {
+            metrics::counter!("bench_requests_total", "table" => t.clone(), "user" => u.clone()).increment(v)
+        });
     }
     Data { reg, agg, tikv, pc, mrs: mrs.handle() }
 }

@@ -7,7 +7,7 @@ mod histogram;
 mod summary;
 
 pub use histogram::Histogram;
-pub use summary::{Summary, ALPHA, MAX_BINS};
+pub use summary::{ALPHA, MAX_BINS, Summary};
 
 use crate::event::{Batch, Event, Op, SeriesId};
 use crate::registry::{Kind, Registry};

@@ -6,10 +6,10 @@
 //! prost-generated [`crate::proto::WriteRequest`] in tests. Family metadata (type, help) rides in
 //! the last request of each push.
 
-use super::{walk, Sample, Sink};
+use super::{Sample, Sink, walk};
 use crate::registry::{Family, Kind};
 use crate::snapshot::Snapshot;
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
 /// Headers every remote-write 1.0 request carries.
 pub const HEADERS: [(&str, &str); 3] =
@@ -51,7 +51,16 @@ impl Encoder {
     pub fn encode(&mut self, snap: &Snapshot<'_>, const_labels: &[(String, String)], ts_ms: i64, max_samples: usize) -> Vec<Request> {
         self.raw.clear();
         self.metadata.clear();
-        let mut sink = RwSink { enc: self, const_labels, ts_ms, max: max_samples.max(1), n: 0, out: Vec::new(), order: Vec::new(), order_extra: Vec::new() };
+        let mut sink = RwSink {
+            enc: self,
+            const_labels,
+            ts_ms,
+            max: max_samples.max(1),
+            n: 0,
+            out: Vec::new(),
+            order: Vec::new(),
+            order_extra: Vec::new(),
+        };
         walk(snap, &mut sink);
         let RwSink { enc, mut out, n, .. } = sink;
         if n > 0 || !enc.metadata.is_empty() {

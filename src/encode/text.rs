@@ -1,7 +1,7 @@
 //! Prometheus text exposition format 0.0.4 (not OpenMetrics): what `.prom.text[]`, `/metrics`,
 //! the Pushgateway and the textfile collector read.
 
-use super::{float, walk, Sample, Sink};
+use super::{Sample, Sink, float, walk};
 use crate::registry::Family;
 use crate::snapshot::Snapshot;
 use std::borrow::Cow;

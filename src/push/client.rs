@@ -25,7 +25,8 @@ pub fn build(auth: &Auth, timeout_ms: u64, key: &str) -> Result<reqwest::Client,
     let tls = &auth.tls;
     if let Some(ca) = &tls.ca_file {
         let pem = std::fs::read(ca).map_err(|e| err("tls.ca_file", format!("cannot read {}: {e}", ca.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err("tls.ca_file", format!("{} is not PEM certificates: {e}", ca.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| err("tls.ca_file", format!("{} is not PEM certificates: {e}", ca.display())))?;
         for c in certs {
             b = b.add_root_certificate(c);
         }
@@ -33,7 +34,8 @@ pub fn build(auth: &Auth, timeout_ms: u64, key: &str) -> Result<reqwest::Client,
     if let (Some(cert), Some(keyf)) = (&tls.cert_file, &tls.key_file) {
         let mut pem = std::fs::read(cert).map_err(|e| err("tls.cert_file", format!("cannot read {}: {e}", cert.display())))?;
         pem.extend(std::fs::read(keyf).map_err(|e| err("tls.key_file", format!("cannot read {}: {e}", keyf.display())))?);
-        let id = reqwest::Identity::from_pem(&pem).map_err(|_| err("tls.cert_file", "certificate and key do not form a PEM identity".into()))?;
+        let id =
+            reqwest::Identity::from_pem(&pem).map_err(|_| err("tls.cert_file", "certificate and key do not form a PEM identity".into()))?;
         b = b.identity(id);
     }
     if tls.insecure_skip_verify {

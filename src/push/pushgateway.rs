@@ -1,9 +1,9 @@
 //! Pushgateway: the grouping-key URL (with `@base64` where needed) and the PUT/POST/DELETE calls.
 
-use super::{client, retry_after, snippet, Outcome};
+use super::{Outcome, client, retry_after, snippet};
 use crate::config::{PushMethod, Pushgateway};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::{Duration, Instant};
 
 /// Content-Type of the body.
@@ -69,7 +69,16 @@ impl Target {
     async fn call(&self, method: reqwest::Method, body: Option<String>, samples: u64, deadline: Instant) -> Outcome {
         let started = Instant::now();
         let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
-        let mut out = Outcome { target: "pushgateway".into(), ok: false, status: 0, message: String::new(), samples: 0, bytes: 0, millis: 0.0, attempts: 0 };
+        let mut out = Outcome {
+            target: "pushgateway".into(),
+            ok: false,
+            status: 0,
+            message: String::new(),
+            samples: 0,
+            bytes: 0,
+            millis: 0.0,
+            attempts: 0,
+        };
         let mut delay = Duration::from_millis(50);
         loop {
             out.attempts += 1;

@@ -1,12 +1,12 @@
 //! Remote write: headers, tenant, auth, and the send loop with capped exponential backoff and
 //! jitter (backon), honouring Retry-After; permanent 4xx answers drop the batch and are counted.
 
-use super::{classify, client, retry_after, snippet, Action, Outcome};
+use super::{Action, Outcome, classify, client, retry_after, snippet};
 use crate::config::RemoteWrite;
-use crate::encode::remote_write::{Request, HEADERS};
+use crate::encode::remote_write::{HEADERS, Request};
 use backon::{ExponentialBuilder, Retryable};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// A configured remote-write target.
@@ -69,10 +69,11 @@ impl Target {
         for (k, v) in &self.cfg.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let resp = client::authorise(req, &self.cfg.auth)
-            .send()
-            .await
-            .map_err(|e| Failure::Retry { status: 0, message: transport_message(&e), after: None })?;
+        let resp = client::authorise(req, &self.cfg.auth).send().await.map_err(|e| Failure::Retry {
+            status: 0,
+            message: transport_message(&e),
+            after: None,
+        })?;
         let status = resp.status().as_u16();
         let after = retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
         match classify(status, after, self.cfg.queue.retry_on_http_429) {
@@ -86,7 +87,16 @@ impl Target {
     /// or `deadline` passes.
     pub async fn push(&self, requests: &[Request], deadline: Instant) -> Outcome {
         let started = Instant::now();
-        let mut out = Outcome { target: self.cfg.name.clone(), ok: true, status: 0, message: String::new(), samples: 0, bytes: 0, millis: 0.0, attempts: 0 };
+        let mut out = Outcome {
+            target: self.cfg.name.clone(),
+            ok: true,
+            status: 0,
+            message: String::new(),
+            samples: 0,
+            bytes: 0,
+            millis: 0.0,
+            attempts: 0,
+        };
         let q = &self.cfg.queue;
         for r in requests {
             let attempts = AtomicU32::new(0);

@@ -6,7 +6,7 @@
 use kdbplus::api::native::{ka, kf, kj, kpn, ktn, ss, xD};
 use kdbplus::api::{K, S};
 use serde_json::{Map, Number, Value};
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{CStr, CString, c_char};
 
 /// A q type problem, described for the error text.
 pub type Bad = String;
@@ -253,7 +253,13 @@ pub fn json(x: K, what: &str) -> Result<Value, Bad> {
                     .collect(),
             )
         }
-        v if v > 0 => Value::Array(vector_f64(x).ok_or_else(|| format!("{what}: unsupported {}", type_name(x)))?.iter().map(|&f| num(f)).collect::<Result<_, _>>()?),
+        v if v > 0 => Value::Array(
+            vector_f64(x)
+                .ok_or_else(|| format!("{what}: unsupported {}", type_name(x)))?
+                .iter()
+                .map(|&f| num(f))
+                .collect::<Result<_, _>>()?,
+        ),
         _ => return Err(format!("{what}: unsupported {}", type_name(x))),
     })
 }

@@ -14,10 +14,10 @@ use crate::config::Config;
 use crate::event::{Op, SeriesId};
 use crate::registry::Kind;
 use k::{atom_f64, is_identity, qtype, t, vector_f64};
-use kdbplus::api::native::{kb, krr};
 use kdbplus::api::K;
+use kdbplus::api::native::{kb, krr};
 use std::cell::RefCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// The agent of this q process; replaced by `.prom.init` after a `.prom.stop[]`.
@@ -116,7 +116,8 @@ fn without_signals<T>(f: impl FnOnce() -> T) -> T {
     let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and fills `old`.
-    let blocked = unsafe { libc::sigfillset(all.as_mut_ptr()) == 0 && libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr()) == 0 };
+    let blocked =
+        unsafe { libc::sigfillset(all.as_mut_ptr()) == 0 && libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr()) == 0 };
     let r = f();
     if blocked {
         // SAFETY: `old` was filled by the successful call above.

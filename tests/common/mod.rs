@@ -6,7 +6,7 @@
 
 use kdbplus::api::{K, S};
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_LOCAL, RTLD_NOW};
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{CStr, CString, c_char};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 type K1 = extern "C" fn(K) -> K;

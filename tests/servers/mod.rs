@@ -29,7 +29,8 @@ pub fn free_port() -> u16 {
 
 pub fn tmpdir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!("kdbprom-{tag}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    let d =
+        std::env::temp_dir().join(format!("kdbprom-{tag}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
