@@ -472,3 +472,79 @@ fn kx_1x_compatibility() {
     assert!(t.contains("kx_rows_total{tbl=\"trade\"} 8\n"), "{t}");
     assert!(t.contains("kx_lat_seconds_bucket{le=\"1.0\"} 1\n"), "{t}");
 }
+
+#[test]
+fn remove_forgets_a_series_and_grouping_labels_are_reserved() {
+    let _g = lock();
+    let h = host();
+    let pg = h.dict(&["url", "grouping"], &[h.str("http://127.0.0.1:9"), h.dict(&["region"], &[h.s("eu")])]);
+    start(h, &["pushgateway", "exit_deadline_ms"], &[pg, h.j(0)]);
+    assert_eq!(
+        h.err("kdbprom_declare", &[h.s("gauge"), h.s("g"), h.str(""), h.syms(&["region"]), h.id()]),
+        "prom: g: label 'region' is reserved (set by configuration for every series)"
+    );
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("tables_rows"), h.str(""), h.syms(&["table"]), h.id()]);
+    let (a, b) = (h.ok("kdbprom_series", &[h.s("tables_rows"), h.str("a")]), h.ok("kdbprom_series", &[h.s("tables_rows"), h.str("b")]));
+    let a_id = h.long(a);
+    h.ok("kdbprom_set", &[a, h.j(1)]);
+    h.ok("kdbprom_set", &[b, h.j(2)]);
+    h.ok("kdbprom_remove", &[h.j(a_id)]);
+    let t = text(h);
+    assert!(!t.contains("table=\"a\"") && t.contains("tables_rows{table=\"b\"} 2\n"), "{t}");
+    assert_eq!(h.err("kdbprom_set", &[h.j(a_id), h.j(3)]), format!("prom: unknown series id {a_id}"));
+}
+
+/// Each argument of each export given a value of a type it does not take: a q error, never a crash.
+#[test]
+fn a_wrong_type_in_every_argument_of_every_export_is_an_error() {
+    let _g = lock();
+    let h = host();
+    start(h, &[], &[]);
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("w"), h.str(""), h.id(), h.id()]);
+    h.ok("kdbprom_newmetric", &[h.s("w1_total"), h.s("counter"), h.id(), h.str("")]);
+    // A byte vector and a date atom are accepted nowhere; a dictionary nowhere but config and sample.
+    let bad = |h: &Host| (h.vec::<u8>(4, &[1, 2]), (h.ktj)(-14, 1));
+    type Good = fn(&Host) -> Vec<kdbplus::api::K>;
+    let exports: Vec<(&str, Good)> = vec![
+        ("kdbprom_declare", |h| vec![h.s("gauge"), h.s("w2"), h.str(""), h.id(), h.id()]),
+        ("kdbprom_series", |h| vec![h.s("w"), h.id()]),
+        ("kdbprom_inc", |h| vec![h.s("w"), h.j(1)]),
+        ("kdbprom_dec", |h| vec![h.s("w"), h.j(1)]),
+        ("kdbprom_set", |h| vec![h.s("w"), h.j(1)]),
+        ("kdbprom_observe", |h| vec![h.s("w"), h.j(1)]),
+        ("kdbprom_remove", |h| vec![h.s("w")]),
+        ("kdbprom_end", |h| vec![h.j(0), h.j(0)]),
+        ("kdbprom_fail", |h| vec![h.j(0), h.j(0)]),
+        ("kdbprom_conn", |h| vec![h.j(0), h.b(true)]),
+        ("kdbprom_sample", |h| vec![h.dict(&["used"], &[h.j(1)]), h.j(1)]),
+        ("kdbprom_newmetric", |h| vec![h.s("w3_total"), h.s("counter"), h.id(), h.str("")]),
+        ("kdbprom_addmetric", |h| vec![h.s("w1_total"), h.id(), h.id(), h.id()]),
+        ("kdbprom_updval", |h| vec![h.s("w"), h.s("set"), h.j(1)]),
+    ];
+    for (name, good) in exports {
+        let n = good(h).len();
+        for i in 0..n {
+            for which in 0..2 {
+                let mut args = good(h);
+                let (bytes, date) = bad(h);
+                let wrong = if which == 0 { bytes } else { date };
+                (h.r0)(if which == 0 { date } else { bytes });
+                // A few positions take anything that lists texts or numbers; those are covered by the bad-input table.
+                let lenient = matches!((name, i), ("kdbprom_declare", 4) | ("kdbprom_addmetric", 2 | 3) | ("kdbprom_sample", 0));
+                (h.r0)(args[i]);
+                args[i] = wrong;
+                match h.call(name, &args) {
+                    Err(e) => assert!(e.starts_with("prom: "), "{name} arg {i}: {e}"),
+                    Ok(r) => {
+                        assert!(lenient, "{name} accepted a {} in argument {i}", if which == 0 { "byte vector" } else { "date" });
+                        if !r.is_null() {
+                            (h.r0)(r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // q keeps running: the agent still answers.
+    assert!(text(h).contains("\nw "));
+}

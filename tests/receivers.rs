@@ -171,52 +171,36 @@ fn pushgateway_groups_by_job_instance_and_labels() {
     let _ = h.call("kdbprom_stop", &[h.id()]);
 }
 
-/// A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key).
+/// A throwaway CA, a server certificate for 127.0.0.1 and a client certificate, both signed by it:
+/// ca.pem, cert.pem/key.pem (server), client.pem/client.key.
 fn openssl(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
     std::fs::write(dir.join("ext.cnf"), "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    let steps: [Vec<String>; 3] = [
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=kdbprom test CA",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-        ]
-        .map(String::from)
-        .to_vec(),
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &p("key.pem"), "-out", &p("srv.csr")]
-            .map(String::from)
-            .to_vec(),
-        [
-            "x509",
-            "-req",
-            "-in",
-            &p("srv.csr"),
-            "-CA",
-            &p("ca.pem"),
-            "-CAkey",
-            &p("ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &p("ext.cnf"),
-            "-out",
-            &p("cert.pem"),
-        ]
-        .map(String::from)
-        .to_vec(),
+    std::fs::write(dir.join("client.cnf"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+    // One openssl command line per step (the temporary paths hold no spaces).
+    let steps = [
+        format!("req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=kdbprom-test-CA -keyout {} -out {}", p("ca.key"), p("ca.pem")),
+        format!("req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout {} -out {}", p("key.pem"), p("srv.csr")),
+        format!(
+            "x509 -req -in {} -CA {} -CAkey {} -CAcreateserial -days 1 -extfile {} -out {}",
+            p("srv.csr"),
+            p("ca.pem"),
+            p("ca.key"),
+            p("ext.cnf"),
+            p("cert.pem")
+        ),
+        format!("req -newkey rsa:2048 -nodes -subj /CN=kdbprom-client -keyout {} -out {}", p("client.key"), p("client.csr")),
+        format!(
+            "x509 -req -in {} -CA {} -CAkey {} -CAcreateserial -days 1 -extfile {} -out {}",
+            p("client.csr"),
+            p("ca.pem"),
+            p("ca.key"),
+            p("client.cnf"),
+            p("client.pem")
+        ),
     ];
-    for args in steps {
+    for step in steps {
+        let args: Vec<&str> = step.split_whitespace().collect();
         let st = std::process::Command::new("openssl")
             .args(&args)
             .stderr(std::process::Stdio::null())
@@ -237,15 +221,16 @@ fn bcrypt(pw: &str) -> String {
 }
 
 #[test]
-fn tls_and_basic_auth_against_prometheus_web_config() {
+fn mtls_and_basic_auth_against_prometheus_web_config() {
     let _g = lock();
     let h = host();
     let dir = servers::tmpdir("tls");
     let (ca, cert, key) = openssl(&dir);
     let web = format!(
-        "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  kdb: {}\n",
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\nbasic_auth_users:\n  kdb: {}\n",
         cert.display(),
         key.display(),
+        ca.display(),
         bcrypt("s3cret")
     );
     let prom = servers::prometheus(Some(&web));
@@ -254,11 +239,28 @@ fn tls_and_basic_auth_against_prometheus_web_config() {
     std::fs::write(&bad, "guess\n").unwrap();
     let url = format!("https://127.0.0.1:{}/api/v1/write", prom.port);
     let auth = |pw: &std::path::Path| h.dict(&["username", "password_file"], &[h.s("kdb"), h.str(pw.to_str().unwrap())]);
-    let tls = || h.dict(&["ca_file"], &[h.str(ca.to_str().unwrap())]);
+    let (client, client_key) = (dir.join("client.pem"), dir.join("client.key"));
+    let path = |p: &std::path::Path| h.str(p.to_str().unwrap());
+    let tls = || h.dict(&["ca_file", "cert_file", "key_file"], &[path(&ca), path(&client), path(&client_key)]);
     let targets = h.list(&[
         rw(h, &url, "good", &[("basic_auth", auth(&good)), ("tls", tls())]),
         rw(h, &url, "wrongpw", &[("basic_auth", auth(&bad)), ("tls", tls())]),
-        rw(h, &url, "untrusted", &[("basic_auth", auth(&good))]),
+        rw(
+            h,
+            &url,
+            "untrusted",
+            &[("basic_auth", auth(&good)), ("tls", h.dict(&["cert_file", "key_file"], &[path(&client), path(&client_key)]))],
+        ),
+        rw(h, &url, "nocert", &[("basic_auth", auth(&good)), ("tls", h.dict(&["ca_file"], &[path(&ca)]))]),
+        rw(
+            h,
+            &url,
+            "skipverify",
+            &[
+                ("basic_auth", auth(&good)),
+                ("tls", h.dict(&["insecure_skip_verify", "cert_file", "key_file"], &[h.b(true), path(&client), path(&client_key)])),
+            ],
+        ),
     ]);
     init(h, &["job", "remote_write", "interval_ms", "exit_deadline_ms"], &[h.s("tlstest"), targets, h.j(1_000), h.j(500)]);
     h.ok("kdbprom_declare", &[h.s("gauge"), h.s("tls_ok"), h.str("x"), h.id(), h.id()]);
@@ -268,8 +270,18 @@ fn tls_and_basic_auth_against_prometheus_web_config() {
     assert_eq!((o["wrongpw"].ok, o["wrongpw"].status), (false, 401), "{o:?}");
     assert!(!o["untrusted"].ok && o["untrusted"].status == 0 && o["untrusted"].message.contains("UnknownIssuer"), "{o:?}");
     assert!(!o["wrongpw"].message.contains("s3cret") && !o["wrongpw"].message.contains("guess"));
+    assert!(!o["nocert"].ok && o["nocert"].status == 0, "the server requires a client certificate: {o:?}");
+    assert!(o["skipverify"].ok && o["skipverify"].status == 204, "{o:?}");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    let v: serde_json::Value = servers::http()
+    let mut pem = std::fs::read(&client).unwrap();
+    pem.extend(std::fs::read(&client_key).unwrap());
+    let reader = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let v: serde_json::Value = reader
         .get(format!("https://127.0.0.1:{}/api/v1/query", prom.port))
         .basic_auth("kdb", Some("s3cret"))
         .query(&[("query", "tls_ok"), ("time", &format!("{now:.3}"))])

@@ -1,0 +1,196 @@
+//! The HTTP a target sends, seen by a scripted loopback server: headers, tenant, auth, methods and
+//! paths, and what the sender does with 400, 429 and 503 (with Retry-After) answers.
+
+use kdbprom::agent::Agent;
+use kdbprom::builtin::ProcessInfo;
+use kdbprom::config::Config;
+use kdbprom::event::Op;
+use kdbprom::registry::Kind;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+    at: Instant,
+}
+
+/// A server answering each request with the next (status, extra headers, body) of `script`
+/// (the last one repeats); returns its base URL and what it saw.
+fn mock(script: Vec<(u16, &'static str, &'static str)>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { return };
+            let (log, script) = (log.clone(), script.clone());
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+                    let mut headers = HashMap::new();
+                    loop {
+                        let mut h = String::new();
+                        r.read_line(&mut h).unwrap();
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        let (k, v) = h.split_once(':').unwrap();
+                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    }
+                    let n = headers.get("content-length").map_or(0, |v| v.parse().unwrap());
+                    let mut body = vec![0; n];
+                    r.read_exact(&mut body).unwrap();
+                    let i = {
+                        let mut s = log.lock().unwrap();
+                        s.push(Seen { method, path, headers, body, at: Instant::now() });
+                        s.len() - 1
+                    };
+                    let (status, extra, text) = script[i.min(script.len() - 1)];
+                    let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n{extra}\r\n{text}", text.len());
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn agent(cfg: serde_json::Value) -> Agent {
+    let p = ProcessInfo { host: "h".into(), pid: 1, ..ProcessInfo::default() };
+    let a = Agent::start(Config::from_json(&cfg).unwrap(), &p).unwrap();
+    a.declare("m_total", "M.", Kind::Counter, &[], &[]).unwrap();
+    a.record(a.by_name("m_total").unwrap(), Op::Inc, 5.0).unwrap();
+    a
+}
+
+/// Waits for the push that init starts, so later assertions see only what they cause.
+fn settle(seen: &Arc<Mutex<Vec<Seen>>>, n: usize) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < n && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn remote_write_headers_tenant_bearer_and_extra_headers() {
+    let (url, seen) = mock(vec![(204, "", "")]);
+    let dir = std::env::temp_dir().join(format!("kdbprom-mock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), "tok3n\n").unwrap();
+    let a = agent(serde_json::json!({"job": "j", "interval_ms": 3_600_000, "remote_write": [
+        {"url": format!("{url}/api/v1/push"), "name": "mimir", "tenant": "desk-a", "headers": {"X-Extra": "1"}, "bearer_token_file": dir.join("token")},
+        {"url": format!("{url}/api/v1/receive"), "name": "thanos", "tenant": "t2", "tenant_header": "THANOS-TENANT"}]}));
+    let o = a.push().unwrap();
+    assert!(o.iter().all(|o| o.ok && o.status == 204), "{o:?}");
+    let s = seen.lock().unwrap().clone();
+    let mimir = s.iter().rev().find(|r| r.path == "/api/v1/push").unwrap();
+    for (k, v) in [
+        ("content-type", "application/x-protobuf"),
+        ("content-encoding", "snappy"),
+        ("x-prometheus-remote-write-version", "0.1.0"),
+        ("x-scope-orgid", "desk-a"),
+        ("x-extra", "1"),
+        ("authorization", "Bearer tok3n"),
+    ] {
+        assert_eq!(mimir.headers.get(k).map(String::as_str), Some(v), "{k} in {:?}", mimir.headers);
+    }
+    assert!(mimir.headers["user-agent"].starts_with("kdbprom/"));
+    assert_eq!(mimir.method, "POST");
+    let thanos = s.iter().rev().find(|r| r.path == "/api/v1/receive").unwrap();
+    assert_eq!(thanos.headers.get("thanos-tenant").map(String::as_str), Some("t2"));
+    assert!(!thanos.headers.contains_key("x-scope-orgid") && !thanos.headers.contains_key("authorization"));
+    // The body is snappy block format of a WriteRequest holding our counter.
+    let raw = snap::raw::Decoder::new().decompress_vec(&mimir.body).unwrap();
+    let w = <kdbprom::proto::WriteRequest as prost::Message>::decode(&raw[..]).unwrap();
+    assert!(w.timeseries.iter().any(|t| t.labels.iter().any(|l| l.value == "m_total") && t.samples[0].value == 5.0));
+}
+
+#[test]
+fn retries_5xx_with_retry_after_drops_4xx_and_429_when_told() {
+    // 503 with Retry-After: 1, then 204: retried after about a second, on the same deadline.
+    let (url, seen) = mock(vec![(204, "", ""), (503, "Retry-After: 1\r\n", "busy"), (204, "", "")]);
+    let a = agent(
+        serde_json::json!({"interval_ms": 5_000, "remote_write": [{"url": url, "queue": {"min_backoff_ms": 10, "max_backoff_ms": 50}}]}),
+    );
+    settle(&seen, 1);
+    let o = a.push().unwrap();
+    assert!(o[0].ok && o[0].attempts == 2, "{o:?}");
+    let s = seen.lock().unwrap().clone();
+    let gap = s[2].at - s[1].at;
+    assert!(gap >= Duration::from_millis(950), "Retry-After honoured: {gap:?}");
+    assert_eq!(s[2].headers.get("retry-attempt").map(String::as_str), Some("1"));
+
+    // 400 with a message: not retried, the message comes back.
+    let (url, seen) = mock(vec![(204, "", ""), (400, "", "out of order sample")]);
+    let a = agent(serde_json::json!({"interval_ms": 5_000, "remote_write": [{"url": url}]}));
+    settle(&seen, 1);
+    let o = a.push().unwrap();
+    assert_eq!((o[0].ok, o[0].status, o[0].attempts, o[0].message.as_str()), (false, 400, 1, "out of order sample"));
+    assert_eq!(a.stats().pushes_failed, 1);
+
+    // 429 with retry_on_http_429 false: dropped at once.
+    let (url, seen) = mock(vec![(204, "", ""), (429, "", "rate limited")]);
+    let a = agent(serde_json::json!({"interval_ms": 5_000, "remote_write": [{"url": url, "queue": {"retry_on_http_429": false}}]}));
+    settle(&seen, 1);
+    let o = a.push().unwrap();
+    assert_eq!((o[0].ok, o[0].status, o[0].attempts), (false, 429, 1));
+}
+
+#[test]
+fn pushgateway_methods_paths_content_type_and_delete_on_exit() {
+    let (url, seen) = mock(vec![(200, "", ""), (200, "", ""), (202, "", "")]);
+    let a = agent(serde_json::json!({"job": "eod", "instance": "h:1", "interval_ms": 3_600_000,
+        "pushgateway": {"url": url, "method": "POST", "grouping": {"path": "/var/tmp", "desk": "rates a"}, "delete_on_exit": true}}));
+    let (_, outcomes) = a.stop().unwrap();
+    assert!(outcomes.iter().all(|o| o.ok), "{outcomes:?}");
+    let s = seen.lock().unwrap().clone();
+    let group = "/metrics/job/eod/instance/h:1/desk@base64/cmF0ZXMgYQ/path@base64/L3Zhci90bXA";
+    let (push, delete) = (&s[s.len() - 2], &s[s.len() - 1]);
+    assert_eq!((push.method.as_str(), push.path.as_str()), ("POST", group));
+    assert_eq!(push.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let body = String::from_utf8(push.body.clone()).unwrap();
+    assert!(body.contains("\nm_total 5\n") && body.ends_with('\n') && !body.contains("job="), "{body}");
+    assert_eq!((delete.method.as_str(), delete.path.as_str(), delete.body.len()), ("DELETE", group, 0));
+}
+
+#[test]
+fn textfile_is_written_at_init_and_replaced_atomically_on_push() {
+    let path = std::env::temp_dir().join(format!("kdbprom-textfile-{}.prom", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let a = agent(serde_json::json!({"interval_ms": 3_600_000, "textfile": path}));
+    let end = Instant::now() + Duration::from_secs(3);
+    while !path.exists() {
+        assert!(Instant::now() < end, "no textfile written at init");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    a.record(a.by_name("m_total").unwrap(), Op::Inc, 2.0).unwrap();
+    let o = a.push().unwrap();
+    assert_eq!((o[0].target.as_str(), o[0].ok), ("textfile", true));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\nm_total 7\n") && text.ends_with('\n'), "{text}");
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("kdbprom-textfile-{}.prom.tmp", std::process::id())))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let _ = std::fs::remove_file(&path);
+}
