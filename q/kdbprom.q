@@ -5,7 +5,7 @@
 / handler wrappers, and each wrapper chains to the handler that was there before.
 
 .prom.dir:{$[count w:where"/"=x;(last w)#x;"."]}first -3#value{};
-.prom.lib:hsym`$$[count p:getenv`KDBPROM_LIB;p;.prom.dir,"/libkdbprom"];
+.prom.lib:hsym`$$[count getenv`KDBPROM_LIB;getenv`KDBPROM_LIB;.prom.dir,"/libkdbprom"];
 .prom.bind:{[n;r].prom.lib 2:(`$"kdbprom_",string n;r)};
 
 / exports, bound once; q's hot paths call them directly
@@ -51,6 +51,8 @@
 .prom.procinfo:{`version`release_date`os`cores`host`port`pid`license_expiry`start_time!(.z.K;ssr[string .z.k;".";"-"];.z.o;"j"$.z.c;.z.h;"j"$system"p";"j"$.z.i;$[1<count .z.l;86400f*"f"$("D"$.z.l 1)-1970.01.01;0n];.prom.start)};
 
 / process metrics can only be read on the main thread: sampled from the timer wrapper, at init and at stop
+/ (settings before init: so .prom.stop[] or .prom.push[] then get the library's "not initialised")
+.prom.settings:@[value;`.prom.settings;`instrument`serve_metrics`interval_ms!(0b;0b;10000)];
 .prom.nextsample:0Np;
 .prom.sample:{.[.prom.x.sample;(.Q.w[];count .z.W);{}];.prom.nextsample:.z.p+1000000*.prom.settings`interval_ms};
 
