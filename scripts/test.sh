@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The receivers tests run examples/batch_job as a separate process: build it under its plain name first.
+cargo build --examples
 cargo test --all-targets --no-fail-fast
 cargo test --doc
 cargo bench --no-run -q

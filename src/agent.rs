@@ -77,13 +77,13 @@ impl Agent {
         }
         let limits =
             Limits { max_series: config.max_series, max_series_per_metric: config.max_series_per_metric, reserved_labels: reserved };
+        let instance = config.instance.clone().unwrap_or_else(|| process.instance());
+        let targets = Arc::new(targets(&config, &instance)?);
         let registry = Arc::new(Registry::new(limits));
-        let builtins = builtin::declare(&registry, process)?;
+        let builtins = builtin::declare(&registry, process, &targets.names())?;
         let ring = Arc::new(Ring::new(config.ring_capacity, config.ring_vector_bytes));
         let stats = Arc::new(Stats::default());
         let slices = config.summary_age_buckets;
-        let instance = config.instance.clone().unwrap_or_else(|| process.instance());
-        let targets = Arc::new(targets(&config, &instance)?);
         let shared = Shared {
             registry: registry.clone(),
             ring: ring.clone(),

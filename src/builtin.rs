@@ -118,11 +118,20 @@ pub struct Own {
     pub queued: SeriesId,
     /// `kdbprom_series`.
     pub series: SeriesId,
-    /// `kdbprom_pushes_total{outcome="ok"}`.
-    pub pushes_ok: SeriesId,
-    /// `kdbprom_pushes_total{outcome="failed"}`.
-    pub pushes_failed: SeriesId,
-    /// `kdbprom_push_bytes_total`.
+    /// Per target, in the order the flusher names them.
+    pub targets: Vec<TargetSeries>,
+}
+
+/// The self-metric series of one delivery target.
+#[derive(Debug, Clone)]
+pub struct TargetSeries {
+    /// `pushgateway`, `textfile`, or the remote-write `name`.
+    pub name: String,
+    /// `kdbprom_pushes_total{target,outcome="ok"}`.
+    pub ok: SeriesId,
+    /// `kdbprom_pushes_total{target,outcome="failed"}`.
+    pub failed: SeriesId,
+    /// `kdbprom_push_bytes_total{target}`.
     pub bytes: SeriesId,
 }
 
@@ -134,8 +143,9 @@ fn each<const N: usize>(reg: &Registry, name: &str, values: [&str; N]) -> Result
     Ok(out)
 }
 
-/// Declares every built-in family in `reg` and returns their series ids.
-pub fn declare(reg: &Registry, p: &ProcessInfo) -> Result<Builtins, RegistryError> {
+/// Declares every built-in family in `reg` and returns their series ids; `targets` names the
+/// delivery targets, each of which gets its own push counters.
+pub fn declare(reg: &Registry, p: &ProcessInfo, targets: &[String]) -> Result<Builtins, RegistryError> {
     use Kind::*;
     reg.declare("kdb_info", "kdb+ version, release date, OS and cores; value 1.", Gauge, &["version", "release_date", "os", "cores"], &[])?;
     reg.builtin_series("kdb_info", &[&p.version, &p.release_date, &p.os, &p.cores.to_string()])?;
@@ -158,9 +168,19 @@ pub fn declare(reg: &Registry, p: &ProcessInfo) -> Result<Builtins, RegistryErro
     reg.declare("kdbprom_events_dropped_total", "Events dropped because the ring was full.", Counter, &[], &[])?;
     reg.declare("kdbprom_queue_length", "Events waiting in the ring.", Gauge, &[], &[])?;
     reg.declare("kdbprom_series", "Live series.", Gauge, &[], &[])?;
-    reg.declare("kdbprom_pushes_total", "Pushes by outcome.", Counter, &["outcome"], &[])?;
-    reg.declare("kdbprom_push_bytes_total", "Bytes sent by pushes.", Counter, &[], &[])?;
-    let [pushes_ok, pushes_failed] = each(reg, "kdbprom_pushes_total", ["ok", "failed"])?;
+    reg.declare("kdbprom_pushes_total", "Pushes by target and outcome.", Counter, &["target", "outcome"], &[])?;
+    reg.declare("kdbprom_push_bytes_total", "Bytes sent by pushes, by target.", Counter, &["target"], &[])?;
+    let targets = targets
+        .iter()
+        .map(|t| {
+            Ok(TargetSeries {
+                name: t.clone(),
+                ok: reg.builtin_series("kdbprom_pushes_total", &[t, "ok"])?,
+                failed: reg.builtin_series("kdbprom_pushes_total", &[t, "failed"])?,
+                bytes: reg.builtin_series("kdbprom_push_bytes_total", &[t])?,
+            })
+        })
+        .collect::<Result<Vec<_>, RegistryError>>()?;
     Ok(Builtins {
         requests: each(reg, "kdb_requests_total", HANDLERS)?,
         errors: each(reg, "kdb_request_errors_total", HANDLERS)?,
@@ -174,9 +194,7 @@ pub fn declare(reg: &Registry, p: &ProcessInfo) -> Result<Builtins, RegistryErro
             dropped: reg.by_name("kdbprom_events_dropped_total")?,
             queued: reg.by_name("kdbprom_queue_length")?,
             series: reg.by_name("kdbprom_series")?,
-            pushes_ok,
-            pushes_failed,
-            bytes: reg.by_name("kdbprom_push_bytes_total")?,
+            targets,
         },
     })
 }

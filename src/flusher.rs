@@ -58,6 +58,15 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// Target names, as outcomes and self-metrics carry them.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        v.extend(self.textfile.as_ref().map(|_| "textfile".to_string()));
+        v.extend(self.pushgateway.as_ref().map(|_| "pushgateway".to_string()));
+        v.extend(self.remote_write.iter().map(|t| t.cfg.name.clone()));
+        v
+    }
+
     fn is_empty(&self) -> bool {
         self.pushgateway.is_none() && self.remote_write.is_empty() && self.textfile.is_none()
     }
@@ -124,6 +133,8 @@ struct State {
     last_ts: Vec<i64>,
     /// Signalled by a round when it ends, so its outcomes are handed over without waiting out a sleep.
     round_done: Arc<tokio::sync::Notify>,
+    /// Pushes ok, pushes failed and bytes, per target (the order of `own.targets`).
+    per_target: Vec<[u64; 3]>,
 }
 
 type Round = tokio::task::JoinHandle<Vec<Outcome>>;
@@ -164,12 +175,14 @@ impl State {
             (o.dropped, dropped as f64),
             (o.queued, queued as f64),
             (o.series, reg.live_series() as f64),
-            (o.pushes_ok, Stats::get(&s.stats.pushes_ok) as f64),
-            (o.pushes_failed, Stats::get(&s.stats.pushes_failed) as f64),
-            (o.bytes, Stats::get(&s.stats.bytes_sent) as f64),
         ];
         for (sid, v) in vals {
             self.agg.put(reg, sid, v);
+        }
+        for (t, [ok, failed, bytes]) in o.targets.iter().zip(&self.per_target) {
+            for (sid, v) in [(t.ok, ok), (t.failed, failed), (t.bytes, bytes)] {
+                self.agg.put(reg, sid, *v as f64);
+            }
         }
     }
 
@@ -218,12 +231,18 @@ impl State {
         })
     }
 
-    fn account(&self, outcomes: &[Outcome]) {
+    fn account(&mut self, outcomes: &[Outcome]) {
         let st = &self.shared.stats;
+        self.per_target.resize(self.shared.own.targets.len(), [0; 3]);
         for o in outcomes {
             Stats::add(if o.ok { &st.pushes_ok } else { &st.pushes_failed }, 1);
             Stats::add(&st.bytes_sent, o.bytes);
             Stats::add(&st.samples_sent, o.samples);
+            if let Some(i) = self.shared.own.targets.iter().position(|t| t.name == o.target) {
+                let c = &mut self.per_target[i];
+                c[if o.ok { 0 } else { 1 }] += 1;
+                c[2] += o.bytes;
+            }
         }
     }
 
@@ -246,6 +265,7 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
         encoder: rw_encode::Encoder::default(),
         last_ts: Vec::new(),
         round_done: Arc::default(),
+        per_target: Vec::new(),
     };
     let round_done = st.round_done.clone();
     let ring = st.shared.ring.clone();

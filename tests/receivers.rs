@@ -302,7 +302,7 @@ fn a_batch_job_process_that_exits_leaves_its_metrics_behind() {
         .env("KDBPROM_DEMO_PUSHGATEWAY", format!("http://127.0.0.1:{}", pgw.port))
         .env("KDBPROM_DEMO_REMOTE_WRITE", format!("http://127.0.0.1:{}/api/v1/write", prom.port))
         .output()
-        .unwrap_or_else(|e| panic!("{} (built by cargo test --all-targets): {e}", exe.display()));
+        .unwrap_or_else(|e| panic!("{} (scripts/test.sh builds it: cargo build --examples): {e}", exe.display()));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The process is gone; its final state is in both receivers.
     let rows = query(prom.port, "eod_rows_loaded_total");
