@@ -6,6 +6,7 @@
 pub mod client;
 pub mod pushgateway;
 pub mod remote_write;
+pub mod retry;
 pub mod textfile;
 
 use std::time::Duration;
@@ -29,6 +30,13 @@ pub struct Outcome {
     pub millis: f64,
     /// HTTP attempts made (retries included).
     pub attempts: u32,
+}
+
+impl Outcome {
+    /// An outcome of `target` with nothing sent yet.
+    pub fn new(target: &str) -> Outcome {
+        Outcome { target: target.into(), ok: false, status: 0, message: String::new(), samples: 0, bytes: 0, millis: 0.0, attempts: 0 }
+    }
 }
 
 /// What to do after an HTTP answer or a transport error.

@@ -1,10 +1,14 @@
 //! Pushgateway: the grouping-key URL (with `@base64` where needed) and the PUT/POST/DELETE calls.
 
-use super::{Outcome, client, retry_after, snippet};
+use super::retry::{self, Backoff};
+use super::{Outcome, client};
 use crate::config::{PushMethod, Pushgateway};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::{Duration, Instant};
+
+/// The gateway is one local service: retry soon, and never wait longer than 5 s between attempts.
+const BACKOFF: Backoff = Backoff { min: Duration::from_millis(50), max: Duration::from_secs(5) };
 
 /// Content-Type of the body.
 pub const CONTENT_TYPE: &str = crate::encode::text::CONTENT_TYPE;
@@ -68,57 +72,20 @@ impl Target {
 
     async fn call(&self, method: reqwest::Method, body: Option<String>, samples: u64, deadline: Instant) -> Outcome {
         let started = Instant::now();
-        let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
-        let mut out = Outcome {
-            target: "pushgateway".into(),
-            ok: false,
-            status: 0,
-            message: String::new(),
-            samples: 0,
-            bytes: 0,
-            millis: 0.0,
-            attempts: 0,
-        };
-        let mut delay = Duration::from_millis(50);
-        loop {
-            out.attempts += 1;
+        let attempt = |_n: u32| {
             let mut req = client::authorise(self.client.request(method.clone(), &self.url), &self.cfg.auth);
             if let Some(b) = &body {
                 req = req.header("Content-Type", CONTENT_TYPE).body(b.clone());
             }
-            let wait = match tokio::time::timeout_at(deadline.into(), req.send()).await {
-                Err(_) => {
-                    out.message = format!("deadline reached after {} attempt(s); last error: {}", out.attempts, out.message);
-                    break;
-                }
-                Ok(Err(e)) => {
-                    out.message = super::remote_write::transport_message(&e);
-                    None
-                }
-                Ok(Ok(resp)) => {
-                    out.status = resp.status().as_u16();
-                    let ra = retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
-                    let text = resp.text().await.unwrap_or_default();
-                    out.message = snippet(&text);
-                    match super::classify(out.status, ra, true) {
-                        super::Action::Done => {
-                            out.ok = true;
-                            out.samples = samples;
-                            out.bytes = bytes;
-                            break;
-                        }
-                        super::Action::Drop => break,
-                        super::Action::Retry(ra) => ra,
-                    }
-                }
-            };
-            let sleep = wait.unwrap_or(delay);
-            delay = (delay * 2).min(Duration::from_secs(5));
-            if Instant::now() + sleep >= deadline {
-                break;
-            }
-            tokio::time::sleep(sleep).await;
+            async move { retry::answer(req.send().await.map_err(|e| retry::transport(&e))?, true).await }
+        };
+        let sent = retry::with_retries(attempt, BACKOFF, deadline).await;
+        let mut out = Outcome::new("pushgateway");
+        if sent.ok {
+            out.samples = samples;
+            out.bytes = body.as_ref().map_or(0, |b| b.len() as u64);
         }
+        (out.ok, out.status, out.message, out.attempts) = (sent.ok, sent.status, sent.message, sent.attempts);
         out.millis = started.elapsed().as_secs_f64() * 1e3;
         out
     }

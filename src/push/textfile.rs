@@ -13,14 +13,14 @@ pub fn write(path: &Path, text: &str, samples: u64) -> Outcome {
     if !ok {
         let _ = std::fs::remove_file(&tmp);
     }
-    Outcome {
-        target: "textfile".into(),
-        ok,
-        status: 0,
-        message: res.err().map(|e| format!("{}: {e}", path.display())).unwrap_or_default(),
-        samples: if ok { samples } else { 0 },
-        bytes: if ok { text.len() as u64 } else { 0 },
-        millis: started.elapsed().as_secs_f64() * 1e3,
-        attempts: 1,
+    let mut out = Outcome::new("textfile");
+    out.ok = ok;
+    out.message = res.err().map(|e| format!("{}: {e}", path.display())).unwrap_or_default();
+    if ok {
+        out.samples = samples;
+        out.bytes = text.len() as u64;
     }
+    out.millis = started.elapsed().as_secs_f64() * 1e3;
+    out.attempts = 1;
+    out
 }
