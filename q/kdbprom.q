@@ -50,9 +50,10 @@
 .prom.start:1e-9*"j"$.z.p-1970.01.01D00:00:00.000000000;
 .prom.procinfo:{`version`release_date`os`cores`host`port`pid`license_expiry`start_time!(.z.K;ssr[string .z.k;".";"-"];.z.o;"j"$.z.c;.z.h;"j"$system"p";"j"$.z.i;$[1<count .z.l;86400f*"f"$("D"$.z.l 1)-1970.01.01;0n];.prom.start)};
 
-/ process metrics can only be read on the main thread: sampled from the timer wrapper, at init and at stop
+/ process metrics can only be read on the main thread: at init, at push and stop, and either when the flusher
+/ wakes q's main loop through sd1 (settings`sampler is `sd1) or, without sd1, from the .z.ts wrapper
 / (settings before init: so .prom.stop[] or .prom.push[] then get the library's "not initialised")
-.prom.settings:@[value;`.prom.settings;`instrument`serve_metrics`interval_ms!(0b;0b;10000)];
+.prom.settings:@[value;`.prom.settings;`instrument`serve_metrics`interval_ms`sampler!(0b;0b;10000;`timer)];
 .prom.nextsample:0Np;
 .prom.sample:{.[.prom.x.sample;(.Q.w[];count .z.W);{}];.prom.nextsample:.z.p+1000000*.prom.settings`interval_ms};
 
@@ -85,7 +86,8 @@
   .z.pc:.prom.wpc[.prom.old[`.z.pc;{[x]}]];
   .z.wo:.prom.wconn[1;1b;.prom.old[`.z.wo;{[x]}]];
   .z.wc:.prom.wconn[1;0b;.prom.old[`.z.wc;{[x]}]];
-  if[0=system"t";
+  / without sd1 the timer samples: start one only if the user has none, and say so
+  if[(`timer~.prom.settings`sampler)&0=system"t";
     system"t ",string .prom.settings`interval_ms;
     -1"kdbprom: no timer was set; started \\t ",string[.prom.settings`interval_ms]," to sample process metrics"];
   }

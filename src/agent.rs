@@ -70,6 +70,12 @@ pub struct Agent {
 impl Agent {
     /// Declares the built-ins and starts the flusher.
     pub fn start(config: Config, process: &ProcessInfo) -> Result<Agent, AgentError> {
+        Agent::start_with(config, process, None)
+    }
+
+    /// [`Agent::start`] with a hook the flusher calls as each push round starts (the q boundary
+    /// uses it to ask q's main thread for a process sample).
+    pub fn start_with(config: Config, process: &ProcessInfo, on_round: Option<crate::flusher::Hook>) -> Result<Agent, AgentError> {
         let mut reserved: std::collections::HashSet<String> = config.labels.keys().cloned().collect();
         reserved.extend(["job".to_string(), "instance".to_string()]);
         if let Some(pg) = &config.pushgateway {
@@ -93,6 +99,7 @@ impl Agent {
             slice: Duration::from_millis(config.summary_max_age_ms / slices as u64),
             slices,
             targets,
+            on_round,
         };
         let flusher = Flusher::start(shared).map_err(|_| AgentError::Flusher("thread could not start"))?;
         let agent = Agent {

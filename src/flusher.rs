@@ -90,7 +90,13 @@ pub struct Shared {
     pub slices: usize,
     /// Delivery.
     pub targets: Arc<Targets>,
+    /// Called as each push round starts: asks q's main thread for a process sample, which then
+    /// rides in the next push (the q boundary wires it to `sd1`; None in plain Rust).
+    pub on_round: Option<Hook>,
 }
+
+/// A callback the flusher runs on its own thread.
+pub type Hook = Arc<dyn Fn() + Send + Sync>;
 
 /// Handle to the running thread.
 pub struct Flusher {
@@ -188,6 +194,9 @@ impl State {
 
     /// Encodes the current state for every target and starts sending it; the textfile is written here.
     fn start_round(&mut self, deadline: Instant) -> Round {
+        if let Some(hook) = &self.shared.on_round {
+            hook();
+        }
         self.drain();
         self.update_own();
         let reg = self.shared.registry.clone();

@@ -62,6 +62,7 @@ fn q_script_session_init_request_error_timer_exit() {
     assert_eq!(h.sym(settings["instance"]), "box:5010");
     assert_eq!(h.qtype(settings["instrument"]), -1);
     assert_eq!(h.long(settings["interval_ms"]), 10_000);
+    assert_eq!(h.sym(settings["sampler"]), "timer", "no sd1 in this host: the q script samples from .z.ts");
     (h.r0)(r);
     // .prom.sample[] → .prom.x.sample[.Q.w[];count .z.W]
     let qw = h.dict(&["used", "heap", "peak", "wmax", "mmap", "mphy", "syms", "symw"], &[]);

@@ -6,6 +6,7 @@
 //! q's secondary threads at the same time.
 
 mod k;
+mod sampler;
 
 use crate::agent::{Agent, AgentError};
 use crate::builtin::ProcessInfo;
@@ -151,7 +152,15 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
         .map_err(|e| e.to_string())?;
         let process = if is_identity(proc) { serde_json::json!({}) } else { k::json(proc, "process")? };
         let process = ProcessInfo::from_json(&process)?;
-        let agent = without_signals(|| Agent::start(config, &process)).map_err(err)?;
+        let hook = sampler::register();
+        let via = if hook.is_some() { "sd1" } else { "timer" };
+        let agent = match without_signals(|| Agent::start_with(config, &process, hook)) {
+            Ok(a) => a,
+            Err(e) => {
+                sampler::deregister();
+                return Err(err(e));
+            }
+        };
         let c = agent.config();
         // SAFETY: kb only allocates.
         let (instrument, serve) = unsafe { (kb(c.instrument.into()), kb(c.serve_metrics.into())) };
@@ -161,6 +170,8 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             ("instrument", instrument),
             ("serve_metrics", serve),
             ("interval_ms", k::new_long(c.interval_ms as i64)),
+            // How process metrics are sampled: `sd1` (q's main loop, woken by the flusher) or `timer`.
+            ("sampler", k::new_symbol(via)),
         ]);
         install(agent);
         Ok(out)
@@ -292,7 +303,9 @@ pub extern "C" fn kdbprom_push(_: K) -> K {
 pub extern "C" fn kdbprom_stop(_: K) -> K {
     guard(|| {
         with_agent(|a| {
-            let (_, outcomes) = a.stop().map_err(err)?;
+            let stopped = a.stop();
+            sampler::deregister();
+            let (_, outcomes) = stopped.map_err(err)?;
             let mut pairs: Vec<(&str, K)> = a.stats().fields().iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect();
             pairs.push(("pushed", outcomes_dict(&outcomes)));
             Ok(k::new_dict(pairs))

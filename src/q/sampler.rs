@@ -1,0 +1,77 @@
+//! Process sampling on q's main thread through `sd1`, the spec's preferred path.
+//!
+//! `.Q.w[]` and `.z.W` can only be read on q's main thread. When the host exports `sd1` (q does; a
+//! test host without it gets the `.z.ts` fallback of the q script), init registers one end of a
+//! socket pair with q's event loop; the flusher writes a byte to the other end as each push round
+//! starts, and q then calls [`on_wake`] on its main thread, which evaluates `.prom.sample[]`. The
+//! sample lands in the ring and rides in the next push. `sd1`, `sd0` and `sd0x` are looked up at
+//! run time, so the library still loads in hosts that lack them.
+
+use crate::flusher::Hook;
+use kdbplus::api::native::{k, r0};
+use kdbplus::api::{K, k0};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+
+type Callback = extern "C" fn(i32) -> K;
+type Sd1 = unsafe extern "C" fn(i32, Callback) -> K;
+type Sd0 = unsafe extern "C" fn(i32);
+type Sd0x = unsafe extern "C" fn(i32, i32);
+
+/// q's end of the socket pair, kept open while registered.
+static REGISTERED: Mutex<Option<UnixStream>> = Mutex::new(None);
+
+fn lookup(name: &std::ffi::CStr) -> Option<*mut libc::c_void> {
+    // SAFETY: dlsym with RTLD_DEFAULT searches the loaded objects; a null answer means "absent".
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
+}
+
+/// Registers with q's main loop; returns the hook that wakes it, or None when the host has no `sd1`.
+pub fn register() -> Option<Hook> {
+    let sd1 = lookup(c"sd1")?;
+    // SAFETY: q's sd1 has the C signature `K sd1(I, K(*)(I))`.
+    let sd1: Sd1 = unsafe { std::mem::transmute::<*mut libc::c_void, Sd1>(sd1) };
+    let (q_end, flusher_end) = UnixStream::pair().ok()?;
+    q_end.set_nonblocking(true).ok()?;
+    flusher_end.set_nonblocking(true).ok()?;
+    deregister();
+    // SAFETY: the fd stays open (held in REGISTERED) until deregister removes it from q's loop.
+    unsafe { sd1(q_end.as_raw_fd(), on_wake) };
+    *REGISTERED.lock().unwrap_or_else(|p| p.into_inner()) = Some(q_end);
+    // A full socket means q has a wake-up pending already: dropping this one loses nothing.
+    Some(Arc::new(move || drop((&flusher_end).write(&[1]))))
+}
+
+/// Removes our socket from q's main loop and closes it.
+pub fn deregister() {
+    let Some(q_end) = REGISTERED.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+    let fd = q_end.as_raw_fd();
+    if let Some(f) = lookup(c"sd0x") {
+        // SAFETY: `void sd0x(I, I)`; with 0 q leaves the fd open, and dropping q_end closes it.
+        unsafe { std::mem::transmute::<*mut libc::c_void, Sd0x>(f)(fd, 0) };
+    } else if let Some(f) = lookup(c"sd0") {
+        // SAFETY: `void sd0(I)` closes the fd itself, so q_end must not close it again.
+        unsafe { std::mem::transmute::<*mut libc::c_void, Sd0>(f)(fd) };
+        std::mem::forget(q_end);
+    }
+}
+
+/// Called by q on its main thread when the flusher asked for a sample.
+extern "C" fn on_wake(fd: i32) -> K {
+    let _ = std::panic::catch_unwind(|| {
+        let mut buf = [0u8; 64];
+        // SAFETY: reading into a local buffer from our own non-blocking socket.
+        while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        // SAFETY: k evaluates q on q's main thread (where q calls us); its result, a value or an
+        // error object, is ours to free.
+        let r = unsafe { k(0, c".prom.sample[]".as_ptr(), std::ptr::null_mut::<k0>()) };
+        if !r.is_null() {
+            // SAFETY: r is a fresh object k handed to us.
+            unsafe { r0(r) };
+        }
+    });
+    std::ptr::null_mut()
+}
