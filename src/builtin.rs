@@ -133,7 +133,12 @@ pub struct TargetSeries {
     pub failed: SeriesId,
     /// `kdbprom_push_bytes_total{target}`.
     pub bytes: SeriesId,
+    /// `kdbprom_push_duration_seconds{target}`.
+    pub duration: SeriesId,
 }
+
+/// Bounds of `kdbprom_push_duration_seconds`: 1 ms to 30 s.
+pub const PUSH_BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 
 fn each<const N: usize>(reg: &Registry, name: &str, values: [&str; N]) -> Result<[SeriesId; N], RegistryError> {
     let mut out = [0; N];
@@ -170,6 +175,13 @@ pub fn declare(reg: &Registry, p: &ProcessInfo, targets: &[String]) -> Result<Bu
     reg.declare("kdbprom_series", "Live series.", Gauge, &[], &[])?;
     reg.declare("kdbprom_pushes_total", "Pushes by target and outcome.", Counter, &["target", "outcome"], &[])?;
     reg.declare("kdbprom_push_bytes_total", "Bytes sent by pushes, by target.", Counter, &["target"], &[])?;
+    reg.declare(
+        "kdbprom_push_duration_seconds",
+        "Wall time of a push, retries included, by target.",
+        Histogram,
+        &["target"],
+        &PUSH_BUCKETS,
+    )?;
     let targets = targets
         .iter()
         .map(|t| {
@@ -178,6 +190,7 @@ pub fn declare(reg: &Registry, p: &ProcessInfo, targets: &[String]) -> Result<Bu
                 ok: reg.builtin_series("kdbprom_pushes_total", &[t, "ok"])?,
                 failed: reg.builtin_series("kdbprom_pushes_total", &[t, "failed"])?,
                 bytes: reg.builtin_series("kdbprom_push_bytes_total", &[t])?,
+                duration: reg.builtin_series("kdbprom_push_duration_seconds", &[t])?,
             })
         })
         .collect::<Result<Vec<_>, RegistryError>>()?;

@@ -251,6 +251,7 @@ impl State {
                 let c = &mut self.per_target[i];
                 c[if o.ok { 0 } else { 1 }] += 1;
                 c[2] += o.bytes;
+                self.agg.observe(&self.shared.registry, self.shared.own.targets[i].duration, o.millis / 1e3);
             }
         }
     }

@@ -150,6 +150,7 @@ fn retries_5xx_with_retry_after_drops_4xx_and_429_when_told() {
     let text = a.text().unwrap();
     assert!(text.contains(&format!("kdbprom_pushes_total{{target=\"{name}\",outcome=\"failed\"}} 1\n")), "{text}");
     assert!(text.contains(&format!("kdbprom_pushes_total{{target=\"{name}\",outcome=\"ok\"}} 1\n")), "{text}");
+    assert!(text.contains(&format!("kdbprom_push_duration_seconds_count{{target=\"{name}\"}} 2\n")), "{text}");
 
     // 429 with retry_on_http_429 false: dropped at once.
     let (url, seen) = mock(vec![(204, "", ""), (429, "", "rate limited")]);

@@ -103,6 +103,20 @@ impl Aggregator {
         }
     }
 
+    /// One observation into a histogram or summary that bypasses the ring (self-metrics): not
+    /// counted among the events applied, since it was never recorded.
+    pub fn observe(&mut self, reg: &Registry, sid: SeriesId, v: f64) {
+        let epoch = self.epoch;
+        match self.state(reg, sid) {
+            State::Histogram(h) => h.observe(v),
+            State::Summary(s) => {
+                s.advance(epoch);
+                s.observe(v);
+            }
+            _ => {}
+        }
+    }
+
     /// The current value of a counter or gauge (tests and self-metrics).
     pub fn scalar(&mut self, reg: &Registry, sid: SeriesId) -> Option<f64> {
         match self.state(reg, sid) {
