@@ -141,6 +141,8 @@ struct State {
     round_done: Arc<tokio::sync::Notify>,
     /// Pushes ok, pushes failed and bytes, per target (the order of `own.targets`).
     per_target: Vec<[u64; 3]>,
+    /// The failure last logged per target, so each cause is logged once, not every interval.
+    logged: Vec<Option<String>>,
 }
 
 type Round = tokio::task::JoinHandle<Vec<Outcome>>;
@@ -241,7 +243,7 @@ impl State {
     }
 
     fn account(&mut self, outcomes: &[Outcome]) {
-        let st = &self.shared.stats;
+        let st = self.shared.stats.clone();
         self.per_target.resize(self.shared.own.targets.len(), [0; 3]);
         for o in outcomes {
             Stats::add(if o.ok { &st.pushes_ok } else { &st.pushes_failed }, 1);
@@ -252,8 +254,23 @@ impl State {
                 c[if o.ok { 0 } else { 1 }] += 1;
                 c[2] += o.bytes;
                 self.agg.observe(&self.shared.registry, self.shared.own.targets[i].duration, o.millis / 1e3);
+                self.log(i, o);
             }
         }
+    }
+
+    /// Writes a failure to stderr (q's console or log) once per change of cause, and a recovery once.
+    fn log(&mut self, i: usize, o: &Outcome) {
+        self.logged.resize(self.shared.own.targets.len(), None);
+        let cause = (!o.ok).then(|| if o.status > 0 { format!("HTTP {}: {}", o.status, o.message) } else { o.message.clone() });
+        if cause == self.logged[i] {
+            return;
+        }
+        match &cause {
+            Some(c) => eprintln!("kdbprom: push to {} failed: {c}", o.target),
+            None => eprintln!("kdbprom: push to {} succeeds again", o.target),
+        }
+        self.logged[i] = cause;
     }
 
     fn text(&mut self) -> String {
@@ -276,6 +293,7 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
         last_ts: Vec::new(),
         round_done: Arc::default(),
         per_target: Vec::new(),
+        logged: Vec::new(),
     };
     let round_done = st.round_done.clone();
     let ring = st.shared.ring.clone();
@@ -294,6 +312,21 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
             st.account(&outcomes);
             for reply in replies {
                 let _ = reply.send(outcomes.clone());
+            }
+        }
+        if stopping.is_some() {
+            // The final push supersedes a round still retrying a slow or dead receiver: a batch
+            // job must exit within exit_deadline_ms, not after the interval round's deadline.
+            if let Some((r, replies)) = round.take() {
+                r.abort();
+                let aborted: Vec<Outcome> = targets
+                    .names()
+                    .iter()
+                    .map(|t| Outcome { message: "superseded by the final push of .prom.stop[]".into(), ..Outcome::new(t) })
+                    .collect();
+                for reply in replies {
+                    let _ = reply.send(aborted.clone());
+                }
             }
         }
         if round.is_none() {

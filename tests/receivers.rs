@@ -314,6 +314,25 @@ fn a_batch_job_process_that_exits_leaves_its_metrics_behind() {
 }
 
 #[test]
+fn a_failing_target_is_logged_once_on_stderr_not_every_push() {
+    let _g = lock();
+    let exe = common::so_path().parent().unwrap().join("../examples/batch_job");
+    let t = Instant::now();
+    let out = std::process::Command::new(&exe)
+        .env("KDBPROM_DEMO_REMOTE_WRITE", format!("http://127.0.0.1:{}/api/v1/write", servers::free_port()))
+        .output()
+        .unwrap_or_else(|e| panic!("{} (scripts/test.sh builds it: cargo build --examples): {e}", exe.display()));
+    assert!(out.status.success(), "the job exits normally when its receiver is down: {}", String::from_utf8_lossy(&out.stderr));
+    // Its exit_deadline_ms is 2 s: the push still retrying from init must not hold the exit past it.
+    assert!(t.elapsed() < Duration::from_millis(3_500), "exit took {:?}", t.elapsed());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("kdbprom: push to prometheus failed")).collect();
+    // Two pushes (at init and at stop) failed for the same cause: one line.
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].to_lowercase().contains("connect"), "{err}");
+}
+
+#[test]
 fn unreachable_refused_hung_and_rejecting_receivers_fail_cleanly_and_in_time() {
     let _g = lock();
     let h = host();
