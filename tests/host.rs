@@ -546,6 +546,15 @@ fn a_wrong_type_in_every_argument_of_every_export_is_an_error() {
             }
         }
     }
+    // Even an error object (type -128) as an argument is a q error, not an overflow.
+    let err_obj = || {
+        let k = (h.ka)(-128);
+        // SAFETY: a fresh -128 atom; its symbol slot must hold a valid string for q.
+        unsafe { (*k).value.symbol = (h.ss)(c"boom".as_ptr()) };
+        k
+    };
+    assert!(h.err("kdbprom_inc", &[h.s("w"), err_obj()]).starts_with("prom: inc: value must be a number"));
+    assert!(h.err("kdbprom_end", &[err_obj(), h.j(0)]).starts_with("prom: handler must be a long"));
     // q keeps running: the agent still answers.
     assert!(text(h).contains("\nw "));
 }

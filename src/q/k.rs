@@ -128,7 +128,8 @@ pub fn atom_f64(x: K) -> Option<f64> {
     // SAFETY: each arm reads the union field that matches the checked type code.
     unsafe {
         let v = &(*x).value;
-        Some(match -qtype(x) {
+        // checked: type -128 (an error object) has no positive twin in i8.
+        Some(match qtype(x).checked_neg()? {
             t::FLOAT => v.float,
             t::LONG => long_f64(v.long),
             t::INT => int_f64(v.int),
@@ -185,7 +186,7 @@ pub fn vector_f64<'a>(x: K) -> Option<std::borrow::Cow<'a, [f64]>> {
 pub fn long(x: K, what: &str) -> Result<i64, Bad> {
     // SAFETY: each arm reads the union field that matches the checked type code.
     let j = unsafe {
-        match -qtype(x) {
+        match qtype(x).checked_neg().unwrap_or(0) {
             t::LONG => (*x).value.long,
             t::INT if (*x).value.int != i32::MIN => i64::from((*x).value.int),
             t::INT => i64::MIN,
