@@ -114,17 +114,22 @@ fn record(op: Op, s: K, v: K) -> K {
 /// Runs `f` with every signal blocked on this thread, so threads it starts inherit a full mask:
 /// q's signals (SIGINT, SIGTERM, its timers) go to q's threads, never to the flusher.
 fn without_signals<T>(f: impl FnOnce() -> T) -> T {
+    /// Restores the caller's mask on drop, so even a panic in `f` leaves q's thread as it was.
+    struct Restore(libc::sigset_t);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: the saved mask came from a successful pthread_sigmask.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+        }
+    }
     let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and fills `old`.
     let blocked =
         unsafe { libc::sigfillset(all.as_mut_ptr()) == 0 && libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr()) == 0 };
-    let r = f();
-    if blocked {
-        // SAFETY: `old` was filled by the successful call above.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
-    }
-    r
+    // SAFETY: `old` is initialised when `blocked` is true.
+    let _restore = blocked.then(|| Restore(unsafe { old.assume_init() }));
+    f()
 }
 
 fn env() -> std::collections::HashMap<String, String> {
@@ -132,7 +137,7 @@ fn env() -> std::collections::HashMap<String, String> {
 }
 
 /// `.prom.init[cfg]`; `proc` is the process dictionary the q script builds. Returns the settings
-/// the script needs (job, instance, instrument, serve_metrics, interval_ms).
+/// the script needs (job, instance, instrument, serve_metrics, interval_ms, sampler).
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
     guard(|| {
