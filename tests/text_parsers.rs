@@ -74,7 +74,10 @@ fn promtool_check_metrics_finds_nothing() {
     assert_eq!((code, out.trim(), err.trim()), (0, "", ""), "promtool on:\n{text}");
 }
 
-fn python_parse(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// One parsed sample: name, sorted labels, value.
+type Parsed = (String, Vec<(String, String)>, f64);
+
+fn python_parse(text: &str) -> Vec<Parsed> {
     let script = r#"
 import sys, json
 from prometheus_client.parser import text_string_to_metric_families
