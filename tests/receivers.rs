@@ -109,6 +109,12 @@ fn remote_write_to_prometheus_and_victoria_metrics() {
         &["job", "instance", "labels", "remote_write", "interval_ms"],
         &[h.s("rwtest"), h.s("host-a:5010"), h.dict(&["env"], &[h.s("ci")]), targets, h.j(3_600_000)],
     );
+    // The first push goes out at init, not one (here: hour-long) interval later.
+    let t = Instant::now();
+    while query(prom.port, "kdb_info{job=\"rwtest\"}").is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(3), "no push at init");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     declare_and_record(h, "rw");
     let o = push(h);
     assert!(o["prom"].ok && o["prom"].status == 204, "{o:?}");
