@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+#[derive(Clone)]
 struct Pending {
     kind: Kind,
     labels: Vec<String>,
@@ -46,7 +47,7 @@ impl Compat {
             let labels: Vec<&str> = p.labels.iter().map(String::as_str).collect();
             if let Err(e) = agent.declare(metric, &p.help, p.kind, &labels, params) {
                 // Put it back so a corrected addmetric can still declare it.
-                self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(metric.into(), clone(p));
+                self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(metric.into(), p.clone());
                 return Err(e);
             }
         } else if let Some(fid) = agent.registry().family_named(metric) {
@@ -86,10 +87,6 @@ impl Compat {
             None => agent.by_name(handle),
         }
     }
-}
-
-fn clone(p: &Pending) -> Pending {
-    Pending { kind: p.kind, labels: p.labels.clone(), help: p.help.clone() }
 }
 
 /// The `updval` function argument, as the q script names it: `:` set, `+` inc, `-` dec, `,` observe.

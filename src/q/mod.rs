@@ -264,14 +264,15 @@ pub extern "C" fn kdbprom_text(_: K) -> K {
     guard(|| with_agent(|a| Ok(k::new_string(&a.text().map_err(err)?))))
 }
 
-fn stats_dict(a: &Agent) -> K {
-    k::new_dict(a.stats().fields().iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect())
+/// The stats as (name, long) pairs, for `.prom.stats[]` and `.prom.stop[]`.
+fn stats_pairs(a: &Agent) -> Vec<(&'static str, K)> {
+    a.stats().fields().iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect()
 }
 
 /// `.prom.stats[]` → the library's own counters.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_stats(_: K) -> K {
-    guard(|| with_agent(|a| Ok(stats_dict(a))))
+    guard(|| with_agent(|a| Ok(k::new_dict(stats_pairs(a)))))
 }
 
 fn outcomes_dict(outcomes: &[crate::push::Outcome]) -> K {
@@ -311,7 +312,7 @@ pub extern "C" fn kdbprom_stop(_: K) -> K {
             let stopped = a.stop();
             sampler::deregister();
             let (_, outcomes) = stopped.map_err(err)?;
-            let mut pairs: Vec<(&str, K)> = a.stats().fields().iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect();
+            let mut pairs = stats_pairs(a);
             pairs.push(("pushed", outcomes_dict(&outcomes)));
             Ok(k::new_dict(pairs))
         })
