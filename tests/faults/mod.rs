@@ -1,0 +1,644 @@
+//! A fault proxy the tests own: an HTTP/1.1 listener on a free loopback port, placed in front of a
+//! real receiver, that forwards requests or answers them with a chosen fault (5xx storm, 429 with
+//! Retry-After, reset, hang, garbage 200, refused connects). Plain std threads and blocking sockets.
+//!
+//! `mod faults;` from a test file. Everything binds and connects to 127.0.0.1 only.
+//!
+//! Semantics a test relies on:
+//! - The fault is read when a request has been fully received (line, headers, body); `requests()`,
+//!   `log()` and `forwarded()` are updated before the answer is written, so a client that has its
+//!   answer sees them already counted.
+//! - `Pass` opens one upstream connection per request (`Connection: close` upstream); an unreachable
+//!   upstream or a broken upstream answer is answered 502 by the proxy (status 502 in the log).
+//! - `Hang` holds the request until the next `set_fault` (any fault, even the same one) or the drop,
+//!   then closes that connection without answering: a held request is never forwarded later.
+//! - `Refuse` closes the listening socket (connects get ECONNREFUSED) and also shuts down every open
+//!   client connection (pooled keep-alive connections then fail); a request still arriving on one is
+//!   reset. The next `set_fault` of another fault re-binds the same port.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What the proxy does with each request it receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward the request to the upstream and return its answer unchanged (502 if it is unreachable).
+    Pass,
+    /// Answer this status and body (text/plain) without forwarding.
+    Status(u16, String),
+    /// Answer this status (429 or 503) with this `Retry-After` value (seconds or an HTTP-date), without forwarding.
+    RetryAfter(u16, String),
+    /// Read the request, then close the socket abruptly (SO_LINGER 0: the client sees a RST).
+    Reset,
+    /// Read the request and never answer, until the next `set_fault` or the drop (then the connection is closed).
+    Hang,
+    /// Answer 200 with a nonsense body and no remote-write headers.
+    Garbage200,
+    /// Close the listening socket (connects are refused) and cut open client connections; the next
+    /// `set_fault` re-binds the same port.
+    Refuse,
+}
+
+/// One request the proxy received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// The request target as sent (path and query).
+    pub path: String,
+    /// The status the client was answered; 0 when it got no answer (Reset, Hang, Refuse, client gone).
+    pub status: u16,
+    /// The request body length (after de-chunking).
+    pub body_len: usize,
+    /// The selected request headers present, lower-case names: content-type, content-encoding,
+    /// x-prometheus-remote-write-version, retry-attempt.
+    pub headers: BTreeMap<String, String>,
+    /// The fault applied.
+    pub fault: Fault,
+    /// When the request had been fully read.
+    pub at: Instant,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+const LOGGED: [&str; 4] = ["content-type", "content-encoding", "x-prometheus-remote-write-version", "retry-attempt"];
+const HOP: [&str; 9] =
+    ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "expect"];
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_HEAD: usize = 1 << 20;
+
+struct State {
+    fault: Fault,
+    upstream: u16,
+    /// Bumped by every `set_fault`: wakes hung requests.
+    generation: u64,
+    log: Vec<Seen>,
+}
+
+struct Inner {
+    port: u16,
+    state: Mutex<State>,
+    changed: Condvar,
+    /// None while refusing (and after the drop). The accept thread holds a clone only for one poll.
+    listener: Mutex<Option<Arc<TcpListener>>>,
+    /// Open sockets: (stream clone, is a client connection). Shut down on Refuse (clients) and drop (all).
+    conns: Mutex<HashMap<u64, (TcpStream, bool)>>,
+    next_id: AtomicU64,
+    stop: AtomicBool,
+    forwarded: AtomicU64,
+    connections: AtomicU64,
+}
+
+pub struct Proxy {
+    pub port: u16,
+    inner: Arc<Inner>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// A proxy on 127.0.0.1:<free port> forwarding (fault `Pass`) to 127.0.0.1:`upstream_port`.
+    pub fn start(upstream_port: u16) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind");
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let inner = Arc::new(Inner {
+            port,
+            state: Mutex::new(State { fault: Fault::Pass, upstream: upstream_port, generation: 0, log: Vec::new() }),
+            changed: Condvar::new(),
+            listener: Mutex::new(Some(Arc::new(l))),
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            forwarded: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+        });
+        let i = inner.clone();
+        let accept = std::thread::Builder::new().name(format!("fault-proxy-{port}")).spawn(move || accept_loop(i)).unwrap();
+        Proxy { port, inner, accept: Some(accept) }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Applies to requests fully received from now on; wakes (and closes) hung requests.
+    /// `Refuse` returns once the port refuses connects; leaving it returns once the port listens again.
+    pub fn set_fault(&self, f: Fault) {
+        let refuse = f == Fault::Refuse;
+        if !refuse {
+            self.inner.listen();
+        }
+        {
+            let mut s = self.inner.state.lock().unwrap();
+            s.fault = f;
+            s.generation += 1;
+            self.inner.changed.notify_all();
+        }
+        if refuse {
+            self.inner.unlisten();
+            self.inner.shutdown_conns(false);
+        }
+    }
+
+    /// The receiver moved: forward to 127.0.0.1:`port` from now on.
+    pub fn set_upstream(&self, port: u16) {
+        self.inner.state.lock().unwrap().upstream = port;
+    }
+
+    /// Requests fully received, whatever the fault.
+    pub fn requests(&self) -> u64 {
+        self.inner.state.lock().unwrap().log.len() as u64
+    }
+
+    /// Requests forwarded and answered 2xx by the upstream.
+    pub fn forwarded(&self) -> u64 {
+        self.inner.forwarded.load(SeqCst)
+    }
+
+    /// Client connections accepted (keep-alive: several requests per connection).
+    pub fn connections(&self) -> u64 {
+        self.inner.connections.load(SeqCst)
+    }
+
+    pub fn log(&self) -> Vec<Seen> {
+        self.inner.state.lock().unwrap().log.clone()
+    }
+
+    /// Waits until at least `n` requests were received; false on timeout.
+    pub fn wait_requests(&self, n: u64, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while self.requests() < n {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        {
+            let _s = self.inner.state.lock().unwrap();
+            self.inner.stop.store(true, SeqCst);
+            self.inner.changed.notify_all();
+        }
+        self.inner.unlisten();
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        self.inner.shutdown_conns(true);
+    }
+}
+
+impl Inner {
+    /// Re-binds the port if it was closed by `Refuse` (std sets SO_REUSEADDR on Unix listeners, so
+    /// TIME_WAIT connections on the port do not block it).
+    fn listen(&self) {
+        let mut g = self.listener.lock().unwrap();
+        if g.is_some() {
+            return;
+        }
+        let end = Instant::now() + Duration::from_secs(3);
+        let l = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < end => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("fault proxy: re-bind 127.0.0.1:{}: {e}", self.port),
+            }
+        };
+        l.set_nonblocking(true).unwrap();
+        *g = Some(Arc::new(l));
+    }
+
+    /// Closes the listening socket and returns once it is closed (the accept thread lets go of its
+    /// clone within one poll).
+    fn unlisten(&self) {
+        let Some(mut l) = self.listener.lock().unwrap().take() else { return };
+        loop {
+            match Arc::try_unwrap(l) {
+                Ok(l) => return drop(l),
+                Err(again) => {
+                    l = again;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    fn shutdown_conns(&self, all: bool) {
+        for (s, client) in self.conns.lock().unwrap().values() {
+            if all || *client {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// None when the proxy is stopping (the socket is then shut down).
+    fn register(&self, s: &TcpStream, client: bool) -> Option<u64> {
+        let mut c = self.conns.lock().unwrap();
+        if self.stop.load(SeqCst) {
+            let _ = s.shutdown(Shutdown::Both);
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, SeqCst);
+        c.insert(id, (s.try_clone().ok()?, client));
+        Some(id)
+    }
+
+    fn unregister(&self, id: u64) {
+        self.conns.lock().unwrap().remove(&id);
+    }
+
+    fn set_status(&self, idx: usize, status: u16) {
+        self.state.lock().unwrap().log[idx].status = status;
+    }
+}
+
+fn accept_loop(inner: Arc<Inner>) {
+    while !inner.stop.load(SeqCst) {
+        let Some(l) = inner.listener.lock().unwrap().clone() else {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        };
+        let mut p = libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        if unsafe { libc::poll(&mut p, 1, 10) } <= 0 {
+            continue;
+        }
+        // Nonblocking: a connection that vanished between poll and accept gives WouldBlock.
+        let accepted = l.accept();
+        drop(l);
+        if let Ok((s, _)) = accepted {
+            inner.connections.fetch_add(1, SeqCst);
+            let i = inner.clone();
+            let _ = std::thread::Builder::new().name("fault-proxy-conn".into()).spawn(move || serve(i, s));
+        }
+    }
+}
+
+enum End {
+    Close,
+    Reset,
+}
+
+fn serve(inner: Arc<Inner>, s: TcpStream) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_nodelay(true);
+    let Some(id) = inner.register(&s, true) else { return };
+    let end = match s.try_clone() {
+        Ok(r) => serve_conn(&inner, BufReader::new(r), &s),
+        Err(_) => End::Close,
+    };
+    if let End::Reset = end {
+        // With SO_LINGER {on, 0}, closing the last descriptor sends RST instead of FIN.
+        let lin = libc::linger { l_onoff: 1, l_linger: 0 };
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &lin as *const libc::linger as *const libc::c_void,
+                size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+    }
+    inner.unregister(id);
+    drop(s);
+}
+
+fn serve_conn(inner: &Inner, mut r: BufReader<TcpStream>, mut w: &TcpStream) -> End {
+    loop {
+        let req = match read_request(&mut r, &mut w) {
+            Ok(Some(req)) => req,
+            _ => return End::Close,
+        };
+        let (fault, generation, upstream, idx) = {
+            let mut s = inner.state.lock().unwrap();
+            let headers = req
+                .headers
+                .iter()
+                .filter(|(k, _)| LOGGED.contains(&k.to_ascii_lowercase().as_str()))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect();
+            let fault = s.fault.clone();
+            s.log.push(Seen {
+                method: req.method.clone(),
+                path: req.path.clone(),
+                status: 0,
+                body_len: req.body.len(),
+                headers,
+                fault: fault.clone(),
+                at: Instant::now(),
+            });
+            (fault, s.generation, s.upstream, s.log.len() - 1)
+        };
+        let close = req.wants_close();
+        let text = [("Content-Type".to_string(), "text/plain; charset=utf-8".to_string())];
+        let (status, answer) = match fault {
+            Fault::Pass => match forward(inner, &req, upstream) {
+                Ok(resp) => {
+                    if (200..300).contains(&resp.status) {
+                        inner.forwarded.fetch_add(1, SeqCst);
+                    }
+                    (resp.status, relay(&resp, &req.method, close))
+                }
+                Err(e) => {
+                    let body = format!("kdbprom fault proxy: upstream 127.0.0.1:{upstream}: {e}\n");
+                    (502, response(502, &text, body.as_bytes(), close))
+                }
+            },
+            Fault::Status(code, body) => (code, response(code, &text, body.as_bytes(), close)),
+            Fault::RetryAfter(code, after) => {
+                let h = [text[0].clone(), ("Retry-After".to_string(), after)];
+                (code, response(code, &h, b"slow down: retry later\n", close))
+            }
+            Fault::Garbage200 => {
+                let h = [("Content-Type".to_string(), "application/octet-stream".to_string())];
+                (200, response(200, &h, b"\xff\x00<html>garbage, not a remote-write answer\x07\xfe", close))
+            }
+            Fault::Reset | Fault::Refuse => return End::Reset,
+            Fault::Hang => {
+                let mut s = inner.state.lock().unwrap();
+                while s.generation == generation && !inner.stop.load(SeqCst) {
+                    s = inner.changed.wait_timeout(s, Duration::from_millis(100)).unwrap().0;
+                }
+                return End::Close;
+            }
+        };
+        inner.set_status(idx, status);
+        if w.write_all(&answer).and_then(|_| w.flush()).is_err() || close {
+            return End::Close;
+        }
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    version: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// Had Content-Length or Transfer-Encoding: the forwarded request carries Content-Length.
+    framed: bool,
+}
+
+impl Request {
+    fn wants_close(&self) -> bool {
+        let conn = header(&self.headers, "connection").unwrap_or("").to_ascii_lowercase();
+        let tokens: Vec<&str> = conn.split(',').map(str::trim).collect();
+        tokens.contains(&"close") || (self.version == "HTTP/1.0" && !tokens.contains(&"keep-alive"))
+    }
+}
+
+struct Response {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Header (name, value) pairs in the order received, names as sent.
+type Headers = Vec<(String, String)>;
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// One line without its CRLF; EOF is an error.
+fn line(r: &mut impl BufRead) -> io::Result<String> {
+    let mut s = String::new();
+    if r.read_line(&mut s)? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    while s.ends_with('\n') || s.ends_with('\r') {
+        s.pop();
+    }
+    Ok(s)
+}
+
+/// Start line and headers; None on a clean EOF before the message.
+fn read_head(r: &mut impl BufRead) -> io::Result<Option<(String, Headers)>> {
+    let mut start = String::new();
+    // Skip empty lines before the start line (RFC 9112 §2.2).
+    while start.is_empty() {
+        let mut s = String::new();
+        if r.read_line(&mut s)? == 0 {
+            return Ok(None);
+        }
+        start = s.trim_end_matches(['\r', '\n']).to_string();
+    }
+    let mut headers = Vec::new();
+    let mut size = start.len();
+    loop {
+        let h = line(r)?;
+        if h.is_empty() {
+            return Ok(Some((start, headers)));
+        }
+        size += h.len();
+        if size > MAX_HEAD {
+            return Err(bad("header section too large"));
+        }
+        let (k, v) = h.split_once(':').ok_or_else(|| bad(format!("bad header line {h:?}")))?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+}
+
+fn is_chunked(headers: &[(String, String)]) -> bool {
+    header(headers, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+}
+
+fn content_length(headers: &[(String, String)]) -> io::Result<Option<usize>> {
+    header(headers, "content-length").map(|v| v.parse().map_err(|_| bad(format!("bad Content-Length {v:?}")))).transpose()
+}
+
+fn read_chunked(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let l = line(r)?;
+        let size = l.split(';').next().unwrap_or("").trim();
+        let n = usize::from_str_radix(size, 16).map_err(|_| bad(format!("bad chunk size {l:?}")))?;
+        if n == 0 {
+            // Trailers, up to the empty line.
+            while !line(r)?.is_empty() {}
+            return Ok(out);
+        }
+        let at = out.len();
+        out.resize(at + n, 0);
+        r.read_exact(&mut out[at..])?;
+        if !line(r)?.is_empty() {
+            return Err(bad("chunk not followed by CRLF"));
+        }
+    }
+}
+
+fn read_request(r: &mut BufReader<TcpStream>, w: &mut &TcpStream) -> io::Result<Option<Request>> {
+    let Some((start, headers)) = read_head(r)? else { return Ok(None) };
+    let mut parts = start.split_whitespace();
+    let (Some(method), Some(path), version) = (parts.next(), parts.next(), parts.next().unwrap_or("HTTP/1.0")) else {
+        return Err(bad(format!("bad request line {start:?}")));
+    };
+    if header(&headers, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    let (body, framed) = if is_chunked(&headers) {
+        (read_chunked(r)?, true)
+    } else if let Some(n) = content_length(&headers)? {
+        let mut b = vec![0; n];
+        r.read_exact(&mut b)?;
+        (b, true)
+    } else {
+        (Vec::new(), false)
+    };
+    Ok(Some(Request { method: method.into(), path: path.into(), version: version.into(), headers, body, framed }))
+}
+
+fn body_less(method: &str, status: u16) -> bool {
+    method.eq_ignore_ascii_case("HEAD") || (100..200).contains(&status) || status == 204 || status == 304
+}
+
+/// Sends `req` to 127.0.0.1:`port` on a fresh connection and reads the whole answer.
+fn forward(inner: &Inner, req: &Request, port: u16) -> io::Result<Response> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    let Some(id) = inner.register(&s, false) else { return Err(io::Error::other("proxy stopping")) };
+    let out = exchange(&s, req);
+    inner.unregister(id);
+    out
+}
+
+fn exchange(s: &TcpStream, req: &Request) -> io::Result<Response> {
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
+    s.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
+    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.path);
+    for (k, v) in &req.headers {
+        if !HOP.contains(&k.to_ascii_lowercase().as_str()) {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    if req.framed || !req.body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let mut msg = head.into_bytes();
+    msg.extend_from_slice(&req.body);
+    let mut w = s;
+    w.write_all(&msg)?;
+    w.flush()?;
+    let mut r = BufReader::new(s);
+    loop {
+        let (start, headers) = read_head(&mut r)?.ok_or_else(|| bad("upstream closed without an answer"))?;
+        let mut parts = start.splitn(3, ' ');
+        let _version = parts.next();
+        let status: u16 = parts.next().and_then(|c| c.parse().ok()).ok_or_else(|| bad(format!("bad status line {start:?}")))?;
+        let reason = parts.next().unwrap_or("").to_string();
+        if (100..200).contains(&status) && status != 101 {
+            continue; // interim answer
+        }
+        let body = if body_less(&req.method, status) {
+            Vec::new()
+        } else if is_chunked(&headers) {
+            read_chunked(&mut r)?
+        } else if let Some(n) = content_length(&headers)? {
+            let mut b = vec![0; n];
+            r.read_exact(&mut b)?;
+            b
+        } else {
+            let mut b = Vec::new();
+            r.read_to_end(&mut b)?;
+            b
+        };
+        return Ok(Response { status, reason, headers, body });
+    }
+}
+
+/// The upstream answer for the client: same status, reason, headers and body; framing redone with
+/// Content-Length (chunked answers are de-chunked), hop-by-hop headers dropped.
+fn relay(resp: &Response, method: &str, close: bool) -> Vec<u8> {
+    let no_body = body_less(method, resp.status);
+    let reason = if resp.reason.is_empty() { reason(resp.status) } else { &resp.reason };
+    let mut head = format!("HTTP/1.1 {} {reason}\r\n", resp.status);
+    for (k, v) in &resp.headers {
+        let k_l = k.to_ascii_lowercase();
+        // A body-less answer keeps its Content-Length (HEAD, 304: the size of the representation).
+        if HOP.contains(&k_l.as_str()) && !(no_body && k_l == "content-length") {
+            continue;
+        }
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !no_body {
+        head.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&resp.body);
+    out
+}
+
+/// An answer the proxy makes itself (always with Content-Length).
+fn response(status: u16, headers: &[(String, String)], body: &[u8], close: bool) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    // 1xx, 204 and 304 carry no body and no Content-Length.
+    let body = if body_less("", status) { &[][..] } else { body };
+    if !body_less("", status) {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
