@@ -16,7 +16,7 @@ fn encode_remote_write(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode_remote_write_10k_samples");
     g.throughput(Throughput::Elements(common::SERIES as u64));
     g.bench_function("kdbprom_protobuf_and_snappy_2000_per_request", |b| {
-        b.iter(|| black_box(enc.encode(&snap, &consts, 1_700_000_000_000, 2_000)))
+        b.iter(|| black_box(enc.encode(&snap, &consts, 1_700_000_000_000, 2_000, kdbprom::encode::remote_write::Values::Current)))
     });
     g.finish();
 }

@@ -81,6 +81,18 @@ fn main() {
     for (k, v) in h.dict_items(st) {
         if h.qtype(v) == -7 {
             println!("{k:>16} {}", h.long(v));
+        } else if k == "targets" {
+            for (target, o) in h.dict_items(v) {
+                let f: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(o).into_iter().collect();
+                let failed: i64 = h.dict_items(f["samples_failed"]).into_iter().map(|(_, n)| h.long(n)).sum();
+                println!(
+                    "  accounted for {target}: samples in={} sent={} failed={failed} queued={} spooled={}",
+                    h.long(f["samples_in"]),
+                    h.long(f["samples_sent"]),
+                    h.long(f["queue_samples"]),
+                    h.long(f["spool_samples"])
+                );
+            }
         } else {
             for (target, o) in h.dict_items(v) {
                 let f: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(o).into_iter().collect();

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job, no q needed: a simulated q batch job drives the real libkdbprom.so inside KX's libe.so,
-# pushes its final state as it exits, and we read back what arrived. With prometheus and
-# prometheus-pushgateway installed (scripts/install-deps.sh), both run on free loopback ports and are
-# stopped afterwards; without them the job falls back to a textfile.
+# pushes its final state as it exits, and we read back what arrived. Prometheus and the Pushgateway
+# are installed when missing (scripts/install-deps.sh), run on free loopback ports and stopped
+# afterwards; only if they cannot be installed does the job fall back to a textfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-deps.sh || echo "== could not install the receivers; the demo falls back to a textfile" >&2
 scripts/fetch-libe.sh
 cargo build -q --release --lib --example batch_job
 work=$(mktemp -d -t kdbprom-demo.XXXXXX)
@@ -23,13 +24,14 @@ if command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/n
   echo "== receivers: Prometheus 127.0.0.1:$pp (remote write), Pushgateway 127.0.0.1:$gp"
   KDBPROM_DEMO_PUSHGATEWAY="http://127.0.0.1:$gp" KDBPROM_DEMO_REMOTE_WRITE="http://127.0.0.1:$pp/api/v1/write" \
     target/release/examples/batch_job
-  echo "== the job has exited; read back from Prometheus (remote write):"
+  echo "== the job has exited; its stale markers ended its series, so read back the last values from Prometheus (remote write):"
   for q in 'eod_rows_loaded_total' 'eod_file_load_seconds_count' 'eod_row_bytes{quantile="0.99"}' 'kdb_request_errors_total{handler="sync"}'; do
-    curl -s -G "http://127.0.0.1:$pp/api/v1/query" --data-urlencode "query=$q" | python3 -c '
-import json,sys
+    name=${q%%\{*}
+    curl -s -G "http://127.0.0.1:$pp/api/v1/query" --data-urlencode "query=last_over_time($q[10m])" | NAME=$name python3 -c '
+import json,os,sys
 for r in json.load(sys.stdin)["data"]["result"]:
-    m=r["metric"]; name=m.pop("__name__")
-    print("  %s{%s} %s" % (name, ",".join("%s=\"%s\"" % kv for kv in sorted(m.items())), r["value"][1]))'
+    m=r["metric"]
+    print("  %s{%s} %s" % (os.environ["NAME"], ",".join("%s=\"%s\"" % kv for kv in sorted(m.items())), r["value"][1]))'
   done
   echo "== and from the Pushgateway (group job=eod_load):"
   curl -s "http://127.0.0.1:$gp/metrics" | grep -E '^(eod_rows_loaded_total|eod_file_load_seconds_count|push_time_seconds)\{' | sed 's/^/  /'

@@ -5,10 +5,14 @@
 //! text, stop) may lock and wait on the flusher, within a timeout.
 
 use crate::builtin::{self, Builtins, CONNECTIONS, HANDLERS, MEMORY, ProcessInfo};
+use crate::telemetry;
 use crate::config::{Config, ConfigError};
 use crate::event::{Batch, Event, Op, SeriesId};
-use crate::flusher::{Command, Flusher, Shared, Targets};
-use crate::push::{Outcome, pushgateway, remote_write};
+use crate::flusher::{Command, Delivery, Flusher, Shared};
+use crate::push::accounting::Ledger;
+use crate::push::replay::Replay;
+use crate::push::target::{SpoolTo, Target};
+use crate::push::{Outcome, pushgateway, remote_write, textfile};
 use crate::registry::{FamilyId, Kind, Limits, Registry, RegistryError};
 use crate::ring::Ring;
 use crate::stats::{Stats, StatsView};
@@ -63,8 +67,8 @@ pub struct Agent {
     flusher: Mutex<Option<Flusher>>,
     stopped: AtomicBool,
     epoch: Instant,
-    /// KX exporter 1.x state.
-    pub compat: crate::compat::Compat,
+    /// Every target's name and accounting, in configuration order.
+    ledgers: Vec<(String, Ledger)>,
 }
 
 impl Agent {
@@ -84,9 +88,15 @@ impl Agent {
         let limits =
             Limits { max_series: config.max_series, max_series_per_metric: config.max_series_per_metric, reserved_labels: reserved };
         let instance = config.instance.clone().unwrap_or_else(|| process.instance());
-        let targets = Arc::new(targets(&config, &instance)?);
         let registry = Arc::new(Registry::new(limits));
-        let builtins = builtin::declare(&registry, process, &targets.names())?;
+        let builtins = builtin::declare(&registry, process)?;
+        let delivery = delivery(&config, &instance, &registry)?;
+        let ledgers = delivery
+            .targets
+            .iter()
+            .map(|t| t.try_lock().map(|t| (t.common().name.clone(), t.common().ledger.clone())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| AgentError::Flusher("target busy at start"))?;
         let ring = Arc::new(Ring::new(config.ring_capacity, config.ring_vector_bytes));
         let stats = Arc::new(Stats::default());
         let slices = config.summary_age_buckets;
@@ -98,7 +108,7 @@ impl Agent {
             const_labels: config.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             slice: Duration::from_millis(config.summary_max_age_ms / slices as u64),
             slices,
-            targets,
+            delivery,
             on_round,
         };
         let flusher = Flusher::start(shared).map_err(|_| AgentError::Flusher("thread could not start"))?;
@@ -112,7 +122,7 @@ impl Agent {
             flusher: Mutex::new(Some(flusher)),
             stopped: AtomicBool::new(false),
             epoch: Instant::now(),
-            compat: crate::compat::Compat::default(),
+            ledgers,
         };
         agent.set_process(process)?;
         Ok(agent)
@@ -289,10 +299,7 @@ impl Agent {
             queue_depth: queued,
             queue_capacity: self.ring.capacity() as u64,
             series: self.registry.live_series() as u64,
-            pushes_ok: Stats::get(&self.stats.pushes_ok),
-            pushes_failed: Stats::get(&self.stats.pushes_failed),
-            bytes_sent: Stats::get(&self.stats.bytes_sent),
-            samples_sent: Stats::get(&self.stats.samples_sent),
+            targets: self.ledgers.iter().map(|(n, l)| (n.clone(), l.get())).collect(),
         }
     }
 
@@ -323,28 +330,39 @@ impl Drop for Agent {
     }
 }
 
-/// Builds the delivery targets; with none configured, a textfile `kdbprom_<job>.prom` in the working directory.
-fn targets(c: &Config, instance: &str) -> Result<Targets, AgentError> {
-    let pushgateway = c.pushgateway.clone().map(|p| pushgateway::Target::new(p, &c.job, instance)).transpose()?;
-    let remote_write =
-        c.remote_write.iter().cloned().enumerate().map(|(i, r)| remote_write::Target::new(r, i)).collect::<Result<Vec<_>, _>>()?;
-    let textfile = match (&c.textfile, &pushgateway, remote_write.is_empty()) {
+/// Builds the delivery targets, each with its self-metric series and what the previous run
+/// spooled for it; with none configured, a textfile `kdbprom_<job>.prom` in the working directory.
+fn delivery(c: &Config, instance: &str, reg: &Registry) -> Result<Delivery, AgentError> {
+    let spool = c.spool.as_ref().map(|s| (SpoolTo { dir: s.dir.clone(), job: c.job.clone(), instance: instance.into() }, s.max_bytes));
+    let mut replay = spool.as_ref().map(|(to, _)| Replay::scan(&to.dir, &to.job, &to.instance)).unwrap_or_default();
+    let mut targets = Vec::new();
+    let textfile = match (&c.textfile, &c.pushgateway, c.remote_write.is_empty()) {
         (Some(p), _, _) => Some(p.clone()),
         (None, None, true) => Some(format!("kdbprom_{}.prom", c.job).into()),
         _ => None,
     };
+    if let Some(p) = textfile {
+        targets.push(Target::Textfile(textfile::Textfile::new(p, telemetry::target(reg, "textfile")?)));
+    }
+    if let Some(p) = &c.pushgateway {
+        let series = telemetry::target(reg, "pushgateway")?;
+        targets.push(Target::Pushgateway(Box::new(pushgateway::Pushgateway::new(p.clone(), &c.job, instance, series, &mut replay)?)));
+    }
+    for (i, r) in c.remote_write.iter().enumerate() {
+        let series = telemetry::target(reg, &r.name)?;
+        targets.push(Target::RemoteWrite(Box::new(remote_write::RemoteWrite::new(r.clone(), i, series, &mut replay)?)));
+    }
+    replay.report_unclaimed();
     let mut rw_labels: Vec<(String, String)> = c.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     rw_labels.push(("job".into(), c.job.clone()));
     rw_labels.push(("instance".into(), instance.into()));
-    Ok(Targets {
-        pushgateway,
-        remote_write,
-        textfile,
+    Ok(Delivery {
+        targets: targets.into_iter().map(|t| Arc::new(tokio::sync::Mutex::new(t))).collect(),
         rw_labels,
         interval: Duration::from_millis(c.interval_ms),
         round_deadline: Duration::from_millis(c.interval_ms.clamp(1_000, 30_000)),
         exit_deadline: Duration::from_millis(c.exit_deadline_ms),
-        delete_on_exit: c.pushgateway.as_ref().is_some_and(|p| p.delete_on_exit),
+        spool,
     })
 }
 

@@ -104,41 +104,8 @@ pub struct Builtins {
     /// `kdb_open_handles`.
     pub handles: SeriesId,
     /// Self-metrics, set by the flusher before each snapshot.
-    pub own: Own,
+    pub own: crate::telemetry::Own,
 }
-
-/// Series of kdbprom's own metrics.
-#[derive(Debug, Clone)]
-pub struct Own {
-    /// `kdbprom_events_recorded_total`.
-    pub recorded: SeriesId,
-    /// `kdbprom_events_dropped_total`.
-    pub dropped: SeriesId,
-    /// `kdbprom_queue_length`.
-    pub queued: SeriesId,
-    /// `kdbprom_series`.
-    pub series: SeriesId,
-    /// Per target, in the order the flusher names them.
-    pub targets: Vec<TargetSeries>,
-}
-
-/// The self-metric series of one delivery target.
-#[derive(Debug, Clone)]
-pub struct TargetSeries {
-    /// `pushgateway`, `textfile`, or the remote-write `name`.
-    pub name: String,
-    /// `kdbprom_pushes_total{target,outcome="ok"}`.
-    pub ok: SeriesId,
-    /// `kdbprom_pushes_total{target,outcome="failed"}`.
-    pub failed: SeriesId,
-    /// `kdbprom_push_bytes_total{target}`.
-    pub bytes: SeriesId,
-    /// `kdbprom_push_duration_seconds{target}`.
-    pub duration: SeriesId,
-}
-
-/// Bounds of `kdbprom_push_duration_seconds`: 1 ms to 30 s.
-pub const PUSH_BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 
 fn each<const N: usize>(reg: &Registry, name: &str, values: [&str; N]) -> Result<[SeriesId; N], RegistryError> {
     let mut out = [0; N];
@@ -148,9 +115,9 @@ fn each<const N: usize>(reg: &Registry, name: &str, values: [&str; N]) -> Result
     Ok(out)
 }
 
-/// Declares every built-in family in `reg` and returns their series ids; `targets` names the
-/// delivery targets, each of which gets its own push counters.
-pub fn declare(reg: &Registry, p: &ProcessInfo, targets: &[String]) -> Result<Builtins, RegistryError> {
+/// Declares every built-in family in `reg` and returns their series ids (the targets' own
+/// series come from [`crate::telemetry::target`]).
+pub fn declare(reg: &Registry, p: &ProcessInfo) -> Result<Builtins, RegistryError> {
     use Kind::*;
     reg.declare("kdb_info", "kdb+ version, release date, OS and cores; value 1.", Gauge, &["version", "release_date", "os", "cores"], &[])?;
     reg.builtin_series("kdb_info", &[&p.version, &p.release_date, &p.os, &p.cores.to_string()])?;
@@ -169,31 +136,7 @@ pub fn declare(reg: &Registry, p: &ProcessInfo, targets: &[String]) -> Result<Bu
     reg.declare("kdb_requests_total", "Requests handled, by handler.", Counter, &["handler"], &[])?;
     reg.declare("kdb_request_errors_total", "Requests whose handler signalled an error.", Counter, &["handler"], &[])?;
     reg.declare("kdb_request_duration_seconds", "Time spent in the handler.", Histogram, &["handler"], &DEFAULT_BUCKETS)?;
-    reg.declare("kdbprom_events_recorded_total", "Events offered to kdbprom's ring.", Counter, &[], &[])?;
-    reg.declare("kdbprom_events_dropped_total", "Events dropped because the ring was full.", Counter, &[], &[])?;
-    reg.declare("kdbprom_queue_length", "Events waiting in the ring.", Gauge, &[], &[])?;
-    reg.declare("kdbprom_series", "Live series.", Gauge, &[], &[])?;
-    reg.declare("kdbprom_pushes_total", "Pushes by target and outcome.", Counter, &["target", "outcome"], &[])?;
-    reg.declare("kdbprom_push_bytes_total", "Bytes sent by pushes, by target.", Counter, &["target"], &[])?;
-    reg.declare(
-        "kdbprom_push_duration_seconds",
-        "Wall time of a push, retries included, by target.",
-        Histogram,
-        &["target"],
-        &PUSH_BUCKETS,
-    )?;
-    let targets = targets
-        .iter()
-        .map(|t| {
-            Ok(TargetSeries {
-                name: t.clone(),
-                ok: reg.builtin_series("kdbprom_pushes_total", &[t, "ok"])?,
-                failed: reg.builtin_series("kdbprom_pushes_total", &[t, "failed"])?,
-                bytes: reg.builtin_series("kdbprom_push_bytes_total", &[t])?,
-                duration: reg.builtin_series("kdbprom_push_duration_seconds", &[t])?,
-            })
-        })
-        .collect::<Result<Vec<_>, RegistryError>>()?;
+    let own = crate::telemetry::declare(reg)?;
     Ok(Builtins {
         requests: each(reg, "kdb_requests_total", HANDLERS)?,
         errors: each(reg, "kdb_request_errors_total", HANDLERS)?,
@@ -202,12 +145,6 @@ pub fn declare(reg: &Registry, p: &ProcessInfo, targets: &[String]) -> Result<Bu
         closed: each(reg, "kdb_connections_closed_total", CONNECTIONS)?,
         memory,
         handles: reg.by_name("kdb_open_handles")?,
-        own: Own {
-            recorded: reg.by_name("kdbprom_events_recorded_total")?,
-            dropped: reg.by_name("kdbprom_events_dropped_total")?,
-            queued: reg.by_name("kdbprom_queue_length")?,
-            series: reg.by_name("kdbprom_series")?,
-            targets,
-        },
+        own,
     })
 }

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// Why a configuration was refused.
@@ -19,6 +19,9 @@ pub enum ConfigError {
     /// A value of the wrong type.
     #[error("config key {key} must be {expected}")]
     Type { key: String, expected: &'static str },
+    /// A required key that is missing or null.
+    #[error("config key {0} is required")]
+    Missing(String),
     /// A value of the right type that is not usable.
     #[error("config key {key}: {why}")]
     Invalid { key: String, why: String },
@@ -104,20 +107,21 @@ pub struct Pushgateway {
 }
 
 /// Remote-write protocol version.
+///
+/// Only 1.0 for now: `"2.0"` and `"auto"` are refused at init until remote-write 2.0 lands
+/// (issue 8), rather than accepted and sent as 1.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// `prometheus.WriteRequest`.
     V1,
-    /// `io.prometheus.write.v2.Request`.
-    V2,
 }
 
 /// The `queue` block of a remote-write target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queue {
-    /// Samples kept for retry before the oldest are dropped.
+    /// Samples kept for retry before the oldest are dropped (default 500 000).
     pub capacity: usize,
-    /// Batch size.
+    /// Batch size (at most `capacity`).
     pub max_samples_per_send: usize,
     /// First retry delay.
     pub min_backoff_ms: u64,
@@ -125,7 +129,7 @@ pub struct Queue {
     pub max_backoff_ms: u64,
     /// Retry 429 answers (honouring Retry-After).
     pub retry_on_http_429: bool,
-    /// Drop samples older than this instead of sending them (0 = never).
+    /// Drop samples older than this instead of sending them (0 = never, the default; at most 30 days).
     pub sample_age_limit_ms: u64,
 }
 
@@ -134,9 +138,10 @@ pub struct Queue {
 pub struct RemoteWrite {
     /// Full write URL.
     pub url: String,
-    /// Name used in self-metrics and outcomes (defaults to the URL's host:port).
+    /// Name used in self-metrics, outcomes and spool files (defaults to the URL's host:port);
+    /// unique among targets, printable, without `/`, at most 128 bytes.
     pub name: String,
-    /// 1.0 (default) or 2.0.
+    /// Wire protocol (1.0 only for now).
     pub protocol: Protocol,
     /// Extra headers (reserved ones refused).
     pub headers: BTreeMap<String, String>,
@@ -150,6 +155,18 @@ pub struct RemoteWrite {
     pub remote_timeout_ms: u64,
     /// Batching and retries.
     pub queue: Queue,
+    /// Send Prometheus' stale marker for every series on a clean stop, and for a removed series
+    /// at the next push (default true).
+    pub stale_markers: bool,
+}
+
+/// The `spool` block: where a target's undelivered data waits for the next run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spool {
+    /// Directory, created at init if missing and checked for writability there.
+    pub dir: PathBuf,
+    /// Size cap of the spool (default 64 MiB, at least 4096).
+    pub max_bytes: u64,
 }
 
 /// The whole configuration.
@@ -188,7 +205,7 @@ pub struct Config {
     /// Textfile-collector target (file path).
     pub textfile: Option<PathBuf>,
     /// Spool directory and its size cap.
-    pub spool: Option<(PathBuf, u64)>,
+    pub spool: Option<Spool>,
 }
 
 impl Default for Config {
@@ -269,6 +286,20 @@ impl Config {
                 return Err(ConfigError::Invalid { key: format!("labels.{k}"), why: "set it with the job/instance keys".into() });
             }
         }
+        // Names key self-metrics, outcomes and spool files: a clash would merge two targets' figures.
+        for (i, rw) in cfg.remote_write.iter().enumerate() {
+            if let Some(j) = cfg.remote_write[..i].iter().position(|o| o.name == rw.name) {
+                return Err(ConfigError::Invalid {
+                    key: format!("remote_write[{i}].name"),
+                    why: format!("'{}' is already used by remote_write[{j}] (set name to tell them apart)", rw.name),
+                });
+            }
+        }
+        // Last, so that a refused config leaves no directory behind.
+        if let Some(sp) = &cfg.spool {
+            probe(&sp.dir)
+                .map_err(|e| ConfigError::Invalid { key: "spool.dir".into(), why: format!("cannot write to {}: {e}", sp.dir.display()) })?;
+        }
         Ok(cfg)
     }
 
@@ -325,6 +356,10 @@ fn pushgateway(mut o: Obj<'_>) -> Result<Pushgateway, ConfigError> {
         if k == "job" {
             return Err(o.invalid("grouping.job", "the job comes from the job key"));
         }
+        // The Pushgateway would take it in place of the configured instance, silently.
+        if k == "instance" {
+            return Err(o.invalid("grouping.instance", "the instance comes from the instance key"));
+        }
     }
     let p = Pushgateway {
         url,
@@ -341,61 +376,116 @@ fn pushgateway(mut o: Obj<'_>) -> Result<Pushgateway, ConfigError> {
 fn remote_write(mut o: Obj<'_>) -> Result<RemoteWrite, ConfigError> {
     let url = o.url("url")?;
     let protocol = match o.opt_str("protocol")?.as_deref() {
-        None | Some("1.0") | Some("prometheus.WriteRequest") => Protocol::V1,
-        Some("2.0") | Some("io.prometheus.write.v2.Request") => Protocol::V2,
-        Some(_) => return Err(o.invalid("protocol", "must be 1.0 or 2.0")),
+        None | Some("1.0" | "prometheus.WriteRequest") => Protocol::V1,
+        Some("2.0" | "auto" | "io.prometheus.write.v2.Request") => {
+            return Err(o.invalid("protocol", r#"remote-write 2.0 is not available in this build (use "1.0")"#));
+        }
+        Some(_) => return Err(o.invalid("protocol", r#"must be "1.0" (or "prometheus.WriteRequest")"#)),
     };
+    // Header names and values are checked here: a bad one would fail every push, retried in vain.
+    // Values are never echoed, as they may hold a credential.
     let headers = o.str_map("headers")?;
-    if let Some(h) = headers.keys().find(|h| RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str())) {
-        return Err(o.invalid(&format!("headers.{h}"), "is set by kdbprom itself (use basic_auth or bearer_token_file for Authorization)"));
+    for (h, v) in &headers {
+        let key = format!("headers.{h}");
+        if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            return Err(o.invalid(&key, "is not a valid HTTP header name"));
+        }
+        if is_reserved(h) {
+            return Err(o.invalid(&key, "is set by kdbprom itself (use basic_auth or bearer_token_file for Authorization)"));
+        }
+        if reqwest::header::HeaderValue::from_str(v).is_err() {
+            return Err(o.invalid(&key, "is not a valid HTTP header value"));
+        }
+    }
+    let tenant_header = o.opt_str("tenant_header")?.unwrap_or_else(|| "X-Scope-OrgID".into());
+    if reqwest::header::HeaderName::from_bytes(tenant_header.as_bytes()).is_err() {
+        return Err(o.invalid("tenant_header", &format!("'{tenant_header}' is not a valid HTTP header name")));
+    }
+    if is_reserved(&tenant_header) {
+        return Err(o.invalid("tenant_header", &format!("'{tenant_header}' is set by kdbprom itself")));
+    }
+    let tenant = o.opt_str("tenant")?;
+    if tenant.as_deref().is_some_and(|t| reqwest::header::HeaderValue::from_str(t).is_err()) {
+        return Err(o.invalid("tenant", "is not a valid HTTP header value"));
     }
     let default_name = reqwest::Url::parse(&url).ok().and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));
     let name = o.opt_str("name")?.or(default_name).unwrap_or_else(|| url.clone());
-    let mut q = o.child("queue")?;
-    let queue = match q.as_mut() {
-        None => Queue {
-            capacity: 10_000,
-            max_samples_per_send: 2_000,
-            min_backoff_ms: 30,
-            max_backoff_ms: 5_000,
-            retry_on_http_429: true,
-            sample_age_limit_ms: 3_600_000,
-        },
-        Some(q) => Queue {
-            capacity: q.num("capacity", 10_000, 1, 10_000_000)? as usize,
-            max_samples_per_send: q.num("max_samples_per_send", 2_000, 1, 1_000_000)? as usize,
-            min_backoff_ms: q.num("min_backoff_ms", 30, 1, 3_600_000)?,
-            max_backoff_ms: q.num("max_backoff_ms", 5_000, 1, 3_600_000)?,
-            retry_on_http_429: q.bool("retry_on_http_429", true)?,
-            sample_age_limit_ms: q.num("sample_age_limit_ms", 3_600_000, 0, u64::MAX)?,
-        },
+    check_target_name(&name).map_err(|why| o.invalid("name", &why))?;
+    // A missing queue block reads as an empty one, so the defaults live in one place.
+    let empty = Value::Object(Map::new());
+    let mut q = match o.child("queue")? {
+        Some(q) => q,
+        None => Obj::new(&empty, &o.key("queue"))?,
     };
-    if let Some(q) = q {
-        q.finish()?;
+    let queue = Queue {
+        capacity: q.num("capacity", 500_000, 1, 10_000_000)? as usize,
+        max_samples_per_send: q.num("max_samples_per_send", 2_000, 1, 1_000_000)? as usize,
+        min_backoff_ms: q.num("min_backoff_ms", 30, 1, 3_600_000)?,
+        max_backoff_ms: q.num("max_backoff_ms", 5_000, 1, 3_600_000)?,
+        retry_on_http_429: q.bool("retry_on_http_429", true)?,
+        sample_age_limit_ms: q.num("sample_age_limit_ms", 0, 0, 30 * 86_400_000)?,
+    };
+    if queue.max_samples_per_send > queue.capacity {
+        return Err(q.invalid("max_samples_per_send", &format!("must not exceed queue.capacity ({})", queue.capacity)));
     }
     if queue.min_backoff_ms > queue.max_backoff_ms {
-        return Err(o.invalid("queue.min_backoff_ms", "must not exceed queue.max_backoff_ms"));
+        return Err(q.invalid("min_backoff_ms", "must not exceed queue.max_backoff_ms"));
     }
+    q.finish()?;
     let rw = RemoteWrite {
         url,
         name,
         protocol,
         headers,
-        tenant: o.opt_str("tenant")?,
-        tenant_header: o.opt_str("tenant_header")?.unwrap_or_else(|| "X-Scope-OrgID".into()),
+        tenant,
+        tenant_header,
         auth: auth(&mut o)?,
         remote_timeout_ms: o.num("remote_timeout_ms", 30_000, 1, 600_000)?,
         queue,
+        stale_markers: o.bool("stale_markers", true)?,
     };
     o.finish()?;
     Ok(rw)
 }
 
-fn spool(mut o: Obj<'_>) -> Result<(PathBuf, u64), ConfigError> {
-    let dir = o.opt_str("dir")?.ok_or_else(|| o.invalid("dir", "is required"))?;
-    let max = o.num("max_bytes", 64 << 20, 0, u64::MAX)?;
+fn is_reserved(header: &str) -> bool {
+    RESERVED_HEADERS.contains(&header.to_ascii_lowercase().as_str())
+}
+
+/// A target name becomes a label value and part of spool file names.
+fn check_target_name(n: &str) -> Result<(), String> {
+    if n.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if n.len() > 128 {
+        return Err("must be at most 128 bytes".into());
+    }
+    if n.chars().any(|c| c.is_control() || c == '/') {
+        return Err("must be printable characters without '/'".into());
+    }
+    if matches!(n, "pushgateway" | "textfile") {
+        return Err(format!("'{n}' is reserved for the {n} target"));
+    }
+    Ok(())
+}
+
+fn spool(mut o: Obj<'_>) -> Result<Spool, ConfigError> {
+    let dir = o.opt_str("dir")?.ok_or_else(|| o.missing("dir"))?;
+    if dir.is_empty() {
+        return Err(o.invalid("dir", "must not be empty"));
+    }
+    let max_bytes = o.num("max_bytes", 64 << 20, 4096, u64::MAX)?;
     o.finish()?;
-    Ok((dir.into(), max))
+    Ok(Spool { dir: dir.into(), max_bytes })
+}
+
+/// Creates `dir` if missing and proves it writable, so that an unusable spool fails init rather
+/// than the final push of `.prom.stop[]`.
+fn probe(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let f = dir.join(format!(".kdbprom-probe-{}", std::process::id()));
+    std::fs::write(&f, b"")?;
+    std::fs::remove_file(&f)
 }
 
 fn auth(o: &mut Obj<'_>) -> Result<Auth, ConfigError> {
@@ -405,9 +495,8 @@ fn auth(o: &mut Obj<'_>) -> Result<Auth, ConfigError> {
             if b.has("password") {
                 return Err(b.invalid("password", "secrets are not accepted inline: use password_file or password_env"));
             }
-            let username = b.opt_str("username")?.ok_or_else(|| b.invalid("username", "is required"))?;
-            let password = secret(&mut b, "password_file", "password_env")?
-                .ok_or_else(|| b.invalid("password_file", "or password_env is required"))?;
+            let username = b.opt_str("username")?.ok_or_else(|| b.missing("username"))?;
+            let password = secret(&mut b, "password_file", "password_env")?.ok_or_else(|| b.missing("password_file or password_env"))?;
             b.finish()?;
             Some(BasicAuth { username, password })
         }
@@ -451,6 +540,17 @@ fn secret(o: &mut Obj<'_>, file_key: &str, env_key: &str) -> Result<Option<Secre
     Ok(None)
 }
 
+/// `s` with anything that may be userinfo replaced, for echoing a URL in an error: everything
+/// between `://` (or the start) and the last `@`. Broader than a URL parser's view on purpose:
+/// the URL being echoed is one the parser refused, so its parts cannot be trusted.
+fn hide_userinfo(s: &str) -> String {
+    let start = s.find("://").map_or(0, |i| i + 3);
+    match s[start..].rfind('@') {
+        Some(at) => format!("{}<redacted>{}", &s[..start], &s[start + at..]),
+        None => s.to_string(),
+    }
+}
+
 /// A JSON object being read: tracks its key path and which keys were used.
 struct Obj<'a> {
     map: &'a Map<String, Value>,
@@ -475,6 +575,10 @@ impl<'a> Obj<'a> {
 
     fn invalid(&self, k: &str, why: &str) -> ConfigError {
         ConfigError::Invalid { key: self.key(k), why: why.into() }
+    }
+
+    fn missing(&self, k: &str) -> ConfigError {
+        ConfigError::Missing(self.key(k))
     }
 
     fn has(&self, k: &str) -> bool {
@@ -507,10 +611,11 @@ impl<'a> Obj<'a> {
     }
 
     fn url(&mut self, k: &str) -> Result<String, ConfigError> {
-        let s = self.opt_str(k)?.ok_or_else(|| self.invalid(k, "is required"))?;
-        let u = reqwest::Url::parse(&s).map_err(|e| self.invalid(k, &format!("'{s}' is not a URL: {e}")))?;
+        let s = self.opt_str(k)?.ok_or_else(|| self.missing(k))?;
+        let shown = hide_userinfo(&s);
+        let u = reqwest::Url::parse(&s).map_err(|e| self.invalid(k, &format!("'{shown}' is not a URL: {e}")))?;
         if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-            return Err(self.invalid(k, &format!("'{s}' must be an http:// or https:// URL with a host")));
+            return Err(self.invalid(k, &format!("'{shown}' must be an http:// or https:// URL with a host")));
         }
         if !u.username().is_empty() || u.password().is_some() {
             return Err(self.invalid(k, "must not carry credentials: use basic_auth"));
@@ -600,6 +705,159 @@ mod tests {
         );
         assert!(!e(json!({"pushgateway": {"url": "http://a:1", "bearer_token_file": "/nonexistent"}})).contains("hunter2"));
         assert_eq!(e(json!({"labels": {"job": "x"}})), "config key labels.job: set it with the job/instance keys");
+    }
+
+    /// The error text of a config with one remote-write target made of `url` and `extra`.
+    fn rw_err(extra: Value) -> String {
+        let mut t = json!({"url": "http://h:9090/api/v1/write"});
+        t.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        Config::from_json(&json!({ "remote_write": [t] })).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn push_time_failures_are_refused_at_init() {
+        assert_eq!(rw_err(json!({"headers": {"X Bad": "v"}})), "config key remote_write[0].headers.X Bad: is not a valid HTTP header name");
+        assert_eq!(
+            rw_err(json!({"headers": {"X-Ok": "line1\nhunter2"}})),
+            "config key remote_write[0].headers.X-Ok: is not a valid HTTP header value"
+        );
+        assert_eq!(
+            rw_err(json!({"headers": {"content-TYPE": "x"}})),
+            "config key remote_write[0].headers.content-TYPE: is set by kdbprom itself (use basic_auth or bearer_token_file for Authorization)"
+        );
+        assert_eq!(
+            rw_err(json!({"tenant_header": "Content-Encoding"})),
+            "config key remote_write[0].tenant_header: 'Content-Encoding' is set by kdbprom itself"
+        );
+        assert_eq!(
+            rw_err(json!({"tenant_header": "X Org"})),
+            "config key remote_write[0].tenant_header: 'X Org' is not a valid HTTP header name"
+        );
+        assert_eq!(rw_err(json!({"tenant": "a\r\nb"})), "config key remote_write[0].tenant: is not a valid HTTP header value");
+        let e = |v: Value| Config::from_json(&v).unwrap_err().to_string();
+        assert_eq!(
+            e(json!({"pushgateway": {"url": "http://h:9091", "grouping": {"instance": "x"}}})),
+            "config key pushgateway.grouping.instance: the instance comes from the instance key"
+        );
+        let ok = Config::from_json(&json!({"remote_write": {"url": "http://h:1/w", "tenant": "t1", "headers": {"X-A": "b c"}}})).unwrap();
+        assert_eq!(ok.remote_write[0].tenant_header, "X-Scope-OrgID");
+    }
+
+    #[test]
+    fn remote_write_names_are_unique_and_usable() {
+        let e = |v: Value| Config::from_json(&v).unwrap_err().to_string();
+        assert_eq!(
+            e(json!({"remote_write": [{"url": "http://h:9090/a"}, {"url": "http://h:9090/b"}]})),
+            "config key remote_write[1].name: 'h:9090' is already used by remote_write[0] (set name to tell them apart)"
+        );
+        assert_eq!(
+            e(
+                json!({"remote_write": [{"url": "http://a:1/w", "name": "x"}, {"url": "http://b:1/w"}, {"url": "http://c:1/w", "name": "x"}]})
+            ),
+            "config key remote_write[2].name: 'x' is already used by remote_write[0] (set name to tell them apart)"
+        );
+        // Defaults: the scheme's port when the URL has none.
+        let c = Config::from_json(&json!({"remote_write": [{"url": "https://m/api/v1/push"}, {"url": "http://h:9090/a", "name": "b"}]}))
+            .unwrap();
+        let names: Vec<&str> = c.remote_write.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["m:443", "b"]);
+        let name_err = |n: &str| rw_err(json!({ "name": n }));
+        assert_eq!(name_err("pushgateway"), "config key remote_write[0].name: 'pushgateway' is reserved for the pushgateway target");
+        assert_eq!(name_err("textfile"), "config key remote_write[0].name: 'textfile' is reserved for the textfile target");
+        assert_eq!(name_err(""), "config key remote_write[0].name: must not be empty");
+        assert_eq!(name_err(&"n".repeat(129)), "config key remote_write[0].name: must be at most 128 bytes");
+        assert_eq!(name_err("a/b"), "config key remote_write[0].name: must be printable characters without '/'");
+        assert_eq!(name_err("a\tb"), "config key remote_write[0].name: must be printable characters without '/'");
+        assert!(Config::from_json(&json!({"remote_write": {"url": "http://h:1/w", "name": "prod eu-1 é"}})).is_ok());
+    }
+
+    #[test]
+    fn queue_protocol_and_stale_markers() {
+        let c = Config::from_json(&json!({"remote_write": {"url": "http://h:1/w"}})).unwrap();
+        let rw = &c.remote_write[0];
+        assert_eq!((rw.queue.capacity, rw.queue.max_samples_per_send, rw.queue.sample_age_limit_ms), (500_000, 2_000, 0));
+        assert_eq!((rw.protocol, rw.stale_markers), (Protocol::V1, true));
+        let c = Config::from_json(
+            &json!({"remote_write": {"url": "http://h:1/w", "stale_markers": false, "protocol": "prometheus.WriteRequest",
+            "queue": {"capacity": 100, "max_samples_per_send": 100, "sample_age_limit_ms": 2_592_000_000u64}}}),
+        )
+        .unwrap();
+        let rw = &c.remote_write[0];
+        assert_eq!((rw.queue.capacity, rw.queue.sample_age_limit_ms, rw.stale_markers), (100, 2_592_000_000, false));
+        assert_eq!(
+            rw_err(json!({"queue": {"capacity": 100}})),
+            "config key remote_write[0].queue.max_samples_per_send: must not exceed queue.capacity (100)"
+        );
+        assert_eq!(
+            rw_err(json!({"queue": {"sample_age_limit_ms": 2_592_000_001u64}})),
+            "config key remote_write[0].queue.sample_age_limit_ms: 2592000001 is outside 0..2592000000"
+        );
+        assert_eq!(
+            rw_err(json!({"queue": {"min_backoff_ms": 10, "max_backoff_ms": 5}})),
+            "config key remote_write[0].queue.min_backoff_ms: must not exceed queue.max_backoff_ms"
+        );
+        for p in ["2.0", "auto", "io.prometheus.write.v2.Request"] {
+            assert_eq!(
+                rw_err(json!({ "protocol": p })),
+                r#"config key remote_write[0].protocol: remote-write 2.0 is not available in this build (use "1.0")"#
+            );
+        }
+        assert_eq!(
+            rw_err(json!({"protocol": "1"})),
+            r#"config key remote_write[0].protocol: must be "1.0" (or "prometheus.WriteRequest")"#
+        );
+        assert_eq!(rw_err(json!({"stale_markers": 1})), "config key remote_write[0].stale_markers must be a boolean");
+    }
+
+    #[test]
+    fn spool_dir_is_created_and_probed() {
+        let dir = std::env::temp_dir().join(format!("kdbprom-spool-{}", std::process::id())).join("a/b");
+        let c = Config::from_json(&json!({ "spool": { "dir": dir } })).unwrap();
+        assert_eq!(c.spool, Some(Spool { dir: dir.clone(), max_bytes: 64 << 20 }));
+        assert!(dir.is_dir());
+        // The probe file is gone again.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir_all(dir.parent().unwrap().parent().unwrap()).unwrap();
+        let e = |v: Value| Config::from_json(&v).unwrap_err().to_string();
+        assert_eq!(
+            e(json!({"spool": {"dir": "/dev/null/spool"}})),
+            "config key spool.dir: cannot write to /dev/null/spool: Not a directory (os error 20)"
+        );
+        assert_eq!(
+            e(json!({"spool": {"dir": "/tmp", "max_bytes": 100}})),
+            "config key spool.max_bytes: 100 is outside 4096..18446744073709551615"
+        );
+        assert_eq!(e(json!({"spool": {"max_bytes": 4096}})), "config key spool.dir is required");
+        assert_eq!(e(json!({"spool": {"dir": ""}})), "config key spool.dir: must not be empty");
+        // A refused config creates nothing.
+        let never = std::env::temp_dir().join(format!("kdbprom-spool-never-{}", std::process::id()));
+        assert!(Config::from_json(&json!({"spool": {"dir": never}, "jobb": 1})).is_err());
+        assert!(!never.exists());
+    }
+
+    #[test]
+    fn urls_are_never_echoed_with_credentials() {
+        assert_eq!(
+            Config::from_json(&json!({"remote_write": {"url": "http://u:secret@h:bad/"}})).unwrap_err().to_string(),
+            "config key remote_write[0].url: 'http://<redacted>@h:bad/' is not a URL: invalid port number"
+        );
+        let e = |url: &str| Config::from_json(&json!({"pushgateway": { "url": url }})).unwrap_err().to_string();
+        assert_eq!(
+            e("ftp://u:p@ss@h/"),
+            "config key pushgateway.url: 'ftp://<redacted>@h/' must be an http:// or https:// URL with a host"
+        );
+        assert_eq!(e("u:secret@h"), "config key pushgateway.url: '<redacted>@h' must be an http:// or https:// URL with a host");
+        assert_eq!(e("http://u:pa/ss@h/"), "config key pushgateway.url: 'http://<redacted>@h/' is not a URL: invalid port number");
+        assert_eq!(e("http://u:secret@h:1"), "config key pushgateway.url: must not carry credentials: use basic_auth");
+        // A null where a value is required is "missing", named.
+        assert_eq!(
+            Config::from_json(&json!({"remote_write": [{"url": null}]})).unwrap_err().to_string(),
+            "config key remote_write[0].url is required"
+        );
+        assert_eq!(
+            Config::from_json(&json!({"pushgateway": {"url": "http://h:1", "basic_auth": {"username": "u"}}})).unwrap_err().to_string(),
+            "config key pushgateway.basic_auth.password_file or password_env is required"
+        );
     }
 
     #[test]

@@ -8,17 +8,18 @@
 //! finds the ring more than half full, so a burst after a quiet spell is not dropped.
 
 use crate::aggregate::Aggregator;
-use crate::builtin::Own;
-use crate::encode::{remote_write as rw_encode, text};
-use crate::push::{Outcome, pushgateway, remote_write, textfile};
+use crate::encode::text;
+use crate::push::Outcome;
+use crate::push::target::{Round, SpoolTo, Target};
 use crate::registry::Registry;
 use crate::ring::Ring;
 use crate::stats::Stats;
+use crate::telemetry::{self, Own, RingFigures};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex as AsyncMutex, mpsc};
 
 /// Events applied per slice before the flusher looks at its commands again.
 const SLICE: usize = 16_384;
@@ -26,6 +27,8 @@ const SLICE: usize = 16_384;
 const IDLE_MIN: Duration = Duration::from_millis(1);
 /// Longest sleep while the ring stays empty.
 const IDLE_MAX: Duration = Duration::from_millis(100);
+/// Part of the exit deadline kept for writing the spool after the final push gives up.
+const SPOOL_RESERVE_MAX: Duration = Duration::from_millis(250);
 
 /// What the agent asks of the flusher; each carries the channel for its answer.
 pub enum Command {
@@ -33,43 +36,24 @@ pub enum Command {
     Text(std_mpsc::Sender<String>),
     /// Drain and push to every target now; answer with each target's outcome.
     Push(std_mpsc::Sender<Vec<Outcome>>),
-    /// Drain, push the final state within the exit deadline, then stop the thread.
+    /// Drain, push the final state within the exit deadline, spool what is left, then stop.
     Stop(std_mpsc::Sender<Vec<Outcome>>),
 }
 
-/// Where pushes go.
-pub struct Targets {
-    /// Pushgateway.
-    pub pushgateway: Option<pushgateway::Target>,
-    /// Remote-write receivers.
-    pub remote_write: Vec<remote_write::Target>,
-    /// Textfile path.
-    pub textfile: Option<std::path::PathBuf>,
-    /// Labels on every remote-write series: job, instance, static labels.
+/// Where pushes go, and when.
+pub struct Delivery {
+    /// Every target, in the order outcomes are reported.
+    pub targets: Vec<Arc<AsyncMutex<Target>>>,
+    /// Labels on every remote-write series: static labels, job, instance.
     pub rw_labels: Vec<(String, String)>,
     /// Push interval.
     pub interval: Duration,
-    /// Budget of a push round (retries stop then).
+    /// Budget of a push round (retries stop then; what is left waits for the next round).
     pub round_deadline: Duration,
-    /// Budget of the final push.
+    /// Budget of `.prom.stop[]`: final push and spool.
     pub exit_deadline: Duration,
-    /// DELETE the Pushgateway group after the final push.
-    pub delete_on_exit: bool,
-}
-
-impl Targets {
-    /// Target names, as outcomes and self-metrics carry them.
-    pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = Vec::new();
-        v.extend(self.textfile.as_ref().map(|_| "textfile".to_string()));
-        v.extend(self.pushgateway.as_ref().map(|_| "pushgateway".to_string()));
-        v.extend(self.remote_write.iter().map(|t| t.cfg.name.clone()));
-        v
-    }
-
-    fn is_empty(&self) -> bool {
-        self.pushgateway.is_none() && self.remote_write.is_empty() && self.textfile.is_none()
-    }
+    /// Where what the final push could not deliver goes, and the byte cap of one stop's files.
+    pub spool: Option<(SpoolTo, u64)>,
 }
 
 /// What the flusher shares with the agent.
@@ -89,7 +73,7 @@ pub struct Shared {
     /// Summary slices per window.
     pub slices: usize,
     /// Delivery.
-    pub targets: Arc<Targets>,
+    pub delivery: Delivery,
     /// Called as each push round starts: asks q's main thread for a process sample, which then
     /// rides in the next push (the q boundary wires it to `sd1`; None in plain Rust).
     pub on_round: Option<Hook>,
@@ -131,21 +115,24 @@ impl Flusher {
     }
 }
 
+/// A push round in flight: one task sending to every target at once.
+type InFlight = tokio::task::JoinHandle<Vec<Outcome>>;
+
+/// What the flusher is doing besides draining.
+enum Phase {
+    /// No round in flight.
+    Idle,
+    /// A round in flight, and the `.prom.push[]` callers waiting for its outcomes.
+    Pushing(InFlight, Vec<std_mpsc::Sender<Vec<Outcome>>>),
+}
+
 struct State {
     shared: Shared,
     agg: Aggregator,
     started: Instant,
-    encoder: rw_encode::Encoder,
-    last_ts: Vec<i64>,
     /// Signalled by a round when it ends, so its outcomes are handed over without waiting out a sleep.
     round_done: Arc<tokio::sync::Notify>,
-    /// Pushes ok, pushes failed and bytes, per target (the order of `own.targets`).
-    per_target: Vec<[u64; 3]>,
-    /// The failure last logged per target, so each cause is logged once, not every interval.
-    logged: Vec<Option<String>>,
 }
-
-type Round = tokio::task::JoinHandle<Vec<Outcome>>;
 
 impl State {
     /// Applies everything queued; true if anything was.
@@ -172,110 +159,106 @@ impl State {
         any
     }
 
-    fn update_own(&mut self) {
+    /// Writes the ring's and every idle target's figures into the self-metrics.
+    fn publish(&mut self) {
         let s = &self.shared;
         let reg = &s.registry;
         let dropped = s.ring.dropped();
         let queued = (s.ring.queued() + s.ring.queued_batch_values()) as u64;
-        let o = &s.own;
-        let vals = [
-            (o.recorded, (self.agg.applied() + queued + dropped) as f64),
-            (o.dropped, dropped as f64),
-            (o.queued, queued as f64),
-            (o.series, reg.live_series() as f64),
-        ];
-        for (sid, v) in vals {
-            self.agg.put(reg, sid, v);
-        }
-        for (t, [ok, failed, bytes]) in o.targets.iter().zip(&self.per_target) {
-            for (sid, v) in [(t.ok, ok), (t.failed, failed), (t.bytes, bytes)] {
-                self.agg.put(reg, sid, *v as f64);
+        let ring = RingFigures { recorded: self.agg.applied() + queued + dropped, dropped, queued, series: reg.live_series() as u64 };
+        telemetry::publish_ring(&mut self.agg, reg, &s.own, ring);
+        for t in &s.delivery.targets {
+            if let Ok(t) = t.try_lock() {
+                let c = t.common();
+                telemetry::publish_target(&mut self.agg, reg, &c.series, &c.ledger.get());
             }
         }
     }
 
-    /// Encodes the current state for every target and starts sending it; the textfile is written here.
-    fn start_round(&mut self, deadline: Instant) -> Round {
+    /// Encodes the current state into every target and starts sending it.
+    fn start_round(&mut self, deadline: Instant, last: bool) -> InFlight {
         if let Some(hook) = &self.shared.on_round {
             hook();
         }
         self.drain();
-        self.update_own();
+        self.publish();
         let reg = self.shared.registry.clone();
-        let targets = self.shared.targets.clone();
         let snap = self.agg.snapshot(&reg);
-        let samples = snap.sample_count() as u64;
-        let mut done = Vec::new();
-        let text = (targets.pushgateway.is_some() || targets.textfile.is_some()).then(|| text::encode(&snap, &self.shared.const_labels));
-        if let (Some(path), Some(t)) = (&targets.textfile, &text) {
-            done.push(textfile::write(path, t, samples));
+        let ended = self.agg.take_ended(&reg);
+        let d = &self.shared.delivery;
+        let round = Round::new(&snap, &ended, &d.rw_labels, &self.shared.const_labels, last);
+        for t in &d.targets {
+            // Between rounds no one else holds a target; a round aborted by stop has been awaited.
+            match t.try_lock() {
+                Ok(mut t) => t.offer(&round),
+                Err(_) => eprintln!("kdbprom: a target was still busy when a round started; its data waits for the next round"),
+            }
         }
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        self.last_ts.resize(targets.remote_write.len(), 0);
-        let bodies: Vec<Vec<rw_encode::Request>> = targets
-            .remote_write
-            .iter()
-            .zip(self.last_ts.iter_mut())
-            .map(|(t, last)| {
-                let ts = remote_write::next_ts(last, now_ms);
-                self.encoder.encode(&snap, &targets.rw_labels, ts, t.cfg.queue.max_samples_per_send)
-            })
-            .collect();
-        let text = Arc::new(text.unwrap_or_default());
+        let targets = d.targets.clone();
         let round_done = self.round_done.clone();
         tokio::spawn(async move {
             // Every target at once: a slow or dead receiver must not use up the others' deadline.
             let mut set = tokio::task::JoinSet::new();
-            if targets.pushgateway.is_some() {
-                let (t, text) = (targets.clone(), text.clone());
-                set.spawn(async move { (0, t.pushgateway.as_ref().expect("checked").push(&text, samples, deadline).await) });
+            for (i, t) in targets.into_iter().enumerate() {
+                set.spawn(async move { (i, t.lock_owned().await.send(deadline, last).await) });
             }
-            for (i, b) in bodies.into_iter().enumerate() {
-                let t = targets.clone();
-                set.spawn(async move { (i + 1, t.remote_write[i].push(&b, deadline).await) });
+            let mut sent = Vec::new();
+            while let Some(r) = set.join_next().await {
+                // A panicking target loses its outcome, not the round; the default hook printed it.
+                sent.extend(r.ok());
             }
-            let mut sent: Vec<(usize, Outcome)> = set.join_all().await;
             sent.sort_by_key(|(i, _)| *i);
-            done.extend(sent.into_iter().map(|(_, o)| o));
             round_done.notify_one();
-            done
+            sent.into_iter().map(|(_, o)| o).collect()
         })
     }
 
+    /// Counts finished pushes per target and logs changes of cause.
     fn account(&mut self, outcomes: &[Outcome]) {
-        let st = self.shared.stats.clone();
-        self.per_target.resize(self.shared.own.targets.len(), [0; 3]);
-        for o in outcomes {
-            Stats::add(if o.ok { &st.pushes_ok } else { &st.pushes_failed }, 1);
-            Stats::add(&st.bytes_sent, o.bytes);
-            Stats::add(&st.samples_sent, o.samples);
-            if let Some(i) = self.shared.own.targets.iter().position(|t| t.name == o.target) {
-                let c = &mut self.per_target[i];
-                c[if o.ok { 0 } else { 1 }] += 1;
-                c[2] += o.bytes;
-                self.agg.observe(&self.shared.registry, self.shared.own.targets[i].duration, o.millis / 1e3);
-                self.log(i, o);
+        let reg = self.shared.registry.clone();
+        for t in &self.shared.delivery.targets {
+            let Ok(mut t) = t.try_lock() else { continue };
+            if let Some(o) = outcomes.iter().find(|o| o.target == t.common().name) {
+                t.common_mut().finish(o);
+                telemetry::push_done(&mut self.agg, &reg, &t.common().series, o);
             }
         }
     }
 
-    /// Writes a failure to stderr (q's console or log) once per change of cause, and a recovery once.
-    fn log(&mut self, i: usize, o: &Outcome) {
-        self.logged.resize(self.shared.own.targets.len(), None);
-        let cause = (!o.ok).then(|| if o.status > 0 { format!("HTTP {}: {}", o.status, o.message) } else { o.message.clone() });
-        if cause == self.logged[i] {
-            return;
+    /// The final round: push within the exit deadline less the spool's reserve, spool what is
+    /// left, DELETE the Pushgateway group if asked, and close the accounts.
+    async fn final_round(&mut self) -> Vec<Outcome> {
+        let d = &self.shared.delivery;
+        let exit = Instant::now() + d.exit_deadline;
+        if d.targets.is_empty() {
+            return Vec::new();
         }
-        match &cause {
-            Some(c) => eprintln!("kdbprom: push to {} failed: {c}", o.target),
-            None => eprintln!("kdbprom: push to {} succeeds again", o.target),
+        let reserve = if d.spool.is_some() { (d.exit_deadline / 4).min(SPOOL_RESERVE_MAX) } else { Duration::ZERO };
+        let Some(round) = contained(|| self.start_round(exit - reserve, true)) else { return Vec::new() };
+        let mut outcomes = round.await.unwrap_or_default();
+        let d = &self.shared.delivery;
+        let mut budget = d.spool.as_ref().map_or(0, |(_, max)| *max);
+        let to = d.spool.as_ref().map(|(to, _)| to);
+        for t in &d.targets {
+            let mut t = t.lock().await;
+            if let Some(note) = t.spool(to, &mut budget) {
+                if let Some(o) = outcomes.iter_mut().find(|o| o.target == t.common().name) {
+                    o.message = if o.message.is_empty() { note } else { format!("{}; {note}", o.message) };
+                }
+            }
+            if let Target::Pushgateway(pg) = &*t {
+                if pg.delete_on_exit() && outcomes.iter().any(|o| o.target == "pushgateway" && o.ok) {
+                    outcomes.push(pg.delete(exit).await);
+                }
+            }
         }
-        self.logged[i] = cause;
+        self.account(&outcomes);
+        outcomes
     }
 
     fn text(&mut self) -> String {
         self.drain();
-        self.update_own();
+        self.publish();
         let reg = self.shared.registry.clone();
         let snap = self.agg.snapshot(&reg);
         text::encode(&snap, &self.shared.const_labels)
@@ -284,80 +267,68 @@ impl State {
 
 async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let slices = shared.slices;
-    let targets = shared.targets.clone();
-    let mut st = State {
-        shared,
-        agg: Aggregator::new(slices),
-        started: Instant::now(),
-        encoder: rw_encode::Encoder::default(),
-        last_ts: Vec::new(),
-        round_done: Arc::default(),
-        per_target: Vec::new(),
-        logged: Vec::new(),
-    };
+    let mut st = State { shared, agg: Aggregator::new(slices), started: Instant::now(), round_done: Arc::default() };
     let round_done = st.round_done.clone();
     let ring = st.shared.ring.clone();
+    let (interval, round_deadline) = (st.shared.delivery.interval, st.shared.delivery.round_deadline);
+    let any_target = !st.shared.delivery.targets.is_empty();
     // The first push goes out at once, not one interval after init.
     let mut next_push = Instant::now();
-    let mut round: Option<(Round, Vec<std_mpsc::Sender<Vec<Outcome>>>)> = None;
+    let mut phase = Phase::Idle;
     let mut waiting: Vec<std_mpsc::Sender<Vec<Outcome>>> = Vec::new();
     let mut stopping: Option<std_mpsc::Sender<Vec<Outcome>>> = None;
     let mut idle = IDLE_MIN;
     loop {
         // A bug here must not end delivery for the life of the q process: contain it and go on.
         let busy = contained(|| st.drain()).unwrap_or(false);
-        if round.as_ref().is_some_and(|(r, _)| r.is_finished()) {
-            let (r, replies) = round.take().expect("checked above");
-            let outcomes = r.await.unwrap_or_default();
-            st.account(&outcomes);
-            for reply in replies {
-                let _ = reply.send(outcomes.clone());
-            }
-        }
-        if stopping.is_some() {
-            // The final push supersedes a round still retrying a slow or dead receiver: a batch
-            // job must exit within exit_deadline_ms, not after the interval round's deadline.
-            if let Some((r, replies)) = round.take() {
-                r.abort();
-                let aborted: Vec<Outcome> = targets
-                    .names()
-                    .iter()
-                    .map(|t| Outcome { message: "superseded by the final push of .prom.stop[]".into(), ..Outcome::new(t) })
-                    .collect();
-                for reply in replies {
-                    let _ = reply.send(aborted.clone());
-                }
-            }
-        }
-        if round.is_none() {
-            if let Some(reply) = stopping.take() {
-                let deadline = Instant::now() + targets.exit_deadline;
-                let mut outcomes = match contained(|| (!targets.is_empty()).then(|| st.start_round(deadline))).flatten() {
-                    Some(r) => r.await.unwrap_or_default(),
-                    None => Vec::new(),
+        if let Phase::Pushing(r, _) = &phase {
+            if r.is_finished() || stopping.is_some() {
+                let Phase::Pushing(r, replies) = std::mem::replace(&mut phase, Phase::Idle) else { unreachable!() };
+                let outcomes = if r.is_finished() {
+                    let outcomes = r.await.unwrap_or_default();
+                    st.account(&outcomes);
+                    outcomes
+                } else {
+                    // The final push supersedes a round still retrying a slow or dead receiver: a
+                    // batch job must exit within exit_deadline_ms. Its requests stay queued.
+                    r.abort();
+                    let _ = r.await;
+                    let d = &st.shared.delivery;
+                    let mut v = Vec::new();
+                    for t in &d.targets {
+                        // Waits for the aborted round's per-target tasks to let go.
+                        let name = t.lock().await.common().name.clone();
+                        v.push(Outcome { message: "superseded by the final push of .prom.stop[]".into(), ..Outcome::new(&name) });
+                    }
+                    // Not pushes, so not counted: the final push reports on every target.
+                    v
                 };
-                if let (true, Some(pg)) = (targets.delete_on_exit, &targets.pushgateway) {
-                    outcomes.push(pg.delete(deadline).await);
+                for reply in replies {
+                    let _ = reply.send(outcomes.clone());
                 }
-                st.account(&outcomes);
+            }
+        }
+        if matches!(phase, Phase::Idle) {
+            if let Some(reply) = stopping.take() {
+                let outcomes = st.final_round().await;
                 for r in waiting.drain(..) {
                     let _ = r.send(outcomes.clone());
                 }
                 let _ = reply.send(outcomes);
                 return;
             }
-            let due = !targets.is_empty() && Instant::now() >= next_push;
+            let due = any_target && Instant::now() >= next_push;
             if due || !waiting.is_empty() {
                 if due {
                     // Absolute deadlines: the schedule does not drift by the time a push takes.
-                    next_push += targets.interval;
+                    next_push += interval;
                     if next_push < Instant::now() {
-                        next_push = Instant::now() + targets.interval;
+                        next_push = Instant::now() + interval;
                     }
                 }
                 let replies = std::mem::take(&mut waiting);
-                match contained(|| st.start_round(Instant::now() + targets.round_deadline)) {
-                    Some(r) => round = Some((r, replies)),
+                match contained(|| st.start_round(Instant::now() + round_deadline, false)) {
+                    Some(r) => phase = Phase::Pushing(r, replies),
                     None => replies.into_iter().for_each(|r| drop(r.send(Vec::new()))),
                 }
             }

@@ -21,6 +21,7 @@ pub mod registry;
 pub mod ring;
 pub mod snapshot;
 pub mod stats;
+pub mod telemetry;
 
 // The q boundary is left out of the lib's unit-test binary, which has no q to resolve K symbols;
 // the host tests in tests/ load the real .so instead.

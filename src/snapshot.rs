@@ -56,6 +56,11 @@ pub enum Value {
 }
 
 impl Snapshot<'_> {
+    /// True when no family has a series.
+    pub fn is_empty(&self) -> bool {
+        self.families.iter().all(|f| f.series.is_empty())
+    }
+
     /// Number of samples the snapshot expands to (buckets, quantiles, sums and counts included).
     pub fn sample_count(&self) -> usize {
         self.families

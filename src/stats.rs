@@ -1,20 +1,13 @@
-//! Counters shared between the flusher and `.prom.stats[]`; never touched by the record path.
+//! What `.prom.stats[]` reports: the ring's counters and every target's accounting.
 
+use crate::push::accounting::{Counts, Reason};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The flusher's running totals.
+/// Counters the flusher keeps for `.prom.stats[]`; never touched by the record path.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Events and vector values applied to the aggregation state.
     pub applied: AtomicU64,
-    /// Pushes that a target accepted.
-    pub pushes_ok: AtomicU64,
-    /// Pushes that failed for good (after retries, or refused).
-    pub pushes_failed: AtomicU64,
-    /// Request body bytes sent.
-    pub bytes_sent: AtomicU64,
-    /// Samples sent.
-    pub samples_sent: AtomicU64,
 }
 
 impl Stats {
@@ -22,15 +15,10 @@ impl Stats {
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
-
-    /// Adds to one counter.
-    pub fn add(c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Ordering::Relaxed);
-    }
 }
 
-/// What `.prom.stats[]` returns, in this order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `.prom.stats[]` returns.
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsView {
     /// Events offered (applied + queued + dropped).
     pub events_recorded: u64,
@@ -44,19 +32,14 @@ pub struct StatsView {
     pub queue_capacity: u64,
     /// Live series.
     pub series: u64,
-    /// Accepted pushes.
-    pub pushes_ok: u64,
-    /// Failed pushes.
-    pub pushes_failed: u64,
-    /// Bytes sent.
-    pub bytes_sent: u64,
-    /// Samples sent.
-    pub samples_sent: u64,
+    /// Every target's accounting, in configuration order.
+    pub targets: Vec<(String, Counts)>,
 }
 
 impl StatsView {
-    /// Field names and values, for the q dictionary.
+    /// The top-level fields, for the q dictionary: the ring's, then totals over the targets.
     pub fn fields(&self) -> [(&'static str, u64); 10] {
+        let sum = |f: fn(&Counts) -> u64| self.targets.iter().map(|(_, c)| f(c)).sum::<u64>();
         [
             ("events_recorded", self.events_recorded),
             ("events_applied", self.events_applied),
@@ -64,10 +47,41 @@ impl StatsView {
             ("queue_depth", self.queue_depth),
             ("queue_capacity", self.queue_capacity),
             ("series", self.series),
-            ("pushes_ok", self.pushes_ok),
-            ("pushes_failed", self.pushes_failed),
-            ("bytes_sent", self.bytes_sent),
-            ("samples_sent", self.samples_sent),
+            ("pushes_ok", sum(|c| c.pushes_ok)),
+            ("pushes_failed", sum(|c| c.pushes_failed)),
+            ("bytes_sent", sum(|c| c.bytes_sent)),
+            ("samples_sent", sum(|c| c.sent)),
         ]
+    }
+
+    /// A target's fields as `.prom.stats[]` names them (`samples_failed` is by reason).
+    pub fn target_fields(c: &Counts) -> ([(&'static str, u64); 6], [(&'static str, u64); 8], f64) {
+        (
+            [
+                ("samples_in", c.samples_in),
+                ("samples_sent", c.sent),
+                ("samples_retried", c.retried),
+                ("queue_samples", c.queued),
+                ("spool_samples", c.spooled),
+                ("spool_bytes", c.spool_bytes),
+            ],
+            Reason::ALL.map(|r| (r.as_str(), c.failed(r))),
+            c.last_success,
+        )
+    }
+
+    /// The accounting of target `name`.
+    pub fn target(&self, name: &str) -> Option<&Counts> {
+        self.targets.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    /// Accepted pushes over every target.
+    pub fn pushes_ok(&self) -> u64 {
+        self.targets.iter().map(|(_, c)| c.pushes_ok).sum()
+    }
+
+    /// Failed pushes over every target.
+    pub fn pushes_failed(&self) -> u64 {
+        self.targets.iter().map(|(_, c)| c.pushes_failed).sum()
     }
 }

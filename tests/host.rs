@@ -326,10 +326,22 @@ fn every_bad_input_is_a_named_q_error() {
             vec![h.dict(&["url", "headers"], &[h.str("http://127.0.0.1:9/w"), h.dict(&["Authorization"], &[h.str("x")])])],
             "prom: config key remote_write[0].headers.Authorization: is set by kdbprom itself (use basic_auth or bearer_token_file for Authorization)",
         ),
+        // Nested conversion errors name the key path; a null is "not given".
+        (vec!["interval_ms"], vec![h.j(i64::MAX)], "prom: config.interval_ms must not be infinite"),
+        (vec!["remote_write"], vec![h.dict(&["url"], &[h.j(i64::MIN)])], "prom: config key remote_write[0].url is required"),
+        (
+            vec!["remote_write"],
+            vec![h.dict(&["url", "headers"], &[h.str("http://127.0.0.1:9/w"), h.dict(&["X-A"], &[(h.ktj)(-14, 1)])])],
+            "prom: config.remote_write.headers.X-A: unsupported date atom",
+        ),
     ] {
         let cfg = h.dict(&keys, &vals);
         assert_eq!(h.err("kdbprom_init", &[cfg, h.id()]), want);
     }
+    // An error text longer than q's 255 bytes is cut on a character boundary.
+    let long_key = format!("a{}", "é".repeat(200));
+    let cut = h.err("kdbprom_init", &[h.dict(&[&long_key], &[h.j(1)]), h.id()]);
+    assert_eq!(cut, format!("prom: unknown config key a{}", "é".repeat(114)));
     assert_eq!(
         h.err("kdbprom_init", &[h.j(3), h.id()]),
         "prom: init: config must be a dictionary, a JSON file path or ::, not a long atom"

@@ -144,7 +144,7 @@ fn retries_5xx_with_retry_after_drops_4xx_and_429_when_told() {
     settle(&seen, 1);
     let o = a.push().unwrap();
     assert_eq!((o[0].ok, o[0].status, o[0].attempts, o[0].message.as_str()), (false, 400, 1, "out of order sample"));
-    assert_eq!(a.stats().pushes_failed, 1);
+    assert_eq!(a.stats().pushes_failed(), 1);
     // Counted per target in the self-metrics too.
     let name = &o[0].target;
     let text = a.text().unwrap();

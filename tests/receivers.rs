@@ -310,8 +310,10 @@ fn a_batch_job_process_that_exits_leaves_its_metrics_behind() {
         .output()
         .unwrap_or_else(|e| panic!("{} (scripts/test.sh builds it: cargo build --examples): {e}", exe.display()));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // The process is gone; its final state is in both receivers.
-    let rows = query(prom.port, "eod_rows_loaded_total");
+    // The process is gone; its final state is in both receivers. Its stale markers ended the
+    // remote-write series at once, so only a look back finds the values.
+    assert_eq!(query(prom.port, "eod_rows_loaded_total"), vec![], "stale markers end the series at stop");
+    let rows = query(prom.port, "last_over_time(eod_rows_loaded_total[10m])");
     assert_eq!(value(&rows, &[("table", "trade"), ("job", "eod_load")]), 1_250_000.0);
     assert_eq!(value(&rows, &[("table", "quote")]), 9_800_000.0);
     let m = pgw_metrics(pgw.port);

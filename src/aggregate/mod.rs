@@ -31,12 +31,15 @@ pub struct Aggregator {
     epoch: u64,
     slices: usize,
     applied: u64,
+    /// Series removed since the last [`Aggregator::take_ended`], with their last value: each
+    /// remote-write target owes them a stale marker.
+    ended: Vec<(SeriesId, Value)>,
 }
 
 impl Aggregator {
     /// `slices` is the number of time slices a summary's window spans.
     pub fn new(slices: usize) -> Self {
-        Aggregator { states: Vec::new(), epoch: 0, slices, applied: 0 }
+        Aggregator { states: Vec::new(), epoch: 0, slices, applied: 0, ended: Vec::new() }
     }
 
     /// Sets the summary time slice (`elapsed / slice_length`); slices that leave the window are cleared.
@@ -135,28 +138,51 @@ impl Aggregator {
         let epoch = self.epoch;
         for sid in 0..slots {
             let Some(slot) = reg.slot(sid as SeriesId) else { continue };
+            let family = reg.family(slot.family);
             if !slot.is_alive() {
                 if let Some(st) = self.states.get_mut(sid) {
+                    if let Some(last) = value(st, &family.params, epoch) {
+                        self.ended.push((sid as SeriesId, last));
+                    }
                     *st = State::Gone;
                 }
                 continue;
             }
-            let family = reg.family(slot.family);
-            let value = match self.state(reg, sid as SeriesId) {
-                State::Scalar(x) => Value::Scalar(*x),
-                State::Histogram(h) => {
-                    Value::Histogram { bounds: h.bounds().clone(), cumulative: h.cumulative(), sum: h.sum(), count: h.count() }
-                }
-                State::Summary(s) => {
-                    s.advance(epoch);
-                    Value::Summary { quantiles: s.quantiles(&family.params), sum: s.sum(), count: s.count() }
-                }
-                State::Pending | State::Gone => continue,
-            };
+            self.state(reg, sid as SeriesId);
+            let Some(value) = value(&mut self.states[sid], &family.params, epoch) else { continue };
             families[slot.family as usize].series.push(SeriesSnapshot { label_values: &slot.label_values, value });
         }
         Snapshot { families }
     }
+
+    /// The series removed since the last call, as a snapshot of their last values (families in
+    /// declaration order), so a push can end each of them with a stale marker.
+    pub fn take_ended<'r>(&mut self, reg: &'r Registry) -> Snapshot<'r> {
+        let mut ended = std::mem::take(&mut self.ended);
+        ended.sort_by_key(|(sid, _)| reg.slot(*sid).map_or(0, |s| s.family));
+        let mut families: Vec<FamilySnapshot<'r>> = Vec::new();
+        for (sid, value) in ended {
+            let Some(slot) = reg.slot(sid) else { continue };
+            if families.last().is_none_or(|f| !std::ptr::eq(f.family, reg.family(slot.family))) {
+                families.push(FamilySnapshot { family: reg.family(slot.family), series: Vec::new() });
+            }
+            families.last_mut().expect("pushed above").series.push(SeriesSnapshot { label_values: &slot.label_values, value });
+        }
+        Snapshot { families }
+    }
+}
+
+/// The snapshot value of a series' state; None when it has none (never recorded, or gone).
+fn value(st: &mut State, params: &[f64], epoch: u64) -> Option<Value> {
+    Some(match st {
+        State::Scalar(x) => Value::Scalar(*x),
+        State::Histogram(h) => Value::Histogram { bounds: h.bounds().clone(), cumulative: h.cumulative(), sum: h.sum(), count: h.count() },
+        State::Summary(s) => {
+            s.advance(epoch);
+            Value::Summary { quantiles: s.quantiles(params), sum: s.sum(), count: s.count() }
+        }
+        State::Pending | State::Gone => return None,
+    })
 }
 
 fn fresh(reg: &Registry, fid: u32, kind: Kind, slices: usize, epoch: u64) -> State {
@@ -191,5 +217,9 @@ mod tests {
         assert_eq!(agg.applied(), 5);
         reg.remove(g).unwrap();
         assert!(agg.snapshot(&reg).families[1].series.is_empty());
+        let ended = agg.take_ended(&reg);
+        assert_eq!(ended.families.len(), 1);
+        assert_eq!((&*ended.families[0].family.name, &ended.families[0].series[0].value), ("g", &Value::Scalar(3.5)));
+        assert!(agg.take_ended(&reg).families.is_empty(), "each removal ends once");
     }
 }

@@ -4,12 +4,26 @@
 //! Written straight into reused buffers with prost's wire primitives (one `TimeSeries` per sample,
 //! labels sorted by name, `__name__` included, empty values left out), then checked against the
 //! prost-generated [`crate::proto::WriteRequest`] in tests. Family metadata (type, help) rides in
-//! the last request of each push.
+//! the last request of each push. [`Values::Stale`] writes Prometheus's stale marker instead of
+//! every value, so a finished job's or a removed series ends at once instead of fading out.
 
 use super::{Sample, Sink, walk};
 use crate::registry::{Family, Kind};
 use crate::snapshot::Snapshot;
+use bytes::Bytes;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+
+/// Prometheus's staleness marker: a NaN with this exact bit pattern ends a series.
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// What to write as each sample's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// The snapshot's values, with family metadata.
+    Current,
+    /// [`STALE_NAN`] for every sample, without metadata.
+    Stale,
+}
 
 /// Headers every remote-write 1.0 request carries.
 pub const HEADERS: [(&str, &str); 3] =
@@ -19,7 +33,7 @@ pub const HEADERS: [(&str, &str); 3] =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// Snappy (block format) of the serialised WriteRequest.
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// Samples in it.
     pub samples: usize,
 }
@@ -48,13 +62,21 @@ impl std::fmt::Debug for Encoder {
 impl Encoder {
     /// Encodes `snap` with `const_labels` (job, instance, static labels) on every series, all samples
     /// stamped `ts_ms`.
-    pub fn encode(&mut self, snap: &Snapshot<'_>, const_labels: &[(String, String)], ts_ms: i64, max_samples: usize) -> Vec<Request> {
+    pub fn encode(
+        &mut self,
+        snap: &Snapshot<'_>,
+        const_labels: &[(String, String)],
+        ts_ms: i64,
+        max_samples: usize,
+        values: Values,
+    ) -> Vec<Request> {
         self.raw.clear();
         self.metadata.clear();
         let mut sink = RwSink {
             enc: self,
             const_labels,
             ts_ms,
+            values,
             max: max_samples.max(1),
             n: 0,
             out: Vec::new(),
@@ -77,7 +99,7 @@ impl Encoder {
         self.compressed.resize(max, 0);
         let n = self.snappy.compress(&self.raw, &mut self.compressed).expect("a buffer of max_compress_len always suffices");
         self.raw.clear();
-        Request { body: self.compressed[..n].to_vec(), samples }
+        Request { body: Bytes::copy_from_slice(&self.compressed[..n]), samples }
     }
 }
 
@@ -94,6 +116,7 @@ struct RwSink<'e, 'c> {
     enc: &'e mut Encoder,
     const_labels: &'c [(String, String)],
     ts_ms: i64,
+    values: Values,
     max: usize,
     n: usize,
     out: Vec<Request>,
@@ -133,6 +156,9 @@ impl Sink for RwSink<'_, '_> {
             _ => None,
         };
         self.order_extra = label_order(f, self.const_labels, extra);
+        if self.values == Values::Stale {
+            return;
+        }
         let kind = match f.kind {
             Kind::Counter => 1,
             Kind::Gauge => 2,
@@ -175,7 +201,11 @@ impl Sink for RwSink<'_, '_> {
         encode_key(2, WireType::LengthDelimited, ts);
         encode_varint((1 + 8 + 1 + ts_len) as u64, ts);
         encode_key(1, WireType::SixtyFourBit, ts);
-        ts.extend_from_slice(&s.value.to_le_bytes());
+        let value = match self.values {
+            Values::Current => s.value,
+            Values::Stale => f64::from_bits(STALE_NAN),
+        };
+        ts.extend_from_slice(&value.to_le_bytes());
         encode_key(2, WireType::Varint, ts);
         encode_varint(self.ts_ms as u64, ts);
         let raw = &mut self.enc.raw;
@@ -217,7 +247,7 @@ mod tests {
         let mut agg = Aggregator::new(1);
         agg.apply(&reg, Event { series: s, op: Op::Observe, value: 0.7 });
         let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "eod".to_string())];
-        let reqs = Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_123, 2);
+        let reqs = Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_123, 2, Values::Current);
         assert_eq!(reqs.iter().map(|r| r.samples).collect::<Vec<_>>(), vec![2, 2, 1]);
         let all: Vec<_> = reqs.iter().map(decode).collect();
         let first = &all[0].timeseries[0];
@@ -235,5 +265,10 @@ mod tests {
         assert!(all[..2].iter().all(|w| w.metadata.is_empty()));
         assert_eq!(all[2].metadata[0].metric_family_name, "lat_seconds");
         assert_eq!((all[2].metadata[0].r#type, all[2].metadata[0].help.as_str()), (3, "Latency."));
+        let stale = Encoder::default().encode(&agg.snapshot(&reg), &consts, 7, 100, Values::Stale);
+        let w = decode(&stale[0]);
+        assert_eq!(w.timeseries.len(), 5);
+        assert!(w.metadata.is_empty());
+        assert!(w.timeseries.iter().all(|t| t.samples[0].value.to_bits() == STALE_NAN && t.samples[0].timestamp == 7));
     }
 }

@@ -27,6 +27,10 @@ pub fn build(auth: &Auth, timeout_ms: u64, key: &str) -> Result<reqwest::Client,
         let pem = std::fs::read(ca).map_err(|e| err("tls.ca_file", format!("cannot read {}: {e}", ca.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| err("tls.ca_file", format!("{} is not PEM certificates: {e}", ca.display())))?;
+        // An empty bundle parses fine and would only fail at the first TLS handshake.
+        if certs.is_empty() {
+            return Err(err("tls.ca_file", format!("{} holds no PEM certificate", ca.display())));
+        }
         for c in certs {
             b = b.add_root_certificate(c);
         }
@@ -50,5 +54,21 @@ pub fn authorise(req: reqwest::RequestBuilder, auth: &Auth) -> reqwest::RequestB
         (Some(b), _) => req.basic_auth(&b.username, Some(b.password.expose())),
         (None, Some(t)) => req.bearer_auth(t.expose()),
         (None, None) => req,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Tls;
+
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused() {
+        let f = std::env::temp_dir().join(format!("kdbprom-ca-{}.pem", std::process::id()));
+        std::fs::write(&f, "not a certificate\n").unwrap();
+        let auth = Auth { tls: Tls { ca_file: Some(f.clone()), ..Tls::default() }, ..Auth::default() };
+        let e = build(&auth, 1_000, "pushgateway").unwrap_err();
+        std::fs::remove_file(&f).unwrap();
+        assert_eq!(e.to_string(), format!("config key pushgateway.tls.ca_file: {} holds no PEM certificate", f.display()));
     }
 }

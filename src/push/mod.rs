@@ -1,12 +1,22 @@
-//! Delivery: targets, their outcomes, and the retry decision shared by every HTTP target.
+//! Delivery: one pipeline per target ([`target::Target`]), their outcomes, and the retry decision
+//! shared by every HTTP target.
 //!
-//! Request building is pure ([`pushgateway::group_path`], [`classify`]); only [`client`] and the
-//! `send` functions touch the network. A push never panics and never outlives its deadline.
+//! A target owns its encoder, queue, spool, client, retry and log state and its accounting; the
+//! flusher only schedules rounds. Request building is pure ([`pushgateway::group_path`],
+//! [`classify`]); only [`client`] and the `send` functions touch the network. A push never panics
+//! and never outlives its deadline.
 
+pub mod accounting;
 pub mod client;
 pub mod pushgateway;
+pub mod queue;
+pub mod redact;
 pub mod remote_write;
+pub mod replay;
 pub mod retry;
+pub mod retry_after;
+pub mod spool;
+pub mod target;
 pub mod textfile;
 
 use std::time::Duration;
@@ -69,16 +79,7 @@ pub fn classify(status: u16, retry_after: Option<Duration>, retry_429: bool) -> 
     }
 }
 
-/// Parses `Retry-After` given in seconds (the HTTP-date form is rare from receivers and is ignored).
-pub fn retry_after(v: Option<&str>) -> Option<Duration> {
-    v?.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
 /// Keeps at most 1 KiB of a receiver's message, on a character boundary, without trailing space.
 pub fn snippet(s: &str) -> String {
-    let mut end = s.len().min(1024);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].trim().to_string()
+    redact::cut_on_char(s, 1024).trim().to_string()
 }

@@ -1,8 +1,20 @@
-//! Pushgateway: the grouping-key URL (with `@base64` where needed) and the PUT/POST/DELETE calls.
+//! The Pushgateway target: last-state delivery of the text exposition to one group, whose URL
+//! (with `@base64` where needed) is built once; PUT/POST each round, DELETE on exit.
+//!
+//! The gateway keeps only the last state, so there is no queue: a round that cannot be
+//! delivered is given up (a newer state follows), except the final one, which is spooled and
+//! pushed by the next run of the job before its own first state.
 
+use super::accounting::Reason;
+use super::queue::Request;
+use super::redact::Redactor;
+use super::replay::Replay;
 use super::retry::{self, Backoff};
+use super::spool;
+use super::target::{Common, Round, SpoolTo, spool_left};
 use super::{Outcome, client};
-use crate::config::{PushMethod, Pushgateway};
+use crate::config::{self, PushMethod};
+use crate::telemetry::TargetSeries;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::{Duration, Instant};
@@ -37,56 +49,110 @@ pub fn group_path(base: &str, job: &str, labels: &[(String, String)]) -> String 
     p
 }
 
-/// A configured Pushgateway target.
-pub struct Target {
-    /// Settings.
-    pub cfg: Pushgateway,
+/// The configured Pushgateway.
+pub struct Pushgateway {
+    /// Name (`pushgateway`), accounting, self-metric series, log state.
+    pub common: Common,
+    cfg: config::Pushgateway,
     /// The group URL.
-    pub url: String,
+    pub url: reqwest::Url,
     client: reqwest::Client,
+    redactor: Redactor,
+    /// This round's state.
+    pending: Option<Request>,
+    /// The previous run's final state, pushed before this run's first.
+    replayed: Option<Request>,
 }
 
-impl Target {
+impl Pushgateway {
     /// Builds the target for `job` and `instance` plus the configured grouping labels.
-    pub fn new(cfg: Pushgateway, job: &str, instance: &str) -> Result<Target, client::ClientError> {
+    pub fn new(cfg: config::Pushgateway, job: &str, instance: &str, series: TargetSeries, replay: &mut Replay) -> Result<Pushgateway, client::ClientError> {
         let client = client::build(&cfg.auth, cfg.timeout_ms, "pushgateway")?;
         let mut key = vec![("instance".to_string(), instance.to_string())];
         key.extend(cfg.grouping.iter().map(|(k, v)| (k.clone(), v.clone())));
         let url = group_path(&cfg.url, job, &key);
-        Ok(Target { cfg, url, client })
+        let url = reqwest::Url::parse(&url).map_err(|e| client::ClientError { key: "pushgateway.url".into(), why: e.to_string() })?;
+        let common = Common::new("pushgateway", series);
+        // Only the newest spooled state matters to a last-state receiver; older files go with it.
+        let replayed = replay.take("pushgateway", spool::Kind::Pushgateway).pop();
+        if let Some(r) = &replayed {
+            common.ledger.lock().admit(r.samples);
+        }
+        let redactor = Redactor::new(&cfg.auth);
+        Ok(Pushgateway { common, cfg, url, client, redactor, pending: None, replayed })
     }
 
-    /// Pushes `body` (text 0.0.4, no timestamps), retrying transport errors and 5xx until `deadline`.
-    pub async fn push(&self, body: &str, samples: u64, deadline: Instant) -> Outcome {
-        let method = match self.cfg.method {
-            PushMethod::Put => reqwest::Method::PUT,
-            PushMethod::Post => reqwest::Method::POST,
-        };
-        self.call(method, Some(body.to_string()), samples, deadline).await
+    /// Takes this round's text exposition as the state to push.
+    pub fn offer(&mut self, r: &Round<'_>) {
+        let req = Request { body: bytes::Bytes::copy_from_slice(r.text().as_bytes()), samples: r.samples(), ts_ms: r.now_ms, origin: None };
+        let mut l = self.common.ledger.lock();
+        l.admit(req.samples);
+        if let Some(old) = self.pending.replace(req) {
+            l.fail(Reason::Deadline, old.samples);
+        }
+    }
+
+    /// Pushes the replayed state (first round only), then this round's, retrying transport errors
+    /// and 5xx until `deadline`. A failed state is given up, except in the `last` round.
+    pub async fn send(&mut self, deadline: Instant, last: bool) -> Outcome {
+        let started = Instant::now();
+        let mut out = Outcome::new("pushgateway");
+        out.ok = true;
+        for req in [self.replayed.take(), self.pending.take()].into_iter().flatten() {
+            let method = match self.cfg.method {
+                PushMethod::Put => reqwest::Method::PUT,
+                PushMethod::Post => reqwest::Method::POST,
+            };
+            let sent = self.call(method, Some(req.body.clone()), deadline).await;
+            out.attempts += sent.attempts;
+            out.status = sent.status;
+            if sent.ok {
+                self.common.ledger.lock().sent(req.samples, req.body.len() as u64);
+                out.samples += req.samples;
+                out.bytes += req.body.len() as u64;
+                continue;
+            }
+            out.ok = false;
+            out.message = self.redactor.redact(&sent.message);
+            match (sent.permanent, last && req.origin.is_none()) {
+                (true, _) => self.common.ledger.lock().fail(Reason::Http4xx, req.samples),
+                (false, true) => self.pending = Some(req),
+                (false, false) => self.common.ledger.lock().fail(Reason::Deadline, req.samples),
+            }
+        }
+        out.millis = started.elapsed().as_secs_f64() * 1e3;
+        out
     }
 
     /// Deletes the group (on stop, when `delete_on_exit`).
     pub async fn delete(&self, deadline: Instant) -> Outcome {
-        self.call(reqwest::Method::DELETE, None, 0, deadline).await
+        let started = Instant::now();
+        let sent = self.call(reqwest::Method::DELETE, None, deadline).await;
+        let mut out = Outcome::new("pushgateway");
+        (out.ok, out.status, out.message, out.attempts) = (sent.ok, sent.status, self.redactor.redact(&sent.message), sent.attempts);
+        out.millis = started.elapsed().as_secs_f64() * 1e3;
+        out
     }
 
-    async fn call(&self, method: reqwest::Method, body: Option<String>, samples: u64, deadline: Instant) -> Outcome {
-        let started = Instant::now();
+    /// True when DELETE on exit is configured.
+    pub fn delete_on_exit(&self) -> bool {
+        self.cfg.delete_on_exit
+    }
+
+    async fn call(&self, method: reqwest::Method, body: Option<bytes::Bytes>, deadline: Instant) -> retry::Sent {
         let attempt = |_n: u32| {
-            let mut req = client::authorise(self.client.request(method.clone(), &self.url), &self.cfg.auth);
+            let mut req = client::authorise(self.client.request(method.clone(), self.url.clone()), &self.cfg.auth);
             if let Some(b) = &body {
                 req = req.header("Content-Type", CONTENT_TYPE).body(b.clone());
             }
             async move { retry::answer(req.send().await.map_err(|e| retry::transport(&e))?, true).await }
         };
-        let sent = retry::with_retries(attempt, BACKOFF, deadline).await;
-        let mut out = Outcome::new("pushgateway");
-        if sent.ok {
-            out.samples = samples;
-            out.bytes = body.as_ref().map_or(0, |b| b.len() as u64);
-        }
-        (out.ok, out.status, out.message, out.attempts) = (sent.ok, sent.status, sent.message, sent.attempts);
-        out.millis = started.elapsed().as_secs_f64() * 1e3;
-        out
+        retry::with_retries(attempt, BACKOFF, deadline).await
+    }
+
+    /// The final state that could not be pushed goes to the spool (or is given up).
+    pub fn spool(&mut self, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
+        let left: Vec<Request> = self.pending.take().into_iter().collect();
+        spool_left(&self.common, spool::Kind::Pushgateway, left, to, budget)
     }
 }

@@ -1,7 +1,7 @@
 //! The one retry loop of every HTTP target: backon's capped exponential backoff with jitter,
 //! `Retry-After` honoured, stopping at a deadline and keeping the last error for the outcome.
 
-use super::{Action, classify, retry_after, snippet};
+use super::{Action, classify, snippet};
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,9 +19,9 @@ pub enum Failure {
         /// The receiver's `Retry-After`.
         after: Option<Duration>,
     },
-    /// Never worth another attempt (other 4xx).
+    /// Never worth another attempt (other 4xx, or a request that cannot be built).
     Permanent {
-        /// HTTP status.
+        /// HTTP status, 0 when the request could not be built.
         status: u16,
         /// The receiver's message.
         message: String,
@@ -39,6 +39,10 @@ pub struct Sent {
     pub message: String,
     /// Attempts made.
     pub attempts: u32,
+    /// The call failed for good: retrying the same request can never succeed.
+    pub permanent: bool,
+    /// The receiver's last `Retry-After`, so the next round does not call before it is due.
+    pub retry_after: Option<Duration>,
 }
 
 /// Backoff bounds.
@@ -53,7 +57,7 @@ pub struct Backoff {
 /// Turns an HTTP answer into success or a [`Failure`], reading the body only when it failed.
 pub async fn answer(resp: reqwest::Response, retry_429: bool) -> Result<u16, Failure> {
     let status = resp.status().as_u16();
-    let after = retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
+    let after = super::retry_after::retry_after_at(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), std::time::SystemTime::now());
     match classify(status, after, retry_429) {
         Action::Done => Ok(status),
         Action::Retry(after) => Err(Failure::Retry { status, message: snippet(&resp.text().await.unwrap_or_default()), after }),
@@ -61,7 +65,8 @@ pub async fn answer(resp: reqwest::Response, retry_429: bool) -> Result<u16, Fai
     }
 }
 
-/// A transport error (connect, TLS, timeout) as a retryable failure with its whole cause chain.
+/// A transport error (connect, TLS, timeout) as a retryable failure with its whole cause chain;
+/// a request that could not be built fails for good, since building it again gives the same.
 pub fn transport(e: &reqwest::Error) -> Failure {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -69,6 +74,9 @@ pub fn transport(e: &reqwest::Error) -> Failure {
         s.push_str(": ");
         s.push_str(&inner.to_string());
         src = inner.source();
+    }
+    if e.is_builder() {
+        return Failure::Permanent { status: 0, message: snippet(&s) };
     }
     Failure::Retry { status: 0, message: snippet(&s), after: None }
 }
@@ -80,12 +88,14 @@ where
     Fut: Future<Output = Result<u16, Failure>>,
 {
     let attempts = AtomicU32::new(0);
-    let last = Mutex::new((0u16, String::new()));
+    let last = Mutex::new((0u16, String::new(), None));
     let once = || async {
         let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
         let res = attempt(n).await;
-        if let Err(Failure::Retry { status, message, .. } | Failure::Permanent { status, message }) = &res {
-            *last.lock().unwrap_or_else(|p| p.into_inner()) = (*status, message.clone());
+        match &res {
+            Err(Failure::Retry { status, message, after }) => *last.lock().unwrap_or_else(|p| p.into_inner()) = (*status, message.clone(), *after),
+            Err(Failure::Permanent { status, message }) => *last.lock().unwrap_or_else(|p| p.into_inner()) = (*status, message.clone(), None),
+            Ok(_) => {}
         }
         res
     };
@@ -99,15 +109,23 @@ where
         );
     let res = tokio::time::timeout_at(deadline.into(), retried).await;
     let attempts = attempts.load(Ordering::Relaxed);
+    let (last_status, last_message, retry_after) = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
     match res {
-        Ok(Ok(status)) => Sent { ok: true, status, message: String::new(), attempts },
-        Ok(Err(Failure::Retry { status, message, .. } | Failure::Permanent { status, message })) => {
-            Sent { ok: false, status, message, attempts }
+        Ok(Ok(status)) => Sent { ok: true, status, message: String::new(), attempts, permanent: false, retry_after: None },
+        Ok(Err(Failure::Permanent { status, message })) => Sent { ok: false, status, message, attempts, permanent: true, retry_after: None },
+        Ok(Err(Failure::Retry { status, message, after })) => {
+            let message = format!("deadline reached after {attempts} attempt(s); last error: {message}");
+            Sent { ok: false, status, message, attempts, permanent: false, retry_after: after }
         }
         Err(_) => {
-            // Report why it kept failing, not only that time ran out.
-            let (status, message) = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            Sent { ok: false, status, message: format!("deadline reached after {attempts} attempt(s); last error: {message}"), attempts }
+            // Report why it kept failing, not only that time ran out; a receiver that never
+            // answered has no error of its own to report.
+            let message = match last_message.as_str() {
+                "" if attempts <= 1 => "deadline reached: the receiver did not answer the first attempt in time".to_string(),
+                "" => format!("deadline reached during attempt {attempts}: the receiver did not answer in time"),
+                m => format!("deadline reached after {attempts} attempt(s); last error: {m}"),
+            };
+            Sent { ok: false, status: last_status, message, attempts, permanent: false, retry_after }
         }
     }
 }

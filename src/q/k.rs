@@ -210,59 +210,94 @@ pub fn boolean(x: K, what: &str) -> Result<bool, Bad> {
 }
 
 /// A q value as JSON, for the configuration and the process dictionary.
+///
+/// `what` names the value in error texts; it grows with the path into dictionaries and lists
+/// (`config.remote_write[0].headers.X`), so a nested error names its key.
 pub fn json(x: K, what: &str) -> Result<Value, Bad> {
-    // A q null means "not given" (JSON null); an infinity has no JSON form and is refused.
-    let num = |f: f64| match f {
-        f if f.is_nan() => Ok(Value::Null),
-        f => Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("{what}: infinite number")),
-    };
     let ty = qtype(x);
     Ok(match ty {
         t::IDENTITY => Value::Null,
         // SAFETY: type -1 holds the boolean in `byte`.
         v if v == -t::BOOL => Value::Bool(unsafe { (*x).value.byte } != 0),
-        v if v == -t::LONG || v == -t::INT || v == -t::SHORT => Value::from(long(x, what)?),
-        v if v == -t::FLOAT || v == -t::REAL || v == -t::TIMESPAN => num(atom_f64(x).unwrap_or(f64::NAN))?,
+        v if v == -t::LONG || v == -t::INT || v == -t::SHORT => whole(x, what)?,
+        v if v == -t::FLOAT || v == -t::REAL || v == -t::TIMESPAN => number(atom_f64(x).unwrap_or(f64::NAN), what)?,
         v if v == -t::SYMBOL || v == t::CHAR || v == -t::CHAR => Value::String(text(x, what)?),
-        t::SYMBOL => Value::Array(texts(x, what)?.into_iter().map(Value::String).collect()),
-        t::BOOL => Value::Array(items::<u8>(x).iter().map(|&b| Value::Bool(b != 0)).collect()),
-        t::LIST => Value::Array(items::<K>(x).iter().map(|&e| json(e, what)).collect::<Result<_, _>>()?),
         t::DICT => {
             // A dictionary has the layout of a 2-item general list: keys, then values.
             let kv = items::<K>(x);
             let (keys, vals) = (kv[0], kv[1]);
             let names = if qtype(keys) == t::LIST && len(keys) == 0 { vec![] } else { texts(keys, what)? };
-            let vals = match json(vals, what)? {
-                Value::Array(a) => a,
-                Value::Null if names.is_empty() => vec![],
-                _ => return Err(format!("{what}: dictionary values must be a list")),
-            };
-            let mut m = Map::new();
-            for (k, v) in names.into_iter().zip(vals) {
-                m.insert(k, v);
-            }
-            Value::Object(m)
+            let vals = if names.is_empty() { vec![] } else { list(vals, |i| format!("{what}.{}", names[i]))? };
+            Value::Object(names.into_iter().zip(vals).collect::<Map<_, _>>())
         }
         t::TABLE => {
             // A table (what `enlist` makes of a dictionary in q) is a list of rows, as JSON has it.
             // SAFETY: type 98 holds its column dictionary in `table`.
-            let Value::Object(cols) = json(unsafe { (*x).value.table }, what)? else { return Err(format!("{what}: bad table")) };
-            let n = cols.values().next().and_then(Value::as_array).map_or(0, Vec::len);
+            let kv = items::<K>(unsafe { (*x).value.table });
+            let names = texts(kv[0], what)?;
+            let cols = items::<K>(kv[1])
+                .iter()
+                .zip(&names)
+                .map(|(&c, n)| list(c, |i| format!("{what}[{i}].{n}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows = cols.first().map_or(0, Vec::len);
             Value::Array(
-                (0..n)
-                    .map(|i| Value::Object(cols.iter().map(|(k, c)| (k.clone(), c.get(i).cloned().unwrap_or(Value::Null))).collect()))
+                (0..rows)
+                    .map(|i| {
+                        Value::Object(names.iter().zip(&cols).map(|(n, c)| (n.clone(), c.get(i).cloned().unwrap_or(Value::Null))).collect())
+                    })
                     .collect(),
             )
         }
-        v if v > 0 => Value::Array(
-            vector_f64(x)
-                .ok_or_else(|| format!("{what}: unsupported {}", type_name(x)))?
-                .iter()
-                .map(|&f| num(f))
-                .collect::<Result<_, _>>()?,
-        ),
+        // Lists and the typed vectors (chars are strings, handled above).
+        0..=19 => Value::Array(list(x, |i| format!("{what}[{i}]"))?),
         _ => return Err(format!("{what}: unsupported {}", type_name(x))),
     })
+}
+
+/// The items of a list (general or typed: the caller checked `x` is one) as JSON; `path(i)` names
+/// item `i` in error texts.
+fn list(x: K, path: impl Fn(usize) -> String) -> Result<Vec<Value>, Bad> {
+    match qtype(x) {
+        t::LIST => items::<K>(x).iter().enumerate().map(|(i, &e)| json(e, &path(i))).collect(),
+        t::SYMBOL => items::<S>(x).iter().map(|&s| sym_str(s).map(|s| Value::String(s.to_owned()))).collect(),
+        t::BOOL => Ok(items::<u8>(x).iter().map(|&b| Value::Bool(b != 0)).collect()),
+        // A dictionary's values may be a char vector (`` `a`b!"xy" ``): one char per key.
+        t::CHAR => Ok(items::<u8>(x).iter().map(|&c| Value::String(char::from(c).to_string())).collect()),
+        _ => match vector_f64(x) {
+            Some(v) => v.iter().enumerate().map(|(i, &f)| number(f, &path(i))).collect(),
+            None if len(x) == 0 => Ok(vec![]),
+            // Every item has the vector's type: the first one is named.
+            None => Err(format!("{}: unsupported {}", path(0), type_name(x).replace(" vector", " atom"))),
+        },
+    }
+}
+
+/// A float as JSON: a q null means "not given" (JSON null, the default for a config key); an
+/// infinity has no JSON form and is refused.
+fn number(f: f64, what: &str) -> Result<Value, Bad> {
+    if f.is_nan() {
+        return Ok(Value::Null);
+    }
+    Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("{what} must not be infinite"))
+}
+
+/// A short, int or long atom as JSON: null as JSON null, an infinity refused (as for floats).
+fn whole(x: K, what: &str) -> Result<Value, Bad> {
+    // SAFETY: each arm reads the union field that matches the checked type code.
+    let (j, null, inf) = unsafe {
+        match qtype(x).checked_neg().unwrap_or(0) {
+            t::LONG => ((*x).value.long, i64::MIN, i64::MAX),
+            t::INT => (i64::from((*x).value.int), i64::from(i32::MIN), i64::from(i32::MAX)),
+            t::SHORT => (i64::from((*x).value.short), i64::from(i16::MIN), i64::from(i16::MAX)),
+            _ => return Err(format!("{what} must be a whole number, not a {}", type_name(x))),
+        }
+    };
+    match j {
+        j if j == null => Ok(Value::Null),
+        j if j == inf || j == -inf => Err(format!("{what} must not be infinite")),
+        j => Ok(Value::from(j)),
+    }
 }
 
 /// A long atom.

@@ -14,6 +14,7 @@ use crate::compat::updval_op;
 use crate::config::Config;
 use crate::event::{Op, SeriesId};
 use crate::registry::Kind;
+use crate::stats::StatsView;
 use k::{atom_f64, is_identity, qtype, t, vector_f64};
 use kdbplus::api::K;
 use kdbplus::api::native::{kb, krr};
@@ -26,16 +27,29 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 /// Agents are leaked, never freed: a record call on another thread may still hold the old one
 /// while a new init replaces it, and a plain acquire load is the cheapest read the hot path can
 /// have. A process creates one agent, or a handful if it stops and restarts kdbprom.
-static AGENT: AtomicPtr<Agent> = AtomicPtr::new(std::ptr::null_mut());
+static AGENT: AtomicPtr<Session> = AtomicPtr::new(std::ptr::null_mut());
 
-fn current() -> Option<&'static Agent> {
+/// One `.prom.init`: the agent, and the KX 1.x handles its q scripts use.
+struct Session {
+    agent: Agent,
+    compat: crate::compat::Compat,
+}
+
+impl std::ops::Deref for Session {
+    type Target = Agent;
+    fn deref(&self) -> &Agent {
+        &self.agent
+    }
+}
+
+fn current() -> Option<&'static Session> {
     let p = AGENT.load(Ordering::Acquire);
     // SAFETY: non-null pointers stored in AGENT come from Box::leak and are never freed.
     unsafe { p.as_ref() }
 }
 
-fn install(a: Agent) {
-    AGENT.store(Box::leak(Box::new(a)), Ordering::Release);
+fn install(agent: Agent) {
+    AGENT.store(Box::leak(Box::new(Session { agent, compat: Default::default() })), Ordering::Release);
 }
 
 thread_local! {
@@ -49,8 +63,10 @@ fn q_error(msg: &str) -> K {
     ERR.with(|b| {
         let mut b = b.borrow_mut();
         let text = format!("prom: {msg}");
-        let n = text.len().min(b.len() - 1);
-        b[..n].copy_from_slice(&text.as_bytes()[..n]);
+        // Cut on a character boundary: q would show half a UTF-8 sequence as a stray byte.
+        let text = crate::push::redact::cut_on_char(&text, b.len() - 1);
+        let n = text.len();
+        b[..n].copy_from_slice(text.as_bytes());
         b[n] = 0;
         // SAFETY: the buffer is NUL-terminated and lives as long as this thread.
         unsafe { krr(b.as_ptr() as *const _) }
@@ -75,13 +91,13 @@ fn err(e: AgentError) -> String {
 }
 
 #[inline]
-fn with_agent<T>(f: impl FnOnce(&'static Agent) -> Result<T, String>) -> Result<T, String> {
+fn with_agent<T>(f: impl FnOnce(&'static Session) -> Result<T, String>) -> Result<T, String> {
     f(current().ok_or("not initialised: call .prom.init first")?)
 }
 
 /// A series id (long) or a name (unlabelled metric, or a KX 1.x handle).
 #[inline]
-fn series_ref(a: &Agent, s: K, verb: &str) -> Result<SeriesId, String> {
+fn series_ref(a: &Session, s: K, verb: &str) -> Result<SeriesId, String> {
     if qtype(s) == -t::LONG {
         // The hot path: no error text is built unless there is an error.
         let j = k::long(s, "").map_err(|_| format!("{verb}: series must not be null"))?;
@@ -266,7 +282,21 @@ pub extern "C" fn kdbprom_text(_: K) -> K {
 
 /// The stats as (name, long) pairs, for `.prom.stats[]` and `.prom.stop[]`.
 fn stats_pairs(a: &Agent) -> Vec<(&'static str, K)> {
-    a.stats().fields().iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect()
+    let view = a.stats();
+    let mut pairs: Vec<(&str, K)> = view.fields().iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect();
+    let targets = view
+        .targets
+        .iter()
+        .map(|(name, c)| {
+            let (counts, failed, last) = StatsView::target_fields(c);
+            let mut d: Vec<(&str, K)> = counts.iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect();
+            d.insert(2, ("samples_failed", k::new_dict(failed.iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect())));
+            d.push(("last_success", k::new_float(last)));
+            (name.as_str(), k::new_dict(d))
+        })
+        .collect();
+    pairs.push(("targets", k::new_dict(targets)));
+    pairs
 }
 
 /// `.prom.stats[]` → the library's own counters.

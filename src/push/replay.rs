@@ -1,0 +1,80 @@
+//! Replaying the previous run's spool: its files become requests at the front of each target's
+//! queue, and a file is removed only once every request it held has left the queue.
+//!
+//! So a run that dies again before the replay is through (SIGKILL included) leaves the file in
+//! place for the run after it; a run that stops cleanly writes what is still queued to a new
+//! file before the old one goes.
+
+use super::queue::Request;
+use super::spool::{self, SpoolFile};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One replayed spool file; dropped (removing the file) when its last request has left.
+#[derive(Debug)]
+pub struct Origin(PathBuf);
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        // A file already gone (removed by hand) is fine; anything else would replay twice, so say so.
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("kdbprom: cannot remove replayed spool file {}: {e}", self.0.display());
+            }
+        }
+    }
+}
+
+/// The previous runs' spool files of this job and instance, by target name.
+#[derive(Debug, Default)]
+pub struct Replay {
+    by_target: HashMap<String, Vec<SpoolFile>>,
+}
+
+impl Replay {
+    /// Scans `dir` once; set-aside files and read errors are reported on stderr, once, here.
+    pub fn scan(dir: &Path, job: &str, instance: &str) -> Replay {
+        let scan = spool::scan(dir, job, instance);
+        for (path, why) in &scan.set_aside {
+            eprintln!("kdbprom: spool file set aside as {}: {why}", path.display());
+        }
+        for e in &scan.errors {
+            eprintln!("kdbprom: spool: {e}");
+        }
+        let mut by_target: HashMap<String, Vec<SpoolFile>> = HashMap::new();
+        for f in scan.files {
+            by_target.entry(f.header.target.clone()).or_default().push(f);
+        }
+        Replay { by_target }
+    }
+
+    /// Takes the files of `target` (oldest first) as requests tied to their files.
+    pub fn take(&mut self, target: &str, kind: spool::Kind) -> Vec<Request> {
+        let files = self.by_target.remove(target).unwrap_or_default();
+        let mut out = Vec::new();
+        for f in files {
+            if f.header.kind != kind {
+                eprintln!("kdbprom: spool file {} holds another kind of target's data; kept, not replayed", f.path.display());
+                continue;
+            }
+            let origin = Arc::new(Origin(f.path));
+            out.extend(f.entries.into_iter().map(|e| Request {
+                body: e.body,
+                samples: e.samples,
+                ts_ms: e.ts_ms,
+                origin: Some(origin.clone()),
+            }));
+        }
+        out
+    }
+
+    /// Reports files left for targets this run does not have; they stay for a run that has them.
+    pub fn report_unclaimed(&self) {
+        for (target, files) in &self.by_target {
+            for f in files {
+                eprintln!("kdbprom: spool file {} is for target {target}, which is not configured; kept for a later run", f.path.display());
+            }
+        }
+    }
+}
