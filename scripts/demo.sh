@@ -30,7 +30,7 @@ if command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/n
     curl -s -G "http://127.0.0.1:$pp/api/v1/query" --data-urlencode "query=last_over_time($q[10m])" | NAME=$name python3 -c '
 import json,os,sys
 for r in json.load(sys.stdin)["data"]["result"]:
-    m=r["metric"]
+    m=r["metric"]; m.pop("__name__", None)
     print("  %s{%s} %s" % (os.environ["NAME"], ",".join("%s=\"%s\"" % kv for kv in sorted(m.items())), r["value"][1]))'
   done
   echo "== and from the Pushgateway (group job=eod_load):"
