@@ -5,7 +5,6 @@
 //! text, stop) may lock and wait on the flusher, within a timeout.
 
 use crate::builtin::{self, Builtins, CONNECTIONS, HANDLERS, MEMORY, ProcessInfo};
-use crate::telemetry;
 use crate::config::{Config, ConfigError};
 use crate::event::{Batch, Event, Op, SeriesId};
 use crate::flusher::{Command, Delivery, Flusher, Shared};
@@ -16,6 +15,7 @@ use crate::push::{Outcome, pushgateway, remote_write, textfile};
 use crate::registry::{FamilyId, Kind, Limits, Registry, RegistryError};
 use crate::ring::Ring;
 use crate::stats::{Stats, StatsView};
+use crate::telemetry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

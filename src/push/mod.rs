@@ -40,12 +40,24 @@ pub struct Outcome {
     pub millis: f64,
     /// HTTP attempts made (retries included).
     pub attempts: u32,
+    /// Why it failed, without attempt counts (what "logged once per cause" compares); empty when ok.
+    pub cause: String,
 }
 
 impl Outcome {
     /// An outcome of `target` with nothing sent yet.
     pub fn new(target: &str) -> Outcome {
-        Outcome { target: target.into(), ok: false, status: 0, message: String::new(), samples: 0, bytes: 0, millis: 0.0, attempts: 0 }
+        Outcome {
+            target: target.into(),
+            ok: false,
+            status: 0,
+            message: String::new(),
+            samples: 0,
+            bytes: 0,
+            millis: 0.0,
+            attempts: 0,
+            cause: String::new(),
+        }
     }
 }
 

@@ -66,7 +66,13 @@ pub struct Pushgateway {
 
 impl Pushgateway {
     /// Builds the target for `job` and `instance` plus the configured grouping labels.
-    pub fn new(cfg: config::Pushgateway, job: &str, instance: &str, series: TargetSeries, replay: &mut Replay) -> Result<Pushgateway, client::ClientError> {
+    pub fn new(
+        cfg: config::Pushgateway,
+        job: &str,
+        instance: &str,
+        series: TargetSeries,
+        replay: &mut Replay,
+    ) -> Result<Pushgateway, client::ClientError> {
         let client = client::build(&cfg.auth, cfg.timeout_ms, "pushgateway")?;
         let mut key = vec![("instance".to_string(), instance.to_string())];
         key.extend(cfg.grouping.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -114,6 +120,7 @@ impl Pushgateway {
             }
             out.ok = false;
             out.message = self.redactor.redact(&sent.message);
+            out.cause = self.redactor.redact(&sent.cause);
             match (sent.permanent, last && req.origin.is_none()) {
                 (true, _) => self.common.ledger.lock().fail(Reason::Http4xx, req.samples),
                 (false, true) => self.pending = Some(req),

@@ -53,7 +53,12 @@ fn too_old(message: &str) -> bool {
 impl RemoteWrite {
     /// Builds the target; `index` is its position in `remote_write` for error texts. Spool files of
     /// a previous run for this target go to the front of the queue, before any new data.
-    pub fn new(cfg: config::RemoteWrite, index: usize, series: TargetSeries, replay: &mut Replay) -> Result<RemoteWrite, client::ClientError> {
+    pub fn new(
+        cfg: config::RemoteWrite,
+        index: usize,
+        series: TargetSeries,
+        replay: &mut Replay,
+    ) -> Result<RemoteWrite, client::ClientError> {
         let key = format!("remote_write[{index}]");
         let client = client::build(&cfg.auth, cfg.remote_timeout_ms, &key)?;
         let url = reqwest::Url::parse(&cfg.url).map_err(|e| client::ClientError { key: format!("{key}.url"), why: e.to_string() })?;
@@ -120,7 +125,10 @@ impl RemoteWrite {
             if at >= deadline && !self.queue.is_empty() {
                 self.not_before = Some(at);
                 out.ok = false;
-                out.message = format!("the receiver asked (Retry-After) for no request in the next {:.1} s", at.saturating_duration_since(started).as_secs_f64());
+                out.message = format!(
+                    "the receiver asked (Retry-After) for no request in the next {:.1} s",
+                    at.saturating_duration_since(started).as_secs_f64()
+                );
                 out.millis = started.elapsed().as_secs_f64() * 1e3;
                 return out;
             }
@@ -158,6 +166,7 @@ impl RemoteWrite {
             }
             out.ok = false;
             out.message = self.redactor.redact(&sent.message);
+            out.cause = self.redactor.redact(&sent.cause);
             if sent.permanent {
                 self.queue.pop();
                 let why = if too_old(&sent.message) { Reason::TooOld } else { Reason::Http4xx };

@@ -37,6 +37,8 @@ pub struct Sent {
     pub status: u16,
     /// Receiver's message or transport error, empty on success.
     pub message: String,
+    /// The cause alone, without attempt counts: what "log once per cause" compares.
+    pub cause: String,
     /// Attempts made.
     pub attempts: u32,
     /// The call failed for good: retrying the same request can never succeed.
@@ -57,7 +59,8 @@ pub struct Backoff {
 /// Turns an HTTP answer into success or a [`Failure`], reading the body only when it failed.
 pub async fn answer(resp: reqwest::Response, retry_429: bool) -> Result<u16, Failure> {
     let status = resp.status().as_u16();
-    let after = super::retry_after::retry_after_at(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), std::time::SystemTime::now());
+    let after =
+        super::retry_after::retry_after_at(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), std::time::SystemTime::now());
     match classify(status, after, retry_429) {
         Action::Done => Ok(status),
         Action::Retry(after) => Err(Failure::Retry { status, message: snippet(&resp.text().await.unwrap_or_default()), after }),
@@ -93,8 +96,12 @@ where
         let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
         let res = attempt(n).await;
         match &res {
-            Err(Failure::Retry { status, message, after }) => *last.lock().unwrap_or_else(|p| p.into_inner()) = (*status, message.clone(), *after),
-            Err(Failure::Permanent { status, message }) => *last.lock().unwrap_or_else(|p| p.into_inner()) = (*status, message.clone(), None),
+            Err(Failure::Retry { status, message, after }) => {
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = (*status, message.clone(), *after)
+            }
+            Err(Failure::Permanent { status, message }) => {
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = (*status, message.clone(), None)
+            }
             Ok(_) => {}
         }
         res
@@ -111,21 +118,29 @@ where
     let attempts = attempts.load(Ordering::Relaxed);
     let (last_status, last_message, retry_after) = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
     match res {
-        Ok(Ok(status)) => Sent { ok: true, status, message: String::new(), attempts, permanent: false, retry_after: None },
-        Ok(Err(Failure::Permanent { status, message })) => Sent { ok: false, status, message, attempts, permanent: true, retry_after: None },
-        Ok(Err(Failure::Retry { status, message, after })) => {
-            let message = format!("deadline reached after {attempts} attempt(s); last error: {message}");
-            Sent { ok: false, status, message, attempts, permanent: false, retry_after: after }
+        Ok(Ok(status)) => {
+            Sent { ok: true, status, message: String::new(), cause: String::new(), attempts, permanent: false, retry_after: None }
+        }
+        Ok(Err(Failure::Permanent { status, message })) => {
+            Sent { ok: false, status, cause: message.clone(), message, attempts, permanent: true, retry_after: None }
+        }
+        Ok(Err(Failure::Retry { status, message: cause, after })) => {
+            let message = format!("deadline reached after {attempts} attempt(s); last error: {cause}");
+            Sent { ok: false, status, message, cause, attempts, permanent: false, retry_after: after }
         }
         Err(_) => {
             // Report why it kept failing, not only that time ran out; a receiver that never
             // answered has no error of its own to report.
-            let message = match last_message.as_str() {
-                "" if attempts <= 1 => "deadline reached: the receiver did not answer the first attempt in time".to_string(),
-                "" => format!("deadline reached during attempt {attempts}: the receiver did not answer in time"),
-                m => format!("deadline reached after {attempts} attempt(s); last error: {m}"),
+            let (message, cause) = match last_message.as_str() {
+                "" if attempts <= 1 => {
+                    ("deadline reached: the receiver did not answer the first attempt in time".to_string(), "no answer in time".to_string())
+                }
+                "" => {
+                    (format!("deadline reached during attempt {attempts}: the receiver did not answer in time"), "no answer in time".into())
+                }
+                m => (format!("deadline reached after {attempts} attempt(s); last error: {m}"), m.to_string()),
             };
-            Sent { ok: false, status: last_status, message, attempts, permanent: false, retry_after }
+            Sent { ok: false, status: last_status, message, cause, attempts, permanent: false, retry_after }
         }
     }
 }

@@ -42,12 +42,15 @@ impl Common {
                 c.pushes_failed += 1;
             }
         }
-        let cause = (!o.ok).then(|| if o.status > 0 { format!("HTTP {}: {}", o.status, o.message) } else { o.message.clone() });
+        let cause = (!o.ok).then(|| {
+            let why = if o.cause.is_empty() { &o.message } else { &o.cause };
+            if o.status > 0 { format!("HTTP {}: {why}", o.status) } else { why.clone() }
+        });
         if cause == self.logged {
             return;
         }
         match &cause {
-            Some(c) => eprintln!("kdbprom: push to {} failed: {c}", self.name),
+            Some(_) => eprintln!("kdbprom: push to {} failed: {}", self.name, o.message),
             None => eprintln!("kdbprom: push to {} succeeds again", self.name),
         }
         self.logged = cause;
@@ -168,7 +171,13 @@ impl Target {
 /// Writes `left` (oldest first) to the spool for target `c` and accounts for every sample: spooled,
 /// `spool_full` (over the budget or refused by the disk), or `deadline` (no spool configured).
 /// The replayed files `left` came from are removed only after the new file is in place.
-pub fn spool_left(c: &Common, kind: super::spool::Kind, left: Vec<super::queue::Request>, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
+pub fn spool_left(
+    c: &Common,
+    kind: super::spool::Kind,
+    left: Vec<super::queue::Request>,
+    to: Option<&SpoolTo>,
+    budget: &mut u64,
+) -> Option<String> {
     use super::accounting::Reason;
     use super::spool::{self, Entry, Header};
     let samples: u64 = left.iter().map(|r| r.samples).sum();
