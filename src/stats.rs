@@ -17,6 +17,9 @@ impl Stats {
     }
 }
 
+/// A target's figures for q: the counts, `samples_failed` by reason, and `last_success`.
+pub type TargetFields = ([(&'static str, u64); 6], [(&'static str, u64); 8], f64);
+
 /// What `.prom.stats[]` returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsView {
@@ -55,7 +58,7 @@ impl StatsView {
     }
 
     /// A target's fields as `.prom.stats[]` names them (`samples_failed` is by reason).
-    pub fn target_fields(c: &Counts) -> ([(&'static str, u64); 6], [(&'static str, u64); 8], f64) {
+    pub fn target_fields(c: &Counts) -> TargetFields {
         (
             [
                 ("samples_in", c.samples_in),
