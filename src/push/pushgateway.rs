@@ -121,10 +121,18 @@ impl Pushgateway {
             out.ok = false;
             out.message = self.redactor.redact(&sent.message);
             out.cause = self.redactor.redact(&sent.cause);
-            match (sent.permanent, last && req.origin.is_none()) {
-                (true, _) => self.common.ledger.lock().fail(Reason::Http4xx, req.samples),
-                (false, true) => self.pending = Some(req),
-                (false, false) => self.common.ledger.lock().fail(Reason::Deadline, req.samples),
+            match (sent.permanent, req.origin.is_some(), last) {
+                (true, _, _) => self.common.ledger.lock().fail(Reason::Http4xx, req.samples),
+                // The previous run's state waits (its file with it) until a newer state lands.
+                (false, true, _) => self.replayed = Some(req),
+                (false, false, true) => self.pending = Some(req),
+                (false, false, false) => self.common.ledger.lock().fail(Reason::Deadline, req.samples),
+            }
+        }
+        if out.samples > 0 && self.pending.is_none() {
+            // This run's state landed: a replayed one still waiting is superseded.
+            if let Some(old) = self.replayed.take() {
+                self.common.ledger.lock().fail(Reason::Deadline, old.samples);
             }
         }
         out.millis = started.elapsed().as_secs_f64() * 1e3;
@@ -159,7 +167,9 @@ impl Pushgateway {
 
     /// The final state that could not be pushed goes to the spool (or is given up).
     pub fn spool(&mut self, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
-        let left: Vec<Request> = self.pending.take().into_iter().collect();
+        // Oldest first: a replayed state still undelivered rides along, so its file goes only once
+        // the new one is written (the next run pushes the newest of them).
+        let left: Vec<Request> = self.replayed.take().into_iter().chain(self.pending.take()).collect();
         spool_left(&self.common, spool::Kind::Pushgateway, left, to, budget)
     }
 }

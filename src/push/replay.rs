@@ -10,13 +10,25 @@ use super::spool::{self, SpoolFile};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// One replayed spool file; dropped (removing the file) when its last request has left.
+/// One replayed spool file; dropped (removing the file) when its last request has left, unless
+/// [`Origin::keep`] said its data is nowhere else.
 #[derive(Debug)]
-pub struct Origin(PathBuf);
+pub struct Origin(PathBuf, AtomicBool);
+
+impl Origin {
+    /// Leaves the file in place for the next run (its data could not be delivered or re-spooled).
+    pub fn keep(&self) {
+        self.1.store(true, Ordering::Relaxed);
+    }
+}
 
 impl Drop for Origin {
     fn drop(&mut self) {
+        if self.1.load(Ordering::Relaxed) {
+            return;
+        }
         // A file already gone (removed by hand) is fine; anything else would replay twice, so say so.
         if let Err(e) = std::fs::remove_file(&self.0) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -58,7 +70,7 @@ impl Replay {
                 eprintln!("kdbprom: spool file {} holds another kind of target's data; kept, not replayed", f.path.display());
                 continue;
             }
-            let origin = Arc::new(Origin(f.path));
+            let origin = Arc::new(Origin(f.path, AtomicBool::new(false)));
             out.extend(f.entries.into_iter().map(|e| Request {
                 body: e.body,
                 samples: e.samples,

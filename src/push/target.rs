@@ -208,8 +208,15 @@ pub fn spool_left(
             }
         }
         Err(e) => {
-            c.ledger.lock().fail(Reason::SpoolFull, samples);
-            let note = format!("{samples} sample(s) could not be spooled: {e}");
+            // What came from an earlier run's file stays there for the next run; only this run's
+            // own samples are lost.
+            let kept: u64 = left.iter().filter(|r| r.origin.is_some()).map(|r| r.samples).sum();
+            left.iter().filter_map(|r| r.origin.as_ref()).for_each(|o| o.keep());
+            let mut l = c.ledger.lock();
+            l.spool(kept, 0);
+            l.fail(Reason::SpoolFull, samples - kept);
+            drop(l);
+            let note = format!("{} sample(s) could not be spooled: {e}", samples - kept);
             eprintln!("kdbprom: {}: {note}", c.name);
             note
         }

@@ -1,0 +1,815 @@
+//! Spool and replay across processes, against real receivers behind the fault proxy.
+//!
+//! A batch job that exits while its receiver is down spools what it could not deliver, and the
+//! next run of the same `job` and `instance` replays it before its own data: remote-write with the
+//! first run's timestamps, the Pushgateway as the last state. Run 1 is a real second process: the
+//! test binary re-executes itself (`--exact <this test>`) with `SPOOL_REPLAY_TEST_RUN1` set, and
+//! that child exits the process after `.prom.stop[]`, so nothing of run 1 survives in memory.
+//!
+//! Also here: spool files that are corrupt, truncated, garbage or another job's; an unwritable
+//! spool dir; the `max_bytes` cap; a full disk (a tiny tmpfs, so this needs root and mount rights).
+
+mod common;
+mod faults;
+mod servers;
+
+use common::{Host, host, lock};
+use faults::{Fault, Proxy};
+use kdbplus::api::K;
+use kdbprom::push::spool;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Set in the child: `<kind>\n<url>\n<spool dir>`, kind `rw` or `pg`.
+const RUN1_ENV: &str = "SPOOL_REPLAY_TEST_RUN1";
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+// ---------------------------------------------------------------------------------------------
+// The q side
+
+/// One target's figures from `.prom.stats[]` or `.prom.stop[]`.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    samples_in: i64,
+    sent: i64,
+    failed: BTreeMap<String, i64>,
+    retried: i64,
+    queue: i64,
+    spool: i64,
+    spool_bytes: i64,
+}
+
+impl Figures {
+    fn failed_total(&self) -> i64 {
+        self.failed.values().sum()
+    }
+    fn failed(&self, why: &str) -> i64 {
+        self.failed.get(why).copied().unwrap_or_else(|| panic!("no reason {why} in {:?}", self.failed))
+    }
+    /// in = sent + failed + queued + spooled.
+    fn balanced(&self) -> bool {
+        self.samples_in == self.sent + self.failed_total() + self.queue + self.spool
+    }
+}
+
+fn targets(h: &Host, d: K) -> HashMap<String, Figures> {
+    let t = h.dict_items(d).into_iter().find(|(k, _)| k == "targets").expect("`targets` in the stats").1;
+    h.dict_items(t)
+        .into_iter()
+        .map(|(name, v)| {
+            let mut f = Figures::default();
+            for (k, x) in h.dict_items(v) {
+                match k.as_str() {
+                    "samples_in" => f.samples_in = h.long(x),
+                    "samples_sent" => f.sent = h.long(x),
+                    "samples_retried" => f.retried = h.long(x),
+                    "queue_samples" => f.queue = h.long(x),
+                    "spool_samples" => f.spool = h.long(x),
+                    "spool_bytes" => f.spool_bytes = h.long(x),
+                    "samples_failed" => f.failed = h.long_dict(x).into_iter().collect(),
+                    _ => {}
+                }
+            }
+            (name, f)
+        })
+        .collect()
+}
+
+fn stats(h: &Host) -> HashMap<String, Figures> {
+    let d = h.ok("kdbprom_stats", &[h.id()]);
+    let t = targets(h, d);
+    (h.r0)(d);
+    t
+}
+
+/// (ok, message) per target of a push outcome dictionary.
+fn outcomes(h: &Host, d: K) -> HashMap<String, (bool, String)> {
+    h.dict_items(d)
+        .into_iter()
+        .map(|(t, o)| {
+            let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
+            (t, (h.boolean(f["ok"]), h.string(f["message"])))
+        })
+        .collect()
+}
+
+fn push(h: &Host) -> HashMap<String, (bool, String)> {
+    let d = h.ok("kdbprom_push", &[h.id()]);
+    let o = outcomes(h, d);
+    (h.r0)(d);
+    o
+}
+
+/// `.prom.stop[]`: the figures and the final push's outcomes.
+fn stop(h: &Host) -> (HashMap<String, Figures>, HashMap<String, (bool, String)>) {
+    let d = h.ok("kdbprom_stop", &[h.id()]);
+    let t = targets(h, d);
+    let pushed = h.dict_items(d).into_iter().find(|(k, _)| k == "pushed").expect("`pushed` in the stop result").1;
+    let o = outcomes(h, pushed);
+    (h.r0)(d);
+    (t, o)
+}
+
+fn init(h: &Host, keys: &[&str], vals: &[K]) {
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let r = h.ok("kdbprom_init", &[h.dict(keys, vals), h.id()]);
+    (h.r0)(r);
+}
+
+fn spool_cfg(h: &Host, dir: &Path, max_bytes: i64) -> K {
+    h.dict(&["dir", "max_bytes"], &[h.str(dir.to_str().unwrap()), h.j(max_bytes)])
+}
+
+fn rw_target(h: &Host, base: &str) -> K {
+    let t = h.dict(&["url", "name", "stale_markers"], &[h.str(&format!("{base}/api/v1/write")), h.s("prom"), h.b(false)]);
+    h.list(&[t])
+}
+
+fn declare(h: &Host, kind: &str, name: &str, labels: &[&str]) {
+    let l = if labels.is_empty() { h.id() } else { h.syms(labels) };
+    h.ok("kdbprom_declare", &[h.s(kind), h.s(name), h.str("test"), l, h.id()]);
+}
+
+/// A gauge `name{k=...}` with `n` series of hard-to-compress label values and values.
+fn many_series(h: &Host, name: &str, n: usize, salt: u64) {
+    declare(h, "gauge", name, &["k"]);
+    let mut x = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let s = h.ok("kdbprom_series", &[h.s(name), h.str(&format!("s{i:04}-{x:016x}"))]);
+        h.ok("kdbprom_set", &[s, h.f((x % 1_000_003) as f64 / 7.0)]);
+    }
+}
+
+/// Waits until `target`'s samples_in has grown `rounds` times (each push round admits samples).
+fn wait_rounds(h: &Host, target: &str, rounds: usize, timeout: Duration) {
+    let end = Instant::now() + timeout;
+    let mut last = stats(h)[target].samples_in;
+    let mut seen = 0;
+    while seen < rounds {
+        assert!(Instant::now() < end, "only {seen} of {rounds} rounds in {timeout:?}");
+        std::thread::sleep(Duration::from_millis(25));
+        let now = stats(h)[target].samples_in;
+        if now != last {
+            seen += 1;
+            last = now;
+        }
+    }
+}
+
+/// Runs `f` with fd 2 sent to a file; returns its result and what was written there (the .so's
+/// `eprintln!` writes to fd 2 directly, not to the test harness's capture).
+fn capture_stderr<T>(dir: &Path, f: impl FnOnce() -> T) -> (T, String) {
+    let path = dir.join(format!("stderr-{}", now_ms()));
+    let file = std::fs::File::create(&path).unwrap();
+    let _ = std::io::stderr().flush();
+    // SAFETY: plain descriptor juggling; fd 2 is restored before returning.
+    let saved = unsafe { libc::dup(2) };
+    assert!(saved >= 0);
+    unsafe { libc::dup2(file.as_raw_fd(), 2) };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    match r {
+        Ok(r) => (r, text),
+        Err(p) => {
+            eprintln!("captured stderr:\n{text}");
+            std::panic::resume_unwind(p)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+/// A fresh temporary directory, removed on drop (a failing test included).
+struct Tmp(PathBuf);
+
+impl Tmp {
+    fn new(tag: &str) -> Tmp {
+        Tmp(servers::tmpdir(tag))
+    }
+}
+
+impl std::ops::Deref for Tmp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+fn spool_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "spool") && p.file_name().unwrap().to_string_lossy().starts_with("kdbprom-"))
+        .collect();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run 1, the child process
+
+/// Runs this test binary's `test` as run 1 with `spec` and returns its stdout lines starting with
+/// `RUN1 ` (as key=value maps). The child must exit 0 within 30 s.
+fn run_child(test: &str, spec: &str) -> HashMap<String, String> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(RUN1_ENV, spec)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("re-execute the test binary as run 1");
+    let end = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("run 1 did not exit within 30 s: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "run 1 failed ({}):\n{stdout}\n{stderr}", out.status);
+    let kv: HashMap<String, String> = stdout
+        .lines()
+        .filter_map(|l| l.find("RUN1 ").map(|i| &l[i + 5..]))
+        .flat_map(|l| l.split(' ').filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>())
+        .collect();
+    assert!(kv.contains_key("spool_samples") && kv.contains_key("t1_ms"), "run 1 printed no figures:\n{stdout}\n{stderr}");
+    kv
+}
+
+/// Run 1: a batch job whose receiver is down. Records, pushes (fails), stops (spools), exits.
+fn run1(spec: &str) -> ! {
+    let _g = lock();
+    let h = host();
+    let mut parts = spec.splitn(3, '\n');
+    let (kind, url, dir) = (parts.next().unwrap(), parts.next().unwrap(), PathBuf::from(parts.next().unwrap()));
+    let (job, key, target, tcfg) = match kind {
+        "rw" => ("replay_job", "remote_write", "prom", rw_target(h, url)),
+        "pg" => ("pg_replay_job", "pushgateway", "pushgateway", h.dict(&["url"], &[h.str(url)])),
+        k => panic!("run 1 kind {k}"),
+    };
+    // interval_ms 1000: a push round retries a refused receiver for min(interval, 30 s), so a
+    // 60 s interval would hold the push for half a minute.
+    init(
+        h,
+        &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", key],
+        &[h.s(job), h.s("i1"), h.j(1_000), h.j(1_000), spool_cfg(h, &dir, 64 << 20), tcfg],
+    );
+    declare(h, "gauge", "run_value", &[]);
+    declare(h, "counter", "run_rows_total", &[]);
+    h.ok("kdbprom_set", &[h.s("run_value"), h.f(111.0)]);
+    h.ok("kdbprom_inc", &[h.s("run_rows_total"), h.j(5)]);
+    let t1 = now_ms();
+    println!("RUN1 t1_ms={t1}");
+    let o = push(h);
+    assert!(!o[target].0, "the receiver is down, the push must fail: {o:?}");
+    let (st, pushed) = stop(h);
+    let f = &st[target];
+    assert!(f.balanced(), "run 1 accounting: {f:?}");
+    println!(
+        "RUN1 spool_samples={} spool_bytes={} samples_in={} sent={} failed={} queue={}",
+        f.spool,
+        f.spool_bytes,
+        f.samples_in,
+        f.sent,
+        f.failed_total(),
+        f.queue
+    );
+    println!("RUN1 note={}", pushed.get(target).map(|o| o.1.replace(' ', "_")).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    // A batch job that exits: nothing of this run survives in memory.
+    std::process::exit(0);
+}
+
+/// If this process is a run-1 child for `kind`, acts as run 1 and exits.
+fn maybe_run1(kind: &str) {
+    if let Ok(spec) = std::env::var(RUN1_ENV) {
+        if spec.starts_with(&format!("{kind}\n")) {
+            run1(&spec);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus
+
+/// Raw samples (ms, value) of the one series `selector` selects, over the last hour.
+fn raw_samples(port: u16, selector: &str) -> Vec<(i64, f64)> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let v: serde_json::Value = servers::http()
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", format!("{selector}[1h]")), ("time", format!("{now:.3}"))])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    let r = v["data"]["result"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "one series for {selector}: {v}");
+    r[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| ((p[0].as_f64().unwrap() * 1000.0).round() as i64, p[1].as_str().unwrap().parse().unwrap()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn a_job_that_exits_during_an_outage_is_replayed_by_the_next_run() {
+    maybe_run1("rw");
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    proxy.set_fault(Fault::Refuse);
+    let dir = Tmp::new("spool-rw");
+
+    // Run 1, another process: exits during the outage.
+    let r1 = run_child("a_job_that_exits_during_an_outage_is_replayed_by_the_next_run", &format!("rw\n{}\n{}", proxy.url(), dir.display()));
+    let t1: i64 = r1["t1_ms"].parse().unwrap();
+    let spooled: i64 = r1["spool_samples"].parse().unwrap();
+    assert!(spooled > 0, "run 1 spooled nothing: {r1:?}");
+    let files = spool_files(&dir);
+    assert_eq!(files.len(), 1, "one spool file: {:?}", names(&dir));
+    let file = spool::read(&files[0]).unwrap();
+    assert_eq!((file.header.job.as_str(), file.header.instance.as_str(), file.header.target.as_str()), ("replay_job", "i1", "prom"));
+    assert_eq!(file.entries.iter().map(|e| e.samples).sum::<u64>() as i64, spooled);
+    assert_eq!(proxy.forwarded(), 0, "nothing reached Prometheus during the outage");
+
+    // Run 2, this process: the receiver is back.
+    proxy.set_fault(Fault::Pass);
+    let t2 = now_ms();
+    init(
+        h,
+        &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "remote_write"],
+        &[h.s("replay_job"), h.s("i1"), h.j(60_000), h.j(2_000), spool_cfg(h, &dir, 64 << 20), rw_target(h, &proxy.url())],
+    );
+    let at_init = stats(h)["prom"].clone();
+    assert!(at_init.samples_in >= spooled, "the replay counts as samples_in of run 2: {at_init:?} vs {spooled}");
+    declare(h, "gauge", "run_value", &[]);
+    h.ok("kdbprom_set", &[h.s("run_value"), h.f(222.0)]);
+    let o = push(h);
+    assert!(o["prom"].0, "{o:?}");
+    let f = stats(h)["prom"].clone();
+    assert!(f.balanced(), "{f:?}");
+    assert_eq!((f.failed_total(), f.queue), (0, 0), "everything delivered: {f:?}");
+    assert!(f.sent >= spooled, "{f:?}");
+    assert!(spool_files(&dir).is_empty(), "the replayed file is removed: {:?}", names(&dir));
+
+    // Prometheus has run 1's value at run 1's time, and run 2's after it.
+    let s = raw_samples(prom.port, "run_value{job=\"replay_job\",instance=\"i1\"}");
+    let old: Vec<i64> = s.iter().filter(|(_, v)| *v == 111.0).map(|(t, _)| *t).collect();
+    let new: Vec<i64> = s.iter().filter(|(_, v)| *v == 222.0).map(|(t, _)| *t).collect();
+    // A round between `declare` and the first `set` reaching the flusher sees the new gauge at 0.
+    let zeros = s.iter().filter(|(_, v)| *v == 0.0).count();
+    assert_eq!(old.len() + new.len() + zeros, s.len(), "only 111 and 222 (and a declared 0): {s:?}");
+    assert!(old.iter().any(|t| (t - t1).abs() <= 2_000), "111 near run 1's time {t1}: {s:?}");
+    assert!(old.iter().all(|t| *t < t2), "111 carries run 1's timestamps (before {t2}): {s:?}");
+    assert!(!new.is_empty() && new.iter().all(|t| *t >= t2 && t > old.iter().max().unwrap()), "222 after: {s:?}");
+    let c = raw_samples(prom.port, "run_rows_total{job=\"replay_job\",instance=\"i1\"}");
+    assert!(c.iter().any(|(t, v)| *v == 5.0 && (t - t1).abs() <= 2_000), "the counter at run 1's time: {c:?}");
+
+    let (st, _) = stop(h);
+    let f = &st["prom"];
+    assert!(f.balanced() && f.spool == 0, "{f:?}");
+    assert!(spool_files(&dir).is_empty(), "{:?}", names(&dir));
+}
+
+/// A remote-write body holding `fixture_value{job,instance} = value` at `ts_ms`.
+fn fixture_body(job: &str, instance: &str, value: f64, ts_ms: i64) -> bytes::Bytes {
+    use kdbprom::proto::{Label, Sample, TimeSeries, WriteRequest};
+    use prost::Message;
+    let label = |n: &str, v: &str| Label { name: n.into(), value: v.into() };
+    let req = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![label("__name__", "fixture_value"), label("instance", instance), label("job", job)],
+            samples: vec![Sample { value, timestamp: ts_ms }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap().into()
+}
+
+fn fixture(dir: &Path, job: &str, ts_ms: i64) -> PathBuf {
+    let h =
+        spool::Header { job: job.into(), instance: "i2".into(), target: "prom".into(), kind: spool::Kind::RemoteWrite1, created_ms: ts_ms };
+    let e = spool::Entry { body: fixture_body(job, "i2", 42.0, ts_ms), samples: 1, ts_ms };
+    spool::write(dir, &h, &[e], 1 << 20).unwrap().path
+}
+
+#[test]
+fn corrupt_truncated_and_foreign_spool_files_are_set_aside_once() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let dir = Tmp::new("spool-bad");
+    let work = Tmp::new("spool-bad-stderr");
+    let ts = now_ms() - 60_000;
+    let good = fixture(&dir, "fixture_job", ts);
+    let bytes = std::fs::read(&good).unwrap();
+    let mut flipped = bytes.clone();
+    let at = bytes.len() - 10;
+    flipped[at] ^= 0x40;
+    std::fs::write(dir.join("flipped.spool"), &flipped).unwrap();
+    std::fs::write(dir.join("truncated.spool"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(dir.join("garbage.spool"), b"this is not a spool file\n").unwrap();
+    let other_dir = Tmp::new("spool-other");
+    let other = fixture(&other_dir, "other_job", ts);
+    let other = {
+        let to = dir.join(other.file_name().unwrap());
+        std::fs::rename(&other, &to).unwrap();
+        to
+    };
+    let other_bytes = std::fs::read(&other).unwrap();
+
+    let cfg = |h: &Host| {
+        h.dict(
+            &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "remote_write"],
+            &[
+                h.s("fixture_job"),
+                h.s("i2"),
+                h.j(60_000),
+                h.j(2_000),
+                spool_cfg(h, &dir, 1 << 20),
+                rw_target(h, &format!("http://127.0.0.1:{}", prom.port)),
+            ],
+        )
+    };
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let (r, err) = capture_stderr(&work, || h.call("kdbprom_init", &[cfg(h), h.id()]));
+    (h.r0)(r.unwrap_or_else(|e| panic!("init: {e}")));
+    let set_aside: Vec<&str> = err.lines().filter(|l| l.contains("set aside")).collect();
+    assert_eq!(set_aside.len(), 3, "each broken file reported once:\n{err}");
+    for name in ["flipped", "truncated", "garbage"] {
+        let bad = dir.join(format!("{name}.spool.bad"));
+        assert_eq!(set_aside.iter().filter(|l| l.contains(bad.to_str().unwrap())).count(), 1, "{name}:\n{err}");
+        assert!(bad.exists() && !dir.join(format!("{name}.spool")).exists(), "{name}: {:?}", names(&dir));
+    }
+    assert!(!err.contains(other.to_str().unwrap()), "another job's file is not reported:\n{err}");
+
+    // The valid file is replayed (the push at init) and removed.
+    let end = Instant::now() + Duration::from_secs(10);
+    while good.exists() {
+        assert!(Instant::now() < end, "the replayed file is still there: {:?}", names(&dir));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = raw_samples(prom.port, "fixture_value{job=\"fixture_job\",instance=\"i2\"}");
+    assert_eq!(s, vec![(ts, 42.0)], "replayed with its own timestamp");
+    let f = stats(h)["prom"].clone();
+    assert!(f.balanced() && f.samples_in >= 1 && f.failed_total() == 0, "{f:?}");
+    assert_eq!(std::fs::read(&other).unwrap(), other_bytes, "another job's file is left alone");
+
+    // A second cycle: the .bad files are not .spool files any more, nothing is reported again.
+    let before = names(&dir);
+    let (st, err) = capture_stderr(&work, || {
+        let (st, _) = stop(h);
+        let r = h.ok("kdbprom_init", &[cfg(h), h.id()]);
+        (h.r0)(r);
+        push(h);
+        let (st2, _) = stop(h);
+        (st, st2)
+    });
+    assert!(st.0["prom"].balanced() && st.1["prom"].balanced(), "{st:?}");
+    assert_eq!((st.0["prom"].spool, st.1["prom"].spool), (0, 0), "{st:?}");
+    assert!(!err.contains("set aside") && !err.contains(".bad"), "nothing reported the second time:\n{err}");
+    assert_eq!(names(&dir), before, "nothing renamed, removed or added");
+    assert_eq!(std::fs::read(&other).unwrap(), other_bytes);
+}
+
+#[test]
+fn an_unwritable_spool_dir_fails_init_naming_it() {
+    let _g = lock();
+    let h = host();
+    let base = Tmp::new("spool-unwritable");
+    // Root ignores mode bits; a path under a regular file cannot be a directory for anyone.
+    let file = base.join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let dir = file.join("spool");
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let e = h.err(
+        "kdbprom_init",
+        &[
+            h.dict(
+                &["job", "spool", "remote_write"],
+                &[h.s("unwritable_job"), spool_cfg(h, &dir, 1 << 20), rw_target(h, "http://127.0.0.1:9")],
+            ),
+            h.id(),
+        ],
+    );
+    assert!(e.contains("spool.dir") && e.contains(dir.to_str().unwrap()), "{e}");
+    assert!(e.starts_with("prom: config key spool.dir: cannot write to "), "{e}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn the_spool_cap_keeps_the_newest_and_counts_the_rest() {
+    let _g = lock();
+    let h = host();
+    let proxy = Proxy::start(servers::free_port());
+    proxy.set_fault(Fault::Refuse);
+    let dir = Tmp::new("spool-cap");
+    const MAX: i64 = 8_192;
+    init(
+        h,
+        &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "remote_write"],
+        &[h.s("cap_job"), h.s("i3"), h.j(1_000), h.j(1_000), spool_cfg(h, &dir, MAX), rw_target(h, &proxy.url())],
+    );
+    many_series(h, "cap_value", 60, 1);
+    wait_rounds(h, "prom", 4, Duration::from_secs(15));
+    let before = stats(h)["prom"].clone();
+    assert!(before.balanced() && before.sent == 0 && before.queue > 0, "{before:?}");
+    let t_stop = now_ms();
+    let (st, pushed) = stop(h);
+    let f = &st["prom"];
+    assert!(f.balanced(), "{f:?}");
+    let final_round = f.samples_in - before.samples_in;
+    assert!(final_round > 0, "{f:?} vs {before:?}");
+    let full = f.failed("spool_full");
+    assert!(f.spool > 0 && full > 0, "the cap must both keep and drop: {f:?} ({pushed:?})");
+    assert_eq!(f.spool + full, before.queue + final_round, "every queued sample spooled or counted: {f:?} vs {before:?}");
+    assert_eq!((f.sent, f.failed_total() - full, f.queue), (0, 0, 0), "{f:?}");
+    assert!(pushed["prom"].1.contains("left out (spool.max_bytes)"), "{pushed:?}");
+
+    let files = spool_files(&dir);
+    assert_eq!(files.len(), 1, "{:?}", names(&dir));
+    let size = std::fs::metadata(&files[0]).unwrap().len() as i64;
+    assert!(size <= MAX && size == f.spool_bytes, "size {size}, cap {MAX}, spool_bytes {}", f.spool_bytes);
+    let file = spool::read(&files[0]).unwrap();
+    assert_eq!(file.entries.iter().map(|e| e.samples).sum::<u64>() as i64, f.spool);
+    // The newest are kept: the final round (stamped after stop began) is the last entry.
+    assert!(file.entries.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms), "oldest first");
+    assert!(file.entries.last().unwrap().ts_ms >= t_stop, "the final round is kept: {} < {t_stop}", file.entries.last().unwrap().ts_ms);
+}
+
+/// Unmounts on drop (lazily, so a failing test cannot leave it busy).
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_counted_as_spool_full() {
+    let _g = lock();
+    let h = host();
+    let base = Tmp::new("spool-enospc");
+    let dir = base.join("mnt");
+    // A 64 KiB tmpfs with one page left: the probe at init (an empty file) fits, the spool file will not.
+    let _m = tiny_full_tmpfs(&dir, 4_096);
+    let proxy = Proxy::start(servers::free_port());
+    proxy.set_fault(Fault::Refuse);
+    init(
+        h,
+        &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "remote_write"],
+        &[h.s("enospc_job"), h.s("i4"), h.j(1_000), h.j(1_000), spool_cfg(h, &dir, 16 << 20), rw_target(h, &proxy.url())],
+    );
+    many_series(h, "full_value", 200, 2);
+    wait_rounds(h, "prom", 2, Duration::from_secs(15));
+    let before = stats(h)["prom"].clone();
+    assert!(before.balanced() && before.queue > 0, "{before:?}");
+    let (st, pushed) = stop(h);
+    let f = &st["prom"];
+    assert!(f.balanced(), "{f:?}");
+    let final_round = f.samples_in - before.samples_in;
+    assert_eq!((f.spool, f.spool_bytes), (0, 0), "nothing could be spooled: {f:?}");
+    assert_eq!(f.failed("spool_full"), before.queue + final_round, "all of it counted as spool_full: {f:?} vs {before:?}");
+    assert_eq!((f.sent, f.queue, f.failed_total()), (0, 0, f.failed("spool_full")), "{f:?}");
+    let msg = &pushed["prom"].1;
+    assert!(msg.contains("could not be spooled") && msg.contains("No space left on device"), "{msg}");
+    assert!(msg.contains(dir.to_str().unwrap()), "the message names the path: {msg}");
+    assert_eq!(names(&dir), vec!["filler".to_string()], "no partial or .tmp file is left");
+}
+
+/// The Pushgateway's `/metrics` lines `(series, value)`.
+fn pgw_metrics(port: u16) -> Vec<(String, f64)> {
+    let text = servers::http().get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap().text().unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (s, v) = l.rsplit_once(' ').unwrap();
+            (s.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn pushgateway_final_state_is_spooled_and_replayed() {
+    maybe_run1("pg");
+    let _g = lock();
+    let h = host();
+    let pgw = servers::pushgateway();
+    let proxy = Proxy::start(pgw.port);
+    proxy.set_fault(Fault::Refuse);
+    let dir = Tmp::new("spool-pg");
+
+    let r1 = run_child("pushgateway_final_state_is_spooled_and_replayed", &format!("pg\n{}\n{}", proxy.url(), dir.display()));
+    let spooled: i64 = r1["spool_samples"].parse().unwrap();
+    assert!(spooled > 0, "run 1 spooled nothing: {r1:?}");
+    let files = spool_files(&dir);
+    assert_eq!(files.len(), 1, "{:?}", names(&dir));
+    let file = spool::read(&files[0]).unwrap();
+    assert_eq!(
+        (file.header.kind, file.header.target.as_str(), file.header.job.as_str()),
+        (spool::Kind::Pushgateway, "pushgateway", "pg_replay_job")
+    );
+    assert_eq!(file.entries.len(), 1, "the final state only");
+    let body = String::from_utf8(file.entries[0].body.to_vec()).unwrap();
+    assert!(body.lines().any(|l| l.starts_with("run_value") && l.ends_with(" 111")), "run 1's state is spooled:\n{body}");
+    assert!(body.lines().any(|l| l.starts_with("run_rows_total") && l.ends_with(" 5")), "{body}");
+    assert_eq!(file.entries[0].samples as i64, spooled);
+
+    // Run 2: the gateway is reachable. Run 1's state goes first, then run 2's own.
+    proxy.set_fault(Fault::Pass);
+    let seen = proxy.requests() as usize;
+    init(
+        h,
+        &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "pushgateway"],
+        &[h.s("pg_replay_job"), h.s("i1"), h.j(60_000), h.j(2_000), spool_cfg(h, &dir, 64 << 20), h.dict(&["url"], &[h.str(&proxy.url())])],
+    );
+    // A request is logged when received and its status filled in once answered: wait for both answers.
+    let end = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = proxy.log();
+        if log.len() >= seen + 2 && log[seen..seen + 2].iter().all(|r| r.status != 0) {
+            break log;
+        }
+        assert!(Instant::now() < end, "two pushes answered at init: {log:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (first, second) = (&log[seen], &log[seen + 1]);
+    for r in [first, second] {
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.status), ("PUT", "/metrics/job/pg_replay_job/instance/i1", 200), "{log:?}");
+    }
+    assert_eq!(first.body_len, file.entries[0].body.len(), "run 1's spooled state first: {log:?}");
+    assert_ne!(second.body_len, file.entries[0].body.len(), "then run 2's own (without run 1's metrics): {log:?}");
+    let end = Instant::now() + Duration::from_secs(5);
+    while !spool_files(&dir).is_empty() {
+        assert!(Instant::now() < end, "the replayed file is removed: {:?}", names(&dir));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let f = stats(h)["pushgateway"].clone();
+    assert!(f.balanced() && f.samples_in >= spooled && f.sent >= spooled && f.failed_total() == 0, "{f:?}");
+
+    declare(h, "gauge", "run_value", &[]);
+    h.ok("kdbprom_set", &[h.s("run_value"), h.f(222.0)]);
+    let o = push(h);
+    assert!(o["pushgateway"].0, "{o:?}");
+    let m = pgw_metrics(pgw.port);
+    let v: Vec<f64> = m
+        .iter()
+        .filter(|(s, _)| s.starts_with("run_value{") && s.contains("job=\"pg_replay_job\"") && s.contains("instance=\"i1\""))
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(v, vec![222.0], "{m:?}");
+    let (st, _) = stop(h);
+    assert!(st["pushgateway"].balanced() && st["pushgateway"].spool == 0, "{st:?}");
+    assert!(spool_files(&dir).is_empty(), "{:?}", names(&dir));
+}
+
+/// Mounts a 64 KiB tmpfs at `dir` and fills it so that at most `leave` bytes stay free.
+fn tiny_full_tmpfs(dir: &Path, leave: u64) -> Mount {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "kdbprom-spool-test"]).arg(dir).output();
+    let mounted = out.as_ref().is_ok_and(|o| o.status.success());
+    assert!(
+        mounted,
+        "this test needs root and mount rights to simulate ENOSPC with a 64 KiB tmpfs: {:?}",
+        out.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+    );
+    let m = Mount(dir.to_path_buf());
+    let free = free_bytes(dir);
+    if free > leave {
+        std::fs::write(dir.join("filler"), vec![0u8; (free - leave) as usize]).unwrap();
+    }
+    assert!(free_bytes(dir) <= leave, "{} bytes free", free_bytes(dir));
+    m
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    // SAFETY: statvfs on a path we own.
+    unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        let p = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+        assert_eq!(libc::statvfs(p.as_ptr(), &mut s), 0);
+        s.f_bavail as u64 * s.f_frsize as u64
+    }
+}
+
+/// Run 2 replays run 1's file into a receiver that is still down, and at stop the new spool file
+/// cannot be written (the disk is full). Run 1's file is the only copy of samples never delivered:
+/// it must stay for the next run ("removed only after the new file is in place").
+#[test]
+fn a_spool_write_that_fails_keeps_the_previous_runs_file() {
+    let _g = lock();
+    let h = host();
+    let base = Tmp::new("spool-keep");
+    let dir = base.join("mnt");
+    let _m = tiny_full_tmpfs(&dir, 8_192);
+    let ts = now_ms() - 60_000;
+    let hdr = spool::Header {
+        job: "keep_job".into(),
+        instance: "i5".into(),
+        target: "prom".into(),
+        kind: spool::Kind::RemoteWrite1,
+        created_ms: ts,
+    };
+    let e = spool::Entry { body: fixture_body("keep_job", "i5", 42.0, ts), samples: 1, ts_ms: ts };
+    let old = spool::write(&dir, &hdr, &[e], 1 << 20).unwrap().path;
+    let old_bytes = std::fs::read(&old).unwrap();
+    assert!(free_bytes(&dir) <= 4_096, "{} bytes free", free_bytes(&dir));
+
+    let proxy = Proxy::start(servers::free_port());
+    proxy.set_fault(Fault::Refuse);
+    init(
+        h,
+        &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "remote_write"],
+        &[h.s("keep_job"), h.s("i5"), h.j(1_000), h.j(1_000), spool_cfg(h, &dir, 16 << 20), rw_target(h, &proxy.url())],
+    );
+    assert!(stats(h)["prom"].samples_in >= 1, "the old file is replayed");
+    many_series(h, "keep_value", 200, 3);
+    wait_rounds(h, "prom", 1, Duration::from_secs(15));
+    let (st, pushed) = stop(h);
+    let f = &st["prom"];
+    assert!(f.balanced(), "{f:?}");
+    assert!(pushed["prom"].1.contains("No space left on device"), "the new spool file could not be written: {pushed:?}");
+    assert_eq!(f.spool, 1, "the replayed sample stays spooled, in run 1's file: {f:?}");
+    assert!(old.exists(), "run 1's undelivered samples were deleted although no new spool file holds them: {:?}", names(&dir));
+    assert_eq!(std::fs::read(&old).unwrap(), old_bytes);
+}
+
+/// Run 1's final Pushgateway state is replayed while the gateway is still down. The file is the
+/// only copy of that state: if run 2's first round cannot deliver it, the file must stay (a run
+/// that then dies, SIGKILL included, leaves it for the run after it, as `replay.rs` promises).
+#[test]
+fn a_pushgateway_replay_that_fails_keeps_the_file() {
+    let _g = lock();
+    let h = host();
+    let dir = Tmp::new("spool-pg-keep");
+    let ts = now_ms() - 60_000;
+    let hdr = spool::Header {
+        job: "pg_keep_job".into(),
+        instance: "i6".into(),
+        target: "pushgateway".into(),
+        kind: spool::Kind::Pushgateway,
+        created_ms: ts,
+    };
+    let e = spool::Entry { body: bytes::Bytes::from_static(b"# TYPE run_value gauge\nrun_value 111\n"), samples: 1, ts_ms: ts };
+    let old = spool::write(&dir, &hdr, &[e], 1 << 20).unwrap().path;
+    let proxy = Proxy::start(servers::free_port());
+    proxy.set_fault(Fault::Refuse);
+    init(
+        h,
+        &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "pushgateway"],
+        &[h.s("pg_keep_job"), h.s("i6"), h.j(1_000), h.j(1_000), spool_cfg(h, &dir, 1 << 20), h.dict(&["url"], &[h.str(&proxy.url())])],
+    );
+    // The first round (at init) fails after its 1 s deadline.
+    let end = Instant::now() + Duration::from_secs(10);
+    while stats(h)["pushgateway"].failed_total() == 0 {
+        assert!(Instant::now() < end, "the first round did not fail");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let f = stats(h)["pushgateway"].clone();
+    let kept = old.exists();
+    let (st, _) = stop(h);
+    assert!(st["pushgateway"].balanced(), "{st:?}");
+    assert!(
+        kept,
+        "run 1's spooled state was deleted after one failed round while run 2 was still running ({f:?}): a run 2 killed now loses it"
+    );
+}
