@@ -37,6 +37,13 @@ pub struct RemoteWrite {
     not_before: Option<Instant>,
 }
 
+/// What a retry of a request that aged past `queue.sample_age_limit_ms` says instead of sending it.
+const AGED: &str = "older than queue.sample_age_limit_ms: dropped, not retried";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A timestamp strictly after `last`, so a receiver never sees two values of a series at one time.
 pub fn next_ts(last: &mut i64, now_ms: i64) -> i64 {
     *last = now_ms.max(*last + 1);
@@ -137,19 +144,28 @@ impl RemoteWrite {
         let q = &self.cfg.queue;
         let backoff = Backoff { min: Duration::from_millis(q.min_backoff_ms), max: Duration::from_millis(q.max_backoff_ms) };
         loop {
-            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-            let expired = self.queue.expire(now_ms, self.cfg.queue.sample_age_limit_ms);
+            let limit = self.cfg.queue.sample_age_limit_ms;
+            let expired = self.queue.expire(now_ms(), limit);
             self.common.ledger.lock().fail(Reason::AgeLimit, expired);
             let Some(head) = self.queue.front() else { break };
-            let (body, samples) = (head.body.clone(), head.samples);
+            let (body, samples, ts_ms) = (head.body.clone(), head.samples, head.ts_ms);
             let ledger = &self.common.ledger;
             let this = &*self;
             let sent = retry::with_retries(
                 |n| {
-                    if n > 1 {
+                    // Ages are checked again before every retry, as Prometheus's sender does: a
+                    // request must not go out past the limit because it was already at the head.
+                    let aged = n > 1 && limit > 0 && now_ms().saturating_sub(ts_ms) > limit as i64;
+                    if n > 1 && !aged {
                         ledger.lock().retried += samples;
                     }
-                    this.attempt(body.clone(), n)
+                    let fut = this.attempt(body.clone(), n);
+                    async move {
+                        if aged {
+                            return Err(Failure::Permanent { status: 0, message: AGED.into() });
+                        }
+                        fut.await
+                    }
                 },
                 backoff,
                 deadline,
@@ -169,7 +185,11 @@ impl RemoteWrite {
             out.cause = self.redactor.redact(&sent.cause);
             if sent.permanent {
                 self.queue.pop();
-                let why = if too_old(&sent.message) { Reason::TooOld } else { Reason::Http4xx };
+                let why = match sent.cause.as_str() {
+                    AGED => Reason::AgeLimit,
+                    m if too_old(m) => Reason::TooOld,
+                    _ => Reason::Http4xx,
+                };
                 self.common.ledger.lock().fail(why, samples);
                 continue;
             }

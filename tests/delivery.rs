@@ -1,0 +1,772 @@
+//! Delivery under faults, proven against real receivers: the real .so in the libe host pushes
+//! through the fault proxy (tests/faults) to a real Prometheus or Pushgateway, and every scenario
+//! checks what the receiver holds against counts the test keeps itself, then the accounting
+//! identity `samples_in = sent + failed + queued + spooled` on the final stats.
+
+mod common;
+mod faults;
+mod servers;
+
+use common::{Host, host, lock};
+use faults::{Fault, Proxy};
+use kdbplus::api::K;
+use servers::query;
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const INSTANCE: &str = "delivery-host:1";
+
+// ---------------------------------------------------------------------------------------------
+// The library through its exports.
+
+#[derive(Debug, Clone)]
+struct Outcome {
+    ok: bool,
+    status: i64,
+    message: String,
+    samples: i64,
+    attempts: i64,
+}
+
+fn outcomes(h: &Host, d: K) -> HashMap<String, Outcome> {
+    h.dict_items(d)
+        .into_iter()
+        .map(|(t, o)| {
+            let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
+            let o = Outcome {
+                ok: h.boolean(f["ok"]),
+                status: h.long(f["status"]),
+                message: h.string(f["message"]),
+                samples: h.long(f["samples"]),
+                attempts: h.long(f["attempts"]),
+            };
+            (t, o)
+        })
+        .collect()
+}
+
+/// One target's figures as `.prom.stats[]` / `.prom.stop[]` give them.
+#[derive(Debug, Clone, Default)]
+struct Tgt {
+    samples_in: i64,
+    sent: i64,
+    failed: HashMap<String, i64>,
+    retried: i64,
+    queued: i64,
+    spooled: i64,
+    spool_bytes: i64,
+    last_success: f64,
+}
+
+impl Tgt {
+    fn failed(&self, reason: &str) -> i64 {
+        *self.failed.get(reason).unwrap_or_else(|| panic!("no samples_failed.{reason} in {self:?}"))
+    }
+    fn failed_total(&self) -> i64 {
+        self.failed.values().sum()
+    }
+    /// in = sent + failed + queued + spooled.
+    fn assert_identity(&self) {
+        assert_eq!(self.samples_in, self.sent + self.failed_total() + self.queued + self.spooled, "accounting identity: {self:?}");
+    }
+    /// Every reason but `except` is zero.
+    fn assert_failed_only(&self, except: &[&str]) {
+        for (r, n) in &self.failed {
+            if !except.contains(&r.as_str()) {
+                assert_eq!(*n, 0, "samples_failed.{r}: {self:?}");
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    top: HashMap<String, i64>,
+    targets: HashMap<String, Tgt>,
+    pushed: HashMap<String, Outcome>,
+}
+
+fn parse_stats(h: &Host, d: K) -> Stats {
+    let mut st = Stats::default();
+    for (k, v) in h.dict_items(d) {
+        match k.as_str() {
+            "targets" => {
+                for (name, td) in h.dict_items(v) {
+                    let mut t = Tgt::default();
+                    for (f, x) in h.dict_items(td) {
+                        match f.as_str() {
+                            "samples_failed" => t.failed = h.long_dict(x).into_iter().collect(),
+                            "last_success" => t.last_success = h.float(x),
+                            "samples_in" => t.samples_in = h.long(x),
+                            "samples_sent" => t.sent = h.long(x),
+                            "samples_retried" => t.retried = h.long(x),
+                            "queue_samples" => t.queued = h.long(x),
+                            "spool_samples" => t.spooled = h.long(x),
+                            "spool_bytes" => t.spool_bytes = h.long(x),
+                            other => panic!("unexpected target field {other}"),
+                        }
+                    }
+                    st.targets.insert(name, t);
+                }
+            }
+            "pushed" => st.pushed = outcomes(h, v),
+            _ if h.qtype(v) == -7 => {
+                st.top.insert(k, h.long(v));
+            }
+            _ => {}
+        }
+    }
+    st
+}
+
+fn stats(h: &Host) -> Stats {
+    let d = h.ok("kdbprom_stats", &[h.id()]);
+    parse_stats(h, d)
+}
+
+/// `.prom.stop[]`: the final stats plus the final push's outcomes.
+fn stop(h: &Host) -> Stats {
+    let d = h.ok("kdbprom_stop", &[h.id()]);
+    parse_stats(h, d)
+}
+
+/// `.prom.init` with `job`, a fixed `instance` and `extra` keys; stops a previous agent first.
+fn init(h: &Host, job: &str, extra: &[(&str, K)]) {
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let mut keys = vec!["job", "instance"];
+    let mut vals = vec![h.s(job), h.s(INSTANCE)];
+    for (k, v) in extra {
+        keys.push(k);
+        vals.push(*v);
+    }
+    let r = h.ok("kdbprom_init", &[h.dict(&keys, &vals), h.id()]);
+    (h.r0)(r);
+}
+
+fn push(h: &Host) -> HashMap<String, Outcome> {
+    let d = h.ok("kdbprom_push", &[h.id()]);
+    outcomes(h, d)
+}
+
+/// A remote-write target dictionary.
+fn rw(h: &Host, url: &str, name: &str, extra: &[(&str, K)]) -> K {
+    let mut keys = vec!["url", "name"];
+    let mut vals = vec![h.str(url), h.s(name)];
+    for (k, v) in extra {
+        keys.push(k);
+        vals.push(*v);
+    }
+    h.dict(&keys, &vals)
+}
+
+fn gauge(h: &Host, name: &str) {
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s(name), h.str("A test gauge."), h.id(), h.id()]);
+}
+
+fn set(h: &Host, name: &str, v: f64) {
+    h.ok("kdbprom_set", &[h.s(name), h.f(v)]);
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the receivers hold.
+
+/// Every series `sel` selects with its raw samples (ms timestamp, value) over the last hour, as
+/// Prometheus stores them (stale markers are not returned).
+fn matrix(port: u16, sel: &str) -> Vec<(serde_json::Map<String, serde_json::Value>, Vec<(i64, f64)>)> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let v: serde_json::Value = servers::http()
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", format!("{sel}[1h]")), ("time", format!("{now:.3}"))])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let values = r["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| ((p[0].as_f64().unwrap() * 1000.0).round() as i64, p[1].as_str().unwrap().parse().unwrap()))
+                .collect();
+            (r["metric"].as_object().unwrap().clone(), values)
+        })
+        .collect()
+}
+
+/// Every sample Prometheus holds for job `job` in the last hour, counted from the raw data.
+fn received(port: u16, job: &str) -> i64 {
+    matrix(port, &format!("{{job=\"{job}\"}}")).iter().map(|(_, v)| v.len() as i64).sum()
+}
+
+/// The raw samples of the one series `sel` selects, over the last hour.
+fn raw(port: u16, sel: &str) -> Vec<(i64, f64)> {
+    let m = matrix(port, sel);
+    assert!(m.len() <= 1, "{sel} selects one series: {m:?}");
+    m.into_iter().next().map(|(_, v)| v).unwrap_or_default()
+}
+
+/// The samples of a gauge declared right after init, less the 0 the round at init may carry:
+/// that round runs on the flusher while the test declares, and a gauge declared but not yet set
+/// reads 0.
+fn after_declare(port: u16, sel: &str) -> Vec<(i64, f64)> {
+    raw(port, sel).into_iter().skip_while(|s| s.1 == 0.0).collect()
+}
+
+/// Values in time order, consecutive repeats collapsed.
+fn runs(samples: &[(i64, f64)]) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    for (_, v) in samples {
+        if out.last() != Some(v) {
+            out.push(*v);
+        }
+    }
+    out
+}
+
+fn assert_time_ordered(samples: &[(i64, f64)]) {
+    assert!(samples.windows(2).all(|w| w[0].0 < w[1].0), "timestamps strictly increase: {samples:?}");
+}
+
+/// The Pushgateway's `/metrics` sample lines (series text, value) of group job=`job`.
+fn pgw_group(port: u16, job: &str) -> Vec<(String, f64)> {
+    let text = servers::http().get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap().text().unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&format!("job=\"{job}\"")))
+        .map(|l| {
+            let (s, v) = l.rsplit_once(' ').unwrap();
+            (s.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+fn pgw_value(lines: &[(String, f64)], name: &str) -> Option<f64> {
+    let hits: Vec<_> = lines.iter().filter(|(s, _)| s.starts_with(&format!("{name}{{"))).collect();
+    assert!(hits.len() <= 1, "{name} in {lines:?}");
+    hits.first().map(|(_, v)| *v)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_outage_leaves_no_gap_and_every_sample_is_accounted() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let job = "d_outage";
+    let url = format!("{}/api/v1/write", proxy.url());
+    // interval 1.5 s: a failing round gives up after 1.5 s (the round deadline) and auto rounds
+    // run between the manual pushes; each carries the value set last, so values repeat in runs.
+    init(h, job, &[("interval_ms", h.j(1_500)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false))]))]);
+    gauge(h, "t_seq");
+    let plan = [
+        Fault::Pass,
+        Fault::Pass,
+        Fault::Status(500, "storm".into()),
+        Fault::Reset,
+        Fault::RetryAfter(429, "1".into()),
+        Fault::Hang,
+        Fault::Status(500, "storm again".into()),
+        Fault::Pass,
+        Fault::Pass,
+        Fault::Pass,
+    ];
+    let n = plan.len();
+    let mut outage: Option<(i64, i64)> = None;
+    for (i, fault) in plan.iter().enumerate() {
+        let v = (i + 1) as f64;
+        let failing = *fault != Fault::Pass;
+        if failing && outage.is_none() {
+            outage = Some((now_ms(), 0));
+        }
+        if !failing {
+            if let Some((s, 0)) = outage {
+                outage = Some((s, now_ms()));
+            }
+        }
+        proxy.set_fault(fault.clone());
+        set(h, "t_seq", v);
+        let o = push(h);
+        assert_eq!(o["prom"].ok, !failing, "push {} under {fault:?}: {o:?}", i + 1);
+    }
+    let (outage_start, outage_end) = outage.unwrap();
+    let fin = stop(h);
+    assert!(fin.pushed["prom"].ok, "{:?}", fin.pushed);
+    // The faults really were applied.
+    let log = proxy.log();
+    for (what, seen) in [
+        ("500", log.iter().any(|s| s.status == 500)),
+        ("429", log.iter().any(|s| s.status == 429)),
+        ("reset", log.iter().any(|s| s.fault == Fault::Reset)),
+        ("hang", log.iter().any(|s| s.fault == Fault::Hang)),
+    ] {
+        assert!(seen, "no {what} in the proxy log");
+    }
+
+    // What Prometheus holds: every value 1..N, each once as a run, in time order, and no hole in
+    // time across the outage (rounds are at most one interval or one round deadline apart).
+    let t = after_declare(prom.port, &format!("t_seq{{job=\"{job}\"}}"));
+    assert_time_ordered(&t);
+    let want: Vec<f64> = (1..=n).map(|i| i as f64).collect();
+    assert_eq!(runs(&t), want, "every value once, in order: {t:?}");
+    let gap = t.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
+    assert!(outage_end - outage_start > 6_000, "the outage lasted {} ms", outage_end - outage_start);
+    eprintln!("outage {} ms, largest gap {gap} ms, {} samples of t_seq", outage_end - outage_start, t.len());
+    assert!(gap <= 2_500, "largest gap between samples {gap} ms over an outage of {} ms: {t:?}", outage_end - outage_start);
+    assert!(t.iter().filter(|(ts, _)| (outage_start..outage_end).contains(ts)).count() >= 5, "{t:?}");
+
+    // Every sample taken in arrived; nothing failed, waits or was spooled.
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    let got = received(prom.port, job);
+    assert_eq!(got, p.sent, "receiver count vs samples_sent: {p:?}");
+    assert_eq!(p.samples_in, got, "{p:?}");
+    assert_eq!((p.failed_total(), p.queued, p.spooled), (0, 0, 0), "{p:?}");
+    assert!(p.retried > 0, "{p:?}");
+    assert_eq!(fin.top["samples_sent"], p.sent);
+}
+
+#[test]
+fn a_full_queue_drops_the_oldest_and_counts_them_exactly() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let url = format!("{}/api/v1/write", proxy.url());
+    let cfg = |queue: K| rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)]);
+
+    // A probe run measures one round's samples: the series Prometheus shows for the job after a
+    // push (every series has one sample per round), same declarations, same target name.
+    let probe = "d_qfull_probe";
+    init(h, probe, &[("interval_ms", h.j(60_000)), ("remote_write", cfg(h.dict(&["max_samples_per_send"], &[h.j(2_000)])))]);
+    gauge(h, "t_seq");
+    set(h, "t_seq", 0.0);
+    let a = push(h);
+    let b = push(h);
+    let round = query(prom.port, &format!("count({{job=\"{probe}\"}})"))[0].1 as i64;
+    assert!(a["prom"].ok && b["prom"].ok, "{a:?} {b:?}");
+    assert_eq!((a["prom"].samples, b["prom"].samples), (round, round), "one round = one sample per series");
+    let _ = stop(h);
+
+    // Room for three rounds.
+    let job = "d_qfull";
+    let cap = 3 * round;
+    init(
+        h,
+        job,
+        &[("interval_ms", h.j(1_000)), ("remote_write", cfg(h.dict(&["capacity", "max_samples_per_send"], &[h.j(cap), h.j(cap)])))],
+    );
+    gauge(h, "t_seq");
+    set(h, "t_seq", 0.0);
+    assert!(push(h)["prom"].ok);
+    assert_eq!(query(prom.port, &format!("count({{job=\"{job}\"}})"))[0].1 as i64, round, "same round size as the probe");
+    proxy.set_fault(Fault::Status(503, "down".into()));
+    let k = 6;
+    for i in 1..=k {
+        set(h, "t_seq", i as f64);
+        let o = push(h);
+        assert!(!o["prom"].ok, "{o:?}");
+    }
+    let during = stats(h).targets["prom"].clone();
+    during.assert_identity();
+    assert!(during.queued <= cap, "{during:?}");
+    proxy.set_fault(Fault::Pass);
+    set(h, "t_seq", (k + 1) as f64);
+    assert!(push(h)["prom"].ok);
+    let fin = stop(h);
+    assert!(fin.pushed["prom"].ok, "{:?}", fin.pushed);
+
+    // The rounds that arrived: the pre-outage 0s, the newest outage rounds (at most the queue's
+    // three), then k+1. Every older outage value is missing, oldest first.
+    let t = raw(prom.port, &format!("t_seq{{job=\"{job}\"}}"));
+    assert_time_ordered(&t);
+    eprintln!("queue_full: round {round} samples, t_seq as received {:?}", t.iter().map(|s| s.1).collect::<Vec<_>>());
+    let out: Vec<f64> = t.iter().map(|(_, v)| *v).filter(|v| (1.0..=k as f64).contains(v)).collect();
+    assert!((2..=3).contains(&out.len()), "the queue held three rounds, the recovery round may push one out: {t:?}");
+    assert_eq!(*out.last().unwrap(), k as f64, "the newest outage round arrived: {t:?}");
+    let first = out[0] as usize;
+    assert!(first >= k - 2 && first > 1, "only the newest outage rounds arrive: {t:?}");
+    let mut want = vec![0.0];
+    want.extend((first..=k + 1).map(|i| i as f64));
+    assert_eq!(runs(&t), want, "a contiguous newest suffix: {t:?}");
+
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    p.assert_failed_only(&["queue_full"]);
+    let got = received(prom.port, job);
+    assert_eq!(got, p.sent, "{p:?}");
+    assert_eq!(p.failed("queue_full"), p.samples_in - got, "{p:?}");
+    assert!(p.failed("queue_full") >= (k as i64 - 3) * round, "at least {} rounds dropped: {p:?}", k - 3);
+    assert_eq!(p.failed("queue_full") % round, 0, "whole rounds are dropped: {p:?}");
+    assert_eq!((p.queued, p.spooled), (0, 0));
+}
+
+#[test]
+fn old_samples_are_dropped_at_the_age_limit() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let url = format!("{}/api/v1/write", proxy.url());
+    let job = "d_age";
+    let limit = 1_500;
+    let queue = h.dict(&["sample_age_limit_ms", "max_backoff_ms"], &[h.j(limit), h.j(100)]);
+    init(h, job, &[("interval_ms", h.j(1_000)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)]))]);
+    gauge(h, "t_seq");
+    set(h, "t_seq", 0.0);
+    assert!(push(h)["prom"].ok);
+    proxy.set_fault(Fault::Status(503, "down".into()));
+    let outage_start = now_ms();
+    let k = 3;
+    let mut last_set = 0;
+    for i in 1..=k {
+        last_set = now_ms();
+        set(h, "t_seq", i as f64);
+        assert!(!push(h)["prom"].ok);
+    }
+    // Every round holding 1..k-1 was made before `last_set`; hold the outage until those are
+    // older than the limit. Ages are checked again before every retry, so nothing older goes out.
+    let hold = limit + 300;
+    let wait = (last_set + hold - now_ms()).max(0) as u64;
+    std::thread::sleep(Duration::from_millis(wait));
+    let recovered = now_ms();
+    proxy.set_fault(Fault::Pass);
+    set(h, "t_seq", (k + 1) as f64);
+    assert!(push(h)["prom"].ok);
+    let fin = stop(h);
+    assert!(fin.pushed["prom"].ok);
+
+    let t = raw(prom.port, &format!("t_seq{{job=\"{job}\"}}"));
+    assert_time_ordered(&t);
+    eprintln!(
+        "age_limit: t_seq as received (age at recovery, value) {:?}",
+        t.iter().map(|(ts, v)| (recovered - ts, *v)).collect::<Vec<_>>()
+    );
+    for (ts, v) in &t {
+        assert!(!(1.0..k as f64).contains(v), "value {v} (set over {hold} ms before recovery) arrived: {t:?}");
+        if *ts >= outage_start && *ts < recovered {
+            // Sent after `recovered` and no older than the limit when sent.
+            assert!(recovered - ts <= limit as i64, "a sample {} ms old at recovery arrived: {t:?}", recovered - ts);
+        }
+    }
+    assert_eq!(t.first().map(|s| s.1), Some(0.0));
+    assert_eq!(t.last().map(|s| s.1), Some((k + 1) as f64));
+
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    p.assert_failed_only(&["age_limit"]);
+    let got = received(prom.port, job);
+    assert_eq!(got, p.sent, "{p:?}");
+    assert!(p.failed("age_limit") > 0, "{p:?}");
+    assert_eq!(p.failed("age_limit"), p.samples_in - got, "{p:?}");
+    assert_eq!((p.queued, p.spooled), (0, 0));
+}
+
+#[test]
+fn stale_markers_end_series_at_stop_and_on_remove() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let job = "d_stale";
+    let url = format!("http://127.0.0.1:{}/api/v1/write", prom.port);
+    init(h, job, &[("interval_ms", h.j(60_000)), ("remote_write", rw(h, &url, "prom", &[]))]);
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("t_stale"), h.str("Labelled."), h.syms(&["k"]), h.id()]);
+    let sa = h.ok("kdbprom_series", &[h.s("t_stale"), h.str("a")]);
+    let sb = h.ok("kdbprom_series", &[h.s("t_stale"), h.str("b")]);
+    let (ida, idb) = (h.long(sa), h.long(sb));
+    h.ok("kdbprom_set", &[h.j(ida), h.f(1.0)]);
+    h.ok("kdbprom_set", &[h.j(idb), h.f(2.0)]);
+    assert!(push(h)["prom"].ok);
+    let sel = format!("t_stale{{job=\"{job}\"}}");
+    let ks = |rows: &[servers::Row]| rows.iter().map(|(l, v)| (l["k"].clone(), *v)).collect::<Vec<_>>();
+    let mut now = ks(&query(prom.port, &sel));
+    now.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(now, vec![("a".to_string(), 1.0), ("b".to_string(), 2.0)]);
+
+    h.ok("kdbprom_remove", &[h.j(ida)]);
+    h.ok("kdbprom_set", &[h.j(idb), h.f(3.0)]);
+    assert!(push(h)["prom"].ok);
+    assert_eq!(ks(&query(prom.port, &sel)), vec![("b".to_string(), 3.0)], "the removed series ends at the next push");
+    assert!(!query(prom.port, &format!("{{job=\"{job}\"}}")).is_empty());
+
+    let fin = stop(h);
+    assert!(fin.pushed["prom"].ok, "{:?}", fin.pushed);
+    assert_eq!(query(prom.port, &format!("{{job=\"{job}\"}}")), vec![], "every series of the job ends at stop");
+    let mut last = ks(&query(prom.port, &format!("last_over_time({sel}[10m])")));
+    last.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(last, vec![("a".to_string(), 1.0), ("b".to_string(), 3.0)], "a look back still finds the last values");
+
+    // Each series that ever existed got exactly one stale marker (the removed one at its removal,
+    // the rest at stop); Prometheus counts stale markers as no samples.
+    let series = matrix(prom.port, &format!("{{job=\"{job}\"}}")).len() as i64;
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    assert_eq!((p.failed_total(), p.queued, p.spooled), (0, 0, 0), "{p:?}");
+    assert_eq!(p.samples_in, p.sent);
+    assert_eq!(received(prom.port, job) + series, p.sent, "values + one stale marker per series: {p:?}");
+}
+
+#[test]
+fn stop_with_a_hung_receiver_returns_within_the_exit_deadline() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let dir = servers::tmpdir("spool");
+    let job = "d_hung";
+    let url = format!("{}/api/v1/write", proxy.url());
+    init(
+        h,
+        job,
+        &[
+            ("interval_ms", h.j(1_000)),
+            ("exit_deadline_ms", h.j(1_000)),
+            ("remote_write", rw(h, &url, "prom", &[])),
+            ("spool", h.dict(&["dir"], &[h.str(dir.to_str().unwrap())])),
+        ],
+    );
+    gauge(h, "t_seq");
+    set(h, "t_seq", 1.0);
+    assert!(push(h)["prom"].ok);
+    proxy.set_fault(Fault::Hang);
+    set(h, "t_seq", 2.0);
+    // Let an interval round hang first: stop must supersede it.
+    let n = proxy.requests();
+    assert!(proxy.wait_requests(n + 1, Duration::from_secs(3)), "an interval round reaches the hung receiver");
+    let t = Instant::now();
+    let fin = stop(h);
+    let took = t.elapsed();
+    assert!(took <= Duration::from_millis(1_050), "stop took {took:?} with exit_deadline_ms 1000");
+    eprintln!("stop with a hung receiver took {took:?}");
+    assert!(!fin.pushed["prom"].ok, "{:?}", fin.pushed);
+    assert!(fin.pushed["prom"].message.contains("spooled to"), "{:?}", fin.pushed);
+    let files: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "spool")).collect();
+    assert_eq!(files.len(), 1, "one spool file in {}: {files:?}", dir.display());
+
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    assert_eq!(p.failed_total(), 0, "{p:?}");
+    assert_eq!(p.queued, 0, "{p:?}");
+    assert_eq!(p.spooled, p.samples_in - p.sent, "{p:?}");
+    assert!(p.spooled > 0 && p.spool_bytes > 0, "{p:?}");
+    // Prometheus holds exactly what was sent before the hang.
+    assert_eq!(received(prom.port, job), p.sent, "{p:?}");
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn retry_after_http_date_is_honoured() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let job = "d_retry_date";
+    let url = format!("{}/api/v1/write", proxy.url());
+    // A 5 s round deadline leaves room for a wait of up to 3 s within the round.
+    init(h, job, &[("interval_ms", h.j(5_000)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false))]))]);
+    gauge(h, "t_seq");
+    set(h, "t_seq", 1.0);
+    assert!(push(h)["prom"].ok);
+    // An HTTP-date has whole seconds: round up, so the receiver asks for at least 2 s.
+    let date_s = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() + 2.0).ceil() as u64;
+    let date = UNIX_EPOCH + Duration::from_secs(date_s);
+    let before = proxy.requests() as usize;
+    proxy.set_fault(Fault::RetryAfter(429, httpdate::fmt_http_date(date)));
+    set(h, "t_seq", 2.0);
+    let o = std::thread::scope(|s| {
+        let helper = s.spawn(|| {
+            // After the first 429, the receiver is back.
+            assert!(proxy.wait_requests(before as u64 + 1, Duration::from_secs(5)));
+            let asked = date.duration_since(SystemTime::now()).unwrap_or_default();
+            proxy.set_fault(Fault::Pass);
+            asked
+        });
+        let o = push(h);
+        (o, helper.join().unwrap())
+    });
+    let (o, asked) = o;
+    assert!(o["prom"].ok && o["prom"].status == 204, "{o:?}");
+    assert_eq!(o["prom"].attempts, 2, "{o:?}");
+    let log = proxy.log();
+    let (first, next) = (&log[before], &log[before + 1]);
+    assert_eq!(first.status, 429);
+    assert_eq!((next.status, next.header("retry-attempt")), (204, Some("1")));
+    let waited = next.at - first.at;
+    eprintln!("retry-after date: asked {asked:?}, waited {waited:?}");
+    assert!(waited >= Duration::from_millis(1_800), "next request {waited:?} after the 429");
+    assert!(waited >= asked.saturating_sub(Duration::from_millis(100)), "waited {waited:?}, the date asked {asked:?}");
+    assert!(waited <= asked + Duration::from_millis(600), "waited {waited:?}, the date asked {asked:?}");
+    let fin = stop(h);
+    assert!(fin.pushed["prom"].ok);
+    let t = after_declare(prom.port, &format!("t_seq{{job=\"{job}\"}}"));
+    assert_eq!(runs(&t), vec![1.0, 2.0], "{t:?}");
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    assert_eq!((p.failed_total(), p.queued, p.spooled), (0, 0, 0), "{p:?}");
+    assert_eq!(received(prom.port, job), p.sent, "{p:?}");
+    assert_eq!(p.samples_in, p.sent);
+    assert_eq!(p.retried, o["prom"].samples, "the one retried request: {p:?}");
+}
+
+#[test]
+fn a_garbage_200_counts_as_sent_for_remote_write_1() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let job = "d_garbage";
+    let url = format!("{}/api/v1/write", proxy.url());
+    init(h, job, &[("interval_ms", h.j(60_000)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false))]))]);
+    gauge(h, "t_seq");
+    set(h, "t_seq", 1.0);
+    assert!(push(h)["prom"].ok);
+    let before_count = received(prom.port, job);
+    let before = proxy.requests() as usize;
+    proxy.set_fault(Fault::Garbage200);
+    set(h, "t_seq", 2.0);
+    let o = push(h);
+    // Documented: remote-write 1.0 has no written-count headers, so any 2xx is success.
+    assert!(o["prom"].ok && o["prom"].status == 200 && o["prom"].attempts == 1, "{o:?}");
+    let garbage = o["prom"].samples;
+    let log = proxy.log();
+    assert_eq!(log.len(), before + 1, "one request, not retried");
+    assert_eq!((log[before].status, &log[before].fault), (200, &Fault::Garbage200));
+    assert_eq!(received(prom.port, job), before_count, "nothing reached Prometheus");
+    proxy.set_fault(Fault::Pass);
+    set(h, "t_seq", 3.0);
+    assert!(push(h)["prom"].ok);
+    let round = query(prom.port, &format!("count({{job=\"{job}\"}})"))[0].1 as i64;
+    assert_eq!(garbage, round, "the garbage round had one sample per series");
+    let fin = stop(h);
+    assert!(fin.pushed["prom"].ok);
+
+    // The round at init may carry t_seq = 0 or 1; value 2 went only to the garbage answer.
+    let t = after_declare(prom.port, &format!("t_seq{{job=\"{job}\"}}"));
+    assert_eq!(runs(&t), vec![1.0, 3.0], "the garbage round never arrived: {t:?}");
+    assert_eq!(t.iter().filter(|s| s.1 == 3.0).count(), 2, "the push after it and the final push: {t:?}");
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    assert_eq!((p.failed_total(), p.queued, p.spooled), (0, 0, 0), "{p:?}");
+    assert_eq!(p.samples_in, p.sent);
+    assert_eq!(p.sent, received(prom.port, job) + round, "sent = what Prometheus holds + the garbage round: {p:?}");
+}
+
+#[test]
+fn pushgateway_outage_counts_rounds_as_deadline_and_recovers() {
+    let _g = lock();
+    let h = host();
+    let pgw = servers::pushgateway();
+    let proxy = Proxy::start(pgw.port);
+    let job = "d_pgw";
+    init(h, job, &[("interval_ms", h.j(1_000)), ("pushgateway", h.dict(&["url"], &[h.str(&proxy.url())]))]);
+    gauge(h, "t_seq");
+    set(h, "t_seq", 1.0);
+    let o = push(h);
+    assert!(o["pushgateway"].ok, "{o:?}");
+    // One round's samples, as the gateway holds them (less its own push_time_seconds and
+    // push_failure_time_seconds).
+    let group = |port| pgw_group(port, job).into_iter().filter(|(s, _)| !s.starts_with("push_")).collect::<Vec<_>>();
+    let round = group(pgw.port).len() as i64;
+    assert_eq!(o["pushgateway"].samples, round, "{o:?}");
+    assert_eq!(pgw_value(&group(pgw.port), "t_seq"), Some(1.0));
+
+    // Two failing manual rounds. Each starts right after an interval round was delivered (so the
+    // next interval round waits behind it), and the receiver is back as soon as it returns (so
+    // the interval round that follows succeeds on its next attempt).
+    let mut failed_rounds = 0;
+    for v in [2.0, 3.0] {
+        let n = proxy.forwarded();
+        wait_until("an interval round delivered", Duration::from_secs(3), || proxy.forwarded() > n);
+        proxy.set_fault(Fault::Status(500, "gateway down".into()));
+        set(h, "t_seq", v);
+        let o = push(h);
+        proxy.set_fault(Fault::Pass);
+        assert!(!o["pushgateway"].ok && o["pushgateway"].status == 500, "{o:?}");
+        failed_rounds += 1;
+    }
+    let n = proxy.forwarded();
+    wait_until("an interval round delivered", Duration::from_secs(3), || proxy.forwarded() > n);
+    assert_eq!(pgw_value(&group(pgw.port), "t_seq"), Some(3.0), "the newest state after recovery");
+    set(h, "t_seq", 4.0);
+    assert!(push(h)["pushgateway"].ok);
+    assert_eq!(pgw_value(&group(pgw.port), "t_seq"), Some(4.0));
+    let fin = stop(h);
+    assert!(fin.pushed["pushgateway"].ok, "{:?}", fin.pushed);
+    assert_eq!(pgw_value(&group(pgw.port), "t_seq"), Some(4.0));
+    assert_eq!(group(pgw.port).len() as i64, round, "same series at stop");
+
+    eprintln!("pushgateway: statuses {:?}", proxy.log().iter().map(|s| s.status).collect::<Vec<_>>());
+    let p = &fin.targets["pushgateway"];
+    p.assert_identity();
+    p.assert_failed_only(&["deadline"]);
+    assert_eq!(p.failed("deadline"), failed_rounds * round, "two failed rounds of {round} samples: {p:?}");
+    assert_eq!((p.queued, p.spooled), (0, 0));
+    assert_eq!(p.samples_in, p.sent + failed_rounds * round);
+}
+
+/// `queue.sample_age_limit_ms` holds for a request that is already being retried: one that grows
+/// older than the limit while the receiver fails is dropped (`age_limit`), not sent when the
+/// receiver comes back, as Prometheus' own remote-write queue does on every attempt.
+#[test]
+fn a_request_retried_past_the_age_limit_is_dropped_not_sent() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let job = "d_age_retry";
+    let url = format!("{}/api/v1/write", proxy.url());
+    let limit = 1_000;
+    let queue = h.dict(&["sample_age_limit_ms", "max_backoff_ms"], &[h.j(limit), h.j(100)]);
+    // A 3 s round deadline: the request keeps being retried well past the 1 s limit.
+    init(h, job, &[("interval_ms", h.j(3_000)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)]))]);
+    gauge(h, "t_seq");
+    set(h, "t_seq", 0.0);
+    assert!(push(h)["prom"].ok);
+    let before = proxy.requests();
+    proxy.set_fault(Fault::Status(503, "down".into()));
+    set(h, "t_seq", 1.0);
+    let set_at = now_ms();
+    let (o, back_at) = std::thread::scope(|s| {
+        let helper = s.spawn(|| {
+            assert!(proxy.wait_requests(before + 1, Duration::from_secs(3)));
+            // Back 2 s after the value was set: twice the limit.
+            std::thread::sleep(Duration::from_millis((set_at + 2 * limit as i64 - now_ms()).max(0) as u64));
+            proxy.set_fault(Fault::Pass);
+            now_ms()
+        });
+        let o = push(h);
+        (o, helper.join().unwrap())
+    });
+    assert!(back_at - set_at >= 2 * limit as i64);
+    let fin = stop(h);
+    let t = raw(prom.port, &format!("t_seq{{job=\"{job}\"}}"));
+    let late: Vec<_> = t.iter().filter(|(ts, v)| *v == 1.0 && back_at - ts > limit as i64).collect();
+    assert!(
+        late.is_empty(),
+        "samples older than sample_age_limit_ms {limit} when the receiver came back {back_at} were sent: {late:?}; push: {o:?}"
+    );
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    p.assert_failed_only(&["age_limit"]);
+    assert_eq!(p.failed("age_limit"), p.samples_in - received(prom.port, job), "{p:?}");
+    assert!(p.failed("age_limit") > 0, "{p:?}");
+}
