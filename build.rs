@@ -1,8 +1,8 @@
-//! Compiles proto/ with prost-build fed by protox (no protoc needed), and passes the path of KX's
+//! Compiles proto/ (remote write 1.0 and 2.0) with prost-build fed by protox (no protoc needed), and passes the path of KX's
 //! libe.so (the K API host for tests) to the test binaries.
 
 fn main() {
-    let fds = protox::compile(["proto/remote.proto"], ["proto"]).expect("proto/remote.proto compiles");
+    let fds = protox::compile(["proto/remote.proto", "proto/remote_v2.proto"], ["proto"]).expect("proto/ compiles");
     prost_build::Config::new().compile_fds(fds).expect("prost generates the remote-write types");
     println!("cargo::rerun-if-changed=proto");
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

@@ -1,5 +1,11 @@
-//! The remote-write 1.0 messages generated from `proto/remote.proto` (used to decode and verify
-//! what the encoder writes; the encoder itself writes the same wire format directly).
+//! The remote-write messages generated from `proto/` (used to decode and verify what the
+//! encoders write; the encoders themselves write the same wire format directly): 1.0 at the top
+//! level, 2.0 in [`v2`].
 #![allow(missing_docs, clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+
+/// Remote write 2.0 (`io.prometheus.write.v2`).
+pub mod v2 {
+    include!(concat!(env!("OUT_DIR"), "/io.prometheus.write.v2.rs"));
+}

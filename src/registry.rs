@@ -90,6 +90,8 @@ pub struct Slot {
     pub kind: Kind,
     /// Label values, in the family's label-name order.
     pub label_values: Box<[Box<str>]>,
+    /// When the series was created (ms since the Unix epoch): remote-write 2.0's start timestamp.
+    pub created_ms: i64,
     alive: AtomicBool,
 }
 
@@ -291,7 +293,8 @@ impl Registry {
         if limited && self.live.load(Ordering::Relaxed) >= self.limits.max_series {
             return Err(RegistryError::TooManySeries { metric: f.name.to_string(), limit: self.limits.max_series, scope: "in all" });
         }
-        let slot = Slot { family: fid, kind: f.kind, label_values: key.clone(), alive: AtomicBool::new(true) };
+        let created_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let slot = Slot { family: fid, kind: f.kind, label_values: key.clone(), created_ms, alive: AtomicBool::new(true) };
         let sid = u32::try_from(self.slots.push(slot)).map_err(|_| RegistryError::TooManySeries {
             metric: f.name.to_string(),
             limit: u32::MAX as usize,

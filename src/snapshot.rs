@@ -24,6 +24,8 @@ pub struct FamilySnapshot<'r> {
 pub struct SeriesSnapshot<'r> {
     /// Values in the order of the family's label names.
     pub label_values: &'r [Box<str>],
+    /// When the series was created (ms since the Unix epoch).
+    pub created_ms: i64,
     /// The aggregated value.
     pub value: Value,
 }

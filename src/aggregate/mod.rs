@@ -4,9 +4,11 @@
 //! (a scalar, a fixed bucket array, or a bounded sketch ring) whatever the number of events.
 
 mod histogram;
+pub mod native;
 mod summary;
 
 pub use histogram::Histogram;
+pub use native::{NativeConfig, NativeHistogram, NativeSnapshot, Spans};
 pub use summary::{ALPHA, MAX_BINS, Summary};
 
 use crate::event::{Batch, Event, Op, SeriesId};
@@ -150,7 +152,11 @@ impl Aggregator {
             }
             self.state(reg, sid as SeriesId);
             let Some(value) = value(&mut self.states[sid], &family.params, epoch) else { continue };
-            families[slot.family as usize].series.push(SeriesSnapshot { label_values: &slot.label_values, value });
+            families[slot.family as usize].series.push(SeriesSnapshot {
+                label_values: &slot.label_values,
+                created_ms: slot.created_ms,
+                value,
+            });
         }
         Snapshot { families }
     }
@@ -166,7 +172,8 @@ impl Aggregator {
             if families.last().is_none_or(|f| !std::ptr::eq(f.family, reg.family(slot.family))) {
                 families.push(FamilySnapshot { family: reg.family(slot.family), series: Vec::new() });
             }
-            families.last_mut().expect("pushed above").series.push(SeriesSnapshot { label_values: &slot.label_values, value });
+            let s = SeriesSnapshot { label_values: &slot.label_values, created_ms: slot.created_ms, value };
+            families.last_mut().expect("pushed above").series.push(s);
         }
         Snapshot { families }
     }

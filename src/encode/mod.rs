@@ -5,6 +5,8 @@
 
 pub mod float;
 pub mod remote_write;
+pub mod remote_write2;
+pub mod symbols;
 pub mod text;
 
 use crate::registry::{Family, Kind};
@@ -25,6 +27,8 @@ pub struct Sample<'a> {
     pub extra: Option<(&'static str, &'a str)>,
     /// The value.
     pub value: f64,
+    /// When the series was created (ms since the Unix epoch).
+    pub created_ms: i64,
 }
 
 /// A format's view of the traversal.
@@ -60,6 +64,7 @@ pub fn walk(snap: &Snapshot<'_>, sink: &mut impl Sink) {
                 label_values: s.label_values,
                 extra,
                 value,
+                created_ms: s.created_ms,
             };
             match &s.value {
                 Value::Scalar(v) => sink.sample(&base("", None, *v)),

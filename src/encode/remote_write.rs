@@ -105,7 +105,7 @@ impl Encoder {
 
 /// Where a label of a sample comes from, in name order.
 #[derive(Clone, Copy)]
-enum Src {
+pub(crate) enum Src {
     Name,
     Family(usize),
     Const(usize),
@@ -125,7 +125,7 @@ struct RwSink<'e, 'c> {
     order_extra: Vec<Src>,
 }
 
-fn label_order(f: &Family, consts: &[(String, String)], extra: Option<&str>) -> Vec<Src> {
+pub(crate) fn label_order(f: &Family, consts: &[(String, String)], extra: Option<&str>) -> Vec<Src> {
     let mut v: Vec<(&str, Src)> = vec![("__name__", Src::Name)];
     v.extend(f.label_names.iter().enumerate().map(|(i, n)| (&**n, Src::Family(i))));
     v.extend(consts.iter().enumerate().map(|(i, (n, _))| (n.as_str(), Src::Const(i))));
