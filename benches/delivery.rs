@@ -95,7 +95,7 @@ fn queue_and_replay(c: &mut Criterion) {
     for _ in 0..20 {
         ts += 10_000;
         for r in enc.encode(&snap, &consts, ts, 2_000, Values::Current) {
-            q.push(Request { body: r.body, samples: r.samples as u64, ts_ms: ts, origin: None });
+            q.push(Request { body: r.body, samples: r.samples as u64, ts_ms: ts, origin: None, v2: false });
         }
     }
     let per_request = std::mem::size_of::<Request>() as f64;

@@ -33,6 +33,7 @@
 .prom.remove:.prom.bind[`remove;1];
 .prom.counter:{[n;h;l].prom.x.decl[`counter;n;h;l;::]};
 .prom.gauge:{[n;h;l].prom.x.decl[`gauge;n;h;l;::]};
+/ b: bounds (a float vector), () for the default bounds, `native, or a dictionary of buckets/factor/zero_threshold/max_buckets; passed on unchanged
 .prom.histogram:{[n;h;l;b].prom.x.decl[`histogram;n;h;l;b]};
 .prom.summary:{[n;h;l;q].prom.x.decl[`summary;n;h;l;q]};
 .prom.text:{.prom.x.text[]};

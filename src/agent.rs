@@ -89,7 +89,7 @@ impl Agent {
             Limits { max_series: config.max_series, max_series_per_metric: config.max_series_per_metric, reserved_labels: reserved };
         let instance = config.instance.clone().unwrap_or_else(|| process.instance());
         let registry = Arc::new(Registry::new(limits));
-        let builtins = builtin::declare(&registry, process)?;
+        let builtins = builtin::declare_with(&registry, process, config.native_request_histograms)?;
         let delivery = delivery(&config, &instance, &registry)?;
         let ledgers = delivery
             .targets

@@ -3,6 +3,7 @@
 //! Declared by the library at start so every series exists (as 0) from the first push, which is
 //! what `rate()` and `absent()` need; q only feeds values through the fast exports.
 
+use crate::aggregate::NativeConfig;
 use crate::event::SeriesId;
 use crate::registry::{DEFAULT_BUCKETS, Kind, Registry, RegistryError};
 
@@ -116,8 +117,11 @@ fn each<const N: usize>(reg: &Registry, name: &str, values: [&str; N]) -> Result
 }
 
 /// Declares every built-in family in `reg` and returns their series ids (the targets' own
-/// series come from [`crate::telemetry::target`]).
-pub fn declare(reg: &Registry, p: &ProcessInfo) -> Result<Builtins, RegistryError> {
+/// series come from [`crate::telemetry::target`]). `kdb_request_duration_seconds` is a native
+/// histogram (client_golang's defaults: schema 3, zero threshold 2^-128, at most 160 buckets, no
+/// classic buckets) when `native_requests` (the `native_request_histograms` setting) is true,
+/// classic otherwise.
+pub fn declare_with(reg: &Registry, p: &ProcessInfo, native_requests: bool) -> Result<Builtins, RegistryError> {
     use Kind::*;
     reg.declare("kdb_info", "kdb+ version, release date, OS and cores; value 1.", Gauge, &["version", "release_date", "os", "cores"], &[])?;
     reg.builtin_series("kdb_info", &[&p.version, &p.release_date, &p.os, &p.cores.to_string()])?;
@@ -135,7 +139,12 @@ pub fn declare(reg: &Registry, p: &ProcessInfo) -> Result<Builtins, RegistryErro
     reg.declare("kdb_connections_closed_total", "Connections closed (.z.pc, .z.wc).", Counter, &["kind"], &[])?;
     reg.declare("kdb_requests_total", "Requests handled, by handler.", Counter, &["handler"], &[])?;
     reg.declare("kdb_request_errors_total", "Requests whose handler signalled an error.", Counter, &["handler"], &[])?;
-    reg.declare("kdb_request_duration_seconds", "Time spent in the handler.", Histogram, &["handler"], &DEFAULT_BUCKETS)?;
+    let (help, labels) = ("Time spent in the handler.", &["handler"]);
+    if native_requests {
+        reg.declare_with("kdb_request_duration_seconds", help, Histogram, labels, &[], Some(NativeConfig::default()))?;
+    } else {
+        reg.declare("kdb_request_duration_seconds", help, Histogram, labels, &DEFAULT_BUCKETS)?;
+    }
     let own = crate::telemetry::declare(reg)?;
     Ok(Builtins {
         requests: each(reg, "kdb_requests_total", HANDLERS)?,
@@ -147,4 +156,23 @@ pub fn declare(reg: &Registry, p: &ProcessInfo) -> Result<Builtins, RegistryErro
         handles: reg.by_name("kdb_open_handles")?,
         own,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Limits;
+
+    #[test]
+    fn request_durations_classic_or_native() {
+        let classic = Registry::new(Limits::default());
+        declare_with(&classic, &ProcessInfo::default(), false).unwrap();
+        let f = classic.family(classic.family_named("kdb_request_duration_seconds").unwrap());
+        assert_eq!((&*f.params, f.native), (&DEFAULT_BUCKETS[..], None));
+        let native = Registry::new(Limits::default());
+        let b = declare_with(&native, &ProcessInfo::default(), true).unwrap();
+        let f = native.family(native.family_named("kdb_request_duration_seconds").unwrap());
+        assert_eq!((f.params.len(), f.native), (0, Some(NativeConfig::default())));
+        assert_eq!(native.slot(b.durations[0]).unwrap().family, native.family_named("kdb_request_duration_seconds").unwrap());
+    }
 }

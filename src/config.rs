@@ -107,13 +107,14 @@ pub struct Pushgateway {
 }
 
 /// Remote-write protocol version.
-///
-/// Only 1.0 for now: `"2.0"` and `"auto"` are refused at init until remote-write 2.0 lands
-/// (issue 8), rather than accepted and sent as 1.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// `prometheus.WriteRequest`.
+    /// `prometheus.WriteRequest` only.
     V1,
+    /// `io.prometheus.write.v2.Request` only: a receiver that cannot take it fails.
+    V2,
+    /// 2.0 first; 1.0 for the target's lifetime after a 415, a 400 or a 2xx without written counts.
+    Auto,
 }
 
 /// The `queue` block of a remote-write target.
@@ -194,6 +195,8 @@ pub struct Config {
     pub instrument: bool,
     /// Answer `GET /metrics` from `.z.ph` (KX exporter 1.x behaviour).
     pub serve_metrics: bool,
+    /// Declare `kdb_request_duration_seconds` as a native histogram (no classic buckets).
+    pub native_request_histograms: bool,
     /// Sliding window of summaries.
     pub summary_max_age_ms: u64,
     /// Slices the window is cut into.
@@ -222,6 +225,7 @@ impl Default for Config {
             max_series_per_metric: 10_000,
             instrument: true,
             serve_metrics: false,
+            native_request_histograms: false,
             summary_max_age_ms: 600_000,
             summary_age_buckets: 5,
             pushgateway: None,
@@ -269,6 +273,7 @@ impl Config {
             max_series_per_metric: o.num("max_series_per_metric", d.max_series_per_metric as u64, 1, 10_000_000)? as usize,
             instrument: o.bool("instrument", d.instrument)?,
             serve_metrics: o.bool("serve_metrics", d.serve_metrics)?,
+            native_request_histograms: o.bool("native_request_histograms", d.native_request_histograms)?,
             summary_max_age_ms: o.num("summary_max_age_ms", d.summary_max_age_ms, 1_000, 86_400_000)?,
             summary_age_buckets: o.num("summary_age_buckets", d.summary_age_buckets as u64, 1, 60)? as usize,
             pushgateway: o.child("pushgateway")?.map(pushgateway).transpose()?,
@@ -326,7 +331,7 @@ impl Config {
             let val = match key.as_str() {
                 "pushgateway_url" => serde_json::json!({ "url": v }),
                 "remote_write_url" => serde_json::json!([{ "url": v }]),
-                "instrument" | "serve_metrics" => Value::Bool(matches!(v.as_str(), "1" | "true" | "yes")),
+                "instrument" | "serve_metrics" | "native_request_histograms" => Value::Bool(matches!(v.as_str(), "1" | "true" | "yes")),
                 _ => v.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(v.clone())),
             };
             let key = match key.as_str() {
@@ -376,11 +381,10 @@ fn pushgateway(mut o: Obj<'_>) -> Result<Pushgateway, ConfigError> {
 fn remote_write(mut o: Obj<'_>) -> Result<RemoteWrite, ConfigError> {
     let url = o.url("url")?;
     let protocol = match o.opt_str("protocol")?.as_deref() {
-        None | Some("1.0" | "prometheus.WriteRequest") => Protocol::V1,
-        Some("2.0" | "auto" | "io.prometheus.write.v2.Request") => {
-            return Err(o.invalid("protocol", r#"remote-write 2.0 is not available in this build (use "1.0")"#));
-        }
-        Some(_) => return Err(o.invalid("protocol", r#"must be "1.0" (or "prometheus.WriteRequest")"#)),
+        None | Some("auto") => Protocol::Auto,
+        Some("1.0" | "prometheus.WriteRequest") => Protocol::V1,
+        Some("2.0" | "io.prometheus.write.v2.Request") => Protocol::V2,
+        Some(_) => return Err(o.invalid("protocol", r#"must be "1.0", "2.0" or "auto""#)),
     };
     // Header names and values are checked here: a bad one would fail every push, retried in vain.
     // Values are never echoed, as they may hold a credential.
@@ -776,7 +780,7 @@ mod tests {
         let c = Config::from_json(&json!({"remote_write": {"url": "http://h:1/w"}})).unwrap();
         let rw = &c.remote_write[0];
         assert_eq!((rw.queue.capacity, rw.queue.max_samples_per_send, rw.queue.sample_age_limit_ms), (500_000, 2_000, 0));
-        assert_eq!((rw.protocol, rw.stale_markers), (Protocol::V1, true));
+        assert_eq!((rw.protocol, rw.stale_markers), (Protocol::Auto, true));
         let c = Config::from_json(
             &json!({"remote_write": {"url": "http://h:1/w", "stale_markers": false, "protocol": "prometheus.WriteRequest",
             "queue": {"capacity": 100, "max_samples_per_send": 100, "sample_age_limit_ms": 2_592_000_000u64}}}),
@@ -796,16 +800,13 @@ mod tests {
             rw_err(json!({"queue": {"min_backoff_ms": 10, "max_backoff_ms": 5}})),
             "config key remote_write[0].queue.min_backoff_ms: must not exceed queue.max_backoff_ms"
         );
-        for p in ["2.0", "auto", "io.prometheus.write.v2.Request"] {
-            assert_eq!(
-                rw_err(json!({ "protocol": p })),
-                r#"config key remote_write[0].protocol: remote-write 2.0 is not available in this build (use "1.0")"#
-            );
+        for (p, want) in
+            [("2.0", Protocol::V2), ("io.prometheus.write.v2.Request", Protocol::V2), ("auto", Protocol::Auto), ("1.0", Protocol::V1)]
+        {
+            let c = Config::from_json(&json!({"remote_write": {"url": "http://h:1/w", "protocol": p}})).unwrap();
+            assert_eq!(c.remote_write[0].protocol, want, "{p}");
         }
-        assert_eq!(
-            rw_err(json!({"protocol": "1"})),
-            r#"config key remote_write[0].protocol: must be "1.0" (or "prometheus.WriteRequest")"#
-        );
+        assert_eq!(rw_err(json!({"protocol": "1"})), r#"config key remote_write[0].protocol: must be "1.0", "2.0" or "auto""#);
         assert_eq!(rw_err(json!({"stale_markers": 1})), "config key remote_write[0].stale_markers must be a boolean");
     }
 
@@ -888,6 +889,10 @@ mod tests {
         let c = Config::from_env(&env).unwrap();
         assert_eq!((c.job.as_str(), c.interval_ms), ("eod", 500));
         assert_eq!(c.pushgateway.unwrap().url, "http://127.0.0.1:9091");
+        assert!(
+            !c.native_request_histograms
+                && Config::from_json(&json!({ "native_request_histograms": true })).unwrap().native_request_histograms
+        );
         let bad: HashMap<String, String> = [("KDBPROM_NOPE".to_string(), "1".to_string())].into();
         assert_eq!(Config::from_env(&bad).unwrap_err().to_string(), "unknown config key nope (from environment KDBPROM_NOPE)");
     }

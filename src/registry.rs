@@ -5,6 +5,7 @@
 //! record path and the flusher read lives in append-only [`boxcar::Vec`]s, so a lookup by
 //! [`SeriesId`] is an index, never a lock or a hash.
 
+use crate::aggregate::native::NativeConfig;
 use crate::event::{Op, SeriesId};
 use crate::name::{NameError, check_label, check_metric};
 use arc_swap::ArcSwap;
@@ -23,7 +24,8 @@ pub enum Kind {
     Counter,
     /// Value that goes up and down.
     Gauge,
-    /// Classic histogram with fixed upper bounds.
+    /// Histogram: classic (fixed upper bounds), native (sparse exponential buckets), or both;
+    /// see [`Family::params`] and [`Family::native`].
     Histogram,
     /// Quantiles over a sliding window, plus cumulative sum and count.
     Summary,
@@ -77,8 +79,19 @@ pub struct Family {
     pub kind: Kind,
     /// Label names, in declaration order.
     pub label_names: Box<[Box<str>]>,
-    /// Histogram upper bounds (without +Inf) or summary quantiles; empty otherwise.
+    /// Histogram upper bounds (without +Inf) or summary quantiles; empty otherwise. Empty for a
+    /// native-only histogram (one with [`Family::native`] and no classic buckets).
     pub params: Arc<[f64]>,
+    /// A histogram's native (sparse, exponential) buckets, when declared native; it then keeps
+    /// its classic buckets too when `params` is not empty.
+    pub native: Option<NativeConfig>,
+}
+
+impl Family {
+    /// True for a histogram with classic `le` buckets (classic only, or classic and native).
+    pub fn has_classic_buckets(&self) -> bool {
+        self.kind == Kind::Histogram && !self.params.is_empty()
+    }
 }
 
 /// One labelled series. Read by the record path through [`Registry::slot`].
@@ -202,6 +215,22 @@ impl Registry {
     ///
     /// `params` are histogram bounds or summary quantiles (empty for the defaults).
     pub fn declare(&self, name: &str, help: &str, kind: Kind, labels: &[&str], params: &[f64]) -> Result<FamilyId, RegistryError> {
+        self.declare_with(name, help, kind, labels, params, None)
+    }
+
+    /// [`Registry::declare`] with native histogram buckets: with `native` set (histograms only),
+    /// `params` are the classic bounds kept beside the native buckets, and empty means none
+    /// (native only) instead of the defaults. Declaring the same name again with another native
+    /// configuration is [`RegistryError::Redeclared`].
+    pub fn declare_with(
+        &self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        labels: &[&str],
+        params: &[f64],
+        native: Option<NativeConfig>,
+    ) -> Result<FamilyId, RegistryError> {
         check_metric(name)?;
         let mut seen = HashSet::new();
         for &l in labels {
@@ -219,11 +248,17 @@ impl Registry {
                 return Err(RegistryError::DuplicateLabel { metric: name.into(), label: l.into() });
             }
         }
-        let params = normalise_params(name, kind, params)?;
+        if native.is_some() && kind != Kind::Histogram {
+            return Err(RegistryError::BadParams { metric: name.into(), why: format!("a {} cannot have native buckets", kind.as_str()) });
+        }
+        let params = if native.is_some() && params.is_empty() { Arc::from([]) } else { normalise_params(name, kind, params)? };
         let mut inner = self.lock();
         if let Some(&id) = inner.by_name.get(name) {
             let f = &self.families[id as usize];
-            let same = f.kind == kind && f.label_names.iter().map(|s| &**s).eq(labels.iter().copied()) && *f.params == *params;
+            let same = f.kind == kind
+                && f.label_names.iter().map(|s| &**s).eq(labels.iter().copied())
+                && *f.params == *params
+                && f.native == native;
             return if same { Ok(id) } else { Err(RegistryError::Redeclared { name: name.into(), kind: f.kind.as_str() }) };
         }
         if let Some(owner) = inner.suffixes.get(name) {
@@ -237,7 +272,8 @@ impl Registry {
         if let Some(c) = claimed.iter().find(|c| inner.by_name.contains_key(c.as_str()) || inner.suffixes.contains_key(c.as_str())) {
             return Err(RegistryError::Clash { name: name.into(), other: c.clone() });
         }
-        let family = Family { name: name.into(), help: help.into(), kind, label_names: labels.iter().map(|&l| l.into()).collect(), params };
+        let label_names = labels.iter().map(|&l| l.into()).collect();
+        let family = Family { name: name.into(), help: help.into(), kind, label_names, params, native };
         let id = self.families.push(family) as FamilyId;
         inner.by_name.insert(name.into(), id);
         for c in claimed {
@@ -432,5 +468,28 @@ mod tests {
         r.declare("lab", "", Kind::Gauge, &["a"], &[]).unwrap();
         assert_eq!(r.by_name("lab").unwrap_err().to_string(), "lab has labels: get a series id with .prom.series first");
         assert_eq!(r.by_name("nope").unwrap_err().to_string(), "unknown metric nope");
+    }
+
+    #[test]
+    fn native_declarations() {
+        let r = reg();
+        let cfg = NativeConfig::default();
+        let n = r.declare_with("n_seconds", "", Kind::Histogram, &[], &[], Some(cfg)).unwrap();
+        let f = r.family(n);
+        assert_eq!((f.params.len(), f.native, f.has_classic_buckets()), (0, Some(cfg), false), "native only: no classic bounds");
+        assert_eq!(r.declare_with("n_seconds", "", Kind::Histogram, &[], &[], Some(cfg)).unwrap(), n);
+        let other = NativeConfig { max_buckets: 20, ..cfg };
+        let redeclared = |e: Result<FamilyId, RegistryError>| matches!(e, Err(RegistryError::Redeclared { .. }));
+        assert!(redeclared(r.declare_with("n_seconds", "", Kind::Histogram, &[], &[], Some(other))));
+        assert!(redeclared(r.declare("n_seconds", "", Kind::Histogram, &[], &[])), "classic vs native");
+        assert!(redeclared(r.declare_with("n_seconds", "", Kind::Histogram, &[], &[1.0], Some(cfg))), "native vs both");
+        let both = r.declare_with("b_seconds", "", Kind::Histogram, &[], &[2.0, 1.0], Some(cfg)).unwrap();
+        assert_eq!((&*r.family(both).params, r.family(both).has_classic_buckets()), (&[1.0, 2.0][..], true));
+        assert!(redeclared(r.declare("b_seconds", "", Kind::Histogram, &[], &[1.0, 2.0])));
+        let c = r.declare("c_seconds", "", Kind::Histogram, &[], &[]).unwrap();
+        assert_eq!((r.family(c).params.len(), r.family(c).native), (DEFAULT_BUCKETS.len(), None));
+        let e = r.declare_with("s", "", Kind::Summary, &[], &[], Some(cfg)).unwrap_err();
+        assert_eq!(e.to_string(), "s: a summary cannot have native buckets");
+        assert!(matches!(r.declare("n_seconds_count", "", Kind::Gauge, &[], &[]), Err(RegistryError::Clash { .. })));
     }
 }

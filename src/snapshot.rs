@@ -1,5 +1,6 @@
 //! The aggregated state at one instant, as plain data: the only input of the encoders.
 
+use crate::aggregate::NativeSnapshot;
 use crate::registry::Family;
 use std::sync::Arc;
 
@@ -35,16 +36,19 @@ pub struct SeriesSnapshot<'r> {
 pub enum Value {
     /// Counter or gauge.
     Scalar(f64),
-    /// Classic histogram.
+    /// Histogram: classic buckets, native buckets, or both.
     Histogram {
-        /// Upper bounds without +Inf.
+        /// Upper bounds without +Inf; empty for a native-only histogram.
         bounds: Arc<[f64]>,
-        /// Cumulative counts, one per bound then +Inf.
+        /// Cumulative counts, one per bound then +Inf; empty (no `+Inf` either) for a native-only
+        /// histogram.
         cumulative: Vec<u64>,
         /// Sum of observations.
         sum: f64,
         /// Count of observations.
         count: u64,
+        /// The native (sparse) buckets, for a histogram declared native.
+        native: Option<NativeSnapshot>,
     },
     /// Summary.
     Summary {
@@ -63,14 +67,18 @@ impl Snapshot<'_> {
         self.families.iter().all(|f| f.series.is_empty())
     }
 
-    /// Number of samples the snapshot expands to (buckets, quantiles, sums and counts included).
+    /// Number of samples the snapshot expands to (buckets, quantiles, sums and counts included),
+    /// as remote write counts them: a native histogram is one sample (its classic buckets, sum
+    /// and count, when it has them, count as well).
     pub fn sample_count(&self) -> usize {
         self.families
             .iter()
             .flat_map(|f| &f.series)
             .map(|s| match &s.value {
                 Value::Scalar(_) => 1,
-                Value::Histogram { cumulative, .. } => cumulative.len() + 2,
+                Value::Histogram { cumulative, native, .. } => {
+                    (if cumulative.is_empty() { 0 } else { cumulative.len() + 2 }) + usize::from(native.is_some())
+                }
                 Value::Summary { quantiles, .. } => quantiles.len() + 2,
             })
             .sum()

@@ -1,8 +1,9 @@
 //! Golden files for the encoders: one deterministic snapshot (every metric type, awkward label
-//! values, empty values, a summary with an empty window) encoded as text and as remote write,
+//! values, empty values, a summary with an empty window, a native histogram with zeros and
+//! negative values) encoded as text and as remote write,
 //! compared byte for byte with tests/golden/. `UPDATE_GOLDEN=1 cargo test --test golden` rewrites them.
 
-use kdbprom::aggregate::Aggregator;
+use kdbprom::aggregate::{Aggregator, NativeConfig};
 use kdbprom::encode::{remote_write, text};
 use kdbprom::event::{Batch, Event, Op};
 use kdbprom::proto::WriteRequest;
@@ -16,6 +17,7 @@ fn registry() -> (Registry, Aggregator) {
     reg.declare("app_queue_depth", "", Kind::Gauge, &[], &[]).unwrap();
     reg.declare("app_load_seconds", "Load time.", Kind::Histogram, &["table"], &[0.00001, 0.5, 1.0, 100000.0, 1e6]).unwrap();
     reg.declare("app_query_seconds", "Query \"time\".", Kind::Summary, &["user"], &[0.5, 0.99]).unwrap();
+    reg.declare_with("app_native_seconds", "Native latency.", Kind::Histogram, &["table"], &[], Some(NativeConfig::default())).unwrap();
     let mut agg = Aggregator::new(1);
     for (t, src, v) in [("trade", "feed", 12345678.0), ("quo\"te", "", 0.5), ("back\\slash\nnewline", "é€", 1e21)] {
         let s = reg.series("app_rows_total", &[t, src]).unwrap();
@@ -27,6 +29,8 @@ fn registry() -> (Registry, Aggregator) {
     let q = reg.series("app_query_seconds", &["alice"]).unwrap();
     agg.apply_batch(&reg, &Batch { series: q, values: vec![1.0, 2.0, 4.0, 8.0] });
     reg.series("app_query_seconds", &["bob"]).unwrap();
+    let n = reg.series("app_native_seconds", &["trade"]).unwrap();
+    agg.apply_batch(&reg, &Batch { series: n, values: vec![0.0, -0.002, 0.001, 0.0011, 0.0012, 0.0015, 0.004, 0.5, 3.0] });
     (reg, agg)
 }
 
@@ -63,6 +67,26 @@ fn remote_write_golden() {
             let labels: Vec<String> = ts.labels.iter().map(|l| format!("{}={:?}", l.name, l.value)).collect();
             for s in &ts.samples {
                 writeln!(out, "{{{}}} {:?} @{}", labels.join(", "), s.value, s.timestamp).unwrap();
+            }
+            for h in &ts.histograms {
+                let spans =
+                    |s: &[kdbprom::proto::BucketSpan]| s.iter().map(|s| format!("{}:{}", s.offset, s.length)).collect::<Vec<_>>().join(" ");
+                writeln!(
+                    out,
+                    "{{{}}} histogram count={:?} sum={:?} schema={} zero_threshold={:?} zero_count={:?} positive=[{}] {:?} negative=[{}] {:?} @{}",
+                    labels.join(", "),
+                    h.count,
+                    h.sum,
+                    h.schema,
+                    h.zero_threshold,
+                    h.zero_count,
+                    spans(&h.positive_spans),
+                    h.positive_deltas,
+                    spans(&h.negative_spans),
+                    h.negative_deltas,
+                    h.timestamp
+                )
+                .unwrap();
             }
         }
         for m in &w.metadata {

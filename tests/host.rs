@@ -201,6 +201,7 @@ fn every_bad_input_is_a_named_q_error() {
     h.ok("kdbprom_declare", &[h.s("counter"), h.s("c_total"), h.str(""), h.syms(&["t"]), h.id()]);
     h.ok("kdbprom_declare", &[h.s("gauge"), h.s("g"), h.s("a gauge"), h.syms(&[]), h.id()]);
     h.ok("kdbprom_declare", &[h.s("histogram"), h.s("h_seconds"), h.str(""), h.list(&[]), h.floats(&[0.1, 1.0])]);
+    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("h_native"), h.str(""), h.list(&[]), h.s("native")]);
     let sid = h.ok("kdbprom_series", &[h.s("c_total"), h.syms(&["x"])]);
     let c = h.long(sid);
     (h.r0)(sid);
@@ -253,6 +254,137 @@ fn every_bad_input_is_a_named_q_error() {
             "kdbprom_declare",
             vec![h.s("gauge"), h.s("g3"), h.j(5), h.id(), h.id()],
             "prom: g3: help must be a symbol or a string, not a long atom",
+        ),
+        // histogram buckets: every wrong type of b, and native parameters out of range
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.str("0.1 0.5")],
+            "prom: hb: buckets must be a numeric vector, (), `native or a dictionary, not a char vector",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.j(5)],
+            "prom: hb: buckets must be a numeric vector, (), `native or a dictionary, not a long atom (for one bound, enlist it)",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.list(&[h.f(0.1), h.s("native")])],
+            "prom: hb: buckets must be a numeric vector, (), `native or a dictionary, not a general list",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.s("sparse")],
+            "prom: hb: buckets must be a numeric vector, (), `native or a dictionary, not `sparse",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.s("")],
+            "prom: hb: buckets must be a numeric vector, (), `native or a dictionary, not `",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.syms(&["native"])],
+            "prom: hb: buckets must be a numeric vector, (), `native or a dictionary, not a symbol vector",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.vec::<u8>(1, &[1, 0])],
+            "prom: hb: buckets must be a numeric vector, (), `native or a dictionary, not a boolean vector",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["native"], &[h.b(true)])],
+            "prom: hb: unknown histogram key `native (keys: buckets, factor, zero_threshold, max_buckets)",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["buckets", "native"], &[h.floats(&[0.1]), h.s("yes")])],
+            "prom: hb: unknown histogram key `native (keys: buckets, factor, zero_threshold, max_buckets)",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["buckets"], &[h.list(&[])])],
+            "prom: hb: the dictionary gives no buckets: `buckets is empty and no native key (factor, zero_threshold, max_buckets) is set; use `native for native buckets alone",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["factor", "factor"], &[h.f(1.1), h.f(1.2)])],
+            "prom: hb: histogram key `factor is given twice",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["buckets"], &[h.s("a")])],
+            "prom: hb: buckets must be a numeric vector or (), not a symbol atom",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["buckets", "factor"], &[h.floats(&[0.1, f64::NAN]), h.f(1.1)])],
+            "prom: hb: buckets must not contain nulls",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["factor"], &[h.f(1.0)])],
+            "prom: hb: native histogram factor must be a finite number greater than 1, got 1",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["factor"], &[h.f(0.5)])],
+            "prom: hb: native histogram factor must be a finite number greater than 1, got 0.5",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["factor"], &[h.f(f64::NAN)])],
+            "prom: hb: native histogram factor must be a finite number greater than 1, got NaN",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["factor"], &[h.f(f64::INFINITY)])],
+            "prom: hb: native histogram factor must be a finite number greater than 1, got inf",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), (h.xd)(h.syms(&["factor", "zero_threshold"]), h.floats(&[1.0, 0.0]))],
+            "prom: hb: native histogram factor must be a finite number greater than 1, got 1",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["factor"], &[h.s("fine")])],
+            "prom: hb: factor must be a number, not a symbol atom",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["max_buckets"], &[h.j(0)])],
+            "prom: hb: native histogram max_buckets must be at least 1, got 0",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["max_buckets"], &[h.j(-5)])],
+            "prom: hb: native histogram max_buckets must be at least 1, got -5",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["max_buckets"], &[h.j(i64::MIN)])],
+            "prom: hb: native histogram max_buckets must not be null",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["max_buckets"], &[h.f(100.0)])],
+            "prom: hb: max_buckets must be a long, not a float atom",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("hb"), h.str(""), h.id(), h.dict(&["zero_threshold"], &[h.f(-1.0)])],
+            "prom: hb: native histogram zero_threshold must be a finite number >= 0, got -1",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("h_seconds"), h.str(""), h.list(&[]), h.s("native")],
+            "prom: h_seconds is already declared as a histogram with other labels or parameters",
+        ),
+        (
+            "kdbprom_declare",
+            vec![h.s("histogram"), h.s("h_native"), h.str(""), h.id(), h.dict(&["factor"], &[h.f(2.0)])],
+            "prom: h_native is already declared as a histogram with other labels or parameters",
         ),
         // series
         ("kdbprom_series", vec![h.s("nope"), h.syms(&["x"])], "prom: unknown metric nope"),

@@ -1,93 +1,11 @@
 //! The HTTP a target sends, seen by a scripted loopback server: headers, tenant, auth, methods and
 //! paths, and what the sender does with 400, 429 and 503 (with Retry-After) answers.
 
-use kdbprom::agent::Agent;
-use kdbprom::builtin::ProcessInfo;
-use kdbprom::config::Config;
+mod mock;
+
 use kdbprom::event::Op;
-use kdbprom::registry::Kind;
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use mock::{agent, mock, settle};
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-    at: Instant,
-}
-
-/// A server answering each request with the next (status, extra headers, body) of `script`
-/// (the last one repeats); returns its base URL and what it saw.
-fn mock(script: Vec<(u16, &'static str, &'static str)>) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { return };
-            let (log, script) = (log.clone(), script.clone());
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().unwrap());
-                let mut w = conn;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut parts = line.split_whitespace();
-                    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-                    let mut headers = HashMap::new();
-                    loop {
-                        let mut h = String::new();
-                        r.read_line(&mut h).unwrap();
-                        let h = h.trim_end();
-                        if h.is_empty() {
-                            break;
-                        }
-                        let (k, v) = h.split_once(':').unwrap();
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                    }
-                    let n = headers.get("content-length").map_or(0, |v| v.parse().unwrap());
-                    let mut body = vec![0; n];
-                    r.read_exact(&mut body).unwrap();
-                    let i = {
-                        let mut s = log.lock().unwrap();
-                        s.push(Seen { method, path, headers, body, at: Instant::now() });
-                        s.len() - 1
-                    };
-                    let (status, extra, text) = script[i.min(script.len() - 1)];
-                    let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n{extra}\r\n{text}", text.len());
-                    if w.write_all(resp.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, seen)
-}
-
-fn agent(cfg: serde_json::Value) -> Agent {
-    let p = ProcessInfo { host: "h".into(), pid: 1, ..ProcessInfo::default() };
-    let a = Agent::start(Config::from_json(&cfg).unwrap(), &p).unwrap();
-    a.declare("m_total", "M.", Kind::Counter, &[], &[]).unwrap();
-    a.record(a.by_name("m_total").unwrap(), Op::Inc, 5.0).unwrap();
-    a
-}
-
-/// Waits for the push that init starts, so later assertions see only what they cause.
-fn settle(seen: &Arc<Mutex<Vec<Seen>>>, n: usize) {
-    let end = Instant::now() + Duration::from_secs(5);
-    while seen.lock().unwrap().len() < n && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 #[test]
 fn remote_write_headers_tenant_bearer_and_extra_headers() {
@@ -128,7 +46,7 @@ fn retries_5xx_with_retry_after_drops_4xx_and_429_when_told() {
     // 503 with Retry-After: 1, then 204: retried after about a second, on the same deadline.
     let (url, seen) = mock(vec![(204, "", ""), (503, "Retry-After: 1\r\n", "busy"), (204, "", "")]);
     let a = agent(
-        serde_json::json!({"interval_ms": 5_000, "remote_write": [{"url": url, "queue": {"min_backoff_ms": 10, "max_backoff_ms": 50}}]}),
+        serde_json::json!({"interval_ms": 5_000, "remote_write": [{"url": url, "protocol": "1.0", "queue": {"min_backoff_ms": 10, "max_backoff_ms": 50}}]}),
     );
     settle(&seen, 1);
     let o = a.push().unwrap();
@@ -140,7 +58,7 @@ fn retries_5xx_with_retry_after_drops_4xx_and_429_when_told() {
 
     // 400 with a message: not retried, the message comes back.
     let (url, seen) = mock(vec![(204, "", ""), (400, "", "out of order sample")]);
-    let a = agent(serde_json::json!({"interval_ms": 5_000, "remote_write": [{"url": url}]}));
+    let a = agent(serde_json::json!({"interval_ms": 5_000, "remote_write": [{"url": url, "protocol": "1.0"}]}));
     settle(&seen, 1);
     let o = a.push().unwrap();
     assert_eq!((o[0].ok, o[0].status, o[0].attempts, o[0].message.as_str()), (false, 400, 1, "out of order sample"));
@@ -154,7 +72,9 @@ fn retries_5xx_with_retry_after_drops_4xx_and_429_when_told() {
 
     // 429 with retry_on_http_429 false: dropped at once.
     let (url, seen) = mock(vec![(204, "", ""), (429, "", "rate limited")]);
-    let a = agent(serde_json::json!({"interval_ms": 5_000, "remote_write": [{"url": url, "queue": {"retry_on_http_429": false}}]}));
+    let a = agent(
+        serde_json::json!({"interval_ms": 5_000, "remote_write": [{"url": url, "protocol": "1.0", "queue": {"retry_on_http_429": false}}]}),
+    );
     settle(&seen, 1);
     let o = a.push().unwrap();
     assert_eq!((o[0].ok, o[0].status, o[0].attempts), (false, 429, 1));

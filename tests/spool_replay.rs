@@ -325,7 +325,11 @@ fn maybe_run1(kind: &str) {
 
 /// Raw samples (ms, value) of the one series `selector` selects, over the last hour.
 fn raw_samples(port: u16, selector: &str) -> Vec<(i64, f64)> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    raw_samples_at(port, selector, SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64())
+}
+
+/// Raw samples of the hour before `at` (Unix seconds).
+fn raw_samples_at(port: u16, selector: &str, now: f64) -> Vec<(i64, f64)> {
     let v: serde_json::Value = servers::http()
         .get(format!("http://127.0.0.1:{port}/api/v1/query"))
         .query(&[("query", format!("{selector}[1h]")), ("time", format!("{now:.3}"))])
@@ -812,4 +816,42 @@ fn a_pushgateway_replay_that_fails_keeps_the_file() {
         kept,
         "run 1's spooled state was deleted after one failed round while run 2 was still running ({f:?}): a run 2 killed now loses it"
     );
+}
+
+/// The previous run's clock was ahead (or this one's went back): its spooled samples are stamped
+/// in this run's future. They are replayed as they are, and this run stamps its own samples just
+/// after them, so the receiver never sees a series go back in time and nothing is refused.
+#[test]
+fn a_clock_that_went_back_between_runs_never_sends_samples_out_of_order() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let dir = Tmp::new("spool-clock");
+    let ahead = now_ms() + 10 * 60_000;
+    let h1 = spool::Header {
+        job: "clock_job".into(),
+        instance: "i2".into(),
+        target: "prom".into(),
+        kind: spool::Kind::RemoteWrite1,
+        created_ms: ahead,
+    };
+    let e = spool::Entry { body: fixture_body("clock_job", "i2", 42.0, ahead), samples: 1, ts_ms: ahead };
+    spool::write(&dir, &h1, &[e], 1 << 20).unwrap();
+    init(
+        h,
+        &["job", "instance", "interval_ms", "spool", "remote_write"],
+        &[h.s("clock_job"), h.s("i2"), h.j(60_000), spool_cfg(h, &dir, 1 << 20), rw_target(h, &format!("http://127.0.0.1:{}", prom.port))],
+    );
+    declare(h, "gauge", "clock_value", &[]);
+    h.ok("kdbprom_set", &[h.s("clock_value"), h.f(7.0)]);
+    assert!(push(h)["prom"].0);
+    let (st, _) = stop(h);
+    let f = &st["prom"];
+    assert!(f.balanced() && f.failed_total() == 0, "nothing refused as too old or out of order: {f:?}");
+    let later = (ahead + 60_000) as f64 / 1e3;
+    assert_eq!(raw_samples_at(prom.port, "fixture_value{job=\"clock_job\"}", later), vec![(ahead, 42.0)], "replayed at its own time");
+    let own = raw_samples_at(prom.port, "clock_value{job=\"clock_job\"}", later);
+    assert!(!own.is_empty() && own.iter().all(|(ts, _)| *ts > ahead), "this run's samples come after the replayed ones: {own:?}");
+    assert_eq!(own.last().unwrap().1, 7.0);
+    assert!(spool_files(&dir).is_empty(), "{:?}", names(&dir));
 }

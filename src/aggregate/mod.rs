@@ -14,6 +14,7 @@ pub use summary::{ALPHA, MAX_BINS, Summary};
 use crate::event::{Batch, Event, Op, SeriesId};
 use crate::registry::{Kind, Registry};
 use crate::snapshot::{FamilySnapshot, SeriesSnapshot, Snapshot, Value};
+use std::sync::Arc;
 
 #[derive(Debug)]
 enum State {
@@ -21,9 +22,29 @@ enum State {
     Pending,
     Scalar(f64),
     Histogram(Histogram),
+    /// A native histogram, with its classic buckets when the family has both (boxed: rare, and
+    /// larger than the other states).
+    Native(Box<Native>),
     Summary(Box<Summary>),
     /// Removed from the registry; its memory is released.
     Gone,
+}
+
+/// A native histogram series: the sparse buckets, and the classic ones when declared with both.
+#[derive(Debug)]
+struct Native {
+    native: NativeHistogram,
+    classic: Option<Histogram>,
+}
+
+impl Native {
+    #[inline]
+    fn observe(&mut self, v: f64) {
+        self.native.observe(v);
+        if let Some(c) = &mut self.classic {
+            c.observe(v);
+        }
+    }
 }
 
 /// Aggregated values of every series of one registry.
@@ -78,6 +99,7 @@ impl Aggregator {
             (State::Scalar(x), Op::Dec) => *x -= ev.value,
             (State::Scalar(x), Op::Set) => *x = ev.value,
             (State::Histogram(h), Op::Observe) => h.observe(ev.value),
+            (State::Native(h), Op::Observe) => h.observe(ev.value),
             (State::Summary(s), Op::Observe) => {
                 s.advance(epoch);
                 s.observe(ev.value);
@@ -93,6 +115,12 @@ impl Aggregator {
         let epoch = self.epoch;
         match self.state(reg, b.series) {
             State::Histogram(h) => b.values.iter().for_each(|&v| h.observe(v)),
+            State::Native(h) => {
+                b.values.iter().for_each(|&v| h.native.observe(v));
+                if let Some(c) = &mut h.classic {
+                    b.values.iter().for_each(|&v| c.observe(v));
+                }
+            }
             State::Summary(s) => {
                 s.advance(epoch);
                 b.values.iter().for_each(|&v| s.observe(v));
@@ -114,6 +142,7 @@ impl Aggregator {
         let epoch = self.epoch;
         match self.state(reg, sid) {
             State::Histogram(h) => h.observe(v),
+            State::Native(h) => h.observe(v),
             State::Summary(s) => {
                 s.advance(epoch);
                 s.observe(v);
@@ -183,7 +212,20 @@ impl Aggregator {
 fn value(st: &mut State, params: &[f64], epoch: u64) -> Option<Value> {
     Some(match st {
         State::Scalar(x) => Value::Scalar(*x),
-        State::Histogram(h) => Value::Histogram { bounds: h.bounds().clone(), cumulative: h.cumulative(), sum: h.sum(), count: h.count() },
+        State::Histogram(h) => {
+            Value::Histogram { bounds: h.bounds().clone(), cumulative: h.cumulative(), sum: h.sum(), count: h.count(), native: None }
+        }
+        State::Native(h) => {
+            let native = Some(h.native.snapshot());
+            match &h.classic {
+                Some(c) => {
+                    Value::Histogram { bounds: c.bounds().clone(), cumulative: c.cumulative(), sum: c.sum(), count: c.count(), native }
+                }
+                None => {
+                    Value::Histogram { bounds: Arc::from([]), cumulative: Vec::new(), sum: h.native.sum(), count: h.native.count(), native }
+                }
+            }
+        }
         State::Summary(s) => {
             s.advance(epoch);
             Value::Summary { quantiles: s.quantiles(params), sum: s.sum(), count: s.count() }
@@ -195,7 +237,16 @@ fn value(st: &mut State, params: &[f64], epoch: u64) -> Option<Value> {
 fn fresh(reg: &Registry, fid: u32, kind: Kind, slices: usize, epoch: u64) -> State {
     match kind {
         Kind::Counter | Kind::Gauge => State::Scalar(0.0),
-        Kind::Histogram => State::Histogram(Histogram::new(reg.family(fid).params.clone())),
+        Kind::Histogram => {
+            let f = reg.family(fid);
+            match &f.native {
+                None => State::Histogram(Histogram::new(f.params.clone())),
+                Some(cfg) => State::Native(Box::new(Native {
+                    native: NativeHistogram::new(cfg),
+                    classic: f.has_classic_buckets().then(|| Histogram::new(f.params.clone())),
+                })),
+            }
+        }
         Kind::Summary => State::Summary(Box::new(Summary::new(slices, epoch))),
     }
 }
@@ -228,5 +279,37 @@ mod tests {
         assert_eq!(ended.families.len(), 1);
         assert_eq!((&*ended.families[0].family.name, &ended.families[0].series[0].value), ("g", &Value::Scalar(3.5)));
         assert!(agg.take_ended(&reg).families.is_empty(), "each removal ends once");
+    }
+
+    #[test]
+    fn native_histograms_alone_and_with_classic_buckets() {
+        let reg = Registry::new(Limits::default());
+        let cfg = NativeConfig::default();
+        reg.declare_with("n", "", Kind::Histogram, &["a"], &[], Some(cfg)).unwrap();
+        reg.declare_with("b", "", Kind::Histogram, &[], &[1.0], Some(cfg)).unwrap();
+        let n = reg.series("n", &["x"]).unwrap();
+        let b = reg.by_name("b").unwrap();
+        let values = [0.0, -2.5, 0.5, 1.0, 1.1, 3.0];
+        let mut agg = Aggregator::new(1);
+        let mut want = NativeHistogram::new(&cfg);
+        for &v in &values[..2] {
+            agg.apply(&reg, Event { series: n, op: Op::Observe, value: v });
+            agg.observe(&reg, b, v);
+        }
+        agg.apply_batch(&reg, &Batch { series: n, values: values[2..].to_vec() });
+        agg.apply_batch(&reg, &Batch { series: b, values: values[2..].to_vec() });
+        values.iter().for_each(|&v| want.observe(v));
+        let snap = agg.snapshot(&reg);
+        assert_eq!(snap.sample_count(), 1 + (2 + 2 + 1), "a native histogram is one sample, beside b's classic buckets");
+        let Value::Histogram { bounds, cumulative, sum, count, native } = &snap.families[0].series[0].value else { panic!() };
+        assert_eq!((bounds.len(), cumulative.len(), *sum, *count), (0, 0, want.sum(), 6));
+        assert_eq!(native.as_ref(), Some(&want.snapshot()));
+        let Value::Histogram { cumulative, count, native, .. } = &snap.families[1].series[0].value else { panic!() };
+        assert_eq!((cumulative.as_slice(), *count), (&[4, 6][..], 6));
+        assert_eq!(native.as_ref(), Some(&want.snapshot()));
+        reg.remove(n).unwrap();
+        agg.snapshot(&reg);
+        let ended = agg.take_ended(&reg);
+        assert!(matches!(&ended.families[0].series[0].value, Value::Histogram { native: Some(s), .. } if s.count == 6));
     }
 }

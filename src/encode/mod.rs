@@ -1,14 +1,18 @@
 //! Encoders: pure functions from a [`Snapshot`] to bytes, all driven by one traversal ([`walk`]).
 //!
 //! Every format implements [`Sink`]; [`walk`] expands counters, gauges, histograms and summaries
-//! into samples once, so the text and the protobuf of one snapshot cannot disagree.
+//! into samples once, so the text and the protobuf of one snapshot cannot disagree. A native
+//! histogram reaches the sink whole through [`Sink::native`], whose default degrades it to what
+//! the text format can show: its classic buckets, or just `_sum` and `_count`.
 
+pub mod downgrade;
 pub mod float;
 pub mod remote_write;
 pub mod remote_write2;
 pub mod symbols;
 pub mod text;
 
+use crate::aggregate::NativeSnapshot;
 use crate::registry::{Family, Kind};
 use crate::snapshot::{Snapshot, Value};
 
@@ -31,12 +35,55 @@ pub struct Sample<'a> {
     pub created_ms: i64,
 }
 
+/// One histogram series as [`walk`] hands it to [`Sink::native`]: its identity, and the classic
+/// samples it expands to (none for a native-only histogram besides `_sum` and `_count`).
+#[derive(Debug)]
+pub struct HistogramSeries<'a> {
+    /// The series' name, labels and creation time (suffix `""`, no `le`, value = the count).
+    pub series: Sample<'a>,
+    /// `le` spellings of the classic bounds, then `+Inf`; empty for a native-only histogram.
+    pub les: &'a [String],
+    /// Cumulative classic counts, one per `les` entry.
+    pub cumulative: &'a [u64],
+    /// Sum of observations.
+    pub sum: f64,
+    /// Count of observations.
+    pub count: u64,
+}
+
+impl HistogramSeries<'_> {
+    /// True when the histogram has classic `le` buckets (declared with both kinds).
+    pub fn has_classic_buckets(&self) -> bool {
+        !self.cumulative.is_empty()
+    }
+
+    /// Emits the classic samples into `sink`: each `_bucket` (when there are classic buckets),
+    /// then `_sum` and `_count`.
+    pub fn classic<S: Sink + ?Sized>(&self, sink: &mut S) {
+        let base = |suffix, extra, value| Sample { suffix, extra, value, ..self.series };
+        for (le, c) in self.les.iter().zip(self.cumulative) {
+            sink.sample(&base("_bucket", Some(("le", le.as_str())), *c as f64));
+        }
+        sink.sample(&base("_sum", None, self.sum));
+        sink.sample(&base("_count", None, self.count as f64));
+    }
+}
+
 /// A format's view of the traversal.
 pub trait Sink {
     /// Called once per family that has at least one series, before its samples.
     fn family(&mut self, family: &Family);
     /// Called for every sample, in exposition order.
     fn sample(&mut self, sample: &Sample<'_>);
+    /// Called once per series of a native histogram, instead of [`Sink::sample`] for its classic
+    /// samples. The default degrades to what a format without native histograms can show (the
+    /// text exposition, the Pushgateway): the classic buckets when the family has them, else just
+    /// `_sum` and `_count`. A format that carries native histograms writes `native` itself (and
+    /// the classic samples too, through [`HistogramSeries::classic`], when it sends both).
+    fn native(&mut self, family: &Family, series: &HistogramSeries<'_>, native: &NativeSnapshot) {
+        let _ = (family, native);
+        series.classic(self);
+    }
 }
 
 /// Expands `snap` into `sink`: families in order; for each series its samples in the order the
@@ -68,12 +115,18 @@ pub fn walk(snap: &Snapshot<'_>, sink: &mut impl Sink) {
             };
             match &s.value {
                 Value::Scalar(v) => sink.sample(&base("", None, *v)),
-                Value::Histogram { cumulative, sum, count, .. } => {
-                    for (le, c) in extras.iter().zip(cumulative) {
-                        sink.sample(&base("_bucket", Some(("le", le)), *c as f64));
+                Value::Histogram { cumulative, sum, count, native, .. } => {
+                    let h = HistogramSeries {
+                        series: base("", None, *count as f64),
+                        les: if cumulative.is_empty() { &[] } else { &extras },
+                        cumulative,
+                        sum: *sum,
+                        count: *count,
+                    };
+                    match native {
+                        Some(n) => sink.native(f, &h, n),
+                        None => h.classic(sink),
                     }
-                    sink.sample(&base("_sum", None, *sum));
-                    sink.sample(&base("_count", None, *count as f64));
                 }
                 Value::Summary { quantiles, sum, count } => {
                     for (q, (_, v)) in extras.iter().zip(quantiles) {

@@ -6,8 +6,14 @@
 //! prost-generated [`crate::proto::WriteRequest`] in tests. Family metadata (type, help) rides in
 //! the last request of each push. [`Values::Stale`] writes Prometheus's stale marker instead of
 //! every value, so a finished job's or a removed series ends at once instead of fading out.
+//!
+//! A native histogram is one `TimeSeries` named after its family (no suffix, no `le`) holding one
+//! integer `Histogram` (field 4), and counts as one sample; a family declared with classic buckets
+//! as well also sends its `_bucket`, `_sum` and `_count` series, as client_golang does. Its stale
+//! marker is a histogram whose `sum` is the stale NaN.
 
-use super::{Sample, Sink, walk};
+use super::{HistogramSeries, Sample, Sink, walk};
+use crate::aggregate::NativeSnapshot;
 use crate::registry::{Family, Kind};
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
@@ -42,6 +48,8 @@ pub struct Request {
 pub struct Encoder {
     raw: Vec<u8>,
     series: Vec<u8>,
+    /// A native histogram's `Histogram` message, before its length is known.
+    histogram: Vec<u8>,
     metadata: Vec<u8>,
     snappy: snap::raw::Encoder,
     compressed: Vec<u8>,
@@ -49,7 +57,14 @@ pub struct Encoder {
 
 impl Default for Encoder {
     fn default() -> Self {
-        Encoder { raw: Vec::new(), series: Vec::new(), metadata: Vec::new(), snappy: snap::raw::Encoder::new(), compressed: Vec::new() }
+        Encoder {
+            raw: Vec::new(),
+            series: Vec::new(),
+            histogram: Vec::new(),
+            metadata: Vec::new(),
+            snappy: snap::raw::Encoder::new(),
+            compressed: Vec::new(),
+        }
     }
 }
 
@@ -178,6 +193,42 @@ impl Sink for RwSink<'_, '_> {
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
+        self.labels(s);
+        let ts = &mut self.enc.series;
+        let ts_len = encoded_len_varint(self.ts_ms as u64);
+        encode_key(2, WireType::LengthDelimited, ts);
+        encode_varint((1 + 8 + 1 + ts_len) as u64, ts);
+        encode_key(1, WireType::SixtyFourBit, ts);
+        let value = match self.values {
+            Values::Current => s.value,
+            Values::Stale => f64::from_bits(STALE_NAN),
+        };
+        ts.extend_from_slice(&value.to_le_bytes());
+        encode_key(2, WireType::Varint, ts);
+        encode_varint(self.ts_ms as u64, ts);
+        self.finish_series();
+    }
+
+    fn native(&mut self, _: &Family, h: &HistogramSeries<'_>, n: &NativeSnapshot) {
+        if h.has_classic_buckets() {
+            h.classic(self);
+        }
+        self.labels(&h.series);
+        let body = &mut self.enc.histogram;
+        body.clear();
+        put_histogram(body, n, self.ts_ms, 0, self.values == Values::Stale);
+        let ts = &mut self.enc.series;
+        encode_key(4, WireType::LengthDelimited, ts);
+        encode_varint(body.len() as u64, ts);
+        ts.extend_from_slice(body);
+        self.finish_series();
+    }
+}
+
+impl RwSink<'_, '_> {
+    /// Starts the series of `s` in `enc.series`: its labels, sorted.
+    #[inline]
+    fn labels(&mut self, s: &Sample<'_>) {
         let ts = &mut self.enc.series;
         ts.clear();
         let order = if s.extra.is_some() { &self.order_extra } else { &self.order };
@@ -197,21 +248,15 @@ impl Sink for RwSink<'_, '_> {
             put_string(ts, 1, &[name]);
             put_string(ts, 2, &value);
         }
-        let ts_len = encoded_len_varint(self.ts_ms as u64);
-        encode_key(2, WireType::LengthDelimited, ts);
-        encode_varint((1 + 8 + 1 + ts_len) as u64, ts);
-        encode_key(1, WireType::SixtyFourBit, ts);
-        let value = match self.values {
-            Values::Current => s.value,
-            Values::Stale => f64::from_bits(STALE_NAN),
-        };
-        ts.extend_from_slice(&value.to_le_bytes());
-        encode_key(2, WireType::Varint, ts);
-        encode_varint(self.ts_ms as u64, ts);
+    }
+
+    /// Appends the series in `enc.series` to the request as one sample, ending the request at `max`.
+    #[inline]
+    fn finish_series(&mut self) {
         let raw = &mut self.enc.raw;
         encode_key(1, WireType::LengthDelimited, raw);
-        encode_varint(ts.len() as u64, raw);
-        raw.extend_from_slice(ts);
+        encode_varint(self.enc.series.len() as u64, raw);
+        raw.extend_from_slice(&self.enc.series);
         self.n += 1;
         if self.n == self.max {
             let r = self.enc.finish_request(self.n);
@@ -221,8 +266,68 @@ impl Sink for RwSink<'_, '_> {
     }
 }
 
+/// Appends the body of an integer `Histogram` message (remote write 1.0 and 2.0 share its fields)
+/// for `n` at `ts_ms`, with `start_ms` as 2.0's start timestamp (field 17) when above 0. A stale
+/// marker keeps the schema and zero threshold but no counts, and has the stale NaN as its sum.
+pub(crate) fn put_histogram(buf: &mut Vec<u8>, n: &NativeSnapshot, ts_ms: i64, start_ms: i64, stale: bool) {
+    let (count, zero_count, sum) = if stale { (0, 0, f64::from_bits(STALE_NAN)) } else { (n.count, n.zero_count, n.sum) };
+    // count_int and zero_count_int are in oneofs: written even when 0, so the histogram is
+    // unmistakably an integer one.
+    encode_key(1, WireType::Varint, buf);
+    encode_varint(count, buf);
+    encode_key(3, WireType::SixtyFourBit, buf);
+    buf.extend_from_slice(&sum.to_le_bytes());
+    if n.schema != 0 {
+        encode_key(4, WireType::Varint, buf);
+        encode_varint(zigzag32(i32::from(n.schema)), buf);
+    }
+    encode_key(5, WireType::SixtyFourBit, buf);
+    buf.extend_from_slice(&n.zero_threshold.to_le_bytes());
+    encode_key(6, WireType::Varint, buf);
+    encode_varint(zero_count, buf);
+    if !stale {
+        put_spans(buf, 8, 9, &n.negative);
+        put_spans(buf, 11, 12, &n.positive);
+    }
+    encode_key(15, WireType::Varint, buf);
+    encode_varint(ts_ms as u64, buf);
+    if start_ms > 0 {
+        encode_key(17, WireType::Varint, buf);
+        encode_varint(start_ms as u64, buf);
+    }
+}
+
+/// One sign's spans (`BucketSpan` messages in field `spans_tag`) and packed zigzag deltas.
+fn put_spans(buf: &mut Vec<u8>, spans_tag: u32, deltas_tag: u32, s: &crate::aggregate::Spans) {
+    for &(offset, length) in &s.spans {
+        let (o, l) = (zigzag32(offset), u64::from(length));
+        encode_key(spans_tag, WireType::LengthDelimited, buf);
+        encode_varint((2 + encoded_len_varint(o) + encoded_len_varint(l)) as u64, buf);
+        encode_key(1, WireType::Varint, buf);
+        encode_varint(o, buf);
+        encode_key(2, WireType::Varint, buf);
+        encode_varint(l, buf);
+    }
+    if !s.deltas.is_empty() {
+        let len: usize = s.deltas.iter().map(|&d| encoded_len_varint(zigzag64(d))).sum();
+        encode_key(deltas_tag, WireType::LengthDelimited, buf);
+        encode_varint(len as u64, buf);
+        for &d in &s.deltas {
+            encode_varint(zigzag64(d), buf);
+        }
+    }
+}
+
+fn zigzag32(v: i32) -> u64 {
+    u64::from(((v << 1) ^ (v >> 31)) as u32)
+}
+
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aggregate::Aggregator;
     use crate::event::{Event, Op};
@@ -270,5 +375,95 @@ mod tests {
         assert_eq!(w.timeseries.len(), 5);
         assert!(w.metadata.is_empty());
         assert!(w.timeseries.iter().all(|t| t.samples[0].value.to_bits() == STALE_NAN && t.samples[0].timestamp == 7));
+    }
+
+    /// Values with zeros, negatives, a far outlier and repeats: every part of a native histogram.
+    pub(crate) const NATIVE_VALUES: [f64; 12] = [0.0, 0.0, -0.003, -2.5, 1e-40, 0.0011, 0.0012, 0.0012, 0.5, 1.0, 3.0, 1e6];
+
+    /// A registry with a native-only histogram `n_seconds{path}` (one series) and a histogram
+    /// `b_seconds` with classic and native buckets, both given [`NATIVE_VALUES`].
+    pub(crate) fn native_registry() -> (Registry, Aggregator, crate::aggregate::NativeHistogram) {
+        let reg = Registry::new(Limits::default());
+        let cfg = crate::aggregate::NativeConfig::default();
+        reg.declare_with("n_seconds", "Native.", Kind::Histogram, &["path", "Zone"], &[], Some(cfg)).unwrap();
+        reg.declare_with("b_seconds", "Both.", Kind::Histogram, &[], &[0.001, 1.0], Some(cfg)).unwrap();
+        let n = reg.series("n_seconds", &["/q", ""]).unwrap();
+        let mut agg = Aggregator::new(1);
+        let mut want = crate::aggregate::NativeHistogram::new(&cfg);
+        for &v in &NATIVE_VALUES {
+            agg.apply(&reg, Event { series: n, op: Op::Observe, value: v });
+            agg.apply(&reg, Event { series: reg.by_name("b_seconds").unwrap(), op: Op::Observe, value: v });
+            want.observe(v);
+        }
+        (reg, agg, want)
+    }
+
+    fn spans(s: &[crate::proto::BucketSpan], deltas: &[i64]) -> Option<Vec<(i32, u64)>> {
+        crate::aggregate::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: deltas.to_vec() }.decode()
+    }
+
+    #[test]
+    fn native_histograms_as_integer_histograms() {
+        use crate::proto::histogram::{Count, ZeroCount};
+        let (reg, mut agg, want) = native_registry();
+        let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "eod".to_string())];
+        let snap = agg.snapshot(&reg);
+        // n: 1 histogram; b: 3 buckets, _sum, _count and 1 histogram.
+        assert_eq!(snap.sample_count(), 1 + 6);
+        let reqs = Encoder::default().encode(&snap, &consts, 1_700_000_000_123, 4, Values::Current);
+        assert_eq!(reqs.iter().map(|r| r.samples).collect::<Vec<_>>(), vec![4, 3]);
+        let all: Vec<_> = reqs.iter().map(decode).collect();
+        let series: Vec<_> = all.iter().flat_map(|w| &w.timeseries).collect();
+        assert_eq!(series.len(), 7, "one TimeSeries per sample, the histograms included");
+        let (pos, neg) = want.buckets();
+        assert!(!neg.is_empty() && pos.len() > 3 && want.zero_count() == 3, "the sample covers every part");
+        for name in ["n_seconds", "b_seconds"] {
+            let t = series.iter().find(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == name)).unwrap();
+            let l = labels(&t.labels);
+            assert!(l.windows(2).all(|p| p[0].0 < p[1].0), "sorted: {l:?}");
+            assert!(l.iter().all(|(n, v)| n != "le" && !v.is_empty()));
+            if name == "n_seconds" {
+                assert_eq!(
+                    l,
+                    [("__name__", "n_seconds"), ("instance", "h:1"), ("job", "eod"), ("path", "/q")]
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                );
+            }
+            assert!(t.samples.is_empty());
+            let [h] = &t.histograms[..] else { panic!("one histogram: {t:?}") };
+            assert_eq!(h.count, Some(Count::CountInt(NATIVE_VALUES.len() as u64)));
+            assert_eq!(h.zero_count, Some(ZeroCount::ZeroCountInt(3)));
+            assert_eq!((h.sum, h.schema, h.zero_threshold, h.timestamp), (want.sum(), 3, want.zero_threshold(), 1_700_000_000_123));
+            assert_eq!(h.reset_hint, 0);
+            assert_eq!(spans(&h.positive_spans, &h.positive_deltas).unwrap(), pos);
+            assert_eq!(spans(&h.negative_spans, &h.negative_deltas).unwrap(), neg);
+            assert!(h.positive_counts.is_empty() && h.negative_counts.is_empty(), "an integer histogram");
+        }
+        // b keeps its classic series too; n has none.
+        let names: Vec<String> = series.iter().flat_map(|t| &t.labels).filter(|l| l.name == "__name__").map(|l| l.value.clone()).collect();
+        assert_eq!(
+            names,
+            ["n_seconds", "b_seconds_bucket", "b_seconds_bucket", "b_seconds_bucket", "b_seconds_sum", "b_seconds_count", "b_seconds"]
+        );
+        let bucket = |le: &str| series.iter().find(|t| t.labels.iter().any(|l| l.name == "le" && l.value == le)).unwrap().samples[0].value;
+        assert_eq!((bucket("0.001"), bucket("1.0"), bucket("+Inf")), (5.0, 10.0, 12.0));
+        assert_eq!(
+            all.last().unwrap().metadata.iter().map(|m| (m.metric_family_name.as_str(), m.r#type)).collect::<Vec<_>>(),
+            [("n_seconds", 3), ("b_seconds", 3)]
+        );
+        // Stale markers: a histogram whose sum is the stale NaN, with no counts.
+        let stale = Encoder::default().encode(&agg.snapshot(&reg), &consts, 7, 100, Values::Stale);
+        assert_eq!(stale.iter().map(|r| r.samples).sum::<usize>(), 7);
+        let w = decode(&stale[0]);
+        let hs: Vec<_> = w.timeseries.iter().flat_map(|t| &t.histograms).collect();
+        assert_eq!(hs.len(), 2);
+        for h in hs {
+            assert_eq!(
+                (h.sum.to_bits(), h.timestamp, h.count, h.zero_count),
+                (STALE_NAN, 7, Some(Count::CountInt(0)), Some(ZeroCount::ZeroCountInt(0)))
+            );
+            assert!(h.positive_spans.is_empty() && h.negative_deltas.is_empty());
+        }
+        assert!(w.timeseries.iter().flat_map(|t| &t.samples).all(|s| s.value.to_bits() == STALE_NAN));
     }
 }

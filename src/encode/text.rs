@@ -92,3 +92,24 @@ pub fn escape(s: &str, quote: bool) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::encode::remote_write::tests::native_registry;
+
+    #[test]
+    fn native_histograms_degrade_to_classic_buckets_or_sum_and_count() {
+        let (reg, mut agg, want) = native_registry();
+        let text = super::encode(&agg.snapshot(&reg), &[]);
+        let mut sum = String::new();
+        crate::encode::float::write_value(&mut sum, want.sum());
+        assert_eq!(
+            text,
+            format!(
+                "# HELP n_seconds Native.\n# TYPE n_seconds histogram\nn_seconds_sum{{path=\"/q\"}} {sum}\nn_seconds_count{{path=\"/q\"}} 12\n\
+                 # HELP b_seconds Both.\n# TYPE b_seconds histogram\nb_seconds_bucket{{le=\"0.001\"}} 5\nb_seconds_bucket{{le=\"1.0\"}} 10\n\
+                 b_seconds_bucket{{le=\"+Inf\"}} 12\nb_seconds_sum {sum}\nb_seconds_count 12\n"
+            )
+        );
+    }
+}

@@ -80,7 +80,7 @@ impl Pushgateway {
         let url = reqwest::Url::parse(&url).map_err(|e| client::ClientError { key: "pushgateway.url".into(), why: e.to_string() })?;
         let common = Common::new("pushgateway", series);
         // Only the newest spooled state matters to a last-state receiver; older files go with it.
-        let replayed = replay.take("pushgateway", spool::Kind::Pushgateway).pop();
+        let replayed = replay.take("pushgateway", &[spool::Kind::Pushgateway]).pop();
         if let Some(r) = &replayed {
             common.ledger.lock().admit(r.samples);
         }
@@ -90,7 +90,13 @@ impl Pushgateway {
 
     /// Takes this round's text exposition as the state to push.
     pub fn offer(&mut self, r: &Round<'_>) {
-        let req = Request { body: bytes::Bytes::copy_from_slice(r.text().as_bytes()), samples: r.samples(), ts_ms: r.now_ms, origin: None };
+        let req = Request {
+            body: bytes::Bytes::copy_from_slice(r.text().as_bytes()),
+            samples: r.samples(),
+            ts_ms: r.now_ms,
+            origin: None,
+            v2: false,
+        };
         let mut l = self.common.ledger.lock();
         l.admit(req.samples);
         if let Some(old) = self.pending.replace(req) {

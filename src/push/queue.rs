@@ -20,6 +20,8 @@ pub struct Request {
     pub ts_ms: i64,
     /// The spool file it was replayed from, removed once every request of that file has left.
     pub origin: Option<Arc<super::replay::Origin>>,
+    /// The body is a remote-write 2.0 request (else 1.0, or text for the Pushgateway).
+    pub v2: bool,
 }
 
 /// Requests in the order they were made.
@@ -42,7 +44,7 @@ impl Queue {
     ///
     /// ```
     /// use kdbprom::push::queue::{Queue, Request};
-    /// let req = |n| Request { body: bytes::Bytes::from_static(b"x"), samples: n, ts_ms: 0, origin: None };
+    /// let req = |n| Request { body: bytes::Bytes::from_static(b"x"), samples: n, ts_ms: 0, origin: None, v2: false };
     /// let mut q = Queue::new(10);
     /// assert_eq!(q.push(req(6)), 0);
     /// assert_eq!(q.push(req(6)), 6);
@@ -87,6 +89,14 @@ impl Queue {
         self.items.front()
     }
 
+    /// Replaces the oldest request's body (the same samples in another protocol).
+    pub fn rewrite_front(&mut self, body: bytes::Bytes, v2: bool) {
+        if let Some(r) = self.items.front_mut() {
+            self.bytes = self.bytes - r.body.len() as u64 + body.len() as u64;
+            (r.body, r.v2) = (body, v2);
+        }
+    }
+
     /// Removes the oldest request.
     pub fn pop(&mut self) -> Option<Request> {
         let r = self.items.pop_front()?;
@@ -129,7 +139,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn req(id: u8, samples: u64, ts_ms: i64) -> Request {
-        Request { body: Bytes::from(vec![id]), samples, ts_ms, origin: None }
+        Request { body: Bytes::from(vec![id]), samples, ts_ms, origin: None, v2: false }
     }
 
     #[test]
@@ -155,7 +165,7 @@ mod tests {
             let mut last_seen: Option<u64> = None;
             for (i, (n, pop)) in sizes.iter().zip(pops.iter().cycle()).enumerate() {
                 pushed += n;
-                dropped += q.push(Request { body: Bytes::from((i as u64).to_le_bytes().to_vec()), samples: *n, ts_ms: i as i64, origin: None });
+                dropped += q.push(Request { body: Bytes::from((i as u64).to_le_bytes().to_vec()), samples: *n, ts_ms: i as i64, origin: None, v2: false });
                 prop_assert!(q.samples() <= cap);
                 if *pop {
                     if let Some(r) = q.pop() {

@@ -1,19 +1,28 @@
-//! A remote-write target: its encoder, ordered queue, replayed spool, client, retry and log state.
+//! A remote-write target: its protocol (1.0, 2.0, or negotiated), encoders, ordered queue,
+//! replayed spool, client, retry and log state.
 //!
 //! Each round is encoded into the queue; sending takes requests oldest first and retries the
 //! head until it is accepted, refused for good, or the round's deadline comes, so a receiver that
 //! comes back gets every round in order and its series have no gap.
+//!
+//! With `protocol: "auto"` the target speaks 2.0 until the receiver shows it cannot: a 415, a
+//! 400, or a 2xx without the written-count headers (a 1.0 receiver decodes a 2.0 body as an
+//! empty request). It then speaks 1.0 for the rest of its life, and the request that showed it
+//! is rewritten and sent again as 1.0, once.
 
 use super::accounting::Reason;
 use super::queue::{Queue, Request};
 use super::redact::Redactor;
 use super::replay::Replay;
+use super::retry::Written;
 use super::retry::{self, Backoff, Failure};
 use super::spool;
 use super::target::{Common, Round, SpoolTo, spool_left};
 use super::{Outcome, client};
-use crate::config;
-use crate::encode::remote_write::{Encoder, HEADERS, Values};
+use crate::config::{self, Protocol};
+use crate::encode::downgrade::downgrade;
+use crate::encode::remote_write::{self as rw1, Encoder, Values};
+use crate::encode::remote_write2;
 use crate::telemetry::TargetSeries;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
@@ -31,6 +40,9 @@ pub struct RemoteWrite {
     client: reqwest::Client,
     redactor: Redactor,
     encoder: Encoder,
+    encoder2: remote_write2::Encoder,
+    /// What the target speaks now: `Auto` until the receiver has shown which.
+    speaks: Protocol,
     last_ts: i64,
     queue: Queue,
     /// Set from the receiver's `Retry-After`: no request before then.
@@ -71,42 +83,90 @@ impl RemoteWrite {
         let url = reqwest::Url::parse(&cfg.url).map_err(|e| client::ClientError { key: format!("{key}.url"), why: e.to_string() })?;
         let common = Common::new(&cfg.name, series);
         let mut queue = Queue::new(cfg.queue.capacity as u64);
-        let replayed = replay.take(&cfg.name, spool::Kind::RemoteWrite1);
+        let replayed = replay.take(&cfg.name, &[spool::Kind::RemoteWrite1, spool::Kind::RemoteWrite2]);
         // New samples must come after the replayed ones, even if the clock went back since.
         let last_ts = replayed.iter().map(|r| r.ts_ms).max().unwrap_or(0);
         common.ledger.lock().admit(replayed.iter().map(|r| r.samples).sum());
         queue.push_front_all(replayed);
         let redactor = Redactor::new(&cfg.auth);
-        Ok(RemoteWrite { common, cfg, url, client, redactor, encoder: Encoder::default(), last_ts, queue, not_before: None })
+        let speaks = cfg.protocol;
+        Ok(RemoteWrite {
+            common,
+            cfg,
+            url,
+            client,
+            redactor,
+            encoder: Encoder::default(),
+            encoder2: remote_write2::Encoder::default(),
+            speaks,
+            last_ts,
+            queue,
+            not_before: None,
+        })
     }
 
     /// Encodes the round into the queue: the snapshot, stale markers for removed series, and in
     /// the final round stale markers for every series (one timestamp later, so they end it).
     pub fn offer(&mut self, r: &Round<'_>) {
         let max = self.cfg.queue.max_samples_per_send;
+        let v2 = self.speaks != Protocol::V1;
+        let (enc1, enc2) = (&mut self.encoder, &mut self.encoder2);
+        let mut encode = |snap, ts, values| -> Vec<(rw1::Request, i64)> {
+            let reqs = if v2 { enc2.encode(snap, r.rw_labels, ts, max, values) } else { enc1.encode(snap, r.rw_labels, ts, max, values) };
+            reqs.into_iter().map(|q| (q, ts)).collect()
+        };
         let ts = next_ts(&mut self.last_ts, r.now_ms);
-        let mut reqs: Vec<(crate::encode::remote_write::Request, i64)> =
-            self.encoder.encode(r.snap, r.rw_labels, ts, max, Values::Current).into_iter().map(|q| (q, ts)).collect();
+        let mut reqs = encode(r.snap, ts, Values::Current);
         if self.cfg.stale_markers {
-            reqs.extend(self.encoder.encode(r.ended, r.rw_labels, ts, max, Values::Stale).into_iter().map(|q| (q, ts)));
+            reqs.extend(encode(r.ended, ts, Values::Stale));
             if r.last {
                 let ts = next_ts(&mut self.last_ts, r.now_ms);
-                reqs.extend(self.encoder.encode(r.snap, r.rw_labels, ts, max, Values::Stale).into_iter().map(|q| (q, ts)));
+                reqs.extend(encode(r.snap, ts, Values::Stale));
             }
         }
         for (q, ts_ms) in reqs {
             let samples = q.samples as u64;
             let mut l = self.common.ledger.lock();
             l.admit(samples);
-            let dropped = self.queue.push(Request { body: q.body, samples, ts_ms, origin: None });
+            let dropped = self.queue.push(Request { body: q.body, samples, ts_ms, origin: None, v2 });
             l.fail(Reason::QueueFull, dropped);
         }
     }
 
+    /// The receiver showed it takes only 1.0: say so once, speak 1.0 from now on.
+    fn fall_back(&mut self, why: &str) {
+        eprintln!("kdbprom: {} takes only remote-write 1.0 ({why}); sending 1.0 from now on", self.common.name);
+        self.speaks = Protocol::V1;
+    }
+
+    /// Rewrites a queued 2.0 head as 1.0 for a target that speaks 1.0; false if it was not a
+    /// readable 2.0 body (then it is dropped and counted).
+    fn head_as_v1(&mut self) -> bool {
+        if self.speaks != Protocol::V1 {
+            return true;
+        }
+        let Some(head) = self.queue.front() else { return true };
+        if !head.v2 {
+            return true;
+        }
+        match downgrade(&head.body) {
+            Ok(body) => {
+                self.queue.rewrite_front(body, false);
+                true
+            }
+            Err(e) => {
+                let r = self.queue.pop().expect("a head");
+                eprintln!("kdbprom: {}: a queued 2.0 request could not be rewritten as 1.0 and is dropped: {e}", self.common.name);
+                self.common.ledger.lock().fail(Reason::Http4xx, r.samples);
+                false
+            }
+        }
+    }
+
     /// One attempt; `n` counts attempts from 1 (retries carry `Retry-Attempt`).
-    async fn attempt(&self, body: Bytes, n: u32) -> Result<u16, Failure> {
+    async fn attempt(&self, body: Bytes, v2: bool, n: u32) -> Result<retry::Answer, Failure> {
         let mut req = self.client.post(self.url.clone()).body(body);
-        for (k, v) in HEADERS {
+        for (k, v) in if v2 { remote_write2::HEADERS } else { rw1::HEADERS } {
             req = req.header(k, v);
         }
         if n > 1 {
@@ -147,8 +207,11 @@ impl RemoteWrite {
             let limit = self.cfg.queue.sample_age_limit_ms;
             let expired = self.queue.expire(now_ms(), limit);
             self.common.ledger.lock().fail(Reason::AgeLimit, expired);
+            if !self.head_as_v1() {
+                continue;
+            }
             let Some(head) = self.queue.front() else { break };
-            let (body, samples, ts_ms) = (head.body.clone(), head.samples, head.ts_ms);
+            let (body, samples, ts_ms, v2) = (head.body.clone(), head.samples, head.ts_ms, head.v2);
             let ledger = &self.common.ledger;
             let this = &*self;
             let sent = retry::with_retries(
@@ -159,7 +222,7 @@ impl RemoteWrite {
                     if n > 1 && !aged {
                         ledger.lock().retried += samples;
                     }
-                    let fut = this.attempt(body.clone(), n);
+                    let fut = this.attempt(body.clone(), v2, n);
                     async move {
                         if aged {
                             return Err(Failure::Permanent { status: 0, message: AGED.into() });
@@ -173,11 +236,44 @@ impl RemoteWrite {
             .await;
             out.attempts += sent.attempts;
             out.status = sent.status;
+            let probing = v2 && self.speaks == Protocol::Auto;
+            if probing && (sent.status == 415 || sent.status == 400 || (sent.ok && sent.written == Written::Absent)) {
+                // Not a 2.0 receiver: the same data goes again as 1.0, and never as 2.0 again.
+                let how = if sent.ok { "without written counts" } else { "to a 2.0 request" };
+                self.fall_back(&format!("HTTP {} {how}", sent.status));
+                self.common.ledger.lock().retried += samples;
+                continue;
+            }
             if sent.ok {
+                let written = match sent.written {
+                    _ if !v2 => samples,
+                    Written::Nonsense => samples,
+                    Written::Count(n) => n.min(samples),
+                    Written::Absent => 0,
+                };
                 self.queue.pop();
-                self.common.ledger.lock().sent(samples, body.len() as u64);
-                out.samples += samples;
+                if probing {
+                    self.speaks = Protocol::V2;
+                }
+                let mut l = self.common.ledger.lock();
+                l.sent(written, body.len() as u64);
+                l.fail(Reason::Rejected, samples - written);
+                drop(l);
+                out.samples += written;
                 out.bytes += body.len() as u64;
+                if written < samples {
+                    out.ok = false;
+                    out.message = match sent.written {
+                        Written::Absent => format!(
+                            "HTTP {}: the receiver wrote none of {samples} samples (no written-count headers: not a 2.0 receiver)",
+                            sent.status
+                        ),
+                        _ => format!("HTTP {}: the receiver wrote {written} of {samples} samples", sent.status),
+                    };
+                    out.cause = "fewer samples written than sent".into();
+                } else if sent.written == Written::Nonsense {
+                    out.message = "the receiver's written-count headers are not numbers; counted as written".into();
+                }
                 continue;
             }
             out.ok = false;
@@ -204,8 +300,24 @@ impl RemoteWrite {
 
     /// What is still queued after the final round goes to the spool (or is given up).
     pub fn spool(&mut self, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
-        let left = self.queue.take_all();
-        spool_left(&self.common, spool::Kind::RemoteWrite1, left, to, budget)
+        let mut left = self.queue.take_all();
+        // One file holds one kind: a mixed queue (a replayed 1.0 file ahead of 2.0 rounds) is
+        // written as 1.0, which every receiver takes.
+        let kind = if left.iter().all(|r| r.v2) { spool::Kind::RemoteWrite2 } else { spool::Kind::RemoteWrite1 };
+        if kind == spool::Kind::RemoteWrite1 {
+            for r in left.iter_mut().filter(|r| r.v2) {
+                if let Ok(b) = downgrade(&r.body) {
+                    (r.body, r.v2) = (b, false);
+                }
+            }
+            left.retain(|r| {
+                !r.v2 || {
+                    self.common.ledger.lock().fail(Reason::Http4xx, r.samples);
+                    false
+                }
+            });
+        }
+        spool_left(&self.common, kind, left, to, budget)
     }
 
     /// Samples and requests waiting.

@@ -61,21 +61,24 @@ impl Replay {
         Replay { by_target }
     }
 
-    /// Takes the files of `target` (oldest first) as requests tied to their files.
-    pub fn take(&mut self, target: &str, kind: spool::Kind) -> Vec<Request> {
+    /// Takes the files of `target` (oldest first) as requests tied to their files; files of
+    /// other kinds than `kinds` are reported and kept.
+    pub fn take(&mut self, target: &str, kinds: &[spool::Kind]) -> Vec<Request> {
         let files = self.by_target.remove(target).unwrap_or_default();
         let mut out = Vec::new();
         for f in files {
-            if f.header.kind != kind {
+            if !kinds.contains(&f.header.kind) {
                 eprintln!("kdbprom: spool file {} holds another kind of target's data; kept, not replayed", f.path.display());
                 continue;
             }
             let origin = Arc::new(Origin(f.path, AtomicBool::new(false)));
+            let v2 = f.header.kind == spool::Kind::RemoteWrite2;
             out.extend(f.entries.into_iter().map(|e| Request {
                 body: e.body,
                 samples: e.samples,
                 ts_ms: e.ts_ms,
                 origin: Some(origin.clone()),
+                v2,
             }));
         }
         out

@@ -28,6 +28,51 @@ pub enum Failure {
     },
 }
 
+/// What a 2.0 receiver says it wrote, from the `X-Prometheus-Remote-Write-*-Written` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Written {
+    /// No such header: a 1.0 receiver (or a 1.0 request).
+    #[default]
+    Absent,
+    /// Samples plus histograms written.
+    Count(u64),
+    /// A header that is not a non-negative whole number.
+    Nonsense,
+}
+
+impl Written {
+    /// Reads the written-count headers of an answer.
+    pub fn from_headers(h: &reqwest::header::HeaderMap) -> Written {
+        let parse = |v: &reqwest::header::HeaderValue| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok());
+        let mut any = false;
+        let mut total = 0u64;
+        for name in [
+            "x-prometheus-remote-write-samples-written",
+            "x-prometheus-remote-write-histograms-written",
+            "x-prometheus-remote-write-exemplars-written",
+        ] {
+            let Some(v) = h.get(name) else { continue };
+            any = true;
+            match parse(v) {
+                // Exemplars ride with samples: they say "I speak 2.0" but are not counted.
+                Some(n) if !name.contains("exemplars") => total = total.saturating_add(n),
+                Some(_) => {}
+                None => return Written::Nonsense,
+            }
+        }
+        if any { Written::Count(total) } else { Written::Absent }
+    }
+}
+
+/// A 2xx answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The written counts, if the receiver sent them.
+    pub written: Written,
+}
+
 /// How a call ended after its retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
@@ -45,6 +90,8 @@ pub struct Sent {
     pub permanent: bool,
     /// The receiver's last `Retry-After`, so the next round does not call before it is due.
     pub retry_after: Option<Duration>,
+    /// What an accepting 2.0 receiver said it wrote.
+    pub written: Written,
 }
 
 /// Backoff bounds.
@@ -57,12 +104,12 @@ pub struct Backoff {
 }
 
 /// Turns an HTTP answer into success or a [`Failure`], reading the body only when it failed.
-pub async fn answer(resp: reqwest::Response, retry_429: bool) -> Result<u16, Failure> {
+pub async fn answer(resp: reqwest::Response, retry_429: bool) -> Result<Answer, Failure> {
     let status = resp.status().as_u16();
     let after =
         super::retry_after::retry_after_at(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), std::time::SystemTime::now());
     match classify(status, after, retry_429) {
-        Action::Done => Ok(status),
+        Action::Done => Ok(Answer { status, written: Written::from_headers(resp.headers()) }),
         Action::Retry(after) => Err(Failure::Retry { status, message: snippet(&resp.text().await.unwrap_or_default()), after }),
         Action::Drop => Err(Failure::Permanent { status, message: snippet(&resp.text().await.unwrap_or_default()) }),
     }
@@ -88,7 +135,7 @@ pub fn transport(e: &reqwest::Error) -> Failure {
 pub async fn with_retries<F, Fut>(attempt: F, backoff: Backoff, deadline: Instant) -> Sent
 where
     F: Fn(u32) -> Fut,
-    Fut: Future<Output = Result<u16, Failure>>,
+    Fut: Future<Output = Result<Answer, Failure>>,
 {
     let attempts = AtomicU32::new(0);
     let last = Mutex::new((0u16, String::new(), None));
@@ -118,15 +165,29 @@ where
     let attempts = attempts.load(Ordering::Relaxed);
     let (last_status, last_message, retry_after) = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
     match res {
-        Ok(Ok(status)) => {
-            Sent { ok: true, status, message: String::new(), cause: String::new(), attempts, permanent: false, retry_after: None }
-        }
-        Ok(Err(Failure::Permanent { status, message })) => {
-            Sent { ok: false, status, cause: message.clone(), message, attempts, permanent: true, retry_after: None }
-        }
+        Ok(Ok(a)) => Sent {
+            ok: true,
+            status: a.status,
+            message: String::new(),
+            cause: String::new(),
+            attempts,
+            permanent: false,
+            retry_after: None,
+            written: a.written,
+        },
+        Ok(Err(Failure::Permanent { status, message })) => Sent {
+            ok: false,
+            status,
+            cause: message.clone(),
+            message,
+            attempts,
+            permanent: true,
+            retry_after: None,
+            written: Written::Absent,
+        },
         Ok(Err(Failure::Retry { status, message: cause, after })) => {
             let message = format!("deadline reached after {attempts} attempt(s); last error: {cause}");
-            Sent { ok: false, status, message, cause, attempts, permanent: false, retry_after: after }
+            Sent { ok: false, status, message, cause, attempts, permanent: false, retry_after: after, written: Written::Absent }
         }
         Err(_) => {
             // Report why it kept failing, not only that time ran out; a receiver that never
@@ -140,7 +201,7 @@ where
                 }
                 m => (format!("deadline reached after {attempts} attempt(s); last error: {m}"), m.to_string()),
             };
-            Sent { ok: false, status: last_status, message, cause, attempts, permanent: false, retry_after }
+            Sent { ok: false, status: last_status, message, cause, attempts, permanent: false, retry_after, written: Written::Absent }
         }
     }
 }

@@ -91,9 +91,10 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 pub enum Kind {
     /// Snappy-compressed `prometheus.WriteRequest` bodies, replayed with their own timestamps.
     RemoteWrite1 = 1,
-    /// Text exposition bodies for the Pushgateway, replayed as the last state. (3 is reserved for
-    /// remote-write 2.0.)
+    /// Text exposition bodies for the Pushgateway, replayed as the last state.
     Pushgateway = 2,
+    /// Remote-write 2.0 request bodies (snappy-compressed `io.prometheus.write.v2.Request`).
+    RemoteWrite2 = 3,
 }
 
 impl Kind {
@@ -102,6 +103,7 @@ impl Kind {
         match b {
             1 => Some(Kind::RemoteWrite1),
             2 => Some(Kind::Pushgateway),
+            3 => Some(Kind::RemoteWrite2),
             _ => None,
         }
     }
@@ -910,8 +912,8 @@ mod tests {
         };
         let why = assert_set_aside(&d.0, &patch(8, &2u16.to_le_bytes()), "version 2");
         assert!(why.contains("unsupported version 2"), "{why}");
-        let why = assert_set_aside(&d.0, &patch(10, &[3]), "kind 3");
-        assert!(why.contains("unknown kind 3"), "{why}");
+        let why = assert_set_aside(&d.0, &patch(10, &[4]), "kind 4");
+        assert!(why.contains("unknown kind 4"), "{why}");
         assert_set_aside(&d.0, &patch(11, &[1]), "reserved");
         // Another job's newer file is left alone: its header still says whose it is.
         let mut other = small_file("k");

@@ -54,7 +54,12 @@ fn sym_str<'a>(s: S) -> Result<&'a str, Bad> {
 
 /// Name of a q type for error texts.
 pub fn type_name(x: K) -> String {
-    let n = match qtype(x).unsigned_abs() as i8 {
+    name_of(qtype(x))
+}
+
+/// Name of the q type with code `ty` for error texts.
+fn name_of(ty: i8) -> String {
+    let n = match ty.unsigned_abs() as i8 {
         0 => "general list",
         1 => "boolean",
         4 => "byte",
@@ -71,9 +76,9 @@ pub fn type_name(x: K) -> String {
         98 => "table",
         99 => "dictionary",
         101 => "::",
-        _ => return format!("q type {}", qtype(x)),
+        _ => return format!("q type {ty}"),
     };
-    match qtype(x) {
+    match ty {
         v if v < 0 => format!("{n} atom"),
         0 | 98.. => n.to_string(),
         _ => format!("{n} vector"),
@@ -180,6 +185,64 @@ pub fn vector_f64<'a>(x: K) -> Option<std::borrow::Cow<'a, [f64]>> {
         t::LIST => Owned(items::<K>(x).iter().map(|&e| atom_f64(e)).collect::<Option<Vec<_>>>()?),
         _ => return None,
     })
+}
+
+/// One value of a dictionary, whatever the layout of the dictionary's value list.
+#[derive(Clone, Copy)]
+pub enum Item {
+    /// An item of a general list of values.
+    Obj(K),
+    /// An item of a numeric or timespan vector of values: its value (as [`atom_f64`] reads it)
+    /// and the vector's type code.
+    Num(f64, i8),
+    /// An item of any other typed vector (its type code).
+    Other(i8),
+}
+
+impl Item {
+    /// A numeric or timespan value and its atom type code (negative); None for anything else.
+    pub fn number(&self) -> Option<(f64, i8)> {
+        match *self {
+            Item::Num(f, t) => Some((f, -t)),
+            Item::Obj(x) => atom_f64(x).map(|f| (f, qtype(x))),
+            _ => None,
+        }
+    }
+
+    /// The item's q type, for error texts.
+    pub fn type_name(&self) -> String {
+        match *self {
+            Item::Obj(x) => type_name(x),
+            Item::Num(_, t) | Item::Other(t) => name_of(-t),
+        }
+    }
+}
+
+/// The (key, value) pairs of a dictionary with symbol (or string) keys; None if `x` is not a
+/// dictionary.
+pub fn dict_items(x: K, what: &str) -> Result<Option<Vec<(String, Item)>>, Bad> {
+    if qtype(x) != t::DICT {
+        return Ok(None);
+    }
+    // A dictionary has the layout of a 2-item general list: keys, then values.
+    let kv = items::<K>(x);
+    let (keys, vals) = (kv[0], kv[1]);
+    let names = if qtype(keys) == t::LIST && len(keys) == 0 { vec![] } else { texts(keys, what)? };
+    if names.is_empty() {
+        return Ok(Some(vec![]));
+    }
+    let ty = qtype(vals);
+    if !(0..=19).contains(&ty) {
+        return Err(format!("{what}: the dictionary's values must be a list, not a {}", type_name(vals)));
+    }
+    let values: Vec<Item> = match ty {
+        t::LIST => items::<K>(vals).iter().map(|&e| Item::Obj(e)).collect(),
+        _ => match vector_f64(vals) {
+            Some(v) => v.iter().map(|&f| Item::Num(f, ty)).collect(),
+            None => (0..len(vals)).map(|_| Item::Other(ty)).collect(),
+        },
+    };
+    Ok(Some(names.into_iter().zip(values).collect()))
 }
 
 /// A long or int atom that is not null.

@@ -9,6 +9,7 @@ mod k;
 mod sampler;
 
 use crate::agent::{Agent, AgentError};
+use crate::aggregate::NativeConfig;
 use crate::builtin::ProcessInfo;
 use crate::compat::updval_op;
 use crate::config::Config;
@@ -208,13 +209,89 @@ pub extern "C" fn kdbprom_declare(kind: K, name: K, help: K, labels: K, params: 
         let name = k::symbol(name, &format!("{kind_s}: name"))?;
         let help = k::text(help, &format!("{name}: help")).or_else(|e| if is_identity(help) { Ok(String::new()) } else { Err(e) })?;
         let labels = k::texts(labels, &format!("{name}: label names"))?;
-        let params = floats(params, &format!("{name}: buckets or quantiles"))?;
+        let (params, native) = match kind {
+            Kind::Histogram => histogram_buckets(params, name)?,
+            _ => (floats(params, &format!("{name}: buckets or quantiles"))?, None),
+        };
         with_agent(|a| {
             let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-            a.declare(name, &help, kind, &labels, &params).map_err(err)?;
+            a.registry().declare_with(name, &help, kind, &labels, &params, native).map_err(|e| e.to_string())?;
             Ok(NOTHING)
         })
     })
+}
+
+/// Keys a histogram's dictionary may have.
+const HISTOGRAM_KEYS: &str = "buckets, factor, zero_threshold, max_buckets";
+
+/// A histogram's `b`: classic bounds (a numeric vector, or `()`/`::` for the defaults), the symbol
+/// `` `native `` (native buckets with client_golang's defaults, no classic ones), or a dictionary
+/// of `buckets` (classic bounds kept beside the native ones), `factor`, `zero_threshold` and
+/// `max_buckets`. Returns the classic bounds (empty: defaults, or none when native) and the
+/// native configuration.
+fn histogram_buckets(b: K, name: &str) -> Result<(Vec<f64>, Option<NativeConfig>), String> {
+    let wrong = |what: String| format!("{name}: buckets must be a numeric vector, (), `native or a dictionary, not {what}");
+    if qtype(b) == -t::SYMBOL {
+        let s = k::text(b, name)?;
+        return match s.as_str() {
+            "native" => Ok((vec![], Some(NativeConfig::default()))),
+            _ => Err(wrong(format!("`{s}"))),
+        };
+    }
+    let Some(entries) = k::dict_items(b, &format!("{name}: histogram keys"))? else {
+        if is_identity(b) || vector_f64(b).is_some() {
+            return Ok((floats(b, &format!("{name}: buckets or quantiles"))?, None));
+        }
+        // A numeric atom could mean one bound, a bucket count or a factor: refused, not guessed.
+        let hint = if atom_f64(b).is_some() { " (for one bound, enlist it)" } else { "" };
+        return Err(wrong(format!("a {}{hint}", k::type_name(b))));
+    };
+    let (mut buckets, mut factor, mut zero_threshold, mut max_buckets) = (None, None, None, None);
+    for (i, (key, v)) in entries.iter().enumerate() {
+        if entries[..i].iter().any(|(k, _)| k == key) {
+            return Err(format!("{name}: histogram key `{key} is given twice"));
+        }
+        // Nulls are NaN here: refused with the range check (a factor or zero threshold) below.
+        let number =
+            |what: &str| v.number().map(|n| n.0).ok_or_else(|| format!("{name}: {what} must be a number, not a {}", v.type_name()));
+        match key.as_str() {
+            "buckets" => {
+                buckets = Some(match *v {
+                    k::Item::Obj(x) if is_identity(x) || vector_f64(x).is_some() => floats(x, &format!("{name}: buckets"))?,
+                    _ => return Err(format!("{name}: buckets must be a numeric vector or (), not a {}", v.type_name())),
+                })
+            }
+            "factor" => factor = Some(number("factor")?),
+            "zero_threshold" => zero_threshold = Some(number("zero_threshold")?),
+            "max_buckets" => {
+                let n = match v.number() {
+                    Some((n, ty)) if ty == -t::LONG || ty == -t::INT || ty == -t::SHORT => n,
+                    _ => return Err(format!("{name}: max_buckets must be a long, not a {}", v.type_name())),
+                };
+                if n.is_nan() {
+                    return Err(format!("{name}: native histogram max_buckets must not be null"));
+                }
+                if !(n >= 1.0 && n.is_finite()) {
+                    return Err(format!("{name}: native histogram max_buckets must be at least 1, got {n}"));
+                }
+                max_buckets = Some(n.min(f64::from(u32::MAX)) as usize);
+            }
+            k => return Err(format!("{name}: unknown histogram key `{k} (keys: {HISTOGRAM_KEYS})")),
+        }
+    }
+    if buckets.as_ref().is_some_and(Vec::is_empty) && factor.is_none() && zero_threshold.is_none() && max_buckets.is_none() {
+        return Err(format!(
+            "{name}: the dictionary gives no buckets: `buckets is empty and no native key (factor, zero_threshold, max_buckets) is set; use `native for native buckets alone"
+        ));
+    }
+    let d = NativeConfig::default();
+    let cfg = NativeConfig::from_factor(
+        factor.unwrap_or(crate::aggregate::native::DEFAULT_FACTOR),
+        zero_threshold.unwrap_or(d.zero_threshold),
+        max_buckets.unwrap_or(d.max_buckets),
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
+    Ok((buckets.unwrap_or_default(), Some(cfg)))
 }
 
 fn floats(x: K, what: &str) -> Result<Vec<f64>, String> {

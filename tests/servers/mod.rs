@@ -81,6 +81,23 @@ pub fn prometheus(web_config: Option<&str>) -> Server {
     }
 }
 
+/// Prometheus with the remote-write receiver (no TLS) and these extra command-line arguments,
+/// e.g. `--enable-feature=native-histograms`.
+pub fn prometheus_with(extra: &[&str]) -> Server {
+    let port = free_port();
+    let dir = tmpdir("prom");
+    std::fs::write(dir.join("prom.yml"), "global:\n  scrape_interval: 15s\n").unwrap();
+    let mut args = vec![
+        format!("--config.file={}", dir.join("prom.yml").display()),
+        format!("--storage.tsdb.path={}", dir.join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--web.enable-remote-write-receiver".into(),
+        "--log.level=warn".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    start("prometheus", args, port, dir, "http://127.0.0.1:PORT/-/ready")
+}
+
 fn start_tls(args: Vec<String>, port: u16, dir: PathBuf) -> Server {
     let log = std::fs::File::create(dir.join("log")).unwrap();
     let child = Command::new("prometheus").args(&args).stdout(Stdio::null()).stderr(log).spawn().expect("prometheus is required");
