@@ -95,3 +95,58 @@ fn remote_write_golden() {
     }
     golden("session.rw.txt", &out);
 }
+
+#[test]
+fn remote_write_2_golden() {
+    use kdbprom::proto::v2;
+    let (reg, mut agg) = registry();
+    let consts = [
+        ("env".to_string(), "prod".to_string()),
+        ("instance".to_string(), "host:5010".to_string()),
+        ("job".to_string(), "eod".to_string()),
+    ];
+    let reqs = kdbprom::encode::remote_write2::Encoder::default().encode(
+        &agg.snapshot(&reg),
+        &consts,
+        1_700_000_000_000,
+        10,
+        remote_write::Values::Current,
+    );
+    let mut out = String::new();
+    for (i, r) in reqs.iter().enumerate() {
+        let w = v2::Request::decode(&snap::raw::Decoder::new().decompress_vec(&r.body).unwrap()[..]).unwrap();
+        writeln!(out, "# request {i}: {} samples, {} symbols", r.samples, w.symbols.len()).unwrap();
+        let sym = |r: u32| w.symbols[r as usize].as_str();
+        for ts in &w.timeseries {
+            let labels: Vec<String> = ts.labels_refs.chunks(2).map(|p| format!("{}={:?}", sym(p[0]), sym(p[1]))).collect();
+            let m = ts.metadata.unwrap_or_default();
+            let meta = format!("type={} help={:?} unit={:?}", m.r#type, sym(m.help_ref), sym(m.unit_ref));
+            // Start timestamps are the series' creation time: only whether one is set is stable.
+            for s in &ts.samples {
+                let start = if s.start_timestamp > 0 { "set" } else { "none" };
+                writeln!(out, "{{{}}} {:?} @{} start={start} {meta}", labels.join(", "), s.value, s.timestamp).unwrap();
+            }
+            for h in &ts.histograms {
+                let spans = |s: &[v2::BucketSpan]| s.iter().map(|s| format!("{}:{}", s.offset, s.length)).collect::<Vec<_>>().join(" ");
+                let start = if h.start_timestamp > 0 { "set" } else { "none" };
+                writeln!(
+                    out,
+                    "{{{}}} histogram count={:?} sum={:?} schema={} zero_threshold={:?} zero_count={:?} positive=[{}] {:?} negative=[{}] {:?} @{} start={start} {meta}",
+                    labels.join(", "),
+                    h.count,
+                    h.sum,
+                    h.schema,
+                    h.zero_threshold,
+                    h.zero_count,
+                    spans(&h.positive_spans),
+                    h.positive_deltas,
+                    spans(&h.negative_spans),
+                    h.negative_deltas,
+                    h.timestamp
+                )
+                .unwrap();
+            }
+        }
+    }
+    golden("session.rw2.txt", &out);
+}
