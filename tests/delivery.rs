@@ -775,3 +775,62 @@ fn a_request_retried_past_the_age_limit_is_dropped_not_sent() {
     assert_eq!(p.failed("age_limit"), p.samples_in - received(prom.port, job), "{p:?}");
     assert!(p.failed("age_limit") > 0, "{p:?}");
 }
+
+/// A `Retry-After` in the past is no wait at all; one a day ahead is taken as 5 minutes: no request
+/// reaches the receiver in the meantime, the rounds say why, and at stop the queue goes to the
+/// spool, so nothing is lost and nothing is silent.
+#[test]
+fn retry_after_in_the_past_retries_at_once_and_one_far_ahead_is_capped_and_spooled() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let spool = servers::tmpdir("retry-far");
+    let job = "d_retry_far";
+    let url = format!("{}/api/v1/write", proxy.url());
+    init(
+        h,
+        job,
+        &[
+            ("interval_ms", h.j(60_000)),
+            ("exit_deadline_ms", h.j(1_000)),
+            ("spool", h.dict(&["dir"], &[h.str(spool.to_str().unwrap())])),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))])),
+        ],
+    );
+    gauge(h, "t_seq");
+    wait_until("the init push", Duration::from_secs(5), || stats(h).targets["prom"].sent > 0);
+    // In the past: the next attempt follows at once (min backoff, not a wait).
+    let past = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(1_000_000_000));
+    let before = proxy.requests() as usize;
+    proxy.set_fault(Fault::RetryAfter(503, past));
+    let p = &proxy;
+    let o = std::thread::scope(|s| {
+        s.spawn(|| {
+            p.wait_requests(before as u64 + 1, Duration::from_secs(5));
+            p.set_fault(Fault::Pass);
+        });
+        push(h)
+    });
+    assert!(o["prom"].ok, "{o:?}");
+    let log = proxy.log();
+    let gap = log[before + 1].at - log[before].at;
+    assert!(gap < Duration::from_millis(500), "a Retry-After in the past is no wait: {gap:?}");
+    // A day ahead: capped at 5 minutes, remembered across rounds.
+    proxy.set_fault(Fault::RetryAfter(429, "86400".into()));
+    set(h, "t_seq", 1.0);
+    assert!(!push(h)["prom"].ok);
+    let asked = proxy.requests();
+    set(h, "t_seq", 2.0);
+    let o = push(h);
+    assert!(!o["prom"].ok && o["prom"].message.contains("Retry-After"), "{o:?}");
+    assert_eq!(proxy.requests(), asked, "no request while the receiver asked for quiet");
+    let t = Instant::now();
+    let fin = stop(h);
+    assert!(t.elapsed() < Duration::from_millis(1_050), "stop within the exit deadline: {:?}", t.elapsed());
+    assert_eq!(proxy.requests(), asked, "not even the final push");
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    assert_eq!((p.failed_total(), p.queued), (0, 0), "{p:?}");
+    assert!(p.spooled > 0 && p.spooled == p.samples_in - p.sent, "everything unsent is spooled: {p:?}");
+}

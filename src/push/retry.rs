@@ -155,7 +155,13 @@ where
     };
     let policy = ExponentialBuilder::default().with_min_delay(backoff.min).with_max_delay(backoff.max).with_jitter().without_max_times();
     let retried =
-        once.retry(policy).sleep(tokio::time::sleep).when(|f| matches!(f, Failure::Retry { .. }) && Instant::now() < deadline).adjust(
+        // A Retry-After that ends past the deadline stops the loop now rather than sleeping it out:
+        // the caller keeps the wait for its next round.
+        once.retry(policy).sleep(tokio::time::sleep).when(|f| match f {
+            Failure::Retry { after: Some(a), .. } => Instant::now() + *a < deadline,
+            Failure::Retry { .. } => Instant::now() < deadline,
+            Failure::Permanent { .. } => false,
+        }).adjust(
             |f, d| match f {
                 Failure::Retry { after: Some(a), .. } => Some(*a),
                 _ => d,
