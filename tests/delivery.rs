@@ -834,3 +834,34 @@ fn retry_after_in_the_past_retries_at_once_and_one_far_ahead_is_capped_and_spool
     assert_eq!((p.failed_total(), p.queued), (0, 0), "{p:?}");
     assert!(p.spooled > 0 && p.spooled == p.samples_in - p.sent, "everything unsent is spooled: {p:?}");
 }
+
+/// The receiver itself dies (SIGKILL) and comes back on the same port with its data: the rounds
+/// made while it was gone wait in the queue and arrive in order, with no gap.
+#[test]
+fn a_receiver_killed_and_restarted_gets_every_round_in_order() {
+    let _g = lock();
+    let h = host();
+    let mut prom = servers::prometheus(None);
+    let job = "d_restart";
+    let url = format!("http://127.0.0.1:{}/api/v1/write", prom.port);
+    init(h, job, &[("interval_ms", h.j(1_000)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false))]))]);
+    gauge(h, "t_seq");
+    set(h, "t_seq", 1.0);
+    assert!(push(h)["prom"].ok);
+    prom.kill_and_restart(|| {
+        for i in 2..=4 {
+            set(h, "t_seq", i as f64);
+            assert!(!push(h)["prom"].ok, "the receiver is gone");
+        }
+    });
+    set(h, "t_seq", 5.0);
+    wait_until("the queue drains", Duration::from_secs(20), || push(h)["prom"].ok && stats(h).targets["prom"].queued == 0);
+    let fin = stop(h);
+    let t = after_declare(prom.port, &format!("t_seq{{job=\"{job}\"}}"));
+    assert_time_ordered(&t);
+    assert_eq!(runs(&t), vec![1.0, 2.0, 3.0, 4.0, 5.0], "{t:?}");
+    let p = &fin.targets["prom"];
+    p.assert_identity();
+    assert_eq!((p.failed_total(), p.queued, p.spooled), (0, 0, 0), "{p:?}");
+    assert_eq!(received(prom.port, job), p.sent, "{p:?}");
+}

@@ -12,6 +12,20 @@ pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
     child: Child,
+    /// How it was started, so a test can kill it and start it again on the same port and data.
+    again: Option<(String, Vec<String>, String)>,
+}
+
+impl Server {
+    /// Kills the server (SIGKILL: no clean shutdown) and starts it again on the same port and data
+    /// dir, once `down` has run while it is gone.
+    pub fn kill_and_restart(&mut self, down: impl FnOnce()) {
+        let (bin, args, ready) = self.again.clone().expect("a server started by start()");
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+        down();
+        self.child = launch(&bin, &args, self.port, &self.dir, &ready);
+    }
 }
 
 impl Drop for Server {
@@ -40,22 +54,30 @@ pub fn http() -> reqwest::blocking::Client {
 }
 
 fn start(bin: &str, args: Vec<String>, port: u16, dir: PathBuf, ready: &str) -> Server {
-    let log = std::fs::File::create(dir.join("log")).unwrap();
-    let child = Command::new(bin)
-        .args(&args)
+    let child = launch(bin, &args, port, &dir, ready);
+    Server { port, dir, child, again: Some((bin.to_string(), args, ready.to_string())) }
+}
+
+/// Starts `bin` and waits until its readiness URL answers 200.
+fn launch(bin: &str, args: &[String], port: u16, dir: &std::path::Path, ready: &str) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("log")).unwrap();
+    let mut child = Command::new(bin)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("{bin} is required (scripts/test.sh installs it): {e}"));
-    let s = Server { port, dir, child };
     let url = ready.replace("PORT", &port.to_string());
     let end = Instant::now() + Duration::from_secs(20);
     let c = http();
     while c.get(&url).send().map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
-        assert!(Instant::now() < end, "{bin} not ready at {url}: {}", std::fs::read_to_string(s.dir.join("log")).unwrap_or_default());
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("{bin} not ready at {url}: {}", std::fs::read_to_string(dir.join("log")).unwrap_or_default());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    s
+    child
 }
 
 /// Prometheus with the remote-write receiver; `web_config` adds TLS/basic auth (its readiness URL then uses https).
@@ -101,7 +123,7 @@ pub fn prometheus_with(extra: &[&str]) -> Server {
 fn start_tls(args: Vec<String>, port: u16, dir: PathBuf) -> Server {
     let log = std::fs::File::create(dir.join("log")).unwrap();
     let child = Command::new("prometheus").args(&args).stdout(Stdio::null()).stderr(log).spawn().expect("prometheus is required");
-    let s = Server { port, dir, child };
+    let s = Server { port, dir, child, again: None };
     let end = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < end, "prometheus (TLS) did not listen");
