@@ -5,6 +5,8 @@
 //! - `memory`: resident bytes of the host with 100 k series, and per series.
 //! - `steady <remote-write url> <seconds>`: pushes 1,000 series every second; CPU seconds per million
 //!   samples delivered (compared with Prometheus agent mode by scripts/bench.sh).
+//! - `replay <remote-write url>`: a previous run's spool of 100 rounds of 1,000 series, replayed by
+//!   `.prom.init` into the receiver; samples per second from init until the queue is empty.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -137,6 +139,70 @@ fn main() {
             let (c, s) = (cpu() - c0, stat(h) - s0);
             println!("kdbprom steady: {s} samples in {secs} s, {c:.3} CPU s, {:.3} CPU s per million samples", c / s as f64 * 1e6);
         }
-        _ => eprintln!("usage: e2e first-sample|stop|memory|steady ..."),
+        Some("replay") => {
+            use kdbprom::encode::remote_write::{Encoder, Values};
+            use kdbprom::push::spool::{self, Entry, Header, Kind as SpoolKind};
+            let rw = &args[2];
+            let dir = std::env::temp_dir().join(format!("kdbprom-e2e-replay-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            // Run 1's rounds, encoded as run 1 would have: 1,000 series, one round every 10 s
+            // over the last 17 minutes (inside Prometheus's head block, so none is too old).
+            let reg = kdbprom::registry::Registry::new(kdbprom::registry::Limits::default());
+            reg.declare("e2e_replayed", "Replayed.", kdbprom::registry::Kind::Gauge, &["label"], &[]).unwrap();
+            let mut agg = kdbprom::aggregate::Aggregator::new(1);
+            for i in 0..1000 {
+                let s = reg.series("e2e_replayed", &[&format!("value{i}")]).unwrap();
+                agg.apply(&reg, kdbprom::event::Event { series: s, op: kdbprom::event::Op::Set, value: i as f64 });
+            }
+            let snap = agg.snapshot(&reg);
+            let labels = vec![("job".to_string(), "e2e_replay".to_string()), ("instance".to_string(), "r:1".to_string())];
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+            let mut enc = Encoder::default();
+            let entries: Vec<Entry> = (0..100)
+                .flat_map(|r| {
+                    let ts = now - 1_000_000 + r * 10_000;
+                    enc.encode(&snap, &labels, ts, 2_000, Values::Current)
+                        .into_iter()
+                        .map(move |q| Entry { body: q.body, samples: q.samples as u64, ts_ms: ts })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let total: u64 = entries.iter().map(|e| e.samples).sum();
+            let header = Header {
+                job: "e2e_replay".into(),
+                instance: "r:1".into(),
+                target: "prom".into(),
+                kind: SpoolKind::RemoteWrite1,
+                created_ms: now,
+            };
+            spool::write(&dir, &header, &entries, u64::MAX).unwrap();
+            let t = Instant::now();
+            init(
+                h,
+                &["job", "instance", "interval_ms", "spool", "remote_write", "instrument"],
+                &[
+                    h.s("e2e_replay"),
+                    h.s("r:1"),
+                    h.j(60_000),
+                    h.dict(&["dir"], &[h.str(dir.to_str().unwrap())]),
+                    h.dict(&["url", "name", "protocol"], &[h.str(rw), h.s("prom"), h.str("1.0")]),
+                    h.b(false),
+                ],
+            );
+            let sent = |h: &Host| {
+                let d = h.ok("kdbprom_stats", &[h.id()]);
+                let v = h.long_dict(d).into_iter().find(|(k, _)| k == "samples_sent").unwrap().1;
+                (h.r0)(d);
+                v as u64
+            };
+            while sent(h) < total && t.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let secs = t.elapsed().as_secs_f64();
+            println!("kdbprom replay: {total} spooled samples into the receiver in {:.3} s: {:.0} samples/s", secs, total as f64 / secs);
+            let _ = h.call("kdbprom_stop", &[h.id()]);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        _ => eprintln!("usage: e2e first-sample|stop|memory|steady|replay ..."),
     }
 }

@@ -44,6 +44,7 @@ target/release/examples/e2e first-sample "$pp"
 echo "  (Prometheus agent mode: its first scrape reaches the receiver ~6 s after start, shared/reference/receivers.md §7)"
 target/release/examples/e2e stop "http://127.0.0.1:$gp" "http://127.0.0.1:$pp/api/v1/write"
 target/release/examples/e2e memory
+target/release/examples/e2e replay "http://127.0.0.1:$pp/api/v1/write"
 
 # CPU per million samples delivered: kdbprom pushing 1,000 series every second, vs Prometheus agent
 # mode scraping the same 1,000 series from a static /metrics every second and remote-writing them.
