@@ -245,35 +245,11 @@ impl RemoteWrite {
                 continue;
             }
             if sent.ok {
-                let written = match sent.written {
-                    _ if !v2 => samples,
-                    Written::Nonsense => samples,
-                    Written::Count(n) => n.min(samples),
-                    Written::Absent => 0,
-                };
                 self.queue.pop();
                 if probing {
                     self.speaks = Protocol::V2;
                 }
-                let mut l = self.common.ledger.lock();
-                l.sent(written, body.len() as u64);
-                l.fail(Reason::Rejected, samples - written);
-                drop(l);
-                out.samples += written;
-                out.bytes += body.len() as u64;
-                if written < samples {
-                    out.ok = false;
-                    out.message = match sent.written {
-                        Written::Absent => format!(
-                            "HTTP {}: the receiver wrote none of {samples} samples (no written-count headers: not a 2.0 receiver)",
-                            sent.status
-                        ),
-                        _ => format!("HTTP {}: the receiver wrote {written} of {samples} samples", sent.status),
-                    };
-                    out.cause = "fewer samples written than sent".into();
-                } else if sent.written == Written::Nonsense {
-                    out.message = "the receiver's written-count headers are not numbers; counted as written".into();
-                }
+                self.accepted(&sent, samples, body.len() as u64, v2, &mut out);
                 continue;
             }
             out.ok = false;
@@ -296,6 +272,36 @@ impl RemoteWrite {
         }
         out.millis = started.elapsed().as_secs_f64() * 1e3;
         out
+    }
+
+    /// Accounts for a request the receiver accepted: all of it, or for 2.0 what it says it wrote
+    /// (the rest is `rejected`; counts that are not numbers are taken as all, larger ones capped).
+    fn accepted(&mut self, sent: &retry::Sent, samples: u64, bytes: u64, v2: bool, out: &mut Outcome) {
+        let written = match sent.written {
+            _ if !v2 => samples,
+            Written::Nonsense => samples,
+            Written::Count(n) => n.min(samples),
+            Written::Absent => 0,
+        };
+        let mut l = self.common.ledger.lock();
+        l.sent(written, bytes);
+        l.fail(Reason::Rejected, samples - written);
+        drop(l);
+        out.samples += written;
+        out.bytes += bytes;
+        if written < samples {
+            out.ok = false;
+            out.message = match sent.written {
+                Written::Absent => format!(
+                    "HTTP {}: the receiver wrote none of {samples} samples (no written-count headers: not a 2.0 receiver)",
+                    sent.status
+                ),
+                _ => format!("HTTP {}: the receiver wrote {written} of {samples} samples", sent.status),
+            };
+            out.cause = "fewer samples written than sent".into();
+        } else if sent.written == Written::Nonsense {
+            out.message = "the receiver's written-count headers are not numbers; counted as written".into();
+        }
     }
 
     /// What is still queued after the final round goes to the spool (or is given up).
