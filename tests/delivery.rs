@@ -182,42 +182,14 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 // ---------------------------------------------------------------------------------------------
 // What the receivers hold.
 
-/// Every series `sel` selects with its raw samples (ms timestamp, value) over the last hour, as
-/// Prometheus stores them (stale markers are not returned).
-fn matrix(port: u16, sel: &str) -> Vec<(serde_json::Map<String, serde_json::Value>, Vec<(i64, f64)>)> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-    let v: serde_json::Value = servers::http()
-        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-        .query(&[("query", format!("{sel}[1h]")), ("time", format!("{now:.3}"))])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(v["status"], "success", "{v}");
-    v["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let values = r["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| ((p[0].as_f64().unwrap() * 1000.0).round() as i64, p[1].as_str().unwrap().parse().unwrap()))
-                .collect();
-            (r["metric"].as_object().unwrap().clone(), values)
-        })
-        .collect()
-}
-
 /// Every sample Prometheus holds for job `job` in the last hour, counted from the raw data.
 fn received(port: u16, job: &str) -> i64 {
-    matrix(port, &format!("{{job=\"{job}\"}}")).iter().map(|(_, v)| v.len() as i64).sum()
+    servers::matrix(port, &format!("{{job=\"{job}\"}}")).iter().map(|(_, v)| v.len() as i64).sum()
 }
 
 /// The raw samples of the one series `sel` selects, over the last hour.
 fn raw(port: u16, sel: &str) -> Vec<(i64, f64)> {
-    let m = matrix(port, sel);
+    let m = servers::matrix(port, sel);
     assert!(m.len() <= 1, "{sel} selects one series: {m:?}");
     m.into_iter().next().map(|(_, v)| v).unwrap_or_default()
 }
@@ -515,7 +487,7 @@ fn stale_markers_end_series_at_stop_and_on_remove() {
 
     // Each series that ever existed got exactly one stale marker (the removed one at its removal,
     // the rest at stop); Prometheus counts stale markers as no samples.
-    let series = matrix(prom.port, &format!("{{job=\"{job}\"}}")).len() as i64;
+    let series = servers::matrix(prom.port, &format!("{{job=\"{job}\"}}")).len() as i64;
     let p = &fin.targets["prom"];
     p.assert_identity();
     assert_eq!((p.failed_total(), p.queued, p.spooled), (0, 0, 0), "{p:?}");

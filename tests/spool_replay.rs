@@ -328,24 +328,11 @@ fn raw_samples(port: u16, selector: &str) -> Vec<(i64, f64)> {
     raw_samples_at(port, selector, SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64())
 }
 
-/// Raw samples of the hour before `at` (Unix seconds).
-fn raw_samples_at(port: u16, selector: &str, now: f64) -> Vec<(i64, f64)> {
-    let v: serde_json::Value = servers::http()
-        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-        .query(&[("query", format!("{selector}[1h]")), ("time", format!("{now:.3}"))])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(v["status"], "success", "{v}");
-    let r = v["data"]["result"].as_array().unwrap();
-    assert_eq!(r.len(), 1, "one series for {selector}: {v}");
-    r[0]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| ((p[0].as_f64().unwrap() * 1000.0).round() as i64, p[1].as_str().unwrap().parse().unwrap()))
-        .collect()
+/// Raw samples of the one series `selector` selects, over the hour before `at` (Unix seconds).
+fn raw_samples_at(port: u16, selector: &str, at: f64) -> Vec<(i64, f64)> {
+    let m = servers::matrix_at(port, selector, at);
+    assert_eq!(m.len(), 1, "one series for {selector}: {m:?}");
+    m.into_iter().next().map(|(_, v)| v).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------

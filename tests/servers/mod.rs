@@ -82,16 +82,7 @@ fn launch(bin: &str, args: &[String], port: u16, dir: &std::path::Path, ready: &
 
 /// Prometheus with the remote-write receiver; `web_config` adds TLS/basic auth (its readiness URL then uses https).
 pub fn prometheus(web_config: Option<&str>) -> Server {
-    let port = free_port();
-    let dir = tmpdir("prom");
-    std::fs::write(dir.join("prom.yml"), "global:\n  scrape_interval: 15s\n").unwrap();
-    let mut args = vec![
-        format!("--config.file={}", dir.join("prom.yml").display()),
-        format!("--storage.tsdb.path={}", dir.join("data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-        "--web.enable-remote-write-receiver".into(),
-        "--log.level=warn".into(),
-    ];
+    let (port, dir, mut args) = prometheus_args();
     match web_config {
         Some(c) => {
             std::fs::write(dir.join("web.yml"), c).unwrap();
@@ -106,18 +97,24 @@ pub fn prometheus(web_config: Option<&str>) -> Server {
 /// Prometheus with the remote-write receiver (no TLS) and these extra command-line arguments,
 /// e.g. `--enable-feature=native-histograms`.
 pub fn prometheus_with(extra: &[&str]) -> Server {
+    let (port, dir, mut args) = prometheus_args();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    start("prometheus", args, port, dir, "http://127.0.0.1:PORT/-/ready")
+}
+
+/// A free port, a fresh data dir with a minimal config, and the arguments every test Prometheus gets.
+fn prometheus_args() -> (u16, PathBuf, Vec<String>) {
     let port = free_port();
     let dir = tmpdir("prom");
     std::fs::write(dir.join("prom.yml"), "global:\n  scrape_interval: 15s\n").unwrap();
-    let mut args = vec![
+    let args = vec![
         format!("--config.file={}", dir.join("prom.yml").display()),
         format!("--storage.tsdb.path={}", dir.join("data").display()),
         format!("--web.listen-address=127.0.0.1:{port}"),
         "--web.enable-remote-write-receiver".into(),
         "--log.level=warn".into(),
     ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    start("prometheus", args, port, dir, "http://127.0.0.1:PORT/-/ready")
+    (port, dir, args)
 }
 
 fn start_tls(args: Vec<String>, port: u16, dir: PathBuf) -> Server {
@@ -150,6 +147,38 @@ pub fn victoria() -> Server {
         "-loggerLevel=WARN".into(),
     ];
     start("victoria-metrics", args, port, dir, "http://127.0.0.1:PORT/health")
+}
+
+/// Every series `sel` selects with its raw samples (ms timestamp, value) over the hour before `at`
+/// (Unix seconds), as Prometheus stores them (stale markers are not returned).
+pub fn matrix_at(port: u16, sel: &str, at: f64) -> Vec<(serde_json::Map<String, Value>, Vec<(i64, f64)>)> {
+    let v: Value = http()
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", format!("{sel}[1h]")), ("time", format!("{at:.3}"))])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let values = r["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| ((p[0].as_f64().unwrap() * 1000.0).round() as i64, p[1].as_str().unwrap().parse().unwrap()))
+                .collect();
+            (r["metric"].as_object().unwrap().clone(), values)
+        })
+        .collect()
+}
+
+/// [`matrix_at`] now.
+pub fn matrix(port: u16, sel: &str) -> Vec<(serde_json::Map<String, Value>, Vec<(i64, f64)>)> {
+    matrix_at(port, sel, std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64())
 }
 
 /// One instant-query result: labels and value.
