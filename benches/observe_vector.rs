@@ -12,7 +12,9 @@ use std::time::Duration;
 fn observe_vector(c: &mut Criterion) {
     let h = common::host();
     let _ = h.call("kdbprom_stop", &[h.id()]);
-    let cfg = h.dict(&["instrument", "textfile"], &[h.b(false), h.str("/dev/null")]);
+    // A scratch file, never /dev/null: the textfile is replaced by a rename at every push.
+    let textfile = std::env::temp_dir().join(format!("kdbprom-bench-observe-{}.prom", std::process::id()));
+    let cfg = h.dict(&["instrument", "textfile"], &[h.b(false), h.str(textfile.to_str().unwrap())]);
     let r = h.ok("kdbprom_init", &[cfg, h.id()]);
     (h.r0)(r);
     h.ok("kdbprom_declare", &[h.s("histogram"), h.s("b_seconds"), h.str(""), h.id(), h.id()]);

@@ -1,12 +1,21 @@
 / kdbprom: push Prometheus metrics from kdb+/q.
-/ \l kdbprom.q   then   .prom.init[cfg]   with cfg a dictionary, a JSON file path, or (::) for KDBPROM_* / defaults.
-/ The library is $KDBPROM_LIB, else libkdbprom.so beside this script.
-/ Every name below is fully qualified and defined from root: nothing of ours lands in root or .z except the
-/ handler wrappers, and each wrapper chains to the handler that was there before.
+/ Load it from the root context:  \l kdbprom.q   then   .prom.init[cfg]  with cfg a dictionary, a JSON file path, or
+/ (::) for KDBPROM_* / defaults. The library is $KDBPROM_LIB (with or without .so), else libkdbprom.so beside this script.
+/ Every name is fully qualified and defined from root: nothing of ours lands in root or .z except the handler
+/ wrappers, and each wrapper chains to the handler that was there before. Loading this script twice changes nothing.
+\d .
 
-.prom.dir:{$[count w:where"/"=x;(last w)#x;"."]}first -3#value{};
-.prom.lib:hsym`$$[count getenv`KDBPROM_LIB;getenv`KDBPROM_LIB;.prom.dir,"/libkdbprom"];
-.prom.bind:{[n;r].prom.lib 2:(`$"kdbprom_",string n;r)};
+/ a path made absolute from the working directory (2: needs LD_LIBRARY_PATH for a relative one)
+.prom.abs:{$["/"=first x;x;system["cd"],"/",x]};
+.prom.dir:.prom.abs{$[count w:where"/"=x;(last w)#x;"."]}first -3#value{};
+/ $KDBPROM_LIB with or without .so; relative to the working directory when the file is there, else as given
+/ (a bare name is then found by q in $QHOME/<os> or by LD_LIBRARY_PATH)
+.prom.libpath:{[e]p:$[count e;e;.prom.dir,"/libkdbprom"];
+  if[p like"*.so";p:-3_p];
+  if[-11h=type key hsym`$p,".so";p:.prom.abs p];
+  hsym`$p};
+.prom.lib:.prom.libpath getenv`KDBPROM_LIB;
+.prom.bind:{[n;r].[{x 2:y};(.prom.lib;(`$"kdbprom_",string n;r));{'"prom: cannot load ",(1_string .prom.lib),".so (set KDBPROM_LIB): ",x}]};
 
 / exports, bound once; q's hot paths call them directly
 .prom.x.init:.prom.bind[`init;2];
@@ -19,6 +28,7 @@
 .prom.x.e:.prom.bind[`end;2];
 .prom.x.fl:.prom.bind[`fail;2];
 .prom.x.conn:.prom.bind[`conn;2];
+.prom.x.ev:.prom.bind[`event;1];
 .prom.x.sample:.prom.bind[`sample;2];
 .prom.x.newmetric:.prom.bind[`newmetric;4];
 .prom.x.addmetric:.prom.bind[`addmetric;4];
@@ -33,73 +43,142 @@
 .prom.remove:.prom.bind[`remove;1];
 .prom.counter:{[n;h;l].prom.x.decl[`counter;n;h;l;::]};
 .prom.gauge:{[n;h;l].prom.x.decl[`gauge;n;h;l;::]};
-/ b: bounds (a float vector), () for the default bounds, `native, or a dictionary of buckets/factor/zero_threshold/max_buckets; passed on unchanged
 .prom.histogram:{[n;h;l;b].prom.x.decl[`histogram;n;h;l;b]};
 .prom.summary:{[n;h;l;q].prom.x.decl[`summary;n;h;l;q]};
 .prom.text:{.prom.x.text[]};
 .prom.stats:{.prom.x.stats[]};
-.prom.push:{.prom.sample[];.prom.x.push[]};
-.prom.stop:{.prom.sample[];.prom.x.stop[]};
+/ a client's call in multithreaded input mode runs off the main thread, where no sample can be taken: trapped
+.prom.push:{@[.prom.sample;::;::];.prom.x.push[]};
+.prom.stop:{@[.prom.sample;::;::];.prom.x.stop[]};
 
-/ KX exporter 1.x compatibility; updval's func is one of : + - ,
+/ KX exporter 1.x compatibility; updval's func is one of : + - , or one of `set`inc`dec`observe
 .prom.newmetric:{[m;t;l;h].prom.x.newmetric[m;t;l;h]};
 .prom.addmetric:{[m;lv;p;s].prom.x.addmetric[m;lv;p;s]};
-.prom.op:{(":+-,"!`set`inc`dec`observe)first -3!x};
+.prom.op:{$[-11h=type x;x;(":+-,"!`set`inc`dec`observe)first -3!x]};
 .prom.updval:{[n;f;v].prom.x.upd[n;.prom.op f;v]};
 
-/ facts about this process, read once
-.prom.start:1e-9*"j"$.z.p-1970.01.01D00:00:00.000000000;
-.prom.procinfo:{`version`release_date`os`cores`host`port`pid`license_expiry`start_time!(.z.K;ssr[string .z.k;".";"-"];.z.o;"j"$.z.c;.z.h;"j"$system"p";"j"$.z.i;$[1<count .z.l;86400f*"f"$("D"$.z.l 1)-1970.01.01;0n];.prom.start)};
+/ facts about this process, read at init; the library reads the start time from /proc itself, and registers with
+/ q's main loop (sd1) only when q listens: a registered descriptor would keep a batch script from ending
+.prom.procinfo:{`version`release_date`os`cores`host`port`timer`pid`license_expiry!(.z.K;ssr[string .z.k;".";"-"];.z.o;"j"$.z.c;.z.h;"j"$system"p";"j"$system"t";"j"$.z.i;$[1<count .z.l;86400f*"f"$("D"$.z.l 1)-1970.01.01;0n])};
 
-/ process metrics can only be read on the main thread: at init, at push and stop, and either when the flusher
-/ wakes q's main loop through sd1 (settings`sampler is `sd1) or, without sd1, from the .z.ts wrapper
-/ (settings before init: so .prom.stop[] or .prom.push[] then get the library's "not initialised")
-.prom.settings:@[value;`.prom.settings;`instrument`serve_metrics`interval_ms`sampler!(0b;0b;10000;`timer)];
-.prom.nextsample:0Np;
-.prom.sample:{.[.prom.x.sample;(.Q.w[];count .z.W);{}];.prom.nextsample:.z.p+1000000*.prom.settings`interval_ms};
+/ state, kept when the script is loaded again. mine: handler -> our wrapper in place; orig: handler -> what the
+/ wrapper calls; undef: handlers that were not defined before ours. The first entry (` -> ::) keeps the values a
+/ general list.
+.prom.none:(enlist`)!enlist(::);
+.prom.settings:@[value;`.prom.settings;`instrument`serve_metrics`interval_ms`sampler!(`$();0b;10000;`timer)];
+.prom.inited:@[value;`.prom.inited;0b];
+.prom.wrapping:@[value;`.prom.wrapping;0b];
+.prom.mine:@[value;`.prom.mine;.prom.none];
+.prom.orig:@[value;`.prom.orig;.prom.none];
+.prom.undef:@[value;`.prom.undef;`$()];
+.prom.tstarted:@[value;`.prom.tstarted;0];
+.prom.trap:@[value;`.prom.trap;1b];
+.prom.nextsample:@[value;`.prom.nextsample;0Np];
 
-/ wrappers: k is the handler index (0 sync, 1 async, 2 http_get, 3 http_post, 4 websocket, 5 timer).
-/ The user's error is counted and re-signalled unchanged; our own calls are trapped and never reach the client.
+/ process metrics can only be read on the main thread: at init, push and stop, and either when the flusher wakes q's
+/ main loop through sd1 (settings`sampler is `sd1) or, without it, from the .z.ts wrapper. Off the main thread the
+/ first assignment signals 'noupdate, before anything is read. Each sample also re-reads \e and re-wraps handlers
+/ assigned since (tick's u.q assigns .z.pc after the scripts it loads).
+.prom.sample:{
+  .prom.nextsample:.z.p+1000000*.prom.settings`interval_ms;
+  .prom.trap:0=system"e";
+  if[.prom.wrapping;.prom.wrapall[]];
+  .prom.x.sample[.Q.w[];count .z.W]};
+
+/ wrappers: k is the handler index (0 sync, 1 async, 2 http_get, 3 http_post, 4 websocket, 5 timer, 6 http_other).
+/ Under \e 0 the user's error is counted and re-signalled with the same text. Under \e 1 or 2 it is not trapped, so
+/ the debugger stops in the user's own code; a request that fails is then not counted at all.
+/ Our own calls are trapped and never reach the client.
 .prom.fail:{[k;t;e].[.prom.x.fl;(k;t);{}];'e};
-.prom.w:{[k;f;x]t:@[.prom.x.b;::;0];r:@[f;x;.prom.fail[k;t]];.[.prom.x.e;(k;t);{}];r};
+.prom.w:{[k;f;x]t:@[.prom.x.b;::;0];r:$[.prom.trap;@[f;x;.prom.fail[k;t]];f x];.[.prom.x.e;(k;t);{}];r};
 .prom.ismetrics:{p:first"?"vs x 0;"metrics"~$["/"~first p;1_p;p]};
 .prom.resp:{[b]"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nConnection: close\r\nContent-Length: ",string[count b],"\r\n\r\n",b};
-.prom.wph:{[f;x]$[.prom.settings[`serve_metrics]&.prom.ismetrics x;.prom.resp .prom.text[];.prom.w[2;f;x]]};
-.prom.wts:{[f;x]if[.z.p>.prom.nextsample;.prom.sample[]];.prom.w[5;f;x]};
+.prom.metrics:{@[{.prom.resp .prom.x.text[]};::;{.h.hn["503 Service Unavailable";`txt;x]}]};
+/ c: count GET requests (instrument has `http); /metrics itself is never counted
+.prom.wph:{[c;f;x]$[.prom.settings[`serve_metrics]&@[.prom.ismetrics;x;0b];.prom.metrics[];c;.prom.w[2;f;x];f x]};
+/ c: count ticks (instrument has `timer and the .z.ts is the user's, not one kdbprom defined to sample)
+.prom.wts:{[c;f;x]if[(`timer=.prom.settings`sampler)&.z.p>.prom.nextsample;@[.prom.sample;::;::]];$[c;.prom.w[5;f;x];f x]};
 .prom.wconn:{[k;o;f;x].[.prom.x.conn;(k;o);{}];f x};
+/ .z.pc 0 is stdin closing (q started with </dev/null), not a connection
 .prom.wpc:{[f;x]if[not 0=x;.[.prom.x.conn;(0;0b);{}]];f x};
+.prom.wpw:{[f;u;p]r:f[u;p];if[r~0b;@[.prom.x.ev;`auth_failure;::]];r};
+.prom.wbm:{[f;x]@[.prom.x.ev;`bad_message;::];f x};
 .prom.wexit:{[f;x]@[.prom.stop;::;{-2"kdbprom: final push failed: ",x}];f x};
+
+/ which handlers to wrap: the instrument groups, .z.ph to serve /metrics, .z.ts to sample, and .z.exit always
+.prom.groups:`sync`async`http`websocket`timer`conn!(`pg;`ps;`ph`pp`pm;`ws;`ts;`po`pc`wo`wc`pw`bm);
+.prom.want:{s:.prom.settings;distinct raze[.prom.groups s`instrument],$[s`serve_metrics;`ph;()],$[`timer=s`sampler;`ts;()],`exit};
+/ handlers wrapped around q's default where the user has none; the others (.z.pp .z.pm .z.ws .z.pw .z.bm) only
+/ where the user defined them, since defining them changes what q does (.z.ws: q accepts websocket upgrades)
+.prom.dflt:`pg`ps`po`pc`wo`wc`ts`exit!(value;value;{[x]};{[x]};{[x]};{[x]};{[x]};{[x]});
 .prom.has:{@[{value x;1b};x;0b]};
-.prom.old:{[h;d]@[value;h;{[d;e]d}d]};
+.prom.zn:{` sv`.z,x};
+/ a handler that is a symbol names a function: the wrapper calls whatever the name holds at each call
+.prom.fn:{[h;f]$[-11h<>type f;f;h=`pw;{[s;u;p](value s)[u;p]}f;{[s;x](value s)x}f]};
+.prom.make:{[h;f]i:.prom.settings`instrument;$[
+  h=`ph;.prom.wph[`http in i;f];
+  h=`ts;.prom.wts[(`timer in i)&not h in .prom.undef;f];
+  h=`po;.prom.wconn[0;1b;f];
+  h=`pc;.prom.wpc f;
+  h=`wo;.prom.wconn[1;1b;f];
+  h=`wc;.prom.wconn[1;0b;f];
+  h=`pw;.prom.wpw f;
+  h=`bm;.prom.wbm f;
+  h=`exit;.prom.wexit f;
+  .prom.w[(`pg`ps`pp`ws`pm!0 1 3 4 6)h;f]]};
+/ is w (our wrapper) f itself, or held inside f (a projection or composition, as dotz-style wrappers keep theirs)?
+.prom.chains:{[w;f]$[w~f;1b;type[f]within 104 111h;any .z.s[w]each value f;0b]};
+/ wraps handler h unless ours is in place (or called by what replaced it); true when it did
+.prom.wrap1:{[h]
+  n:.prom.zn h;d:.prom.has n;m:h in key .prom.mine;
+  if[d&m;if[.prom.chains[.prom.mine h;value n];:0b]];
+  if[not d|h in key .prom.dflt;:0b];
+  if[m;-2"kdbprom: ",string[n]," changed after .prom.init; wrapping the new definition"];
+  f:$[d;value n;.prom.dflt h];
+  .prom.orig[h]:f;
+  .prom.undef:$[d;.prom.undef except h;distinct .prom.undef,h];
+  n set w:.prom.make[h;.prom.fn[h;f]];
+  .prom.mine[h]:w;
+  1b};
+.prom.wrapall:{w where .prom.wrap1 each w:.prom.want[]};
 
-.prom.wrapped:@[value;`.prom.wrapped;0b];
-.prom.wrap:{
-  if[.prom.wrapped;:()];
-  .prom.wrapped:1b;
-  .z.pg:.prom.w[0;.prom.old[`.z.pg;value]];
-  .z.ps:.prom.w[1;.prom.old[`.z.ps;value]];
-  .z.ph:.prom.wph[.prom.old[`.z.ph;{[x]}]];
-  / defining .z.pp or .z.ws changes what q accepts: wrap them only where the user defined them
-  if[.prom.has`.z.pp;.z.pp:.prom.w[3;.z.pp]];
-  if[.prom.has`.z.ws;.z.ws:.prom.w[4;.z.ws]];
-  .z.ts:.prom.wts[.prom.old[`.z.ts;{[x]}]];
-  .z.po:.prom.wconn[0;1b;.prom.old[`.z.po;{[x]}]];
-  .z.pc:.prom.wpc[.prom.old[`.z.pc;{[x]}]];
-  .z.wo:.prom.wconn[1;1b;.prom.old[`.z.wo;{[x]}]];
-  .z.wc:.prom.wconn[1;0b;.prom.old[`.z.wc;{[x]}]];
-  / without sd1 the timer samples: start one only if the user has none, and say so
-  if[(`timer~.prom.settings`sampler)&0=system"t";
-    system"t ",string .prom.settings`interval_ms;
-    -1"kdbprom: no timer was set; started \\t ",string[.prom.settings`interval_ms]," to sample process metrics"];
-  }
+/ without sd1 the .z.ts wrapper samples: a timer is started only when the process has none and no .z.ts of its own
+/ (a dormant .z.ts must not start running)
+.prom.timer:{
+  if[(`timer<>.prom.settings`sampler)|0<>system"t";:()];
+  if[.prom.has`.z.ts;:-2"kdbprom: .z.ts is defined but \\t is 0: process metrics are sampled only at init, .prom.push[] and .prom.stop[]"];
+  .prom.tstarted:.prom.settings`interval_ms;
+  system"t ",string .prom.tstarted;
+  -2"kdbprom: no timer was set; started \\t ",string[.prom.tstarted]," to sample process metrics"};
 
-.prom.exitwrapped:@[value;`.prom.exitwrapped;0b];
-.prom.wrapexit:{if[.prom.exitwrapped;:()];.prom.exitwrapped:1b;.z.exit:.prom.wexit[.prom.old[`.z.exit;{[x]}]]};
+/ puts back every handler that still holds our wrapper (and stops the timer kdbprom started); their names. One
+/ that was not defined is deleted (\x), or given q's default where \x cannot. Before init or a second time there is
+/ nothing to put back: `symbol$()
+.prom.unwrap:{
+  .prom.wrapping:0b;
+  r:{[h]n:.prom.zn h;
+    if[not .prom.has n;:0b];
+    if[not(value n)~.prom.mine h;:0b];
+    $[h in .prom.undef;@[system;"x ",string n;{[n;h;e]n set .prom.dflt h}[n;h]];n set .prom.orig h];
+    1b}each h:1_key .prom.mine;
+  if[.prom.tstarted;if[.prom.tstarted=system"t";system"t 0"]];
+  .prom.tstarted:0;
+  .prom.mine:.prom.orig:.prom.none;
+  .prom.undef:`$();
+  (`symbol$()),.prom.zn each h where r};
+/ wraps again what the settings ask for, now (each sample does it too): handlers assigned since; their names
+.prom.rewrap:{
+  if[not .prom.inited;'"prom: not initialised: call .prom.init first"];
+  .prom.wrapping:1b;
+  .prom.trap:0=system"e";
+  (`symbol$()),.prom.zn each .prom.wrapall[]};
 
 .prom.init:{[cfg]
   r:.prom.x.init[cfg;.prom.procinfo[]];
+  .prom.unwrap[];
   .prom.settings:r;
-  if[r`instrument;.prom.wrap[]];
-  .prom.wrapexit[];
-  .prom.sample[];
-  r}
+  .prom.inited:1b;
+  .prom.timer[];
+  .prom.rewrap[];
+  @[.prom.sample;::;::];
+  r};

@@ -7,8 +7,9 @@ use crate::aggregate::NativeConfig;
 use crate::event::SeriesId;
 use crate::registry::{DEFAULT_BUCKETS, Kind, Registry, RegistryError};
 
-/// Handler kinds, in the order the q script numbers them.
-pub const HANDLERS: [&str; 6] = ["sync", "async", "http_get", "http_post", "websocket", "timer"];
+/// Handler kinds, in the order the q script numbers them (`http_other` is `.z.pm`: OPTIONS, PUT,
+/// PATCH, DELETE).
+pub const HANDLERS: [&str; 7] = ["sync", "async", "http_get", "http_post", "websocket", "timer", "http_other"];
 /// Connection kinds, in the order the q script numbers them.
 pub const CONNECTIONS: [&str; 2] = ["ipc", "websocket"];
 
@@ -37,19 +38,23 @@ pub struct ProcessInfo {
     pub cores: i64,
     /// `.z.h`.
     pub host: String,
-    /// `system "p"`; 0 when not listening.
+    /// `system "p"`: 0 when not listening, negative in multithreaded input mode.
     pub port: i64,
+    /// `system "t"`: the timer period in ms, 0 when off.
+    pub timer: i64,
     /// `.z.i`.
     pub pid: i64,
     /// Licence expiry as Unix seconds, when the licence says.
     pub license_expiry: Option<f64>,
-    /// When the process started, Unix seconds.
+    /// When the process started, Unix seconds: from /proc (see [`process_start_time`]) unless
+    /// the dictionary says; the time of `.prom.init` where neither can tell.
     pub start_time: f64,
 }
 
 impl ProcessInfo {
     /// Reads the dictionary the q script builds (`version`, `release_date`, `os`, `cores`, `host`,
-    /// `port`, `pid`, `license_expiry`, `start_time`); missing keys keep their defaults.
+    /// `port`, `timer`, `pid`, `license_expiry`; `start_time` only to override /proc); missing keys
+    /// keep their defaults.
     pub fn from_json(v: &serde_json::Value) -> Result<ProcessInfo, String> {
         let serde_json::Value::Object(m) = v else { return Err("process info must be a dictionary".into()) };
         let text = |k: &str| match m.get(k) {
@@ -59,6 +64,7 @@ impl ProcessInfo {
         };
         let num = |k: &str| m.get(k).and_then(serde_json::Value::as_f64);
         let start_time = num("start_time")
+            .or_else(process_start_time)
             .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
         Ok(ProcessInfo {
             version: text("version"),
@@ -67,19 +73,48 @@ impl ProcessInfo {
             cores: num("cores").unwrap_or(0.0) as i64,
             host: Some(text("host")).filter(|h| !h.is_empty()).unwrap_or_else(local_host),
             port: num("port").unwrap_or(0.0) as i64,
+            timer: num("timer").unwrap_or(0.0) as i64,
             pid: num("pid").map_or_else(|| i64::from(std::process::id()), |p| p as i64),
             license_expiry: num("license_expiry"),
             start_time,
         })
     }
 
-    /// The default `instance`: host:port, or host:pid when q is not listening.
+    /// The default `instance`: host:port, or host:pid when q is not listening. A negative port
+    /// (multithreaded input mode, `-p -5000`) is the same port.
     pub fn instance(&self) -> String {
-        match self.port {
-            p if p > 0 => format!("{}:{p}", self.host),
-            _ => format!("{}:{}", self.host, self.pid),
+        match self.port.unsigned_abs() {
+            0 => format!("{}:{}", self.host, self.pid),
+            p => format!("{}:{p}", self.host),
         }
     }
+
+    /// True when q listens on a port: then q's main loop runs for good, and a descriptor
+    /// registered with `sd1` changes nothing. A script that does not listen ends at the end of its
+    /// input unless something keeps the loop alive, and an `sd1` descriptor would (q's timer does not).
+    pub fn listens(&self) -> bool {
+        self.port != 0
+    }
+}
+
+/// When this process started, as Unix seconds: `starttime` of /proc/self/stat (clock ticks after
+/// boot) plus `btime` of /proc/stat (the boot time). None where /proc does not have them.
+pub fn process_start_time() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Field 2, the command name, is in parentheses and may hold spaces: count from the last ')',
+    // after which field 3 (state) is item 0 and field 22 (starttime) item 19.
+    let ticks: f64 = stat[stat.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()?;
+    let btime: f64 = std::fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+    Some(btime + ticks / clock_ticks())
+}
+
+/// Clock ticks per second of /proc's times: `AT_CLKTCK` (17) of this process's auxiliary vector,
+/// which is what `sysconf(_SC_CLK_TCK)` returns; USER_HZ (100 on Linux) if it cannot be read.
+fn clock_ticks() -> f64 {
+    const W: usize = std::mem::size_of::<usize>();
+    let word = |b: &[u8]| usize::from_ne_bytes(b.try_into().unwrap_or([0; W]));
+    let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
+    auxv.chunks_exact(2 * W).map(|e| (word(&e[..W]), word(&e[W..]))).find(|&(k, v)| k == 17 && v > 0).map_or(100.0, |(_, v)| v as f64)
 }
 
 /// This machine's name, for the default instance when q does not say (`.z.h` normally does).
@@ -91,11 +126,11 @@ fn local_host() -> String {
 #[derive(Debug, Clone)]
 pub struct Builtins {
     /// `kdb_requests_total{handler}` by handler index.
-    pub requests: [SeriesId; 6],
+    pub requests: [SeriesId; HANDLERS.len()],
     /// `kdb_request_errors_total{handler}`.
-    pub errors: [SeriesId; 6],
+    pub errors: [SeriesId; HANDLERS.len()],
     /// `kdb_request_duration_seconds{handler}`.
-    pub durations: [SeriesId; 6],
+    pub durations: [SeriesId; HANDLERS.len()],
     /// `kdb_connections_opened_total{kind}`.
     pub opened: [SeriesId; 2],
     /// `kdb_connections_closed_total{kind}`.
@@ -158,6 +193,24 @@ pub fn declare_with(reg: &Registry, p: &ProcessInfo, native_requests: bool) -> R
     })
 }
 
+/// Counters the q script feeds from handlers that are not requests, by the name the `event`
+/// export takes: a login `.z.pw` refused, a malformed IPC message `.z.bm` saw. Each handler is
+/// wrapped only where the user defined it (q has no other hook for either).
+pub const EVENTS: [(&str, &str, &str); 2] = [
+    ("auth_failure", "kdb_auth_failures_total", "Logins refused by .z.pw (counted where .z.pw is defined)."),
+    ("bad_message", "kdb_bad_messages_total", "Malformed IPC messages (.z.bm; counted where .z.bm is defined)."),
+];
+
+/// Declares the [`EVENTS`] counters; their series ids in that order.
+pub fn declare_events(reg: &Registry) -> Result<[SeriesId; EVENTS.len()], RegistryError> {
+    let mut out = [0; EVENTS.len()];
+    for (o, (_, name, help)) in out.iter_mut().zip(EVENTS) {
+        reg.declare(name, help, Kind::Counter, &[], &[])?;
+        *o = reg.by_name(name)?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +227,17 @@ mod tests {
         let f = native.family(native.family_named("kdb_request_duration_seconds").unwrap());
         assert_eq!((f.params.len(), f.native), (0, Some(NativeConfig::default())));
         assert_eq!(native.slot(b.durations[0]).unwrap().family, native.family_named("kdb_request_duration_seconds").unwrap());
+    }
+
+    #[test]
+    fn start_time_comes_from_proc_and_the_port_may_be_negative() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let t = process_start_time().expect("Linux /proc");
+        // This test process started a moment ago (btime is whole seconds, ticks are 10 ms).
+        assert!(t <= now + 1.0 && t > now - 3600.0, "{t} vs now {now}");
+        let p = ProcessInfo::from_json(&serde_json::json!({"host": "h", "port": -5000, "pid": 7})).unwrap();
+        assert_eq!((p.start_time, p.instance(), p.listens()), (t, "h:5000".to_string(), true));
+        let p = ProcessInfo::from_json(&serde_json::json!({"host": "h", "port": 0, "timer": 100, "pid": 7, "start_time": 5})).unwrap();
+        assert_eq!((p.start_time, p.instance(), p.listens(), p.timer), (5.0, "h:7".to_string(), false, 100));
     }
 }

@@ -170,6 +170,51 @@ pub struct Spool {
     pub max_bytes: u64,
 }
 
+/// The `instrument` key: which groups of q's handlers the q script wraps. `true` is every group,
+/// `false` none; a list names groups (`sync`, `async`, `http`, `websocket`, `timer`, `conn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instrument(u8);
+
+impl Instrument {
+    /// The group names, in bit order: `sync` (.z.pg), `async` (.z.ps), `http` (.z.ph, .z.pp, .z.pm),
+    /// `websocket` (.z.ws), `timer` (.z.ts), `conn` (.z.po, .z.pc, .z.wo, .z.wc, .z.pw, .z.bm).
+    pub const GROUPS: [&'static str; 6] = ["sync", "async", "http", "websocket", "timer", "conn"];
+    /// Every group.
+    pub const ALL: Instrument = Instrument((1 << Self::GROUPS.len()) - 1);
+    /// No group.
+    pub const NONE: Instrument = Instrument(0);
+
+    /// True when `group` is on.
+    pub fn has(self, group: &str) -> bool {
+        Self::GROUPS.iter().position(|g| *g == group).is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    /// The groups that are on, in [`Instrument::GROUPS`] order.
+    pub fn names(self) -> Vec<&'static str> {
+        Self::GROUPS.iter().enumerate().filter(|(i, _)| self.0 & (1 << i) != 0).map(|(_, g)| *g).collect()
+    }
+
+    /// From a boolean, one name, or a list of names (JSON, as q's values arrive).
+    fn from_json(v: &Value) -> Result<Instrument, String> {
+        let kinds = || format!("must be a boolean or a list of handler names ({})", Self::GROUPS.join(", "));
+        let one = |s: &str| Self::GROUPS.iter().position(|g| *g == s).map(|i| 1u8 << i).ok_or_else(|| format!("unknown handler {s}"));
+        match v {
+            Value::Bool(true) => Ok(Self::ALL),
+            Value::Bool(false) => Ok(Self::NONE),
+            Value::String(s) => one(s).map(Instrument),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .try_fold(0, |bits, (i, v)| match v {
+                    Value::String(s) => one(s).map(|b| bits | b),
+                    _ => Err(format!("{}: item {i} is {v}", kinds())),
+                })
+                .map(Instrument),
+            _ => Err(kinds()),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -191,8 +236,8 @@ pub struct Config {
     pub max_series: usize,
     /// Live series per family.
     pub max_series_per_metric: usize,
-    /// Wrap q's handlers.
-    pub instrument: bool,
+    /// Which of q's handlers the q script wraps.
+    pub instrument: Instrument,
     /// Answer `GET /metrics` from `.z.ph` (KX exporter 1.x behaviour).
     pub serve_metrics: bool,
     /// Declare `kdb_request_duration_seconds` as a native histogram (no classic buckets).
@@ -223,7 +268,7 @@ impl Default for Config {
             ring_vector_bytes: 256 << 20,
             max_series: 100_000,
             max_series_per_metric: 10_000,
-            instrument: true,
+            instrument: Instrument::ALL,
             serve_metrics: false,
             native_request_histograms: false,
             summary_max_age_ms: 600_000,
@@ -271,14 +316,14 @@ impl Config {
             ring_vector_bytes: o.num("ring_vector_bytes", d.ring_vector_bytes as u64, 0, 1 << 36)? as usize,
             max_series: o.num("max_series", d.max_series as u64, 1, 10_000_000)? as usize,
             max_series_per_metric: o.num("max_series_per_metric", d.max_series_per_metric as u64, 1, 10_000_000)? as usize,
-            instrument: o.bool("instrument", d.instrument)?,
+            instrument: o.instrument("instrument", d.instrument)?,
             serve_metrics: o.bool("serve_metrics", d.serve_metrics)?,
             native_request_histograms: o.bool("native_request_histograms", d.native_request_histograms)?,
             summary_max_age_ms: o.num("summary_max_age_ms", d.summary_max_age_ms, 1_000, 86_400_000)?,
             summary_age_buckets: o.num("summary_age_buckets", d.summary_age_buckets as u64, 1, 60)? as usize,
             pushgateway: o.child("pushgateway")?.map(pushgateway).transpose()?,
             remote_write: o.list("remote_write")?.into_iter().map(remote_write).collect::<Result<_, _>>()?,
-            textfile: o.opt_str("textfile")?.map(PathBuf::from),
+            textfile: o.opt_str("textfile")?.map(PathBuf::from).map(|p| textfile(&o, p)).transpose()?,
             spool: o.child("spool")?.map(spool).transpose()?,
         };
         o.finish()?;
@@ -331,7 +376,13 @@ impl Config {
             let val = match key.as_str() {
                 "pushgateway_url" => serde_json::json!({ "url": v }),
                 "remote_write_url" => serde_json::json!([{ "url": v }]),
-                "instrument" | "serve_metrics" | "native_request_histograms" => Value::Bool(matches!(v.as_str(), "1" | "true" | "yes")),
+                "serve_metrics" | "native_request_histograms" => Value::Bool(matches!(v.as_str(), "1" | "true" | "yes")),
+                // A boolean, or handler names separated by commas or spaces (`sync,http`).
+                "instrument" => match v.as_str() {
+                    "1" | "true" | "yes" => Value::Bool(true),
+                    "0" | "false" | "no" | "" => Value::Bool(false),
+                    names => names.split([',', ' ']).filter(|n| !n.is_empty()).map(|n| Value::String(n.into())).collect(),
+                },
                 _ => v.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(v.clone())),
             };
             let key = match key.as_str() {
@@ -471,6 +522,15 @@ fn check_target_name(n: &str) -> Result<(), String> {
         return Err(format!("'{n}' is reserved for the {n} target"));
     }
     Ok(())
+}
+
+/// The textfile is replaced by a rename at every push: an existing path that is not a regular
+/// file (a device such as /dev/null, a directory) would be replaced or fail, so it is refused.
+fn textfile(o: &Obj<'_>, p: PathBuf) -> Result<PathBuf, ConfigError> {
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if !m.is_file() => Err(o.invalid("textfile", &format!("{} exists and is not a regular file", p.display()))),
+        _ => Ok(p),
+    }
 }
 
 fn spool(mut o: Obj<'_>) -> Result<Spool, ConfigError> {
@@ -648,6 +708,13 @@ impl<'a> Obj<'a> {
         }
     }
 
+    fn instrument(&mut self, k: &str, default: Instrument) -> Result<Instrument, ConfigError> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => Instrument::from_json(v).map_err(|why| self.invalid(k, &why)),
+        }
+    }
+
     fn str_map(&mut self, k: &str) -> Result<BTreeMap<String, String>, ConfigError> {
         let Some(v) = self.get(k) else { return Ok(BTreeMap::new()) };
         let key = self.key(k);
@@ -768,6 +835,10 @@ mod tests {
         let name_err = |n: &str| rw_err(json!({ "name": n }));
         assert_eq!(name_err("pushgateway"), "config key remote_write[0].name: 'pushgateway' is reserved for the pushgateway target");
         assert_eq!(name_err("textfile"), "config key remote_write[0].name: 'textfile' is reserved for the textfile target");
+        assert_eq!(
+            Config::from_json(&json!({"textfile": "/dev/null"})).unwrap_err().to_string(),
+            "config key textfile: /dev/null exists and is not a regular file"
+        );
         assert_eq!(name_err(""), "config key remote_write[0].name: must not be empty");
         assert_eq!(name_err(&"n".repeat(129)), "config key remote_write[0].name: must be at most 128 bytes");
         assert_eq!(name_err("a/b"), "config key remote_write[0].name: must be printable characters without '/'");
@@ -873,6 +944,35 @@ mod tests {
         let pg = c.pushgateway.unwrap();
         assert_eq!(pg.auth.basic.as_ref().unwrap().password.expose(), "s3cret");
         assert!(!format!("{pg:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn instrument_is_a_boolean_or_a_list_of_handler_groups() {
+        let i = |v: Value| Config::from_json(&json!({ "instrument": v })).map(|c| c.instrument.names()).map_err(|e| e.to_string());
+        let all = Instrument::GROUPS.to_vec();
+        assert_eq!(Config::default().instrument.names(), all);
+        assert_eq!(i(json!(true)), Ok(all));
+        assert_eq!(i(json!(false)), Ok(vec![]));
+        assert_eq!(i(json!(null)), Ok(Instrument::GROUPS.to_vec()), "a q null is the default");
+        assert_eq!(i(json!([])), Ok(vec![]), "`symbol$() wraps nothing");
+        assert_eq!(i(json!("http")), Ok(vec!["http"]), "one symbol");
+        assert_eq!(i(json!(["timer", "sync", "sync"])), Ok(vec!["sync", "timer"]));
+        assert!(Config::from_json(&json!({"instrument": ["conn"]})).unwrap().instrument.has("conn"));
+        assert!(!Config::from_json(&json!({"instrument": ["conn"]})).unwrap().instrument.has("sync"));
+        assert_eq!(i(json!(["sync", "x"])), Err("config key instrument: unknown handler x".into()));
+        assert_eq!(i(json!("pg")), Err("config key instrument: unknown handler pg".into()));
+        let kinds = "config key instrument: must be a boolean or a list of handler names (sync, async, http, websocket, timer, conn)";
+        assert_eq!(i(json!(["sync", true])), Err(format!("{kinds}: item 1 is true")));
+        assert_eq!(i(json!({"sync": true})), Err(kinds.into()));
+        assert_eq!(i(json!(1)), Err(kinds.into()));
+        let env = |v: &str| {
+            let e: HashMap<String, String> = [("KDBPROM_INSTRUMENT".to_string(), v.to_string())].into();
+            Config::from_env(&e).map(|c| c.instrument.names()).map_err(|e| e.to_string())
+        };
+        assert_eq!(env("1"), Ok(Instrument::GROUPS.to_vec()));
+        assert_eq!(env("false"), Ok(vec![]));
+        assert_eq!(env("sync, http"), Ok(vec!["sync", "http"]));
+        assert_eq!(env("sync,nope"), Err("config key instrument: unknown handler nope".into()));
     }
 
     #[test]

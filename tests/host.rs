@@ -60,7 +60,7 @@ fn q_script_session_init_request_error_timer_exit() {
     let settings: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(r).into_iter().collect();
     assert_eq!(h.sym(settings["job"]), "eod");
     assert_eq!(h.sym(settings["instance"]), "box:5010");
-    assert_eq!(h.qtype(settings["instrument"]), -1);
+    assert_eq!(h.syms_of(settings["instrument"]), ["sync", "async", "http", "websocket", "timer", "conn"], "every handler group");
     assert_eq!(h.long(settings["interval_ms"]), 10_000);
     assert_eq!(h.sym(settings["sampler"]), "timer", "no sd1 in this host: the q script samples from .z.ts");
     (h.r0)(r);
@@ -425,7 +425,7 @@ fn every_bad_input_is_a_named_q_error() {
         ("kdbprom_dec", vec![h.s("c_total"), h.j(1)], "prom: c_total has labels: get a series id with .prom.series first"),
         ("kdbprom_remove", vec![h.s("g")], "prom: g: an unlabelled metric cannot be removed"),
         // instrumentation and sampling
-        ("kdbprom_end", vec![h.j(9), h.j(0)], "prom: handler index 9 is out of range 0..6"),
+        ("kdbprom_end", vec![h.j(9), h.j(0)], "prom: handler index 9 is out of range 0..7"),
         ("kdbprom_end", vec![h.s("sync"), h.j(0)], "prom: handler must be a long, not a symbol atom"),
         ("kdbprom_conn", vec![h.j(0), h.j(1)], "prom: opened must be a boolean, not a long atom"),
         ("kdbprom_sample", vec![h.j(1), h.j(1)], "prom: sample: .Q.w[] must be a dictionary, not a long atom"),

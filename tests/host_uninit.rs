@@ -19,4 +19,8 @@ fn calls_before_init_are_named_errors_and_instrumentation_is_silent() {
     (h.r0)(t);
     assert!(h.ok("kdbprom_end", &[h.j(0), h.j(0)]).is_null());
     assert!(h.ok("kdbprom_conn", &[h.j(1), h.b(true)]).is_null());
+    // .z.pw/.z.bm wrappers, and a sample a .z.ts wrapper takes before init (its caller traps it)
+    assert!(h.ok("kdbprom_event", &[h.s("auth_failure")]).is_null());
+    let qw = h.dict(&["used"], &[h.j(1)]);
+    assert_eq!(h.err("kdbprom_sample", &[qw, h.j(0)]), want);
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::host;
+use common::{Host, host, lock};
 use kdbplus::api::K;
 use std::sync::Mutex;
 
@@ -30,14 +30,74 @@ fn readable(fd: i32, ms: i32) -> bool {
     unsafe { libc::poll(&mut p, 1, ms) == 1 && p.revents & libc::POLLIN != 0 }
 }
 
+/// `.prom.init` as the q script calls it, with `system"p"` and `system"t"`; the `sampler` it reports.
+fn init(h: &Host, port: i64, timer: i64) -> String {
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    // Not /dev/null: the textfile is replaced by a rename, which as root would replace the device.
+    let file = std::env::temp_dir().join(format!("kdbprom-sd1-{}.prom", std::process::id()));
+    let cfg = h.dict(&["textfile", "interval_ms"], &[h.str(file.to_str().unwrap()), h.j(3_600_000)]);
+    let proc = h.dict(&["host", "port", "timer", "pid"], &[h.s("box"), h.j(port), h.j(timer), h.j(7)]);
+    let r = h.ok("kdbprom_init", &[cfg, proc]);
+    let settings: std::collections::HashMap<String, K> = h.dict_items(r).into_iter().collect();
+    let sampler = h.sym(settings["sampler"]);
+    (h.r0)(r);
+    sampler
+}
+
+/// A registered descriptor keeps q's main loop alive: a q that does not listen (a batch script,
+/// `q job.q </dev/null`) must still end at the end of its input, so nothing is registered, even
+/// with a timer running (q's timer alone does not keep q up; the .z.ts wrapper samples instead).
+#[test]
+fn a_q_that_does_not_listen_is_never_kept_alive() {
+    let _g = lock();
+    let h = host();
+    let before = REGISTERED.lock().unwrap().len();
+    for timer in [0, 1_000] {
+        assert_eq!(init(h, 0, timer), "timer", "timer {timer}");
+        assert_eq!(REGISTERED.lock().unwrap().len(), before, "nothing registered (timer {timer})");
+    }
+    // Listening, on a port or (multithreaded input mode) a negative one: registered.
+    for port in [5010, -5010] {
+        assert_eq!(init(h, port, 0), "sd1", "port {port}");
+        assert_eq!(REGISTERED.lock().unwrap().len(), before + 1, "port {port}");
+        let st = h.ok("kdbprom_stop", &[h.id()]);
+        (h.r0)(st);
+        REGISTERED.lock().unwrap().pop();
+    }
+}
+
+/// A client's `.prom.stop[]` in multithreaded input mode runs off q's main thread, which alone may
+/// change q's event loop: the socket stays registered until q's main loop sees the flusher's end
+/// close and calls back, and the callback removes it there.
+#[test]
+fn a_stop_off_the_main_thread_leaves_the_removal_to_q_main_loop() {
+    let _g = lock();
+    let h = host();
+    assert_eq!(init(h, 5010, 0), "sd1");
+    let (fd, cb) = *REGISTERED.lock().unwrap().last().unwrap();
+    // SAFETY: the address was registered as `K(*)(I)`.
+    let cb: extern "C" fn(i32) -> K = unsafe { std::mem::transmute(cb) };
+    let removed = REMOVED.lock().unwrap().len();
+    std::thread::spawn(|| {
+        let st = host().ok("kdbprom_stop", &[host().id()]);
+        (host().r0)(st);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(REMOVED.lock().unwrap().len(), removed, "not removed from another thread");
+    // The flusher closed its end: q's loop sees the fd readable (end of file) and calls back.
+    assert!(readable(fd, 3_000), "end of file once the flusher stopped");
+    assert!(cb(fd).is_null());
+    assert_eq!(REMOVED.lock().unwrap().last(), Some(&(fd, 0)), "removed by the main loop's callback");
+    // SAFETY: fcntl on a closed fd just fails with EBADF.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) }, -1, "fd closed");
+}
+
 #[test]
 fn the_flusher_wakes_q_main_loop_to_sample_and_stop_deregisters() {
+    let _g = lock();
     let h = host();
-    let cfg = h.dict(&["textfile", "interval_ms"], &[h.str("/dev/null"), h.j(3_600_000)]);
-    let r = h.ok("kdbprom_init", &[cfg, h.id()]);
-    let settings: std::collections::HashMap<String, K> = h.dict_items(r).into_iter().collect();
-    assert_eq!(h.sym(settings["sampler"]), "sd1");
-    (h.r0)(r);
+    assert_eq!(init(h, 5010, 0), "sd1");
     let (fd, cb) = *REGISTERED.lock().unwrap().last().expect("init registered with sd1");
     // SAFETY: the address was registered as `K(*)(I)`.
     let cb: extern "C" fn(i32) -> K = unsafe { std::mem::transmute(cb) };

@@ -39,6 +39,7 @@ fn session() -> String {
         cores: 2,
         host: "h".into(),
         port: 5000,
+        timer: 0,
         pid: 1,
         license_expiry: Some(1.8e9),
         start_time: 1.7e9,

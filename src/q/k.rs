@@ -399,7 +399,7 @@ pub fn new_symbol(s: &str) -> K {
 }
 
 /// A symbol vector.
-fn new_symbols(names: &[&str]) -> K {
+pub fn new_symbols(names: &[&str]) -> K {
     // SAFETY: ktn allocates n symbol slots, each filled before the list is handed out.
     unsafe {
         let k = ktn(i32::from(t::SYMBOL), names.len() as i64);

@@ -30,10 +30,12 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 /// have. A process creates one agent, or a handful if it stops and restarts kdbprom.
 static AGENT: AtomicPtr<Session> = AtomicPtr::new(std::ptr::null_mut());
 
-/// One `.prom.init`: the agent, and the KX 1.x handles its q scripts use.
+/// One `.prom.init`: the agent, the KX 1.x handles its q scripts use, and the counters of
+/// [`crate::builtin::EVENTS`].
 struct Session {
     agent: Agent,
     compat: crate::compat::Compat,
+    events: [SeriesId; crate::builtin::EVENTS.len()],
 }
 
 impl std::ops::Deref for Session {
@@ -49,8 +51,8 @@ fn current() -> Option<&'static Session> {
     unsafe { p.as_ref() }
 }
 
-fn install(agent: Agent) {
-    AGENT.store(Box::leak(Box::new(Session { agent, compat: Default::default() })), Ordering::Release);
+fn install(agent: Agent, events: [SeriesId; crate::builtin::EVENTS.len()]) {
+    AGENT.store(Box::leak(Box::new(Session { agent, compat: Default::default(), events })), Ordering::Release);
 }
 
 thread_local! {
@@ -154,7 +156,12 @@ fn env() -> std::collections::HashMap<String, String> {
 }
 
 /// `.prom.init[cfg]`; `proc` is the process dictionary the q script builds. Returns the settings
-/// the script needs (job, instance, instrument, serve_metrics, interval_ms, sampler).
+/// the script needs (job, instance, instrument, serve_metrics, interval_ms, sampler):
+/// `instrument` is the symbol list of handler groups to wrap, and `sampler` says how process
+/// metrics are sampled: `sd1` (q's main loop, woken by the flusher) or `timer` (the `.z.ts`
+/// wrapper). `sd1` is registered only when q listens (`port` ≠ 0): a registered descriptor keeps
+/// q's main loop alive, so a script that does not listen would no longer end at the end of its
+/// input. q's timer does not keep it alive, so a running timer is no reason to register.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
     guard(|| {
@@ -174,7 +181,7 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
         .map_err(|e| e.to_string())?;
         let process = if is_identity(proc) { serde_json::json!({}) } else { k::json(proc, "process")? };
         let process = ProcessInfo::from_json(&process)?;
-        let hook = sampler::register();
+        let hook = if process.listens() { sampler::register() } else { None };
         let via = if hook.is_some() { "sd1" } else { "timer" };
         let agent = match without_signals(|| Agent::start_with(config, &process, hook)) {
             Ok(a) => a,
@@ -183,9 +190,17 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
                 return Err(err(e));
             }
         };
+        let events = match crate::builtin::declare_events(agent.registry()) {
+            Ok(e) => e,
+            Err(e) => {
+                sampler::deregister();
+                return Err(e.to_string());
+            }
+        };
         let c = agent.config();
+        let instrument = k::new_symbols(&c.instrument.names());
         // SAFETY: kb only allocates.
-        let (instrument, serve) = unsafe { (kb(c.instrument.into()), kb(c.serve_metrics.into())) };
+        let serve = unsafe { kb(c.serve_metrics.into()) };
         let out = k::new_dict(vec![
             ("job", k::new_symbol(&c.job)),
             ("instance", k::new_symbol(agent.instance())),
@@ -195,7 +210,7 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             // How process metrics are sampled: `sd1` (q's main loop, woken by the flusher) or `timer`.
             ("sampler", k::new_symbol(via)),
         ]);
-        install(agent);
+        install(agent, events);
         Ok(out)
     })
 }
@@ -526,4 +541,22 @@ pub extern "C" fn kdbprom_updval(name: K, func: K, v: K) -> K {
         None => return guard(|| Err("updval: func must be one of : + - ,".into())),
     };
     record(op, name, v)
+}
+
+/// `.z.pw` and `.z.bm` wrappers: counts one event, by name (`` `auth_failure ``,
+/// `` `bad_message ``: [`crate::builtin::EVENTS`]). Silent before init and after stop, as the
+/// request wrappers are.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_event(name: K) -> K {
+    guard(|| {
+        let name = k::symbol(name, "event")?;
+        let i = crate::builtin::EVENTS.iter().position(|(n, _, _)| *n == name).ok_or_else(|| {
+            let names: Vec<&str> = crate::builtin::EVENTS.iter().map(|e| e.0).collect();
+            format!("event: unknown event {name} (events: {})", names.join(", "))
+        })?;
+        if let Some(a) = current().filter(|a| !a.is_stopped()) {
+            a.record(a.events[i], Op::Inc, 1.0).map_err(err)?;
+        }
+        Ok(NOTHING)
+    })
 }

@@ -6,6 +6,10 @@
 //! starts, and q then calls [`on_wake`] on its main thread, which evaluates `.prom.sample[]`. The
 //! sample lands in the ring and rides in the next push. `sd1`, `sd0` and `sd0x` are looked up at
 //! run time, so the library still loads in hosts that lack them.
+//!
+//! q's event loop belongs to its main thread. A `.prom.stop[]` that a client runs on another thread
+//! (multithreaded input mode) leaves the socket registered; the flusher's end closes as it stops,
+//! and q's main loop, seeing end of file, calls [`on_wake`], which takes the socket out there.
 
 use crate::flusher::Hook;
 use kdbplus::api::native::{k, r0};
@@ -20,8 +24,8 @@ type Sd1 = unsafe extern "C" fn(i32, Callback) -> K;
 type Sd0 = unsafe extern "C" fn(i32);
 type Sd0x = unsafe extern "C" fn(i32, i32);
 
-/// q's end of the socket pair, kept open while registered.
-static REGISTERED: Mutex<Option<UnixStream>> = Mutex::new(None);
+/// q's end of the socket pair, kept open while registered, and the thread that registered it.
+static REGISTERED: Mutex<Option<(UnixStream, std::thread::ThreadId)>> = Mutex::new(None);
 
 fn lookup(name: &std::ffi::CStr) -> Option<*mut libc::c_void> {
     // SAFETY: dlsym with RTLD_DEFAULT searches the loaded objects; a null answer means "absent".
@@ -37,17 +41,27 @@ pub fn register() -> Option<Hook> {
     let (q_end, flusher_end) = UnixStream::pair().ok()?;
     q_end.set_nonblocking(true).ok()?;
     flusher_end.set_nonblocking(true).ok()?;
-    deregister();
+    remove(true);
     // SAFETY: the fd stays open (held in REGISTERED) until deregister removes it from q's loop.
     unsafe { sd1(q_end.as_raw_fd(), on_wake) };
-    *REGISTERED.lock().unwrap_or_else(|p| p.into_inner()) = Some(q_end);
+    *REGISTERED.lock().unwrap_or_else(|p| p.into_inner()) = Some((q_end, std::thread::current().id()));
     // A full socket means q has a wake-up pending already: dropping this one loses nothing.
     Some(Arc::new(move || drop((&flusher_end).write(&[1]))))
 }
 
-/// Removes our socket from q's main loop and closes it.
+/// Removes our socket from q's main loop and closes it, on the thread that registered it; on any
+/// other thread it is left for q's main loop to remove at end of file (see [`on_wake`]).
 pub fn deregister() {
-    let Some(q_end) = REGISTERED.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+    remove(false);
+}
+
+fn remove(anywhere: bool) {
+    let mut registered = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+    if !anywhere && registered.as_ref().is_some_and(|(_, t)| *t != std::thread::current().id()) {
+        return;
+    }
+    let Some((q_end, _)) = registered.take() else { return };
+    drop(registered);
     let fd = q_end.as_raw_fd();
     if let Some(f) = lookup(c"sd0x") {
         // SAFETY: `void sd0x(I, I)`; with 0 q leaves the fd open, and dropping q_end closes it.
@@ -64,7 +78,19 @@ extern "C" fn on_wake(fd: i32) -> K {
     let _ = std::panic::catch_unwind(|| {
         let mut buf = [0u8; 64];
         // SAFETY: reading into a local buffer from our own non-blocking socket.
-        while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        let mut n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        while n > 0 {
+            // SAFETY: as above.
+            n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        }
+        if n == 0 {
+            // End of file: the flusher stopped and closed its end. Only q's main thread may
+            // change q's loop, and this is it; a stale fd (already replaced) is left alone.
+            if REGISTERED.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|(s, _)| s.as_raw_fd() == fd) {
+                remove(true);
+            }
+            return;
+        }
         // SAFETY: k evaluates q on q's main thread (where q calls us); its result, a value or an
         // error object, is ours to free.
         let r = unsafe { k(0, c".prom.sample[]".as_ptr(), std::ptr::null_mut::<k0>()) };

@@ -247,6 +247,13 @@ impl Host {
         // SAFETY: checked type.
         unsafe { (*k).value.float }
     }
+    /// A symbol vector's items.
+    pub fn syms_of(&self, k: K) -> Vec<String> {
+        assert_eq!(self.qtype(k), 11);
+        // SAFETY: checked type: n interned symbol pointers.
+        let n = unsafe { (*k).value.list.n } as usize;
+        (0..n).map(|i| unsafe { CStr::from_ptr(*(*k).value.list.G0.as_ptr().cast::<S>().add(i)) }.to_string_lossy().into_owned()).collect()
+    }
     /// A `sym!list` dictionary as (key, value) pairs.
     pub fn dict_items(&self, k: K) -> Vec<(String, K)> {
         assert_eq!(self.qtype(k), 99);

@@ -1,0 +1,282 @@
+//! Every line of q/kdbprom.q that calls the library, called as that line calls it: the same export,
+//! the same argument types (a q literal `0` is a long, `0b` a boolean, `count` a long, `.Q.w[]` a
+//! dictionary of longs, `system"p"` cast with `"j"$`), in the order the script makes the calls.
+//! Each test names the q line it stands for. (`.prom.histogram` is covered by tests/host.rs.)
+
+mod common;
+use common::{Host, host, lock};
+use kdbplus::api::K;
+use std::collections::HashMap;
+
+/// `.prom.procinfo[]`: what the script passes as the second argument of init.
+fn procinfo(h: &Host, port: i64, timer: i64) -> K {
+    // .z.K (float), ssr[string .z.k;".";"-"] (string), .z.o (symbol), "j"$.z.c, .z.h (symbol),
+    // "j"$system"p", "j"$system"t", "j"$.z.i, and the licence expiry (a float; 0n without .z.l 1)
+    h.dict(
+        &["version", "release_date", "os", "cores", "host", "port", "timer", "pid", "license_expiry"],
+        &[h.f(4.1), h.str("2024-10-16"), h.s("l64"), h.j(4), h.s("box"), h.j(port), h.j(timer), h.j(77), h.f(f64::NAN)],
+    )
+}
+
+/// `r:.prom.x.init[cfg;.prom.procinfo[]]`, stopping any earlier agent first; the settings by key.
+/// The textfile (the target when none is configured) goes to the temporary directory.
+fn init(h: &Host, keys: &[&str], vals: &[K]) -> HashMap<String, K> {
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let file = std::env::temp_dir().join(format!("kdbprom-q-lines-{}.prom", std::process::id()));
+    let (mut keys, mut vals) = (keys.to_vec(), vals.to_vec());
+    keys.push("textfile");
+    vals.push(h.str(file.to_str().unwrap()));
+    let r = h.ok("kdbprom_init", &[h.dict(&keys, &vals), procinfo(h, 5010, 0)]);
+    h.dict_items(r).into_iter().collect()
+}
+
+fn text(h: &Host) -> String {
+    let t = h.ok("kdbprom_text", &[h.id()]);
+    let s = h.string(t);
+    (h.r0)(t);
+    s
+}
+
+/// `.prom.init` returns the settings the script reads: `instrument` (the groups to wrap: a symbol
+/// list, `in` tests it), `serve_metrics`, `interval_ms`, `sampler`.
+#[test]
+fn init_returns_the_handler_groups_to_wrap() {
+    let _g = lock();
+    let h = host();
+    let all = ["sync", "async", "http", "websocket", "timer", "conn"];
+    for (cfg, want) in [
+        (h.b(true), all.to_vec()),
+        (h.b(false), vec![]),
+        (h.syms(&["http", "sync"]), vec!["sync", "http"]),
+        (h.s("conn"), vec!["conn"]),
+        (h.list(&[]), vec![]),
+        (h.syms(&[]), vec![]),
+        (h.list(&[h.s("timer"), h.str("async")]), vec!["async", "timer"]),
+    ] {
+        let s = init(h, &["instrument", "serve_metrics"], &[cfg, h.b(true)]);
+        assert_eq!(h.syms_of(s["instrument"]), want);
+        assert!(h.boolean(s["serve_metrics"]));
+        assert_eq!(h.long(s["interval_ms"]), 10_000);
+        assert_eq!(h.sym(s["sampler"]), "timer", "no sd1 in this host");
+    }
+    // No instrument key: every group.
+    let s = init(h, &["job"], &[h.s("j")]);
+    assert_eq!(h.syms_of(s["instrument"]), all);
+    // Bad values: named errors, and a failed init leaves no agent half-started.
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let kinds = "prom: config key instrument: must be a boolean or a list of handler names (sync, async, http, websocket, timer, conn)";
+    for (v, want) in [
+        (h.syms(&["sync", "pg"]), "prom: config key instrument: unknown handler pg".to_string()),
+        (h.s("x"), "prom: config key instrument: unknown handler x".to_string()),
+        (h.list(&[h.s("sync"), h.b(true)]), format!("{kinds}: item 1 is true")),
+        (h.list(&[h.s("sync"), h.j(1)]), format!("{kinds}: item 1 is 1")),
+        (h.dict(&["sync"], &[h.b(true)]), kinds.to_string()),
+        (h.j(1), kinds.to_string()),
+        (h.vec::<u8>(1, &[1, 0]), format!("{kinds}: item 0 is true")),
+    ] {
+        assert_eq!(h.err("kdbprom_init", &[h.dict(&["instrument"], &[v]), procinfo(h, 0, 0)]), want);
+    }
+    assert_eq!(h.err("kdbprom_text", &[h.id()]), "prom: stopped: call .prom.init again to restart");
+    // KDBPROM_INSTRUMENT (init[::]): a boolean or names separated by commas.
+    // SAFETY (test): the environment is only touched under the test lock.
+    let file = std::env::temp_dir().join(format!("kdbprom-q-lines-{}.prom", std::process::id()));
+    unsafe { std::env::set_var("KDBPROM_INSTRUMENT", "timer,sync") };
+    unsafe { std::env::set_var("KDBPROM_TEXTFILE", &file) };
+    let r = h.call("kdbprom_init", &[h.id(), procinfo(h, 0, 0)]);
+    unsafe { std::env::remove_var("KDBPROM_INSTRUMENT") };
+    unsafe { std::env::remove_var("KDBPROM_TEXTFILE") };
+    let s: HashMap<String, K> = h.dict_items(r.unwrap()).into_iter().collect();
+    assert_eq!(h.syms_of(s["instrument"]), ["sync", "timer"]);
+}
+
+/// `.prom.procinfo[]`: the start time is the library's own, from /proc (the script no longer sends
+/// one); `"j"$system"p"` is negative in multithreaded input mode and still names the port.
+#[test]
+fn procinfo_start_time_from_proc_and_negative_port() {
+    let _g = lock();
+    let h = host();
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let file = std::env::temp_dir().join(format!("kdbprom-q-lines-{}.prom", std::process::id()));
+    let r = h.ok("kdbprom_init", &[h.dict(&["job", "textfile"], &[h.s("pi"), h.str(file.to_str().unwrap())]), procinfo(h, -5010, 0)]);
+    let s: HashMap<String, K> = h.dict_items(r).into_iter().collect();
+    assert_eq!(h.sym(s["instance"]), "box:5010");
+    let t = text(h);
+    // Computed here independently: field 22 of /proc/self/stat in ticks (100 a second) after btime.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let ticks: f64 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(19).unwrap().parse().unwrap();
+    let btime: f64 =
+        std::fs::read_to_string("/proc/stat").unwrap().lines().find_map(|l| l.strip_prefix("btime ")).unwrap().parse().unwrap();
+    let line = t.lines().find(|l| l.starts_with("process_start_time_seconds")).unwrap();
+    let got: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((got - (btime + ticks / 100.0)).abs() < 1e-6, "{line} vs {}", btime + ticks / 100.0);
+    // No licence expiry (0n): no such series.
+    assert!(!t.contains("kdb_license_expiry_timestamp_seconds{"), "{t}");
+}
+
+/// The handler wrappers' calls: `@[.prom.x.b;::;0]`, `.[.prom.x.e;(k;t);{}]`,
+/// `.[.prom.x.fl;(k;t);{}]` with k from `.prom.w[0;…]` … `.prom.w[6;…]` (longs); the connection
+/// wrappers' `.[.prom.x.conn;(k;o);{}]` (long, boolean); `.prom.x.ev` from `.z.pw`/`.z.bm`.
+#[test]
+fn wrapper_calls_for_every_handler() {
+    let _g = lock();
+    let h = host();
+    init(h, &["job"], &[h.s("w")]);
+    let handlers = ["sync", "async", "http_get", "http_post", "websocket", "timer", "http_other"];
+    for k in 0..7 {
+        // a request that succeeds: t:@[.prom.x.b;::;0] … .[.prom.x.e;(k;t);{}]
+        let t = h.ok("kdbprom_begin", &[h.id()]);
+        let t0 = h.long(t);
+        (h.r0)(t);
+        h.ok("kdbprom_end", &[h.j(k), h.j(t0)]);
+        // one that fails: .prom.fail[k;t] → .[.prom.x.fl;(k;t);{}], then 'e (no end)
+        h.ok("kdbprom_fail", &[h.j(k), h.j(t0)]);
+    }
+    // .z.po .z.pc (not handle 0) .z.wo .z.wc
+    for (k, o) in [(0, true), (0, false), (1, true), (1, false), (1, false)] {
+        h.ok("kdbprom_conn", &[h.j(k), h.b(o)]);
+    }
+    // .z.pw answering 0b, twice; .z.bm once
+    h.ok("kdbprom_event", &[h.s("auth_failure")]);
+    h.ok("kdbprom_event", &[h.s("auth_failure")]);
+    h.ok("kdbprom_event", &[h.s("bad_message")]);
+    let t = text(h);
+    for name in handlers {
+        for line in [
+            format!("kdb_requests_total{{handler=\"{name}\"}} 2\n"),
+            format!("kdb_request_errors_total{{handler=\"{name}\"}} 1\n"),
+            format!("kdb_request_duration_seconds_count{{handler=\"{name}\"}} 2\n"),
+        ] {
+            assert!(t.contains(&line), "missing {line:?} in\n{t}");
+        }
+    }
+    for line in [
+        "kdb_connections_opened_total{kind=\"ipc\"} 1\n",
+        "kdb_connections_closed_total{kind=\"ipc\"} 1\n",
+        "kdb_connections_opened_total{kind=\"websocket\"} 1\n",
+        "kdb_connections_closed_total{kind=\"websocket\"} 2\n",
+        "# TYPE kdb_auth_failures_total counter\nkdb_auth_failures_total 2\n",
+        "# TYPE kdb_bad_messages_total counter\nkdb_bad_messages_total 1\n",
+    ] {
+        assert!(t.contains(line), "missing {line:?} in\n{t}");
+    }
+    // What the wrappers never pass, refused by name (the traps in the script swallow it anyway).
+    assert_eq!(h.err("kdbprom_event", &[h.s("login")]), "prom: event: unknown event login (events: auth_failure, bad_message)");
+    assert_eq!(h.err("kdbprom_event", &[h.str("auth_failure")]), "prom: event must be a symbol, not a char vector");
+    assert_eq!(h.err("kdbprom_end", &[h.j(7), h.j(0)]), "prom: handler index 7 is out of range 0..7");
+    // After stop every wrapper call is silent: a handler never fails because kdbprom stopped.
+    let st = h.ok("kdbprom_stop", &[h.id()]);
+    (h.r0)(st);
+    let t = h.ok("kdbprom_begin", &[h.id()]);
+    (h.r0)(t);
+    for (name, args) in [
+        ("kdbprom_end", vec![h.j(6), h.j(0)]),
+        ("kdbprom_fail", vec![h.j(0), h.j(0)]),
+        ("kdbprom_conn", vec![h.j(0), h.b(false)]),
+        ("kdbprom_event", vec![h.s("auth_failure")]),
+    ] {
+        assert!(h.ok(name, &args).is_null(), "{name}");
+    }
+    // .prom.metrics: text after stop is the error the 503 answer carries.
+    assert_eq!(h.err("kdbprom_text", &[h.id()]), "prom: stopped: call .prom.init again to restart");
+}
+
+/// `.prom.x.sample[.Q.w[];count .z.W]`: `.Q.w[]` is `` `used`heap`peak`wmax`mmap`mphy`syms`symw ``
+/// mapped to longs (`(system"w"),system"w 0"`: a long vector once joined; a general list where a
+/// q build returns mixed types), and `count` a long.
+#[test]
+fn sample_takes_q_w_as_q_builds_it() {
+    let _g = lock();
+    let h = host();
+    init(h, &["job"], &[h.s("s")]);
+    let keys = ["used", "heap", "peak", "wmax", "mmap", "mphy", "syms", "symw"];
+    let qw = (h.xd)(h.syms(&keys), h.longs(&[1, 2, 3, 0, 0, 6, 7, 8]));
+    h.ok("kdbprom_sample", &[qw, h.j(4)]);
+    let t = text(h);
+    assert!(t.contains("\nkdb_memory_used_bytes 1\n") && t.contains("\nkdb_open_handles 4\n"), "{t}");
+    let vals: Vec<K> = [10, 20, 30, 0, 0, 60, 70, 80].iter().map(|&v| h.j(v)).collect();
+    h.ok("kdbprom_sample", &[h.dict(&keys, &vals), h.j(0)]);
+    let t = text(h);
+    assert!(t.contains("\nkdb_memory_heap_bytes 20\n") && t.contains("\nkdb_open_handles 0\n"), "{t}");
+    // A key q may add one day is ignored, a missing one keeps its last value.
+    h.ok("kdbprom_sample", &[h.dict(&["used", "newkey"], &[h.j(5), h.j(9)]), h.j(1)]);
+    let t = text(h);
+    assert!(t.contains("\nkdb_memory_used_bytes 5\n") && t.contains("\nkdb_memory_heap_bytes 20\n"), "{t}");
+    // After stop a sample (from the .z.ts wrapper) is silent, as the other wrapper calls are.
+    let st = h.ok("kdbprom_stop", &[h.id()]);
+    (h.r0)(st);
+    let qw = (h.xd)(h.syms(&keys), h.longs(&[1, 2, 3, 0, 0, 6, 7, 8]));
+    assert!(h.ok("kdbprom_sample", &[qw, h.j(4)]).is_null());
+}
+
+/// `.prom.updval[n;f;v]` → `.prom.x.upd[n;.prom.op f;v]`: `.prom.op` maps the four glyphs KX 1.x
+/// callers pass (`:` `+` `-` `,`) and passes the symbols `` `set`inc`dec`observe `` through; any
+/// other function maps to the null symbol.
+#[test]
+fn updval_gets_each_glyph_as_a_symbol() {
+    let _g = lock();
+    let h = host();
+    init(h, &["job"], &[h.s("kx")]);
+    // .prom.newmetric[m;t;l;h]: symbol, symbol, symbol list or (), string
+    h.ok("kdbprom_newmetric", &[h.s("kx_level"), h.s("gauge"), h.syms(&["src"]), h.str("level")]);
+    h.ok("kdbprom_newmetric", &[h.s("kx_n_total"), h.s("counter"), h.list(&[]), h.str("n")]);
+    h.ok("kdbprom_newmetric", &[h.s("kx_lat_seconds"), h.s("histogram"), h.list(&[]), h.str("lat")]);
+    // .prom.addmetric[m;lv;p;s]: symbol, list of strings, params, start value
+    let g = h.ok("kdbprom_addmetric", &[h.s("kx_level"), h.list(&[h.str("a")]), h.list(&[]), h.j(0)]);
+    assert_eq!(h.sym(g), "kx_level|a");
+    (h.r0)(g);
+    let n = h.ok("kdbprom_addmetric", &[h.s("kx_n_total"), h.list(&[]), h.list(&[]), h.j(0)]);
+    (h.r0)(n);
+    let l = h.ok("kdbprom_addmetric", &[h.s("kx_lat_seconds"), h.list(&[]), h.floats(&[0.1, 1.0]), h.list(&[])]);
+    (h.r0)(l);
+    // `:` → `set, `+` → `inc, `-` → `dec, `,` → `observe
+    h.ok("kdbprom_updval", &[h.s("kx_level|a"), h.s("set"), h.j(10)]);
+    h.ok("kdbprom_updval", &[h.s("kx_level|a"), h.s("inc"), h.j(5)]);
+    h.ok("kdbprom_updval", &[h.s("kx_level|a"), h.s("dec"), h.f(2.5)]);
+    h.ok("kdbprom_updval", &[h.s("kx_n_total"), h.s("inc"), h.j(3)]);
+    h.ok("kdbprom_updval", &[h.s("kx_lat_seconds"), h.s("observe"), h.floats(&[0.05, 0.5, 5.0])]);
+    h.ok("kdbprom_updval", &[h.s("kx_lat_seconds"), h.s("observe"), h.n(200_000_000)]);
+    let t = text(h);
+    for line in ["kx_level{src=\"a\"} 12.5\n", "\nkx_n_total 3\n", "kx_lat_seconds_bucket{le=\"0.1\"} 1\n", "kx_lat_seconds_count 4\n"] {
+        assert!(t.contains(line), "missing {line:?} in\n{t}");
+    }
+    // KX 1.x's own `after` applied - to a counter: refused, named.
+    assert_eq!(h.err("kdbprom_updval", &[h.s("kx_n_total"), h.s("dec"), h.j(1)]), "prom: counter kx_n_total does not support dec");
+    // A lambda or another glyph: .prom.op gives the null symbol.
+    assert_eq!(h.err("kdbprom_updval", &[h.s("kx_n_total"), h.s(""), h.j(1)]), "prom: updval: func must be one of : + - ,");
+}
+
+/// The API lines bound straight to exports, with what q users pass: `.prom.series[name;enlist"x"]`
+/// (strings) or `` `x `` (symbols), records by id (long) or name (symbol), `.prom.remove[s]`,
+/// `.prom.text[]`, `.prom.stats[]`, `.prom.push[]` and `.prom.stop[]` (each given `::`).
+#[test]
+fn api_lines_with_q_argument_types() {
+    let _g = lock();
+    let h = host();
+    init(h, &["job"], &[h.s("api")]);
+    // .prom.counter[n;h;l] → .prom.x.decl[`counter;n;h;l;::]: l a symbol atom, a list, or ()
+    h.ok("kdbprom_declare", &[h.s("counter"), h.s("a_total"), h.str("A."), h.s("table"), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("g"), h.s("G."), h.list(&[]), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("summary"), h.s("s_seconds"), h.str(""), h.syms(&["a", "b"]), h.floats(&[0.5])]);
+    let s = h.ok("kdbprom_series", &[h.s("a_total"), h.list(&[h.str("trade")])]);
+    let id = h.long(s);
+    (h.r0)(s);
+    let s2 = h.ok("kdbprom_series", &[h.s("a_total"), h.s("quote")]);
+    (h.r0)(s2);
+    h.ok("kdbprom_inc", &[h.j(id), h.j(2)]);
+    h.ok("kdbprom_set", &[h.s("g"), h.i(9)]);
+    h.ok("kdbprom_dec", &[h.s("g"), h.floats(&[1.5, 0.5])]);
+    let s3 = h.ok("kdbprom_series", &[h.s("s_seconds"), h.syms(&["x", "y"])]);
+    h.ok("kdbprom_observe", &[s3, h.vec(16, &[1_000_000i64])]);
+    h.ok("kdbprom_remove", &[h.j(id)]);
+    let t = text(h);
+    assert!(!t.contains("table=\"trade\"") && t.contains("a_total{table=\"quote\"} 0\n") && t.contains("\ng 7\n"), "{t}");
+    let st = h.ok("kdbprom_stats", &[h.id()]);
+    assert_eq!(h.qtype(st), 99);
+    (h.r0)(st);
+    let p = h.ok("kdbprom_push", &[h.id()]);
+    assert_eq!(h.qtype(p), 99);
+    (h.r0)(p);
+    let st = h.ok("kdbprom_stop", &[h.id()]);
+    assert!(h.dict_items(st).iter().any(|(k, _)| k == "pushed"));
+    (h.r0)(st);
+}
