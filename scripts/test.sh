@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The operator's kit (monitoring/): alert and KX 1.x compatibility rules, and their unit tests.
+promtool check rules monitoring/alerts.yml monitoring/kx1-compat.rules.yml
+promtool test rules monitoring/alerts_test.yml monitoring/kx1-compat_test.yml
 # The receivers tests run examples/batch_job as a separate process: build it under its plain name first.
 cargo build --examples
 cargo test --all-targets --no-fail-fast
