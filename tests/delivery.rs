@@ -837,3 +837,39 @@ fn a_receiver_killed_and_restarted_gets_every_round_in_order() {
     assert_eq!((p.failed_total(), p.queued, p.spooled), (0, 0, 0), "{p:?}");
     assert_eq!(received(prom.port, job), p.sent, "{p:?}");
 }
+
+/// `.prom.stop[]` while a round to a hung Pushgateway is still in flight: that round is aborted,
+/// its state is superseded by the final one (counted, not left "queued" forever), and the final
+/// state goes to the spool within the exit deadline.
+#[test]
+fn stop_aborting_a_hung_pushgateway_round_leaves_nothing_unaccounted() {
+    let _g = lock();
+    let h = host();
+    let pgw = servers::pushgateway();
+    let proxy = Proxy::start(pgw.port);
+    proxy.set_fault(Fault::Hang);
+    let spool = servers::tmpdir("pgw-abort");
+    let job = "d_pgw_abort";
+    init(
+        h,
+        job,
+        &[
+            ("interval_ms", h.j(60_000)),
+            ("exit_deadline_ms", h.j(1_000)),
+            ("spool", h.dict(&["dir"], &[h.str(spool.to_str().unwrap())])),
+            ("pushgateway", h.dict(&["url"], &[h.str(&proxy.url())])),
+        ],
+    );
+    // The round started at init hangs: it holds the target when stop comes.
+    assert!(proxy.wait_requests(1, Duration::from_secs(5)));
+    let t = Instant::now();
+    let fin = stop(h);
+    assert!(t.elapsed() < Duration::from_millis(1_050), "{:?}", t.elapsed());
+    let p = &fin.targets["pushgateway"];
+    p.assert_identity();
+    assert_eq!(p.queued, 0, "nothing is left waiting after stop: {p:?}");
+    assert_eq!(p.sent, 0);
+    assert!(p.spooled > 0, "the final state is spooled: {p:?}");
+    assert_eq!(p.failed("deadline"), p.samples_in - p.spooled, "the aborted round's state was superseded: {p:?}");
+    proxy.set_fault(Fault::Pass);
+}

@@ -110,7 +110,11 @@ impl Pushgateway {
         let started = Instant::now();
         let mut out = Outcome::new("pushgateway");
         out.ok = true;
-        for req in [self.replayed.take(), self.pending.take()].into_iter().flatten() {
+        // A state leaves its slot only once settled: a round aborted by `.prom.stop[]` mid-send
+        // leaves it there, still accounted as waiting, for the final round to supersede.
+        for replayed in [true, false] {
+            let slot = if replayed { &self.replayed } else { &self.pending };
+            let Some(req) = slot.clone() else { continue };
             let method = match self.cfg.method {
                 PushMethod::Put => reqwest::Method::PUT,
                 PushMethod::Post => reqwest::Method::POST,
@@ -118,7 +122,9 @@ impl Pushgateway {
             let sent = self.call(method, Some(req.body.clone()), deadline).await;
             out.attempts += sent.attempts;
             out.status = sent.status;
+            let slot = if replayed { &mut self.replayed } else { &mut self.pending };
             if sent.ok {
+                *slot = None;
                 self.common.ledger.lock().sent(req.samples, req.body.len() as u64);
                 out.samples += req.samples;
                 out.bytes += req.body.len() as u64;
@@ -127,12 +133,18 @@ impl Pushgateway {
             out.ok = false;
             out.message = self.redactor.redact(&sent.message);
             out.cause = self.redactor.redact(&sent.cause);
-            match (sent.permanent, req.origin.is_some(), last) {
-                (true, _, _) => self.common.ledger.lock().fail(Reason::Http4xx, req.samples),
-                // The previous run's state waits (its file with it) until a newer state lands.
-                (false, true, _) => self.replayed = Some(req),
-                (false, false, true) => self.pending = Some(req),
-                (false, false, false) => self.common.ledger.lock().fail(Reason::Deadline, req.samples),
+            match (sent.permanent, replayed, last) {
+                (true, _, _) => {
+                    *slot = None;
+                    self.common.ledger.lock().fail(Reason::Http4xx, req.samples);
+                }
+                // The previous run's state waits (its file with it) until a newer state lands; the
+                // final state waits for the spool.
+                (false, true, _) | (false, false, true) => {}
+                (false, false, false) => {
+                    *slot = None;
+                    self.common.ledger.lock().fail(Reason::Deadline, req.samples);
+                }
             }
         }
         if out.samples > 0 && self.pending.is_none() {
