@@ -85,8 +85,12 @@ impl Agent {
         if let Some(pg) = &config.pushgateway {
             reserved.extend(pg.grouping.keys().cloned());
         }
-        let limits =
-            Limits { max_series: config.max_series, max_series_per_metric: config.max_series_per_metric, reserved_labels: reserved };
+        let limits = Limits {
+            max_series: config.max_series,
+            max_series_per_metric: config.max_series_per_metric,
+            on_series_limit: config.on_series_limit,
+            reserved_labels: reserved,
+        };
         let instance = config.instance.clone().unwrap_or_else(|| process.instance());
         let registry = Arc::new(Registry::new(limits));
         let builtins = builtin::declare_with(&registry, process, config.native_request_histograms)?;

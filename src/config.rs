@@ -236,6 +236,8 @@ pub struct Config {
     pub max_series: usize,
     /// Live series per family.
     pub max_series_per_metric: usize,
+    /// What a new label set past either limit gets: the family's overflow series, or a q error.
+    pub on_series_limit: crate::registry::OnSeriesLimit,
     /// Which of q's handlers the q script wraps.
     pub instrument: Instrument,
     /// Answer `GET /metrics` from `.z.ph` (KX exporter 1.x behaviour).
@@ -268,6 +270,7 @@ impl Default for Config {
             ring_vector_bytes: 256 << 20,
             max_series: 100_000,
             max_series_per_metric: 10_000,
+            on_series_limit: crate::registry::OnSeriesLimit::Overflow,
             instrument: Instrument::ALL,
             serve_metrics: false,
             native_request_histograms: false,
@@ -316,6 +319,11 @@ impl Config {
             ring_vector_bytes: o.num("ring_vector_bytes", d.ring_vector_bytes as u64, 0, 1 << 36)? as usize,
             max_series: o.num("max_series", d.max_series as u64, 1, 10_000_000)? as usize,
             max_series_per_metric: o.num("max_series_per_metric", d.max_series_per_metric as u64, 1, 10_000_000)? as usize,
+            on_series_limit: match o.opt_str("on_series_limit")? {
+                None => d.on_series_limit,
+                Some(s) => crate::registry::OnSeriesLimit::parse(&s)
+                    .ok_or_else(|| o.invalid("on_series_limit", &format!(r#"must be "overflow" or "error", not '{s}'"#)))?,
+            },
             instrument: o.instrument("instrument", d.instrument)?,
             serve_metrics: o.bool("serve_metrics", d.serve_metrics)?,
             native_request_histograms: o.bool("native_request_histograms", d.native_request_histograms)?,
@@ -973,6 +981,22 @@ mod tests {
         assert_eq!(env("false"), Ok(vec![]));
         assert_eq!(env("sync, http"), Ok(vec!["sync", "http"]));
         assert_eq!(env("sync,nope"), Err("config key instrument: unknown handler nope".into()));
+    }
+
+    #[test]
+    fn on_series_limit_is_overflow_or_error() {
+        use crate::registry::OnSeriesLimit;
+        let l = |v: Value| Config::from_json(&json!({ "on_series_limit": v })).map(|c| c.on_series_limit).map_err(|e| e.to_string());
+        assert_eq!(Config::default().on_series_limit, OnSeriesLimit::Overflow);
+        assert_eq!(l(json!(null)), Ok(OnSeriesLimit::Overflow), "a q null is the default");
+        assert_eq!(l(json!("overflow")), Ok(OnSeriesLimit::Overflow));
+        assert_eq!(l(json!("error")), Ok(OnSeriesLimit::Error));
+        assert_eq!(l(json!("drop")), Err(r#"config key on_series_limit: must be "overflow" or "error", not 'drop'"#.into()));
+        assert_eq!(l(json!("Error")), Err(r#"config key on_series_limit: must be "overflow" or "error", not 'Error'"#.into()));
+        assert_eq!(l(json!(true)), Err("config key on_series_limit must be a string or symbol".into()));
+        assert_eq!(l(json!(["error"])), Err("config key on_series_limit must be a string or symbol".into()));
+        let env: HashMap<String, String> = [("KDBPROM_ON_SERIES_LIMIT".to_string(), "error".to_string())].into();
+        assert_eq!(Config::from_env(&env).unwrap().on_series_limit, OnSeriesLimit::Error);
     }
 
     #[test]

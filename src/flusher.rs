@@ -159,7 +159,7 @@ impl State {
         any
     }
 
-    /// Writes the ring's and every idle target's figures into the self-metrics.
+    /// Writes the ring's, the overflow series' and every idle target's figures into the self-metrics.
     fn publish(&mut self) {
         let s = &self.shared;
         let reg = &s.registry;
@@ -167,6 +167,7 @@ impl State {
         let queued = (s.ring.queued() + s.ring.queued_batch_values()) as u64;
         let ring = RingFigures { recorded: self.agg.applied() + queued + dropped, dropped, queued, series: reg.live_series() as u64 };
         telemetry::publish_ring(&mut self.agg, reg, &s.own, ring);
+        telemetry::publish_overflow(&mut self.agg, reg, &s.own);
         for t in &s.delivery.targets {
             if let Ok(t) = t.try_lock() {
                 let c = t.common();

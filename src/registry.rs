@@ -94,6 +94,10 @@ impl Family {
     }
 }
 
+/// The label that marks a family's overflow series (OpenTelemetry's convention): the one series
+/// that takes every new label set past the cardinality limits, with `on_series_limit = "overflow"`.
+pub const OVERFLOW_LABEL: &str = "otel_metric_overflow";
+
 /// One labelled series. Read by the record path through [`Registry::slot`].
 #[derive(Debug)]
 pub struct Slot {
@@ -101,10 +105,16 @@ pub struct Slot {
     pub family: FamilyId,
     /// Copied from the family so the record path needs one lookup.
     pub kind: Kind,
-    /// Label values, in the family's label-name order.
+    /// Label values, in the family's label-name order. All empty (so no label of the family is
+    /// written) for the overflow series.
     pub label_values: Box<[Box<str>]>,
     /// When the series was created (ms since the Unix epoch): remote-write 2.0's start timestamp.
     pub created_ms: i64,
+    /// True for the family's overflow series, which the encoders label [`OVERFLOW_LABEL`]`="true"`
+    /// and the aggregator counts records of. The record path never reads it.
+    pub overflow: bool,
+    /// Not counted against `max_series` (see `Count`).
+    exempt: bool,
     alive: AtomicBool,
 }
 
@@ -153,6 +163,36 @@ pub enum RegistryError {
     UnknownSeries(i64),
 }
 
+/// What a new label set past `max_series` or `max_series_per_metric` gets (`on_series_limit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnSeriesLimit {
+    /// The family's overflow series ([`OVERFLOW_LABEL`]`="true"`), created on first need and
+    /// exempt from the limits: q never fails because a label value was new.
+    #[default]
+    Overflow,
+    /// [`RegistryError::TooManySeries`], a q error.
+    Error,
+}
+
+impl OnSeriesLimit {
+    /// Parses the configuration's spelling, `"overflow"` or `"error"`.
+    pub fn parse(s: &str) -> Option<OnSeriesLimit> {
+        match s {
+            "overflow" => Some(OnSeriesLimit::Overflow),
+            "error" => Some(OnSeriesLimit::Error),
+            _ => None,
+        }
+    }
+
+    /// The configuration's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnSeriesLimit::Overflow => "overflow",
+            OnSeriesLimit::Error => "error",
+        }
+    }
+}
+
 /// Cardinality limits and the label names the configuration owns.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -160,6 +200,8 @@ pub struct Limits {
     pub max_series: usize,
     /// Live series in one family.
     pub max_series_per_metric: usize,
+    /// What a new label set past either limit gets.
+    pub on_series_limit: OnSeriesLimit,
     /// Labels added to every series by configuration (`job`, `instance`, static labels).
     pub reserved_labels: HashSet<String>,
 }
@@ -169,6 +211,7 @@ impl Default for Limits {
         Limits {
             max_series: 100_000,
             max_series_per_metric: 10_000,
+            on_series_limit: OnSeriesLimit::Overflow,
             reserved_labels: ["job", "instance"].into_iter().map(String::from).collect(),
         }
     }
@@ -180,6 +223,9 @@ struct Inner {
     /// Names a histogram or summary claims besides its own (x_bucket, x_sum, x_count) → owner.
     suffixes: HashMap<String, String>,
     series: Vec<HashMap<Box<[Box<str>]>, SeriesId>>,
+    /// Each family's live overflow series, if it has one (not in `series`: its label values are
+    /// all empty, which a real label set may be too).
+    overflow: Vec<Option<SeriesId>>,
 }
 
 /// The set of families and series of one agent.
@@ -191,6 +237,21 @@ pub struct Registry {
     /// Bare name → the series of an unlabelled family, for `.prom.inc[`name;1]`.
     unlabelled: ArcSwap<HashMap<Box<str>, SeriesId>>,
     live: AtomicUsize,
+    /// Live series the overflow mechanism exempted from `max_series` (overflow series, and the
+    /// series of unlabelled families declared past it): counted in `live`, not against the limit.
+    exempt: AtomicUsize,
+}
+
+/// How a series [`Registry::create_series`] makes counts against `max_series`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Count {
+    /// Like any series (user series, within the limits, and the built-ins').
+    Counted,
+    /// Not at all: the overflow mechanism's own (unlabelled families declared past the limit,
+    /// `kdbprom_series_overflow_total`), which must not take a user series' room.
+    Exempt,
+    /// Not at all, and it is a family's overflow series.
+    Overflow,
 }
 
 impl Registry {
@@ -203,7 +264,13 @@ impl Registry {
             slots: boxcar::Vec::new(),
             unlabelled: ArcSwap::default(),
             live: AtomicUsize::new(0),
+            exempt: AtomicUsize::new(0),
         }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -238,6 +305,7 @@ impl Registry {
             let reserved = match (kind, l) {
                 (Kind::Histogram, "le") => Some("histograms use it for bucket bounds"),
                 (Kind::Summary, "quantile") => Some("summaries use it for quantiles"),
+                (_, OVERFLOW_LABEL) => Some("it marks the series that takes label sets past the cardinality limits"),
                 _ if self.limits.reserved_labels.contains(l) => Some("set by configuration for every series"),
                 _ => None,
             };
@@ -280,9 +348,17 @@ impl Registry {
             inner.suffixes.insert(c, name.into());
         }
         inner.series.push(HashMap::new());
+        inner.overflow.push(None);
         if labels.is_empty() {
             // The one series of an unlabelled family exists from the start, so it is pushed as 0.
-            let sid = self.create_series(&mut inner, id, Box::default(), true)?;
+            // It is no new label set: with `overflow`, one declared past max_series is exempt.
+            let sid = match self.over_limit(&inner, id) {
+                Some(_) if self.limits.on_series_limit == OnSeriesLimit::Overflow => {
+                    self.create_series(&mut inner, id, Box::default(), Count::Exempt)?
+                }
+                Some(e) => return Err(e),
+                None => self.create_series(&mut inner, id, Box::default(), Count::Counted)?,
+            };
             let mut map = HashMap::clone(&self.unlabelled.load());
             map.insert(name.into(), sid);
             self.unlabelled.store(Arc::new(map));
@@ -290,7 +366,9 @@ impl Registry {
         Ok(id)
     }
 
-    /// The id of the series with these label values, created on first use.
+    /// The id of the series with these label values, created on first use. A new label set past
+    /// `max_series` or `max_series_per_metric` gets the family's overflow series (with
+    /// `on_series_limit = "overflow"`) or [`RegistryError::TooManySeries`] (with `"error"`).
     pub fn series(&self, name: &str, values: &[&str]) -> Result<SeriesId, RegistryError> {
         let mut inner = self.lock();
         let fid = *inner.by_name.get(name).ok_or_else(|| RegistryError::UnknownMetric(name.into()))?;
@@ -302,42 +380,84 @@ impl Registry {
         if let Some(&sid) = inner.series[fid as usize].get(&key) {
             return Ok(sid);
         }
-        self.create_series(&mut inner, fid, key, true)
+        match self.over_limit(&inner, fid) {
+            None => self.create_series(&mut inner, fid, key, Count::Counted),
+            Some(e) if self.limits.on_series_limit == OnSeriesLimit::Error => Err(e),
+            Some(_) => match inner.overflow[fid as usize] {
+                Some(sid) => Ok(sid),
+                None => {
+                    let empty = vec![Box::<str>::default(); f.label_names.len()].into_boxed_slice();
+                    let sid = self.create_series(&mut inner, fid, empty, Count::Overflow)?;
+                    inner.overflow[fid as usize] = Some(sid);
+                    Ok(sid)
+                }
+            },
+        }
+    }
+
+    /// The overflow series of the family named `name`, if it has one now.
+    pub fn overflow_series(&self, name: &str) -> Option<SeriesId> {
+        let inner = self.lock();
+        inner.overflow[*inner.by_name.get(name)? as usize]
     }
 
     /// Like [`Registry::series`] for the library's own families, which the user's limits do not cover.
     pub fn builtin_series(&self, name: &str, values: &[&str]) -> Result<SeriesId, RegistryError> {
+        self.builtin(name, values, Count::Counted)
+    }
+
+    /// [`Registry::builtin_series`] for a series the overflow mechanism makes while q runs
+    /// (`kdbprom_series_overflow_total{metric}`): not counted against `max_series`, so it takes
+    /// no user series' room.
+    pub fn uncounted_builtin_series(&self, name: &str, values: &[&str]) -> Result<SeriesId, RegistryError> {
+        self.builtin(name, values, Count::Exempt)
+    }
+
+    fn builtin(&self, name: &str, values: &[&str], count: Count) -> Result<SeriesId, RegistryError> {
         let mut inner = self.lock();
         let fid = *inner.by_name.get(name).ok_or_else(|| RegistryError::UnknownMetric(name.into()))?;
         let key: Box<[Box<str>]> = values.iter().map(|&v| v.into()).collect();
         match inner.series[fid as usize].get(&key) {
             Some(&sid) => Ok(sid),
-            None => self.create_series(&mut inner, fid, key, false),
+            None => self.create_series(&mut inner, fid, key, count),
         }
     }
 
-    fn create_series(&self, inner: &mut Inner, fid: FamilyId, key: Box<[Box<str>]>, limited: bool) -> Result<SeriesId, RegistryError> {
+    /// Why a new series of family `fid` would break a limit, if it would.
+    fn over_limit(&self, inner: &Inner, fid: FamilyId) -> Option<RegistryError> {
+        let metric = || self.families[fid as usize].name.to_string();
+        if inner.series[fid as usize].len() >= self.limits.max_series_per_metric {
+            return Some(RegistryError::TooManySeries { metric: metric(), limit: self.limits.max_series_per_metric, scope: "per metric" });
+        }
+        // Both change under the lock only, which the caller holds.
+        let counted = self.live.load(Ordering::Relaxed).saturating_sub(self.exempt.load(Ordering::Relaxed));
+        if counted >= self.limits.max_series {
+            return Some(RegistryError::TooManySeries { metric: metric(), limit: self.limits.max_series, scope: "in all" });
+        }
+        None
+    }
+
+    /// Creates a series; the caller has checked the limits. An overflow series (its label values
+    /// all empty) is kept out of the family's label-set map.
+    fn create_series(&self, inner: &mut Inner, fid: FamilyId, key: Box<[Box<str>]>, count: Count) -> Result<SeriesId, RegistryError> {
         let f = &self.families[fid as usize];
-        let per_metric = &mut inner.series[fid as usize];
-        if limited && per_metric.len() >= self.limits.max_series_per_metric {
-            return Err(RegistryError::TooManySeries {
-                metric: f.name.to_string(),
-                limit: self.limits.max_series_per_metric,
-                scope: "per metric",
-            });
-        }
-        if limited && self.live.load(Ordering::Relaxed) >= self.limits.max_series {
-            return Err(RegistryError::TooManySeries { metric: f.name.to_string(), limit: self.limits.max_series, scope: "in all" });
-        }
+        let overflow = count == Count::Overflow;
         let created_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        let slot = Slot { family: fid, kind: f.kind, label_values: key.clone(), created_ms, alive: AtomicBool::new(true) };
+        let exempt = count != Count::Counted;
+        let slot =
+            Slot { family: fid, kind: f.kind, label_values: key.clone(), created_ms, overflow, exempt, alive: AtomicBool::new(true) };
         let sid = u32::try_from(self.slots.push(slot)).map_err(|_| RegistryError::TooManySeries {
             metric: f.name.to_string(),
             limit: u32::MAX as usize,
             scope: "ids ever created",
         })?;
-        per_metric.insert(key, sid);
+        if !overflow {
+            inner.series[fid as usize].insert(key, sid);
+        }
         self.live.fetch_add(1, Ordering::Relaxed);
+        if exempt {
+            self.exempt.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(sid)
     }
 
@@ -349,7 +469,15 @@ impl Registry {
         if f.label_names.is_empty() {
             return Err(RegistryError::BadParams { metric: f.name.to_string(), why: "an unlabelled metric cannot be removed".into() });
         }
-        inner.series[slot.family as usize].remove(&slot.label_values);
+        if slot.overflow {
+            // The next label set past the limits starts a new overflow series.
+            inner.overflow[slot.family as usize] = None;
+        } else {
+            inner.series[slot.family as usize].remove(&slot.label_values);
+        }
+        if slot.exempt {
+            self.exempt.fetch_sub(1, Ordering::Relaxed);
+        }
         slot.alive.store(false, Ordering::Release);
         self.live.fetch_sub(1, Ordering::Relaxed);
         Ok(())
@@ -439,7 +567,7 @@ mod tests {
 
     #[test]
     fn series_ids_are_stable_and_limited() {
-        let r = reg();
+        let r = Registry::new(Limits { on_series_limit: OnSeriesLimit::Error, ..reg().limits });
         r.declare("rows_total", "rows", Kind::Counter, &["table"], &[]).unwrap();
         let a = r.series("rows_total", &["trade"]).unwrap();
         assert_eq!(r.series("rows_total", &["trade"]).unwrap(), a);
@@ -453,6 +581,63 @@ mod tests {
     }
 
     #[test]
+    fn label_sets_past_the_limits_share_the_family_overflow_series() {
+        let r = reg(); // 5 in all, 3 per metric, overflow
+        r.declare("rows_total", "", Kind::Counter, &["table", "src"], &[]).unwrap();
+        let a: Vec<SeriesId> = ["a", "b", "c"].iter().map(|t| r.series("rows_total", &[t, "x"]).unwrap()).collect();
+        assert_eq!(r.overflow_series("rows_total"), None, "made on first need");
+        let o = r.series("rows_total", &["d", "x"]).unwrap();
+        let slot = r.live_slot(o).unwrap();
+        assert!(slot.overflow && slot.label_values.iter().all(|v| v.is_empty()) && slot.label_values.len() == 2);
+        assert_eq!((slot.kind, r.overflow_series("rows_total")), (Kind::Counter, Some(o)));
+        assert_eq!(r.series("rows_total", &["e", "y"]).unwrap(), o, "every new label set past the limit");
+        assert_eq!(r.series("rows_total", &["a", "x"]).unwrap(), a[0], "a known label set keeps its series");
+        assert!(a.iter().all(|&s| !r.live_slot(s).unwrap().overflow));
+        // The overflow series is exempt from max_series: 3 of 5 counted, so g gets 2 real series.
+        assert_eq!(r.live_series(), 4);
+        r.declare("g", "", Kind::Gauge, &["k"], &[]).unwrap();
+        let empty = r.series("g", &[""]).unwrap();
+        assert!(!r.live_slot(empty).unwrap().overflow, "a label set of empty values is a real one");
+        r.series("g", &["x"]).unwrap();
+        let go = r.series("g", &["y"]).unwrap();
+        assert!(r.live_slot(go).unwrap().overflow && go != o, "one overflow series per family, past max_series too");
+        // An unlabelled family declared past max_series has no label set to fold: it is exempt.
+        r.declare("u", "", Kind::Gauge, &[], &[]).unwrap();
+        assert!(!r.live_slot(r.by_name("u").unwrap()).unwrap().overflow);
+        assert_eq!(r.live_series(), 8);
+        // Removing the overflow series leaves the real series alone and frees no room...
+        r.remove(go).unwrap();
+        assert_eq!((r.overflow_series("g"), r.series("g", &[""]).unwrap()), (None, empty));
+        let go2 = r.series("g", &["z"]).unwrap();
+        assert!(r.live_slot(go2).unwrap().overflow && go2 != go, "a new overflow series");
+        // ...removing a real one does.
+        r.remove(a[1]).unwrap();
+        let f = r.series("g", &["f"]).unwrap();
+        assert!(!r.live_slot(f).unwrap().overflow);
+        assert_eq!(r.series("rows_total", &["d", "x"]).unwrap(), o, "room in the family, none in all");
+    }
+
+    #[test]
+    fn on_series_limit_error_keeps_the_q_error() {
+        let r =
+            Registry::new(Limits { max_series: 4, max_series_per_metric: 3, on_series_limit: OnSeriesLimit::Error, ..Limits::default() });
+        r.declare("rows_total", "", Kind::Counter, &["table"], &[]).unwrap();
+        for t in ["a", "b", "c"] {
+            r.series("rows_total", &[t]).unwrap();
+        }
+        let e = r.series("rows_total", &["d"]).unwrap_err();
+        assert_eq!(e.to_string(), "rows_total: too many series (limit 3 per metric)");
+        r.declare("g", "", Kind::Gauge, &["k"], &[]).unwrap();
+        r.series("g", &["x"]).unwrap();
+        assert_eq!(r.series("g", &["y"]).unwrap_err().to_string(), "g: too many series (limit 4 in all)");
+        assert_eq!(r.declare("u", "", Kind::Gauge, &[], &[]).unwrap_err().to_string(), "u: too many series (limit 4 in all)");
+        assert_eq!(r.overflow_series("rows_total"), None);
+        // Built-in series are exempt in both modes.
+        r.builtin_series("g", &["builtin"]).unwrap();
+        assert_eq!(OnSeriesLimit::parse("error").map(OnSeriesLimit::as_str), Some("error"));
+    }
+
+    #[test]
     fn declaration_rules() {
         let r = reg();
         let h = r.declare("lat_seconds", "", Kind::Histogram, &[], &[1.0, 0.5, f64::INFINITY]).unwrap();
@@ -463,6 +648,10 @@ mod tests {
         assert!(matches!(r.declare("h2", "", Kind::Histogram, &["le"], &[]), Err(RegistryError::ReservedLabel { .. })));
         assert!(matches!(r.declare("s2", "", Kind::Summary, &["job"], &[]), Err(RegistryError::ReservedLabel { .. })));
         assert!(matches!(r.declare("g", "", Kind::Gauge, &["a", "a"], &[]), Err(RegistryError::DuplicateLabel { .. })));
+        assert_eq!(
+            r.declare("g", "", Kind::Gauge, &["otel_metric_overflow"], &[]).unwrap_err().to_string(),
+            "g: label 'otel_metric_overflow' is reserved (it marks the series that takes label sets past the cardinality limits)"
+        );
         assert!(r.declare("q", "", Kind::Summary, &[], &[1.5]).is_err());
         assert_eq!(r.by_name("lat_seconds").unwrap(), 0);
         r.declare("lab", "", Kind::Gauge, &["a"], &[]).unwrap();

@@ -27,6 +27,9 @@ pub struct SeriesSnapshot<'r> {
     pub label_values: &'r [Box<str>],
     /// When the series was created (ms since the Unix epoch).
     pub created_ms: i64,
+    /// The family's overflow series: its label values are all empty, and the encoders label it
+    /// [`crate::registry::OVERFLOW_LABEL`]`="true"`.
+    pub overflow: bool,
     /// The aggregated value.
     pub value: Value,
 }

@@ -1,14 +1,20 @@
 //! kdbprom's own `kdbprom_*` metrics: declared once, updated by the flusher from typed figures.
 //!
 //! Nothing here looks a series up by name after start: each target carries its
-//! [`TargetSeries`], and [`publish`] writes the ring's and every target's figures into the
-//! aggregation state just before a snapshot, so every push carries the accounting as of then.
+//! [`TargetSeries`], and the `publish_*` functions write the ring's, every target's and the
+//! overflow figures into the aggregation state just before a snapshot, so every push carries the
+//! accounting as of then. The one series made later, `kdbprom_series_overflow_total{metric}`, is
+//! created when its family first overflows and remembered in [`Own::overflow`].
 
 use crate::aggregate::Aggregator;
 use crate::event::SeriesId;
 use crate::push::Outcome;
 use crate::push::accounting::{Counts, Reason};
-use crate::registry::{Kind, Registry, RegistryError};
+use crate::registry::{FamilyId, Kind, Registry, RegistryError};
+use std::sync::{Arc, Mutex};
+
+/// `kdbprom_series_overflow_total`: records that went to a family's overflow series.
+pub const SERIES_OVERFLOW: &str = "kdbprom_series_overflow_total";
 
 /// Bounds of `kdbprom_push_duration_seconds`: 1 ms to 30 s.
 pub const PUSH_BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
@@ -24,6 +30,26 @@ pub struct Own {
     pub queued: SeriesId,
     /// `kdbprom_series`.
     pub series: SeriesId,
+    /// `kdbprom_series_overflow_total{metric}`, by family, made as each first overflows.
+    pub overflow: OverflowSeries,
+}
+
+/// The `kdbprom_series_overflow_total{metric}` series made so far (shared by clones; only the
+/// flusher uses it).
+#[derive(Debug, Clone, Default)]
+pub struct OverflowSeries(Arc<Mutex<Vec<(FamilyId, SeriesId)>>>);
+
+impl OverflowSeries {
+    /// The series counting family `fid`'s overflow records, created on first need.
+    fn get(&self, reg: &Registry, fid: FamilyId) -> Result<SeriesId, RegistryError> {
+        let mut made = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&(_, sid)) = made.iter().find(|(f, _)| *f == fid) {
+            return Ok(sid);
+        }
+        let sid = reg.uncounted_builtin_series(SERIES_OVERFLOW, &[&reg.family(fid).name])?;
+        made.push((fid, sid));
+        Ok(sid)
+    }
 }
 
 /// The self-metric series of one delivery target.
@@ -76,6 +102,9 @@ pub fn declare(reg: &Registry) -> Result<Own, RegistryError> {
     reg.declare("kdbprom_events_dropped_total", "Events dropped because the ring was full.", Kind::Counter, &[], &[])?;
     reg.declare("kdbprom_queue_length", "Events waiting in the ring.", Kind::Gauge, &[], &[])?;
     reg.declare("kdbprom_series", "Live series.", Kind::Gauge, &[], &[])?;
+    let help = "Records (events; an observe vector counts its values) that went to the metric's overflow series \
+                (otel_metric_overflow=\"true\") because a new label set was past max_series or max_series_per_metric.";
+    reg.declare(SERIES_OVERFLOW, help, Kind::Counter, &["metric"], &[])?;
     for (name, help, kind, labels) in TARGET_FAMILIES {
         let params: &[f64] = if kind == Kind::Histogram { &PUSH_BUCKETS } else { &[] };
         reg.declare(name, help, kind, labels, params)?;
@@ -85,6 +114,7 @@ pub fn declare(reg: &Registry) -> Result<Own, RegistryError> {
         dropped: reg.by_name("kdbprom_events_dropped_total")?,
         queued: reg.by_name("kdbprom_queue_length")?,
         series: reg.by_name("kdbprom_series")?,
+        overflow: OverflowSeries::default(),
     })
 }
 
@@ -128,6 +158,18 @@ pub struct RingFigures {
 pub fn publish_ring(agg: &mut Aggregator, reg: &Registry, own: &Own, r: RingFigures) {
     for (sid, v) in [(own.recorded, r.recorded), (own.dropped, r.dropped), (own.queued, r.queued), (own.series, r.series)] {
         agg.put(reg, sid, v as f64);
+    }
+}
+
+/// Writes the records that went to each family's overflow series (the aggregator counts them as
+/// it applies events) into `kdbprom_series_overflow_total{metric}`, making a family's series the
+/// first time it has one.
+pub fn publish_overflow(agg: &mut Aggregator, reg: &Registry, own: &Own) {
+    for (fid, n) in agg.overflow_records() {
+        // Creating a built-in series fails only when 2^32 ids were handed out: then it goes uncounted.
+        if let Ok(sid) = own.overflow.get(reg, fid) {
+            agg.put(reg, sid, n as f64);
+        }
     }
 }
 

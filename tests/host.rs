@@ -197,7 +197,7 @@ fn init_from_json_file_and_env_and_twice() {
 fn every_bad_input_is_a_named_q_error() {
     let _g = lock();
     let h = host();
-    start(h, &["max_series_per_metric"], &[h.j(2)]);
+    start(h, &["max_series_per_metric", "on_series_limit"], &[h.j(2), h.s("error")]);
     h.ok("kdbprom_declare", &[h.s("counter"), h.s("c_total"), h.str(""), h.syms(&["t"]), h.id()]);
     h.ok("kdbprom_declare", &[h.s("gauge"), h.s("g"), h.s("a gauge"), h.syms(&[]), h.id()]);
     h.ok("kdbprom_declare", &[h.s("histogram"), h.s("h_seconds"), h.str(""), h.list(&[]), h.floats(&[0.1, 1.0])]);
@@ -447,6 +447,8 @@ fn every_bad_input_is_a_named_q_error() {
     for (keys, vals, want) in [
         (vec!["jobb"], vec![h.s("x")], "prom: unknown config key jobb"),
         (vec!["interval_ms"], vec![h.s("fast")], "prom: config key interval_ms must be a non-negative whole number"),
+        (vec!["on_series_limit"], vec![h.s("drop")], r#"prom: config key on_series_limit: must be "overflow" or "error", not 'drop'"#),
+        (vec!["on_series_limit"], vec![h.j(1)], "prom: config key on_series_limit must be a string or symbol"),
         (vec!["ring_capacity"], vec![h.j(1)], "prom: config key ring_capacity: 1 is outside 16..67108864"),
         (
             vec!["pushgateway"],

@@ -20,10 +20,7 @@ use std::time::Duration;
 
 /// Names monitoring/ may refer to although the library does not emit them: (name, its labels
 /// besides job and instance, why).
-const NOT_EMITTED: [(&str, &[&str], &str); 2] = [
-    ("push_time_seconds", &[], "the Pushgateway's own, per group"),
-    ("kdbprom_series_overflow_total", &["metric"], "emitted once cardinality overflow (Release 2, on_series_limit) lands"),
-];
+const NOT_EMITTED: [(&str, &[&str], &str); 1] = [("push_time_seconds", &[], "the Pushgateway's own, per group")];
 
 const JOB: &str = "monitoring_demo";
 const INSTANCE: &str = "demo-host:5001";
@@ -467,12 +464,14 @@ fn session(h: &Host, rounds: usize) -> Session {
         ],
     );
     let cfg = h.dict(
-        &["job", "instance", "labels", "interval_ms", "pushgateway", "remote_write"],
+        &["job", "instance", "labels", "interval_ms", "max_series_per_metric", "pushgateway", "remote_write"],
         &[
             h.s(JOB),
             h.s(INSTANCE),
             h.dict(&["desk"], &[h.s("rates")]),
             h.j(60_000),
+            // Low, so the clients below overflow (the built-ins are exempt).
+            h.j(3),
             h.dict(&["url"], &[h.str(&format!("http://127.0.0.1:{}", pgw.port))]),
             h.list(&[h.dict(&["url", "name"], &[h.str(&format!("http://127.0.0.1:{}/api/v1/write", prom.port)), h.s("prometheus")])]),
         ],
@@ -482,6 +481,14 @@ fn session(h: &Host, rounds: usize) -> Session {
     h.ok("kdbprom_declare", &[h.s("counter"), h.s("eod_rows_loaded_total"), h.str("Rows loaded."), h.syms(&["table"]), h.id()]);
     let rows = h.ok("kdbprom_series", &[h.s("eod_rows_loaded_total"), h.str("trade")]);
     let rows = h.long(rows);
+    // Five clients for room for three: two fold into the family's overflow series.
+    h.ok("kdbprom_declare", &[h.s("counter"), h.s("client_queries_total"), h.str("Queries by client."), h.syms(&["client"]), h.id()]);
+    let clients: Vec<i64> = (0..5)
+        .map(|c| {
+            let s = h.ok("kdbprom_series", &[h.s("client_queries_total"), h.str(&format!("c{c}"))]);
+            h.long(s)
+        })
+        .collect();
     for round in 0..rounds {
         let r = round as i64;
         // .Q.w[] and count .z.W, as the q script's sampler passes them (a -w limit is set).
@@ -515,6 +522,9 @@ fn session(h: &Host, rounds: usize) -> Session {
             }
         }
         h.ok("kdbprom_inc", &[h.j(rows), h.j(1_000 + r)]);
+        for &c in &clients {
+            h.ok("kdbprom_inc", &[h.j(c), h.j(1)]);
+        }
         let ok = pushed_ok(h, h.ok("kdbprom_push", &[h.id()]));
         assert_eq!(ok, BTreeMap::from([("prometheus".to_string(), true), ("pushgateway".to_string(), true)]), "round {round}");
         if round + 1 < rounds {
@@ -667,8 +677,9 @@ fn every_metric_monitoring_refers_to_is_emitted() {
             continue;
         };
         for (label, op, value) in &s.matchers {
-            // job, instance and target values are configuration, not vocabulary.
-            if op != "=" || value.is_empty() || value.contains('$') || ["job", "instance", "target"].contains(&label.as_str()) {
+            // job, instance and target values are configuration, and metric values the user's own
+            // family names: not vocabulary.
+            if op != "=" || value.is_empty() || value.contains('$') || ["job", "instance", "target", "metric"].contains(&label.as_str()) {
                 continue;
             }
             if !series.iter().any(|l| l.get(label) == Some(value)) {

@@ -12,7 +12,7 @@ pub use native::{NativeConfig, NativeHistogram, NativeSnapshot, Spans};
 pub use summary::{ALPHA, MAX_BINS, Summary};
 
 use crate::event::{Batch, Event, Op, SeriesId};
-use crate::registry::{Kind, Registry};
+use crate::registry::{FamilyId, Kind, Registry};
 use crate::snapshot::{FamilySnapshot, SeriesSnapshot, Snapshot, Value};
 use std::sync::Arc;
 
@@ -26,8 +26,77 @@ enum State {
     /// larger than the other states).
     Native(Box<Native>),
     Summary(Box<Summary>),
+    /// A family's overflow series: its state, and the records that went to it. Its own variant,
+    /// so counting costs the other series nothing.
+    Overflow(Box<Overflow>),
     /// Removed from the registry; its memory is released.
     Gone,
+}
+
+/// The state of a family's overflow series.
+#[derive(Debug)]
+struct Overflow {
+    state: State,
+    family: FamilyId,
+    /// Events applied, a vector `observe` counting its values.
+    records: u64,
+}
+
+impl Overflow {
+    #[inline(never)]
+    fn apply(&mut self, op: Op, v: f64, epoch: u64) {
+        self.records += 1;
+        apply_event(&mut self.state, op, v, epoch);
+    }
+}
+
+/// What an event does to a state (the record's one match, shared by every series).
+#[inline(always)]
+fn apply_event(st: &mut State, op: Op, v: f64, epoch: u64) {
+    match (st, op) {
+        (State::Scalar(x), Op::Inc) => *x += v,
+        (State::Scalar(x), Op::Dec) => *x -= v,
+        (State::Scalar(x), Op::Set) => *x = v,
+        (State::Histogram(h), Op::Observe) => h.observe(v),
+        (State::Native(h), Op::Observe) => h.observe(v),
+        (State::Summary(s), Op::Observe) => {
+            s.advance(epoch);
+            s.observe(v);
+        }
+        (State::Overflow(o), op) => o.apply(op, v, epoch),
+        // The record path checks op against kind, so only removed series get here.
+        _ => {}
+    }
+}
+
+/// What a vector of observations does to a state.
+fn apply_values(st: &mut State, values: &[f64], epoch: u64) {
+    match st {
+        State::Histogram(h) => values.iter().for_each(|&v| h.observe(v)),
+        State::Native(h) => {
+            values.iter().for_each(|&v| h.native.observe(v));
+            if let Some(c) = &mut h.classic {
+                values.iter().for_each(|&v| c.observe(v));
+            }
+        }
+        State::Summary(s) => {
+            s.advance(epoch);
+            values.iter().for_each(|&v| s.observe(v));
+        }
+        State::Overflow(o) => {
+            o.records += values.len() as u64;
+            apply_values(&mut o.state, values, epoch);
+        }
+        _ => {}
+    }
+}
+
+/// The state that holds the value: an overflow series' inner state, any other state itself.
+fn inner(st: &mut State) -> &mut State {
+    match st {
+        State::Overflow(o) => &mut o.state,
+        st => st,
+    }
 }
 
 /// A native histogram series: the sparse buckets, and the classic ones when declared with both.
@@ -57,12 +126,24 @@ pub struct Aggregator {
     /// Series removed since the last [`Aggregator::take_ended`], with their last value: each
     /// remote-write target owes them a stale marker.
     ended: Vec<(SeriesId, Value)>,
+    /// Every overflow series that has a state, in the order they got it.
+    overflow: Vec<SeriesId>,
+    /// Records of overflow series since removed, by family.
+    overflow_retired: Vec<(FamilyId, u64)>,
 }
 
 impl Aggregator {
     /// `slices` is the number of time slices a summary's window spans.
     pub fn new(slices: usize) -> Self {
-        Aggregator { states: Vec::new(), epoch: 0, slices, applied: 0, ended: Vec::new() }
+        Aggregator {
+            states: Vec::new(),
+            epoch: 0,
+            slices,
+            applied: 0,
+            ended: Vec::new(),
+            overflow: Vec::new(),
+            overflow_retired: Vec::new(),
+        }
     }
 
     /// Sets the summary time slice (`elapsed / slice_length`); slices that leave the window are cleared.
@@ -82,6 +163,11 @@ impl Aggregator {
         }
         if matches!(self.states[i], State::Pending) {
             self.states[i] = match reg.slot(sid) {
+                Some(slot) if slot.is_alive() && slot.overflow => {
+                    self.overflow.push(sid);
+                    let state = fresh(reg, slot.family, slot.kind, self.slices, self.epoch);
+                    State::Overflow(Box::new(Overflow { state, family: slot.family, records: 0 }))
+                }
                 Some(slot) if slot.is_alive() => fresh(reg, slot.family, slot.kind, self.slices, self.epoch),
                 _ => State::Gone,
             };
@@ -89,49 +175,45 @@ impl Aggregator {
         &mut self.states[i]
     }
 
+    /// Records that went to each family's overflow series so far (events, a vector `observe`
+    /// counting its values), for every family that has had one since this aggregator started;
+    /// in family order. Removing an overflow series does not take its records back.
+    pub fn overflow_records(&self) -> Vec<(FamilyId, u64)> {
+        let mut out = self.overflow_retired.clone();
+        for &sid in &self.overflow {
+            if let Some(State::Overflow(o)) = self.states.get(sid as usize) {
+                out.push((o.family, o.records));
+            }
+        }
+        out.sort_unstable_by_key(|&(f, _)| f);
+        out.dedup_by(|b, a| {
+            let same = a.0 == b.0;
+            if same {
+                a.1 += b.1;
+            }
+            same
+        });
+        out
+    }
+
     /// Applies one event. Events for removed series are counted and ignored.
     #[inline]
     pub fn apply(&mut self, reg: &Registry, ev: Event) {
         self.applied += 1;
         let epoch = self.epoch;
-        match (self.state(reg, ev.series), ev.op) {
-            (State::Scalar(x), Op::Inc) => *x += ev.value,
-            (State::Scalar(x), Op::Dec) => *x -= ev.value,
-            (State::Scalar(x), Op::Set) => *x = ev.value,
-            (State::Histogram(h), Op::Observe) => h.observe(ev.value),
-            (State::Native(h), Op::Observe) => h.observe(ev.value),
-            (State::Summary(s), Op::Observe) => {
-                s.advance(epoch);
-                s.observe(ev.value);
-            }
-            // The record path checks op against kind, so only removed series get here.
-            _ => {}
-        }
+        apply_event(self.state(reg, ev.series), ev.op, ev.value, epoch);
     }
 
     /// Applies a whole vector of observations.
     pub fn apply_batch(&mut self, reg: &Registry, b: &Batch) {
         self.applied += b.values.len() as u64;
         let epoch = self.epoch;
-        match self.state(reg, b.series) {
-            State::Histogram(h) => b.values.iter().for_each(|&v| h.observe(v)),
-            State::Native(h) => {
-                b.values.iter().for_each(|&v| h.native.observe(v));
-                if let Some(c) = &mut h.classic {
-                    b.values.iter().for_each(|&v| c.observe(v));
-                }
-            }
-            State::Summary(s) => {
-                s.advance(epoch);
-                b.values.iter().for_each(|&v| s.observe(v));
-            }
-            _ => {}
-        }
+        apply_values(self.state(reg, b.series), &b.values, epoch);
     }
 
     /// Sets a gauge or counter directly (self-metrics and process samples, which bypass the ring).
     pub fn put(&mut self, reg: &Registry, sid: SeriesId, v: f64) {
-        if let State::Scalar(x) = self.state(reg, sid) {
+        if let State::Scalar(x) = inner(self.state(reg, sid)) {
             *x = v;
         }
     }
@@ -140,7 +222,7 @@ impl Aggregator {
     /// counted among the events applied, since it was never recorded.
     pub fn observe(&mut self, reg: &Registry, sid: SeriesId, v: f64) {
         let epoch = self.epoch;
-        match self.state(reg, sid) {
+        match inner(self.state(reg, sid)) {
             State::Histogram(h) => h.observe(v),
             State::Native(h) => h.observe(v),
             State::Summary(s) => {
@@ -153,7 +235,7 @@ impl Aggregator {
 
     /// The current value of a counter or gauge (tests and self-metrics).
     pub fn scalar(&mut self, reg: &Registry, sid: SeriesId) -> Option<f64> {
-        match self.state(reg, sid) {
+        match inner(self.state(reg, sid)) {
             State::Scalar(x) => Some(*x),
             _ => None,
         }
@@ -175,6 +257,10 @@ impl Aggregator {
                     if let Some(last) = value(st, &family.params, epoch) {
                         self.ended.push((sid as SeriesId, last));
                     }
+                    if let State::Overflow(o) = st {
+                        self.overflow_retired.push((o.family, o.records));
+                        self.overflow.retain(|&s| s as usize != sid);
+                    }
                     *st = State::Gone;
                 }
                 continue;
@@ -184,6 +270,7 @@ impl Aggregator {
             families[slot.family as usize].series.push(SeriesSnapshot {
                 label_values: &slot.label_values,
                 created_ms: slot.created_ms,
+                overflow: slot.overflow,
                 value,
             });
         }
@@ -201,7 +288,7 @@ impl Aggregator {
             if families.last().is_none_or(|f| !std::ptr::eq(f.family, reg.family(slot.family))) {
                 families.push(FamilySnapshot { family: reg.family(slot.family), series: Vec::new() });
             }
-            let s = SeriesSnapshot { label_values: &slot.label_values, created_ms: slot.created_ms, value };
+            let s = SeriesSnapshot { label_values: &slot.label_values, created_ms: slot.created_ms, overflow: slot.overflow, value };
             families.last_mut().expect("pushed above").series.push(s);
         }
         Snapshot { families }
@@ -230,6 +317,7 @@ fn value(st: &mut State, params: &[f64], epoch: u64) -> Option<Value> {
             s.advance(epoch);
             Value::Summary { quantiles: s.quantiles(params), sum: s.sum(), count: s.count() }
         }
+        State::Overflow(o) => return value(&mut o.state, params, epoch),
         State::Pending | State::Gone => return None,
     })
 }
@@ -279,6 +367,45 @@ mod tests {
         assert_eq!(ended.families.len(), 1);
         assert_eq!((&*ended.families[0].family.name, &ended.families[0].series[0].value), ("g", &Value::Scalar(3.5)));
         assert!(agg.take_ended(&reg).families.is_empty(), "each removal ends once");
+    }
+
+    #[test]
+    fn overflow_series_count_their_records() {
+        let reg = Registry::new(Limits { max_series_per_metric: 1, ..Limits::default() });
+        reg.declare("c_total", "", Kind::Counter, &["a"], &[]).unwrap();
+        reg.declare("h", "", Kind::Histogram, &["a"], &[1.0]).unwrap();
+        let c = reg.series("c_total", &["x"]).unwrap();
+        let co = reg.series("c_total", &["y"]).unwrap();
+        reg.series("h", &["x"]).unwrap();
+        let ho = reg.series("h", &["y"]).unwrap();
+        let mut agg = Aggregator::new(1);
+        agg.apply(&reg, Event { series: c, op: Op::Inc, value: 1.0 });
+        assert_eq!(agg.overflow_records(), [], "nothing went to an overflow series yet");
+        for v in [2.0, 3.0] {
+            agg.apply(&reg, Event { series: co, op: Op::Inc, value: v });
+        }
+        agg.apply_batch(&reg, &Batch { series: ho, values: vec![0.5, 2.0, 3.0] });
+        agg.apply(&reg, Event { series: ho, op: Op::Observe, value: 0.1 });
+        agg.put(&reg, co, 10.0); // not a record
+        assert_eq!(agg.scalar(&reg, co), Some(10.0));
+        agg.put(&reg, co, 5.0);
+        let (cf, hf) = (reg.family_named("c_total").unwrap(), reg.family_named("h").unwrap());
+        assert_eq!(agg.overflow_records(), [(cf, 2), (hf, 4)]);
+        assert_eq!(agg.applied(), 7);
+        let snap = agg.snapshot(&reg);
+        let c_series: Vec<_> = snap.families[cf as usize].series.iter().map(|s| (s.overflow, s.value.clone())).collect();
+        assert_eq!(c_series, [(false, Value::Scalar(1.0)), (true, Value::Scalar(5.0))]);
+        let h = &snap.families[hf as usize].series[1];
+        assert!(h.overflow && h.label_values == [Box::<str>::default()]);
+        assert!(matches!(&h.value, Value::Histogram { cumulative, count: 4, .. } if cumulative == &[2, 4]));
+        // Removed, its records still count; a new overflow series adds to them.
+        reg.remove(co).unwrap();
+        agg.snapshot(&reg);
+        assert_eq!(agg.take_ended(&reg).families[0].series[0].value, Value::Scalar(5.0));
+        let co2 = reg.series("c_total", &["z"]).unwrap();
+        agg.apply(&reg, Event { series: co2, op: Op::Inc, value: 1.0 });
+        agg.apply(&reg, Event { series: co, op: Op::Inc, value: 1.0 }); // removed: ignored
+        assert_eq!(agg.overflow_records(), [(cf, 3), (hf, 4)]);
     }
 
     #[test]

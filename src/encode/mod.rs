@@ -4,6 +4,10 @@
 //! into samples once, so the text and the protobuf of one snapshot cannot disagree. A native
 //! histogram reaches the sink whole through [`Sink::native`], whose default degrades it to what
 //! the text format can show: its classic buckets, or just `_sum` and `_count`.
+//!
+//! A family's overflow series has every label value empty, so no label of the family is written
+//! (each format drops a label whose value is empty); [`Sample::overflow`] tells the format to write
+//! [`crate::registry::OVERFLOW_LABEL`]`="true"` instead.
 
 pub mod downgrade;
 pub mod float;
@@ -27,6 +31,9 @@ pub struct Sample<'a> {
     pub label_names: &'a [Box<str>],
     /// This series' label values (same order).
     pub label_values: &'a [Box<str>],
+    /// The family's overflow series (label values all empty): labelled
+    /// [`crate::registry::OVERFLOW_LABEL`]`="true"` besides the constant labels.
+    pub overflow: bool,
     /// `le` or `quantile` with its canonical spelling.
     pub extra: Option<(&'static str, &'a str)>,
     /// The value.
@@ -109,6 +116,7 @@ pub fn walk(snap: &Snapshot<'_>, sink: &mut impl Sink) {
                 suffix,
                 label_names: &f.label_names,
                 label_values: s.label_values,
+                overflow: s.overflow,
                 extra,
                 value,
                 created_ms: s.created_ms,

@@ -14,7 +14,7 @@
 
 use super::{HistogramSeries, Sample, Sink, walk};
 use crate::aggregate::NativeSnapshot;
-use crate::registry::{Family, Kind};
+use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
@@ -125,6 +125,8 @@ pub(crate) enum Src {
     Family(usize),
     Const(usize),
     Extra,
+    /// [`OVERFLOW_LABEL`], on a family's overflow series only.
+    Overflow,
 }
 
 struct RwSink<'e, 'c> {
@@ -143,6 +145,17 @@ struct RwSink<'e, 'c> {
 pub(crate) fn label_order(f: &Family, consts: &[(String, String)], extra: Option<&str>) -> Vec<Src> {
     let mut v: Vec<(&str, Src)> = vec![("__name__", Src::Name)];
     v.extend(f.label_names.iter().enumerate().map(|(i, n)| (&**n, Src::Family(i))));
+    v.extend(consts.iter().enumerate().map(|(i, (n, _))| (n.as_str(), Src::Const(i))));
+    v.extend(extra.map(|e| (e, Src::Extra)));
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    v.into_iter().map(|(_, s)| s).collect()
+}
+
+/// The label order of a family's overflow series: its own labels are all empty, so `__name__`,
+/// [`OVERFLOW_LABEL`], the constant labels and `extra`, sorted. Built per overflow sample (a
+/// family has one overflow series at most), so the other samples pay nothing for it.
+pub(crate) fn overflow_order(consts: &[(String, String)], extra: Option<&str>) -> Vec<Src> {
+    let mut v: Vec<(&str, Src)> = vec![("__name__", Src::Name), (OVERFLOW_LABEL, Src::Overflow)];
     v.extend(consts.iter().enumerate().map(|(i, (n, _))| (n.as_str(), Src::Const(i))));
     v.extend(extra.map(|e| (e, Src::Extra)));
     v.sort_by(|a, b| a.0.cmp(b.0));
@@ -231,13 +244,22 @@ impl RwSink<'_, '_> {
     fn labels(&mut self, s: &Sample<'_>) {
         let ts = &mut self.enc.series;
         ts.clear();
-        let order = if s.extra.is_some() { &self.order_extra } else { &self.order };
+        let overflow;
+        let order = match (s.overflow, s.extra) {
+            (false, None) => &self.order,
+            (false, Some(_)) => &self.order_extra,
+            (true, extra) => {
+                overflow = overflow_order(self.const_labels, extra.map(|(n, _)| n));
+                &overflow
+            }
+        };
         for &src in order {
             let (name, value): (&str, [&str; 2]) = match src {
                 Src::Name => ("__name__", [s.name, s.suffix]),
                 Src::Family(i) => (&s.label_names[i], [&s.label_values[i], ""]),
                 Src::Const(i) => (&self.const_labels[i].0, [&self.const_labels[i].1, ""]),
                 Src::Extra => s.extra.map_or(("", ["", ""]), |(n, v)| (n, [v, ""])),
+                Src::Overflow => (OVERFLOW_LABEL, ["true", ""]),
             };
             let vlen = value[0].len() + value[1].len();
             if vlen == 0 {
@@ -396,6 +418,102 @@ pub(crate) mod tests {
             want.observe(v);
         }
         (reg, agg, want)
+    }
+
+    /// A registry of one series per family (`max_series_per_metric` 1) where a second label set
+    /// went to the overflow series: `rows_total{table}` (a counter: 1, overflow 5),
+    /// `lat_seconds{path,Zone}` (classic buckets 0.5: 0.7, overflow 0.2) and `n_seconds{path}`
+    /// (native: 1.0, overflow 2.0 and 4.0).
+    pub(crate) fn overflow_registry() -> (Registry, Aggregator) {
+        let reg = Registry::new(Limits { max_series_per_metric: 1, ..Limits::default() });
+        reg.declare("rows_total", "Rows.", Kind::Counter, &["table"], &[]).unwrap();
+        reg.declare("lat_seconds", "", Kind::Histogram, &["path", "Zone"], &[0.5]).unwrap();
+        let cfg = crate::aggregate::NativeConfig::default();
+        reg.declare_with("n_seconds", "", Kind::Histogram, &["path"], &[], Some(cfg)).unwrap();
+        let mut agg = Aggregator::new(1);
+        let mut ev = |series, op, value| agg.apply(&reg, Event { series, op, value });
+        ev(reg.series("rows_total", &["a"]).unwrap(), Op::Inc, 1.0);
+        ev(reg.series("rows_total", &["b"]).unwrap(), Op::Inc, 2.0);
+        ev(reg.series("rows_total", &["c"]).unwrap(), Op::Inc, 3.0);
+        ev(reg.series("lat_seconds", &["/q", "eu"]).unwrap(), Op::Observe, 0.7);
+        ev(reg.series("lat_seconds", &["/r", "us"]).unwrap(), Op::Observe, 0.2);
+        ev(reg.series("n_seconds", &["/q"]).unwrap(), Op::Observe, 1.0);
+        ev(reg.series("n_seconds", &["/r"]).unwrap(), Op::Observe, 2.0);
+        ev(reg.series("n_seconds", &["/s"]).unwrap(), Op::Observe, 4.0);
+        assert!(["rows_total", "lat_seconds", "n_seconds"].iter().all(|f| reg.overflow_series(f).is_some()));
+        (reg, agg)
+    }
+
+    #[test]
+    fn overflow_series_have_only_the_overflow_label_besides_the_constant_ones() {
+        use crate::proto::histogram::Count;
+        let (reg, mut agg) = overflow_registry();
+        let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "eod".to_string())];
+        let reqs = Encoder::default().encode(&agg.snapshot(&reg), &consts, 5, 1000, Values::Current);
+        let w = decode(&reqs[0]);
+        type Series = (Vec<(String, String)>, Option<f64>, Option<u64>);
+        let got: Vec<Series> = w
+            .timeseries
+            .iter()
+            .map(|t| {
+                let h = t.histograms.first().map(|h| match h.count {
+                    Some(Count::CountInt(n)) => n,
+                    _ => panic!("an integer histogram"),
+                });
+                (labels(&t.labels), t.samples.first().map(|s| s.value), h)
+            })
+            .collect();
+        let l = |pairs: &[(&str, &str)]| pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+        let ovf = |name: &str, extra: Option<(&str, &str)>| {
+            let mut v = vec![("__name__", name), ("instance", "h:1"), ("job", "eod"), ("otel_metric_overflow", "true")];
+            v.extend(extra);
+            v.sort();
+            l(&v)
+        };
+        let want = vec![
+            (l(&[("__name__", "rows_total"), ("instance", "h:1"), ("job", "eod"), ("table", "a")]), Some(1.0), None),
+            (ovf("rows_total", None), Some(5.0), None),
+            (
+                l(&[
+                    ("Zone", "eu"),
+                    ("__name__", "lat_seconds_bucket"),
+                    ("instance", "h:1"),
+                    ("job", "eod"),
+                    ("le", "0.5"),
+                    ("path", "/q"),
+                ]),
+                Some(0.0),
+                None,
+            ),
+            (
+                l(&[
+                    ("Zone", "eu"),
+                    ("__name__", "lat_seconds_bucket"),
+                    ("instance", "h:1"),
+                    ("job", "eod"),
+                    ("le", "+Inf"),
+                    ("path", "/q"),
+                ]),
+                Some(1.0),
+                None,
+            ),
+            (l(&[("Zone", "eu"), ("__name__", "lat_seconds_sum"), ("instance", "h:1"), ("job", "eod"), ("path", "/q")]), Some(0.7), None),
+            (l(&[("Zone", "eu"), ("__name__", "lat_seconds_count"), ("instance", "h:1"), ("job", "eod"), ("path", "/q")]), Some(1.0), None),
+            (ovf("lat_seconds_bucket", Some(("le", "0.5"))), Some(1.0), None),
+            (ovf("lat_seconds_bucket", Some(("le", "+Inf"))), Some(1.0), None),
+            (ovf("lat_seconds_sum", None), Some(0.2), None),
+            (ovf("lat_seconds_count", None), Some(1.0), None),
+            (l(&[("__name__", "n_seconds"), ("instance", "h:1"), ("job", "eod"), ("path", "/q")]), None, Some(1)),
+            (ovf("n_seconds", None), None, Some(2)),
+        ];
+        assert_eq!(got, want);
+        assert!(got.iter().all(|(l, _, _)| l.windows(2).all(|p| p[0].0 < p[1].0)), "sorted");
+        // Stale markers end the overflow series under the same labels.
+        let stale = decode(&Encoder::default().encode(&agg.snapshot(&reg), &consts, 5, 1000, Values::Stale)[0]);
+        assert_eq!(
+            stale.timeseries.iter().map(|t| labels(&t.labels)).collect::<Vec<_>>(),
+            want.iter().map(|w| w.0.clone()).collect::<Vec<_>>()
+        );
     }
 
     fn spans(s: &[crate::proto::BucketSpan], deltas: &[i64]) -> Option<Vec<(i32, u64)>> {

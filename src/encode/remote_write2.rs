@@ -11,11 +11,11 @@
 //! (field 3) with the series' start timestamp, metadata type HISTOGRAM, counted as one sample;
 //! declared with classic buckets as well, its `_bucket`, `_sum` and `_count` series go too.
 
-use super::remote_write::{Request, STALE_NAN, Src, Values, label_order, put_histogram};
+use super::remote_write::{Request, STALE_NAN, Src, Values, label_order, overflow_order, put_histogram};
 use super::symbols::Symbols;
 use super::{HistogramSeries, Sample, Sink, walk};
 use crate::aggregate::NativeSnapshot;
-use crate::registry::{Family, Kind};
+use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use prost::encoding::{WireType, encode_key, encode_varint};
@@ -236,6 +236,7 @@ impl Sink2<'_, '_> {
                     Src::Family(i) => e.symbols.intern(&self.label_names[i]),
                     Src::Const(i) => e.symbols.intern(&self.const_labels[i].0),
                     Src::Extra => e.symbols.intern(extra.unwrap_or("")),
+                    Src::Overflow => e.symbols.intern(OVERFLOW_LABEL),
                 });
             }
         }
@@ -364,6 +365,9 @@ impl Sink2<'_, '_> {
         if self.cache.generation != self.enc.generation {
             self.refresh(self.extra);
         }
+        if s.overflow {
+            return self.overflow_refs(s);
+        }
         let e = &mut *self.enc;
         let c = &self.cache;
         e.refs.clear();
@@ -376,8 +380,30 @@ impl Sink2<'_, '_> {
                 Src::Const(i) if self.const_labels[i].1.is_empty() => continue,
                 Src::Const(i) => c.consts[i],
                 Src::Extra => e.symbols.intern(s.extra.map_or("", |(_, v)| v)),
+                Src::Overflow => e.symbols.intern("true"),
             };
             e.refs.push(name);
+            e.refs.push(value);
+        }
+    }
+
+    /// [`Sink2::refs`] for a family's overflow series: its own labels (all empty) left out,
+    /// [`OVERFLOW_LABEL`]`="true"` in, names interned here (one series a family at most).
+    #[cold]
+    fn overflow_refs(&mut self, s: &Sample<'_>) {
+        let e = &mut *self.enc;
+        let c = &self.cache;
+        e.refs.clear();
+        for src in overflow_order(self.const_labels, s.extra.map(|(n, _)| n)) {
+            let (name, value) = match src {
+                Src::Name => ("__name__", c.metric[suffix_slot(s.suffix)]),
+                Src::Const(i) if self.const_labels[i].1.is_empty() => continue,
+                Src::Const(i) => (self.const_labels[i].0.as_str(), c.consts[i]),
+                Src::Extra => s.extra.map_or(("", 0), |(n, v)| (n, e.symbols.intern(v))),
+                Src::Overflow => (OVERFLOW_LABEL, e.symbols.intern("true")),
+                Src::Family(_) => continue,
+            };
+            e.refs.push(e.symbols.intern(name));
             e.refs.push(value);
         }
     }
@@ -459,6 +485,38 @@ mod tests {
         assert_eq!((depth.samples[0].value, depth.samples[0].start_timestamp, depth.metadata.unwrap().r#type), (3.0, 0, 2));
         let stale = Encoder::default().encode(&agg.snapshot(&reg), &consts, 9, 100, Values::Stale);
         assert!(decode(&stale[0]).timeseries.iter().all(|t| t.samples[0].value.to_bits() == STALE_NAN));
+    }
+
+    #[test]
+    fn overflow_series_have_only_the_overflow_label_besides_the_constant_ones() {
+        let (reg, mut agg) = crate::encode::remote_write::tests::overflow_registry();
+        let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "eod".to_string())];
+        let snap = agg.snapshot(&reg);
+        // The 1.0 encoder's label sets (its own test pins them) are the 2.0 encoder's.
+        let v1 = super::super::remote_write::Encoder::default().encode(&snap, &consts, 5, 1000, Values::Current);
+        let raw = snap::raw::Decoder::new().decompress_vec(&v1[0].body).unwrap();
+        let v1 = crate::proto::WriteRequest::decode(&raw[..]).unwrap();
+        let want: Vec<Vec<(String, String)>> =
+            v1.timeseries.iter().map(|t| t.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect()).collect();
+        assert_eq!(want.iter().filter(|l| l.iter().any(|(n, v)| n == "otel_metric_overflow" && v == "true")).count(), 6);
+        // Small requests: every one restarts the symbols table, so each overflow series is written
+        // against a fresh table as well as after other series.
+        for max in [1, 3, 1000] {
+            let reqs = Encoder::default().encode(&snap, &consts, 5, max, Values::Current);
+            let mut got = Vec::new();
+            for r in &reqs {
+                let w = decode(r);
+                let mut seen = std::collections::HashSet::new();
+                assert!(w.symbols.iter().all(|s| seen.insert(s)), "each symbol once: {:?}", w.symbols);
+                for t in &w.timeseries {
+                    let l: Vec<(String, String)> =
+                        t.labels_refs.chunks(2).map(|p| (w.symbols[p[0] as usize].clone(), w.symbols[p[1] as usize].clone())).collect();
+                    assert!(l.windows(2).all(|p| p[0].0 < p[1].0), "sorted: {l:?}");
+                    got.push(l);
+                }
+            }
+            assert_eq!(got, want, "max_samples_per_send {max}");
+        }
     }
 
     #[test]

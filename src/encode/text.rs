@@ -2,7 +2,7 @@
 //! the Pushgateway and the textfile collector read.
 
 use super::{Sample, Sink, float, walk};
-use crate::registry::Family;
+use crate::registry::{Family, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
 use std::borrow::Cow;
 
@@ -57,9 +57,10 @@ impl Sink for TextSink<'_> {
         o.push_str(s.suffix);
         let pairs = s.label_names.iter().map(|n| &**n).zip(s.label_values.iter().map(|v| &**v));
         let consts = self.const_labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let overflow = s.overflow.then_some((OVERFLOW_LABEL, "true"));
         let mut first = true;
         // Empty values mean "no label" in Prometheus; leaving them out keeps text and remote write equal.
-        for (n, v) in pairs.chain(consts).chain(s.extra).filter(|(_, v)| !v.is_empty()) {
+        for (n, v) in pairs.chain(overflow).chain(consts).chain(s.extra).filter(|(_, v)| !v.is_empty()) {
             o.push(if first { '{' } else { ',' });
             first = false;
             o.push_str(n);
@@ -96,6 +97,32 @@ pub fn escape(s: &str, quote: bool) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use crate::encode::remote_write::tests::native_registry;
+
+    #[test]
+    fn overflow_series_have_only_the_overflow_label_besides_the_constant_ones() {
+        let (reg, mut agg) = crate::encode::remote_write::tests::overflow_registry();
+        let text = super::encode(&agg.snapshot(&reg), &[("env".into(), "prod".into())]);
+        assert_eq!(
+            text,
+            "# HELP rows_total Rows.\n# TYPE rows_total counter\n\
+             rows_total{table=\"a\",env=\"prod\"} 1\n\
+             rows_total{otel_metric_overflow=\"true\",env=\"prod\"} 5\n\
+             # TYPE lat_seconds histogram\n\
+             lat_seconds_bucket{path=\"/q\",Zone=\"eu\",env=\"prod\",le=\"0.5\"} 0\n\
+             lat_seconds_bucket{path=\"/q\",Zone=\"eu\",env=\"prod\",le=\"+Inf\"} 1\n\
+             lat_seconds_sum{path=\"/q\",Zone=\"eu\",env=\"prod\"} 0.7\n\
+             lat_seconds_count{path=\"/q\",Zone=\"eu\",env=\"prod\"} 1\n\
+             lat_seconds_bucket{otel_metric_overflow=\"true\",env=\"prod\",le=\"0.5\"} 1\n\
+             lat_seconds_bucket{otel_metric_overflow=\"true\",env=\"prod\",le=\"+Inf\"} 1\n\
+             lat_seconds_sum{otel_metric_overflow=\"true\",env=\"prod\"} 0.2\n\
+             lat_seconds_count{otel_metric_overflow=\"true\",env=\"prod\"} 1\n\
+             # TYPE n_seconds histogram\n\
+             n_seconds_sum{path=\"/q\",env=\"prod\"} 1\n\
+             n_seconds_count{path=\"/q\",env=\"prod\"} 1\n\
+             n_seconds_sum{otel_metric_overflow=\"true\",env=\"prod\"} 6\n\
+             n_seconds_count{otel_metric_overflow=\"true\",env=\"prod\"} 2\n"
+        );
+    }
 
     #[test]
     fn native_histograms_degrade_to_classic_buckets_or_sum_and_count() {
