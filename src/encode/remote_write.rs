@@ -45,32 +45,40 @@ pub struct Request {
 }
 
 /// Buffers kept from one push to the next.
+#[derive(Debug, Default)]
 pub struct Encoder {
     raw: Vec<u8>,
     series: Vec<u8>,
     /// A native histogram's `Histogram` message, before its length is known.
     histogram: Vec<u8>,
     metadata: Vec<u8>,
-    snappy: snap::raw::Encoder,
-    compressed: Vec<u8>,
+    compressor: Compressor,
 }
 
-impl Default for Encoder {
-    fn default() -> Self {
-        Encoder {
-            raw: Vec::new(),
-            series: Vec::new(),
-            histogram: Vec::new(),
-            metadata: Vec::new(),
-            snappy: snap::raw::Encoder::new(),
-            compressed: Vec::new(),
-        }
+/// Snappy block compression into a buffer kept from one request to the next (both protocols).
+pub(crate) struct Compressor {
+    snappy: snap::raw::Encoder,
+    out: Vec<u8>,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressor").field("capacity", &self.out.capacity()).finish()
     }
 }
 
-impl std::fmt::Debug for Encoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("raw_capacity", &self.raw.capacity()).finish()
+impl Default for Compressor {
+    fn default() -> Self {
+        Compressor { snappy: snap::raw::Encoder::new(), out: Vec::new() }
+    }
+}
+
+impl Compressor {
+    /// `raw` in snappy's block format, as a body of its own.
+    pub(crate) fn compress(&mut self, raw: &[u8]) -> Bytes {
+        self.out.resize(snap::raw::max_compress_len(raw.len()), 0);
+        let n = self.snappy.compress(raw, &mut self.out).expect("a buffer of max_compress_len always suffices");
+        Bytes::copy_from_slice(&self.out[..n])
     }
 }
 
@@ -110,11 +118,9 @@ impl Encoder {
     }
 
     fn finish_request(&mut self, samples: usize) -> Request {
-        let max = snap::raw::max_compress_len(self.raw.len());
-        self.compressed.resize(max, 0);
-        let n = self.snappy.compress(&self.raw, &mut self.compressed).expect("a buffer of max_compress_len always suffices");
+        let body = self.compressor.compress(&self.raw);
         self.raw.clear();
-        Request { body: Bytes::copy_from_slice(&self.compressed[..n]), samples }
+        Request { body, samples }
     }
 }
 

@@ -11,13 +11,12 @@
 //! (field 3) with the series' start timestamp, metadata type HISTOGRAM, counted as one sample;
 //! declared with classic buckets as well, its `_bucket`, `_sum` and `_count` series go too.
 
-use super::remote_write::{Request, STALE_NAN, Src, Values, label_order, overflow_order, put_histogram};
+use super::remote_write::{Compressor, Request, STALE_NAN, Src, Values, label_order, overflow_order, put_histogram};
 use super::symbols::Symbols;
 use super::{HistogramSeries, Sample, Sink, walk};
 use crate::aggregate::NativeSnapshot;
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
-use bytes::Bytes;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
 /// Headers every remote-write 2.0 request carries (the Content-Type exactly so: Thanos compares it whole).
@@ -44,6 +43,7 @@ pub fn unit_of(name: &str) -> &'static str {
 }
 
 /// Buffers kept from one push to the next.
+#[derive(Debug, Default)]
 pub struct Encoder {
     symbols: Symbols,
     /// Bumped whenever the symbols table restarts, so refs cached per family are re-interned.
@@ -53,29 +53,7 @@ pub struct Encoder {
     /// A native histogram's `Histogram` message, before its length is known.
     histogram: Vec<u8>,
     raw: Vec<u8>,
-    snappy: snap::raw::Encoder,
-    compressed: Vec<u8>,
-}
-
-impl Default for Encoder {
-    fn default() -> Self {
-        Encoder {
-            symbols: Symbols::new(),
-            generation: 0,
-            series: Vec::new(),
-            refs: Vec::new(),
-            histogram: Vec::new(),
-            raw: Vec::new(),
-            snappy: snap::raw::Encoder::new(),
-            compressed: Vec::new(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Encoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("series_capacity", &self.series.capacity()).finish()
-    }
+    compressor: Compressor,
 }
 
 impl Encoder {
@@ -136,11 +114,9 @@ impl Encoder {
             self.raw.extend_from_slice(s.as_bytes());
         }
         self.raw.extend_from_slice(&self.series);
-        let max = snap::raw::max_compress_len(self.raw.len());
-        self.compressed.resize(max, 0);
-        let n = self.snappy.compress(&self.raw, &mut self.compressed).expect("a buffer of max_compress_len always suffices");
+        let body = self.compressor.compress(&self.raw);
         self.reset();
-        Request { body: Bytes::copy_from_slice(&self.compressed[..n]), samples }
+        Request { body, samples }
     }
 }
 
