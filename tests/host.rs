@@ -410,8 +410,8 @@ fn every_bad_input_is_a_named_q_error() {
         ("kdbprom_inc", vec![h.j(i64::MIN), h.j(1)], "prom: inc: series must not be null"),
         ("kdbprom_inc", vec![h.j(-5), h.j(1)], "prom: inc: unknown series id -5"),
         ("kdbprom_inc", vec![h.j(999_999), h.j(1)], "prom: unknown series id 999999"),
-        ("kdbprom_inc", vec![h.f(1.0), h.j(1)], "prom: inc: series must be a long, not a float atom"),
-        ("kdbprom_inc", vec![h.s(""), h.j(1)], "prom: inc must not be the null symbol"),
+        ("kdbprom_inc", vec![h.f(1.0), h.j(1)], "prom: inc: series must be a long or a symbol, not a float atom"),
+        ("kdbprom_inc", vec![h.s(""), h.j(1)], "prom: inc: series must not be the null symbol"),
         ("kdbprom_inc", vec![h.s("c_total"), h.j(1)], "prom: c_total has labels: get a series id with .prom.series first"),
         ("kdbprom_inc", vec![h.s("missing"), h.j(1)], "prom: unknown metric missing"),
         ("kdbprom_set", vec![h.s("g"), h.floats(&[1.0, 2.0])], "prom: set g: takes one value, not a vector"),
@@ -703,4 +703,122 @@ fn a_wrong_type_in_every_argument_of_every_export_is_an_error() {
     assert!(h.err("kdbprom_end", &[err_obj(), h.j(0)]).starts_with("prom: handler must be a long"));
     // q keeps running: the agent still answers.
     assert!(text(h).contains("\nw "));
+}
+
+/// q's whole-number nulls (`0Nh` `0Ni` `0N`) and infinities (`±0Wh` `±0Wi` `±0W`) are read one way
+/// wherever they arrive: an atom, an item of a vector, an item of a mixed list, a series id, a
+/// handler index, a configuration value.
+#[test]
+fn short_int_long_nulls_and_infinities_are_refused_alike_in_atoms_and_vectors() {
+    use kdbplus::api::K;
+    let _g = lock();
+    let h = host();
+    start(h, &[], &[]);
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("g"), h.str(""), h.id(), h.id()]);
+    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("hz_seconds"), h.str(""), h.id(), h.floats(&[1.0])]);
+    // (null, +infinity, -infinity, largest finite) of each type, as atoms and as one-item vectors
+    type Make = fn(&Host, i64) -> K;
+    let kinds: [(&str, [i64; 4], Make, Make); 3] = [
+        ("short", [-32768, 32767, -32767, 32766], |h, v| (h.kh)(v as i32), |h, v| h.vec::<i16>(5, &[1, v as i16])),
+        (
+            "int",
+            [i64::from(i32::MIN), i64::from(i32::MAX), -i64::from(i32::MAX), i64::from(i32::MAX) - 1],
+            |h, v| h.i(v as i32),
+            |h, v| h.vec::<i32>(6, &[1, v as i32]),
+        ),
+        ("long", [i64::MIN, i64::MAX, -i64::MAX, i64::MAX - 1], |h, v| h.j(v), |h, v| h.longs(&[1, v])),
+    ];
+    for (ty, [null, inf, ninf, big], atom, vector) in kinds {
+        for v in [null, inf, ninf] {
+            assert_eq!(h.err("kdbprom_set", &[h.s("g"), atom(h, v)]), "prom: set g: value is null or infinite", "{ty} atom {v}");
+            assert_eq!(
+                h.err("kdbprom_inc", &[h.s("g"), vector(h, v)]),
+                "prom: inc g: value 1 of the vector is null or infinite",
+                "{ty} vector {v}"
+            );
+            let mixed = h.list(&[h.f(1.0), atom(h, v)]);
+            assert_eq!(
+                h.err("kdbprom_observe", &[h.s("hz_seconds"), mixed]),
+                "prom: observe hz_seconds: value 1 of the vector is null or infinite"
+            );
+            // as a series id or a handler index: named, never "unknown series id 9223372036854775807"
+            let not = if v == null { "null" } else { "infinite" };
+            assert_eq!(h.err("kdbprom_inc", &[atom(h, v), h.j(1)]), format!("prom: inc: series must not be {not}"), "{ty} {v}");
+            assert_eq!(h.err("kdbprom_end", &[atom(h, v), h.j(0)]), format!("prom: handler must not be {not}"), "{ty} {v}");
+            assert_eq!(h.err("kdbprom_end", &[h.j(0), atom(h, v)]), format!("prom: start token must not be {not}"), "{ty} {v}");
+        }
+        // The largest finite value is a number, in an atom and in a vector alike.
+        h.ok("kdbprom_set", &[h.s("g"), atom(h, big)]);
+        h.ok("kdbprom_inc", &[h.s("g"), vector(h, big)]);
+        if ty != "long" {
+            assert!(text(h).contains(&format!("\ng {}\n", 2 * big + 1)), "{ty}: {}", text(h));
+        }
+        h.ok("kdbprom_set", &[h.s("g"), h.j(0)]);
+    }
+    // A configuration value (a stopped agent takes a new init): a null is "not given", an
+    // infinity refused, in an atom and in a vector alike.
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    for (ty, [null, inf, ninf, _], atom, vector) in kinds {
+        for v in [inf, ninf] {
+            let cfg = h.dict(&["interval_ms"], &[atom(h, v)]);
+            assert_eq!(h.err("kdbprom_init", &[cfg, h.id()]), "prom: config.interval_ms must not be infinite", "{ty} {v}");
+            let cfg = h.dict(&["instrument"], &[vector(h, v)]);
+            assert_eq!(h.err("kdbprom_init", &[cfg, h.id()]), "prom: config.instrument[1] must not be infinite", "{ty} {v}");
+        }
+        let cfg = h.dict(&["interval_ms", "exit_deadline_ms"], &[atom(h, null), h.j(0)]);
+        let r = h.ok("kdbprom_init", &[cfg, h.id()]);
+        let settings: std::collections::HashMap<String, K> = h.dict_items(r).into_iter().collect();
+        assert_eq!(h.long(settings["interval_ms"]), 10_000, "{ty} null: the default");
+        (h.r0)(r);
+        let _ = h.call("kdbprom_stop", &[h.id()]);
+    }
+    // A whole-number vector in the configuration is whole numbers, as a mixed list's items are.
+    let kinds = "prom: config key instrument: must be a boolean or a list of handler names (sync, async, http, websocket, timer, conn)";
+    assert_eq!(h.err("kdbprom_init", &[h.dict(&["instrument"], &[h.longs(&[1, 2])]), h.id()]), format!("{kinds}: item 0 is 1"));
+    assert_eq!(h.err("kdbprom_init", &[h.dict(&["instrument"], &[h.list(&[h.j(1), h.j(2)])]), h.id()]), format!("{kinds}: item 0 is 1"));
+}
+
+/// One helper writes every type error, "{what} must be {want}, not {type}", with the article the
+/// type name takes; `updval` reads its function inside the export's guard.
+#[test]
+fn type_errors_share_one_form() {
+    let _g = lock();
+    let h = host();
+    start(h, &[], &[]);
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("g"), h.str(""), h.id(), h.id()]);
+    let char_atom = |b: u8| {
+        let c = (h.ka)(-10);
+        // SAFETY: a fresh char atom; its byte is its value.
+        unsafe { (*c).value.byte = b };
+        c
+    };
+    for (export, args, want) in [
+        ("kdbprom_conn", vec![h.j(0), h.i(1)], "prom: opened must be a boolean, not an int atom"),
+        ("kdbprom_end", vec![h.id(), h.j(0)], "prom: handler must be a long, not ::"),
+        ("kdbprom_end", vec![h.f(1.0), h.j(0)], "prom: handler must be a long, not a float atom"),
+        (
+            "kdbprom_inc",
+            vec![h.s("g"), h.vec::<i64>(12, &[0])],
+            "prom: inc: value must be a number, a timespan or a vector of them, not a timestamp vector",
+        ),
+        ("kdbprom_inc", vec![h.vec::<i32>(6, &[1]), h.j(1)], "prom: inc: series must be a long or a symbol, not an int vector"),
+        ("kdbprom_series", vec![h.s("g"), h.j(1)], "prom: series g: label values must be symbols or strings, not a long atom"),
+        ("kdbprom_sample", vec![h.dict(&["used"], &[h.j(1)]), h.s("x")], "prom: sample: handles must be a number, not a symbol atom"),
+        ("kdbprom_event", vec![(h.ktj)(-14, 1)], "prom: event must be a symbol, not a date atom"),
+        // a char atom is text as a string's bytes are: UTF-8 alone (ASCII)
+        ("kdbprom_declare", vec![h.s("gauge"), h.s("g9"), char_atom(0xe9), h.id(), h.id()], "prom: g9: help is not UTF-8"),
+        ("kdbprom_declare", vec![h.s("gauge"), h.s("g9"), h.vec::<u8>(10, &[0xe9]), h.id(), h.id()], "prom: g9: help is not UTF-8"),
+        // updval's function, whatever its type, is read inside the guard
+        ("kdbprom_updval", vec![h.s("g"), h.j(1), h.j(1)], "prom: updval: func must be one of : + - ,"),
+        ("kdbprom_updval", vec![h.s("g"), h.vec::<u8>(4, &[1]), h.j(1)], "prom: updval: func must be one of : + - ,"),
+    ] {
+        assert_eq!(h.err(export, &args), want, "{export}");
+    }
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("g9"), char_atom(b'x'), h.id(), h.id()]);
+    assert!(text(h).contains("# HELP g9 x\n"), "{}", text(h));
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    assert_eq!(
+        h.err("kdbprom_init", &[h.f(1.0), h.id()]),
+        "prom: init: config must be a dictionary, a JSON file path or ::, not a float atom"
+    );
 }

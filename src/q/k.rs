@@ -1,12 +1,18 @@
-//! Reading q objects into Rust values and building q results: the only code that dereferences K.
+//! Reading the arguments q passes: with [`super::build`], the only code that dereferences K.
 //!
-//! Arguments are borrowed from q (never freed here); results are fresh objects with refcount 0
-//! that q takes over. Every reader checks the type byte before it reads the matching union field.
+//! An export reads its arguments through [`KRef`], a K borrowed for the export call: each export
+//! wraps each argument once with [`KRef::new`], the one `unsafe` step, and every reader is a safe
+//! method whose results live no longer than the call. Readers check the type byte before they
+//! read the matching union field, and read the nulls and infinities of shorts, ints and longs
+//! alike in atoms, vectors and mixed lists ([`Whole`]). A value of the wrong type is named by
+//! [`must_be`], the one text for it.
 
-use kdbplus::api::native::{ka, kf, kj, kpn, ktn, ss, xD};
-use kdbplus::api::{K, S};
+use kdbplus::api::{K, S, k0};
 use serde_json::{Map, Number, Value};
-use std::ffi::{CStr, CString, c_char};
+use std::borrow::Cow::{self, Borrowed, Owned};
+use std::ffi::CStr;
+use std::fmt::{self, Display};
+use std::marker::PhantomData;
 
 /// A q type problem, described for the error text.
 pub type Bad = String;
@@ -28,404 +34,523 @@ pub mod t {
     pub const IDENTITY: i8 = 101;
 }
 
-/// The q type of `x`.
-pub fn qtype(x: K) -> i8 {
-    // SAFETY: q passes valid K objects to every export; the header is always readable.
-    unsafe { (*x).qtype }
+/// The one text for a value of the wrong type: `{what} must be {want}, not {got}`, where `got` is
+/// a [`TypeName`] ("a long atom", "an int vector", "::") or, where the value says more, the value.
+#[cold]
+#[inline(never)]
+pub fn must_be(what: impl Display, want: &str, got: impl Display) -> Bad {
+    format!("{what} must be {want}, not {got}")
 }
 
-fn len(x: K) -> usize {
-    // SAFETY: only called on list types (qtype >= 0), whose union holds `list.n`.
-    unsafe { (*x).value.list.n as usize }
+/// A value of the right type that is refused: `{what} must not be {not}` (null, infinite, ...).
+#[cold]
+#[inline(never)]
+fn must_not(what: impl Display, not: impl Display) -> Bad {
+    format!("{what} must not be {not}")
 }
 
-/// The items of a list of type `T` (caller checked the type code matches `T`).
-fn items<'a, T>(x: K) -> &'a [T] {
-    // SAFETY: the caller checked qtype, so G0 holds `n` contiguous items of T, alive while q holds x
-    // (for the duration of the export call, which bounds every use of the slice).
-    unsafe { std::slice::from_raw_parts((*x).value.list.G0.as_ptr().cast::<T>(), len(x)) }
+/// A K object q lent to the running export, for `'a`: at most the export call.
+///
+/// `Copy`, and neither `Send` nor `Sync`: it stays on the thread q called the export on. Children
+/// (list items, a dictionary's keys and values) are `KRef<'a>` too, and every `&str`, slice and
+/// [`Item`] read from it is borrowed for `'a` at most.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct KRef<'a>(K, PhantomData<&'a k0>);
+
+/// The items of a list, by type.
+enum Items<'a> {
+    Obj(&'a [KRef<'a>]),
+    Bool(&'a [u8]),
+    Char(&'a [u8]),
+    Short(&'a [i16]),
+    Int(&'a [i32]),
+    Long(&'a [i64]),
+    Real(&'a [f32]),
+    Float(&'a [f64]),
+    Sym(&'a [Sym<'a>]),
+    Span(&'a [i64]),
+    /// A vector of any other type: its length.
+    Other(usize),
 }
 
-fn sym_str<'a>(s: S) -> Result<&'a str, Bad> {
-    // SAFETY: q symbols are NUL-terminated, interned and never freed.
-    let c = unsafe { CStr::from_ptr(s) };
-    c.to_str().map_err(|_| "symbol is not UTF-8".to_string())
-}
-
-/// Name of a q type for error texts.
-pub fn type_name(x: K) -> String {
-    name_of(qtype(x))
-}
-
-/// Name of the q type with code `ty` for error texts.
-fn name_of(ty: i8) -> String {
-    let n = match ty.unsigned_abs() as i8 {
-        0 => "general list",
-        1 => "boolean",
-        4 => "byte",
-        5 => "short",
-        6 => "int",
-        7 => "long",
-        8 => "real",
-        9 => "float",
-        10 => "char",
-        11 => "symbol",
-        12 => "timestamp",
-        14 => "date",
-        16 => "timespan",
-        98 => "table",
-        99 => "dictionary",
-        101 => "::",
-        _ => return format!("q type {ty}"),
-    };
-    match ty {
-        v if v < 0 => format!("{n} atom"),
-        0 | 98.. => n.to_string(),
-        _ => format!("{n} vector"),
+impl<'a> KRef<'a> {
+    /// Borrows an export's argument for the call: the one unsafe step (children are read from
+    /// their parent, under this same guarantee).
+    ///
+    /// # Safety
+    /// `*k` is an argument q passed to the running export: a valid K object (so are its items and
+    /// children) that q keeps alive and unchanged until the export returns. Borrowing the parameter
+    /// itself bounds `'a` by the call.
+    #[inline(always)]
+    pub unsafe fn new(k: &'a K) -> Self {
+        debug_assert!(!k.is_null());
+        KRef(*k, PhantomData)
     }
-}
 
-/// `x` is `::` (or a projection hole).
-pub fn is_identity(x: K) -> bool {
-    qtype(x) == t::IDENTITY
-}
-
-/// A non-null symbol atom.
-pub fn symbol<'a>(x: K, what: &str) -> Result<&'a str, Bad> {
-    if qtype(x) != -t::SYMBOL {
-        return Err(format!("{what} must be a symbol, not a {}", type_name(x)));
+    /// The q type code.
+    #[inline]
+    pub fn qtype(self) -> i8 {
+        // SAFETY: a valid K object's header is readable (KRef::new).
+        unsafe { (*self.0).qtype }
     }
-    // SAFETY: type -11 holds a symbol pointer.
-    let s = sym_str(unsafe { (*x).value.symbol })?;
-    if s.is_empty() {
-        return Err(format!("{what} must not be the null symbol"));
-    }
-    Ok(s)
-}
 
-/// A symbol, a string or a char.
-pub fn text(x: K, what: &str) -> Result<String, Bad> {
-    match qtype(x) {
-        // SAFETY: type -11 holds a symbol pointer.
-        v if v == -t::SYMBOL => sym_str(unsafe { (*x).value.symbol }).map(str::to_owned),
-        t::CHAR => String::from_utf8(items::<u8>(x).to_vec()).map_err(|_| format!("{what} is not UTF-8")),
-        // SAFETY: type -10 holds the char in `byte`.
-        v if v == -t::CHAR => Ok(char::from(unsafe { (*x).value.byte }).to_string()),
-        _ => Err(format!("{what} must be a symbol or a string, not a {}", type_name(x))),
+    /// The q type, for error texts.
+    pub fn type_name(self) -> TypeName {
+        TypeName(self.qtype())
     }
-}
 
-/// Several texts: a symbol vector, a list of strings/symbols, `()`, or one symbol or string.
-pub fn texts(x: K, what: &str) -> Result<Vec<String>, Bad> {
-    match qtype(x) {
-        t::SYMBOL => items::<S>(x).iter().map(|&s| sym_str(s).map(str::to_owned)).collect(),
-        t::LIST => items::<K>(x).iter().map(|&e| text(e, what)).collect(),
-        v if v == -t::SYMBOL || v == t::CHAR || v == -t::CHAR => Ok(vec![text(x, what)?]),
-        t::IDENTITY => Ok(vec![]),
-        _ => Err(format!("{what} must be symbols or strings, not a {}", type_name(x))),
+    /// `x` is `::` (or a projection hole).
+    pub fn is_identity(self) -> bool {
+        self.qtype() == t::IDENTITY
     }
-}
 
-/// A numeric or timespan atom as f64: nulls become NaN, infinities ±inf, timespans seconds.
-/// Returns None for a non-numeric type. Never allocates.
-#[inline]
-pub fn atom_f64(x: K) -> Option<f64> {
-    // SAFETY: each arm reads the union field that matches the checked type code.
-    unsafe {
-        let v = &(*x).value;
-        // checked: type -128 (an error object) has no positive twin in i8.
-        Some(match qtype(x).checked_neg()? {
-            t::FLOAT => v.float,
-            t::LONG => long_f64(v.long),
-            t::INT => int_f64(v.int),
-            t::REAL => f64::from(v.real),
-            t::SHORT => match v.short {
-                i16::MIN => f64::NAN,
-                i16::MAX => f64::INFINITY,
-                -32767 => f64::NEG_INFINITY,
-                s => f64::from(s),
+    /// The `n` items after a list's header, read as `T`s.
+    ///
+    /// # Safety
+    /// `self` has the list layout and its items are `T`s: a general list or a dictionary (the
+    /// layout of a 2-item general list) with `T` = `KRef`, or a typed vector of `T`.
+    unsafe fn slice<T>(self) -> &'a [T] {
+        // SAFETY: per the caller, `n` items of T follow the header in the object's allocation. The
+        // place is reached through the raw pointer (no reference to the one-byte G0 is made), so
+        // the slice may span all of them; they live as long as the object, for 'a (KRef::new).
+        unsafe {
+            let list = &raw const (*self.0).value.list;
+            std::slice::from_raw_parts((&raw const (*list).G0).cast::<T>(), (*list).n as usize)
+        }
+    }
+
+    /// The items of a general list or a typed vector; None for anything else.
+    fn items(self) -> Option<Items<'a>> {
+        // SAFETY: each arm reads the items of the list type it matched, as that type's item type;
+        // an `Other` vector is read as bytes only for its length.
+        unsafe {
+            Some(match self.qtype() {
+                t::LIST => Items::Obj(self.slice()),
+                t::BOOL => Items::Bool(self.slice()),
+                t::CHAR => Items::Char(self.slice()),
+                t::SHORT => Items::Short(self.slice()),
+                t::INT => Items::Int(self.slice()),
+                t::LONG => Items::Long(self.slice()),
+                t::REAL => Items::Real(self.slice()),
+                t::FLOAT => Items::Float(self.slice()),
+                t::SYMBOL => Items::Sym(self.slice()),
+                t::TIMESPAN => Items::Span(self.slice()),
+                2..=19 => Items::Other(self.slice::<u8>().len()),
+                _ => return None,
+            })
+        }
+    }
+
+    /// A dictionary's keys and values; None for anything else.
+    fn dict(self) -> Option<(KRef<'a>, KRef<'a>)> {
+        if self.qtype() != t::DICT {
+            return None;
+        }
+        // SAFETY: a dictionary has the layout of a 2-item general list: keys, then values.
+        let kv = unsafe { self.slice::<KRef<'a>>() };
+        Some((kv[0], kv[1]))
+    }
+
+    /// A table's column names and columns (the dictionary it holds); None for anything else.
+    fn table(self) -> Option<(KRef<'a>, KRef<'a>)> {
+        if self.qtype() != t::TABLE {
+            return None;
+        }
+        // SAFETY: type 98 holds its column dictionary in `table`, a valid object the table keeps
+        // alive as long as itself.
+        KRef(unsafe { (*self.0).value.table }, PhantomData).dict()
+    }
+
+    /// A short, int or long atom; None for anything else.
+    #[inline]
+    fn whole(self) -> Option<Whole> {
+        // SAFETY: each arm reads the union field of the atom type it matched.
+        unsafe {
+            Some(match self.qtype() {
+                v if v == -t::LONG => Whole::long((*self.0).value.long),
+                v if v == -t::INT => Whole::int((*self.0).value.int),
+                v if v == -t::SHORT => Whole::short((*self.0).value.short),
+                _ => return None,
+            })
+        }
+    }
+
+    /// A symbol atom's text (the null symbol is ""); None for anything else.
+    fn sym(self) -> Option<Sym<'a>> {
+        // SAFETY: type -11 holds an interned symbol in `symbol`.
+        (self.qtype() == -t::SYMBOL).then(|| Sym(unsafe { (*self.0).value.symbol }, PhantomData))
+    }
+
+    /// A non-null symbol atom.
+    pub fn symbol(self, what: impl Display) -> Result<&'a str, Bad> {
+        let s = self.sym().ok_or_else(|| must_be(&what, "a symbol", self.type_name()))?.str(&what)?;
+        if s.is_empty() {
+            return Err(must_not(what, "the null symbol"));
+        }
+        Ok(s)
+    }
+
+    /// A symbol, a string or a char (one that is text alone: ASCII, as a string's bytes are UTF-8).
+    pub fn text(self, what: impl Display) -> Result<Cow<'a, str>, Bad> {
+        let utf8 = |b: &'a [u8]| std::str::from_utf8(b).map(Borrowed).map_err(|_| format!("{what} is not UTF-8"));
+        match self.qtype() {
+            t::CHAR => utf8(self.bytes()),
+            // SAFETY: type -10 holds the char in `byte`, which lives as long as the atom.
+            v if v == -t::CHAR => utf8(unsafe { std::slice::from_raw_parts(&raw const (*self.0).value.byte, 1) }),
+            _ => match self.sym() {
+                Some(s) => s.str(&what).map(Borrowed),
+                None => Err(must_be(&what, "a symbol or a string", self.type_name())),
             },
-            t::TIMESPAN => long_f64(v.long) * 1e-9,
+        }
+    }
+
+    /// A char vector's bytes (empty for anything else).
+    fn bytes(self) -> &'a [u8] {
+        match self.items() {
+            Some(Items::Char(b)) => b,
+            _ => &[],
+        }
+    }
+
+    /// Several texts: a symbol vector, a list of strings/symbols, `()`, or one symbol or string.
+    pub fn texts(self, what: impl Display) -> Result<Vec<Cow<'a, str>>, Bad> {
+        match self.items() {
+            Some(Items::Sym(v)) => v.iter().map(|s| s.str(&what).map(Borrowed)).collect(),
+            Some(Items::Obj(v)) => v.iter().map(|e| e.text(&what)).collect(),
+            Some(Items::Char(_)) => Ok(vec![self.text(what)?]),
+            _ if self.sym().is_some() || self.qtype() == -t::CHAR => Ok(vec![self.text(what)?]),
+            _ if self.is_identity() => Ok(vec![]),
+            _ => Err(must_be(what, "symbols or strings", self.type_name())),
+        }
+    }
+
+    /// A numeric or timespan atom as f64 ([`Whole::f64`] for shorts, ints and longs, seconds for
+    /// timespans); None for anything else. Never allocates.
+    #[inline]
+    pub fn atom_f64(self) -> Option<f64> {
+        if let Some(w) = self.whole() {
+            return Some(w.f64());
+        }
+        // SAFETY: each arm reads the union field of the atom type it matched.
+        unsafe {
+            Some(match self.qtype() {
+                v if v == -t::FLOAT => (*self.0).value.float,
+                v if v == -t::REAL => f64::from((*self.0).value.real),
+                v if v == -t::TIMESPAN => Whole::long((*self.0).value.long).f64() * 1e-9,
+                _ => return None,
+            })
+        }
+    }
+
+    /// A numeric or timespan vector's values, each read as [`KRef::atom_f64`] reads an atom:
+    /// borrowed for floats, converted otherwise; a general list qualifies if every item is a
+    /// numeric atom. None for anything else.
+    pub fn vector_f64(self) -> Option<Cow<'a, [f64]>> {
+        Some(match self.items()? {
+            Items::Float(v) => Borrowed(v),
+            Items::Long(v) => Owned(v.iter().map(|&j| Whole::long(j).f64()).collect()),
+            Items::Int(v) => Owned(v.iter().map(|&i| Whole::int(i).f64()).collect()),
+            Items::Short(v) => Owned(v.iter().map(|&h| Whole::short(h).f64()).collect()),
+            Items::Real(v) => Owned(v.iter().map(|&e| f64::from(e)).collect()),
+            Items::Span(v) => Owned(v.iter().map(|&j| Whole::long(j).f64() * 1e-9).collect()),
+            Items::Obj(v) => Owned(v.iter().map(|e| e.atom_f64()).collect::<Option<Vec<_>>>()?),
             _ => return None,
         })
     }
-}
 
-#[inline]
-fn long_f64(j: i64) -> f64 {
-    match j {
-        i64::MIN => f64::NAN,
-        i64::MAX => f64::INFINITY,
-        -9_223_372_036_854_775_807 => f64::NEG_INFINITY,
-        j => j as f64,
+    /// The (key, value) pairs of a dictionary with symbol (or string) keys; None if `self` is not
+    /// a dictionary.
+    pub fn dict_items(self, what: impl Display) -> Result<Option<Vec<Entry<'a>>>, Bad> {
+        let Some((keys, vals)) = self.dict() else { return Ok(None) };
+        let names = keys.texts(&what)?;
+        if names.is_empty() {
+            return Ok(Some(vec![]));
+        }
+        let ty = vals.qtype();
+        let values: Vec<Item<'a>> = match vals.items() {
+            Some(Items::Obj(v)) => v.iter().map(|&e| Item::Obj(e)).collect(),
+            Some(_) => match vals.vector_f64() {
+                Some(v) => v.iter().map(|&f| Item::Num(f, ty)).collect(),
+                None => vec![Item::Other(ty); names.len()],
+            },
+            None => return Err(must_be(format_args!("{what}: the dictionary's values"), "a list", vals.type_name())),
+        };
+        Ok(Some(names.into_iter().zip(values).collect()))
+    }
+
+    /// A short, int or long atom that is neither null nor infinite.
+    #[inline]
+    pub fn long(self, what: impl Display) -> Result<i64, Bad> {
+        match self.whole() {
+            Some(w) => w.get().map_err(|not| must_not(what, not)),
+            None => Err(must_be(what, "a long", self.type_name())),
+        }
+    }
+
+    /// A boolean atom.
+    pub fn boolean(self, what: impl Display) -> Result<bool, Bad> {
+        if self.qtype() != -t::BOOL {
+            return Err(must_be(what, "a boolean", self.type_name()));
+        }
+        // SAFETY: type -1 holds the boolean in `byte`.
+        Ok(unsafe { (*self.0).value.byte } != 0)
+    }
+
+    /// A q value as JSON, for the configuration and the process dictionary.
+    ///
+    /// `what` names the value in error texts; it grows with the path into dictionaries and lists
+    /// (`config.remote_write[0].headers.X`), so a nested error names its key. A null is JSON null
+    /// ("not given"); an infinity is refused, as JSON has none.
+    pub fn json(self, what: &str) -> Result<Value, Bad> {
+        let ty = self.qtype();
+        if let Some(w) = self.whole() {
+            return w.json(|| what);
+        }
+        if let Some((keys, vals)) = self.dict() {
+            let names = keys.texts(what)?;
+            let vals = if names.is_empty() { vec![] } else { vals.json_items(|i| format!("{what}.{}", names[i]))? };
+            return Ok(Value::Object(names.iter().map(|n| n.to_string()).zip(vals).collect::<Map<_, _>>()));
+        }
+        if let Some((names, cols)) = self.table() {
+            // A table (what `enlist` makes of a dictionary in q) is a list of rows, as JSON has it.
+            let names = names.texts(what)?;
+            let Some(Items::Obj(cols)) = cols.items() else { return Err(format!("{what}: unsupported {}", cols.type_name().noun())) };
+            let cols = cols.iter().zip(&names).map(|(c, n)| c.json_items(|i| format!("{what}[{i}].{n}"))).collect::<Result<Vec<_>, _>>()?;
+            let rows = cols.first().map_or(0, Vec::len);
+            let row = |i: usize| {
+                Value::Object(names.iter().zip(&cols).map(|(n, c)| (n.to_string(), c.get(i).cloned().unwrap_or(Value::Null))).collect())
+            };
+            return Ok(Value::Array((0..rows).map(row).collect()));
+        }
+        Ok(match ty {
+            t::IDENTITY => Value::Null,
+            // SAFETY: type -1 holds the boolean in `byte`.
+            v if v == -t::BOOL => Value::Bool(unsafe { (*self.0).value.byte } != 0),
+            v if v == -t::FLOAT || v == -t::REAL || v == -t::TIMESPAN => number(self.atom_f64().unwrap_or(f64::NAN), || what)?,
+            v if v == -t::SYMBOL || v == t::CHAR || v == -t::CHAR => Value::String(self.text(what)?.into_owned()),
+            // Lists and the typed vectors (chars are strings, handled above).
+            0..=19 => Value::Array(self.json_items(|i| format!("{what}[{i}]"))?),
+            _ => return Err(format!("{what}: unsupported {}", self.type_name().noun())),
+        })
+    }
+
+    /// The items of a list (general or typed: the caller checked `self` is one) as JSON, each read
+    /// as [`KRef::json`] reads an atom; `path(i)` names item `i` in error texts.
+    fn json_items(self, path: impl Fn(usize) -> String) -> Result<Vec<Value>, Bad> {
+        let wholes =
+            |v: &mut dyn Iterator<Item = Whole>| -> Result<Vec<Value>, Bad> { v.enumerate().map(|(i, w)| w.json(|| path(i))).collect() };
+        match self.items() {
+            Some(Items::Obj(v)) => v.iter().enumerate().map(|(i, e)| e.json(&path(i))).collect(),
+            Some(Items::Sym(v)) => v.iter().enumerate().map(|(i, s)| Ok(Value::String(s.str(path(i))?.to_owned()))).collect(),
+            Some(Items::Bool(v)) => Ok(v.iter().map(|&b| Value::Bool(b != 0)).collect()),
+            // A dictionary's values may be a char vector (`` `a`b!"xy" ``): one char per key, as an
+            // atom each (ASCII).
+            Some(Items::Char(v)) => v
+                .chunks(1)
+                .enumerate()
+                .map(|(i, c)| std::str::from_utf8(c).map(|s| Value::String(s.to_owned())).map_err(|_| format!("{} is not UTF-8", path(i))))
+                .collect(),
+            Some(Items::Long(v)) => wholes(&mut v.iter().map(|&j| Whole::long(j))),
+            Some(Items::Int(v)) => wholes(&mut v.iter().map(|&j| Whole::int(j))),
+            Some(Items::Short(v)) => wholes(&mut v.iter().map(|&j| Whole::short(j))),
+            Some(Items::Other(0)) => Ok(vec![]),
+            _ => match self.vector_f64() {
+                Some(v) => v.iter().enumerate().map(|(i, &f)| number(f, || path(i))).collect(),
+                // Every item has the vector's type: the first one is named.
+                None => Err(format!("{}: unsupported {}", path(0), TypeName(-self.qtype()).noun())),
+            },
+        }
     }
 }
 
-#[inline]
-fn int_f64(i: i32) -> f64 {
-    match i {
-        i32::MIN => f64::NAN,
-        i32::MAX => f64::INFINITY,
-        -2_147_483_647 => f64::NEG_INFINITY,
-        i => f64::from(i),
-    }
-}
-
-/// A numeric vector's values: borrowed for floats, converted otherwise. None if not numeric.
-pub fn vector_f64<'a>(x: K) -> Option<std::borrow::Cow<'a, [f64]>> {
-    use std::borrow::Cow::{Borrowed, Owned};
-    Some(match qtype(x) {
-        t::FLOAT => Borrowed(items::<f64>(x)),
-        t::LONG => Owned(items::<i64>(x).iter().map(|&j| long_f64(j)).collect()),
-        t::INT => Owned(items::<i32>(x).iter().map(|&i| int_f64(i)).collect()),
-        t::REAL => Owned(items::<f32>(x).iter().map(|&e| f64::from(e)).collect()),
-        t::SHORT => Owned(items::<i16>(x).iter().map(|&h| if h == i16::MIN { f64::NAN } else { f64::from(h) }).collect()),
-        t::TIMESPAN => Owned(items::<i64>(x).iter().map(|&j| long_f64(j) * 1e-9).collect()),
-        // A general list of numeric atoms (a "mixed list") is accepted if every item is one.
-        t::LIST => Owned(items::<K>(x).iter().map(|&e| atom_f64(e)).collect::<Option<Vec<_>>>()?),
-        _ => return None,
-    })
-}
+/// A dictionary's key and value.
+pub type Entry<'a> = (Cow<'a, str>, Item<'a>);
 
 /// One value of a dictionary, whatever the layout of the dictionary's value list.
 #[derive(Clone, Copy)]
-pub enum Item {
+pub enum Item<'a> {
     /// An item of a general list of values.
-    Obj(K),
-    /// An item of a numeric or timespan vector of values: its value (as [`atom_f64`] reads it)
-    /// and the vector's type code.
+    Obj(KRef<'a>),
+    /// An item of a numeric or timespan vector of values: its value (as [`KRef::atom_f64`] reads
+    /// it) and the vector's type code.
     Num(f64, i8),
     /// An item of any other typed vector (its type code).
     Other(i8),
 }
 
-impl Item {
+impl Item<'_> {
     /// A numeric or timespan value and its atom type code (negative); None for anything else.
     pub fn number(&self) -> Option<(f64, i8)> {
         match *self {
             Item::Num(f, t) => Some((f, -t)),
-            Item::Obj(x) => atom_f64(x).map(|f| (f, qtype(x))),
-            _ => None,
+            Item::Obj(x) => x.atom_f64().map(|f| (f, x.qtype())),
+            Item::Other(_) => None,
         }
     }
 
     /// The item's q type, for error texts.
-    pub fn type_name(&self) -> String {
+    pub fn type_name(&self) -> TypeName {
         match *self {
-            Item::Obj(x) => type_name(x),
-            Item::Num(_, t) | Item::Other(t) => name_of(-t),
+            Item::Obj(x) => x.type_name(),
+            Item::Num(_, t) | Item::Other(t) => TypeName(-t),
         }
     }
 }
 
-/// The (key, value) pairs of a dictionary with symbol (or string) keys; None if `x` is not a
-/// dictionary.
-pub fn dict_items(x: K, what: &str) -> Result<Option<Vec<(String, Item)>>, Bad> {
-    if qtype(x) != t::DICT {
-        return Ok(None);
+/// An interned symbol read from a symbol atom or vector (the only ways to get one).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct Sym<'a>(S, PhantomData<&'a u8>);
+
+impl<'a> Sym<'a> {
+    fn str(self, what: impl Display) -> Result<&'a str, Bad> {
+        // SAFETY: read from a symbol atom or vector: q symbols are NUL-terminated, interned and
+        // never freed.
+        let c = unsafe { CStr::from_ptr(self.0) };
+        c.to_str().map_err(|_| format!("{what} is not UTF-8"))
     }
-    // A dictionary has the layout of a 2-item general list: keys, then values.
-    let kv = items::<K>(x);
-    let (keys, vals) = (kv[0], kv[1]);
-    let names = if qtype(keys) == t::LIST && len(keys) == 0 { vec![] } else { texts(keys, what)? };
-    if names.is_empty() {
-        return Ok(Some(vec![]));
-    }
-    let ty = qtype(vals);
-    if !(0..=19).contains(&ty) {
-        return Err(format!("{what}: the dictionary's values must be a list, not a {}", type_name(vals)));
-    }
-    let values: Vec<Item> = match ty {
-        t::LIST => items::<K>(vals).iter().map(|&e| Item::Obj(e)).collect(),
-        _ => match vector_f64(vals) {
-            Some(v) => v.iter().map(|&f| Item::Num(f, ty)).collect(),
-            None => (0..len(vals)).map(|_| Item::Other(ty)).collect(),
-        },
-    };
-    Ok(Some(names.into_iter().zip(values).collect()))
 }
 
-/// A long or int atom that is not null.
-pub fn long(x: K, what: &str) -> Result<i64, Bad> {
-    // SAFETY: each arm reads the union field that matches the checked type code.
-    let j = unsafe {
-        match qtype(x).checked_neg().unwrap_or(0) {
-            t::LONG => (*x).value.long,
-            t::INT if (*x).value.int != i32::MIN => i64::from((*x).value.int),
-            t::INT => i64::MIN,
-            t::SHORT if (*x).value.short != i16::MIN => i64::from((*x).value.short),
-            _ => return Err(format!("{what} must be a long, not a {}", type_name(x))),
+/// A short, int or long widened to i64, with its type's null and (positive) infinity: the one
+/// reading of q's whole-number nulls (`0Nh` `0Ni` `0N`) and infinities (`±0Wh` `±0Wi` `±0W`), in
+/// atoms and in vectors alike.
+#[derive(Clone, Copy)]
+struct Whole {
+    v: i64,
+    null: i64,
+    inf: i64,
+}
+
+/// Why a [`Whole`] is not a number: the end of "must not be …".
+enum NotNumber {
+    Null,
+    Infinite,
+}
+
+impl Display for NotNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NotNumber::Null => "null",
+            NotNumber::Infinite => "infinite",
+        })
+    }
+}
+
+impl Whole {
+    #[inline]
+    fn short(h: i16) -> Self {
+        Whole { v: h.into(), null: i16::MIN.into(), inf: i16::MAX.into() }
+    }
+
+    #[inline]
+    fn int(i: i32) -> Self {
+        Whole { v: i.into(), null: i32::MIN.into(), inf: i32::MAX.into() }
+    }
+
+    #[inline]
+    fn long(j: i64) -> Self {
+        Whole { v: j, null: i64::MIN, inf: i64::MAX }
+    }
+
+    /// NaN for the null, ±inf for the infinities, else the value.
+    #[inline]
+    fn f64(self) -> f64 {
+        match self.v {
+            v if v == self.null => f64::NAN,
+            v if v == self.inf => f64::INFINITY,
+            v if v == -self.inf => f64::NEG_INFINITY,
+            v => v as f64,
         }
-    };
-    if j == i64::MIN {
-        return Err(format!("{what} must not be null"));
     }
-    Ok(j)
-}
 
-/// A boolean atom.
-pub fn boolean(x: K, what: &str) -> Result<bool, Bad> {
-    if qtype(x) != -t::BOOL {
-        return Err(format!("{what} must be a boolean, not a {}", type_name(x)));
+    /// The value, or why it is none.
+    #[inline]
+    fn get(self) -> Result<i64, NotNumber> {
+        match self.v {
+            v if v == self.null => Err(NotNumber::Null),
+            v if v == self.inf || v == -self.inf => Err(NotNumber::Infinite),
+            v => Ok(v),
+        }
     }
-    // SAFETY: type -1 holds the boolean in `byte`.
-    Ok(unsafe { (*x).value.byte } != 0)
-}
 
-/// A q value as JSON, for the configuration and the process dictionary.
-///
-/// `what` names the value in error texts; it grows with the path into dictionaries and lists
-/// (`config.remote_write[0].headers.X`), so a nested error names its key.
-pub fn json(x: K, what: &str) -> Result<Value, Bad> {
-    let ty = qtype(x);
-    Ok(match ty {
-        t::IDENTITY => Value::Null,
-        // SAFETY: type -1 holds the boolean in `byte`.
-        v if v == -t::BOOL => Value::Bool(unsafe { (*x).value.byte } != 0),
-        v if v == -t::LONG || v == -t::INT || v == -t::SHORT => whole(x, what)?,
-        v if v == -t::FLOAT || v == -t::REAL || v == -t::TIMESPAN => number(atom_f64(x).unwrap_or(f64::NAN), what)?,
-        v if v == -t::SYMBOL || v == t::CHAR || v == -t::CHAR => Value::String(text(x, what)?),
-        t::DICT => {
-            // A dictionary has the layout of a 2-item general list: keys, then values.
-            let kv = items::<K>(x);
-            let (keys, vals) = (kv[0], kv[1]);
-            let names = if qtype(keys) == t::LIST && len(keys) == 0 { vec![] } else { texts(keys, what)? };
-            let vals = if names.is_empty() { vec![] } else { list(vals, |i| format!("{what}.{}", names[i]))? };
-            Value::Object(names.into_iter().zip(vals).collect::<Map<_, _>>())
+    /// As JSON: the null is JSON null ("not given"), an infinity is refused (as for floats).
+    fn json<W: Display>(self, what: impl FnOnce() -> W) -> Result<Value, Bad> {
+        match self.get() {
+            Ok(v) => Ok(Value::from(v)),
+            Err(NotNumber::Null) => Ok(Value::Null),
+            Err(not) => Err(must_not(what(), not)),
         }
-        t::TABLE => {
-            // A table (what `enlist` makes of a dictionary in q) is a list of rows, as JSON has it.
-            // SAFETY: type 98 holds its column dictionary in `table`.
-            let kv = items::<K>(unsafe { (*x).value.table });
-            let names = texts(kv[0], what)?;
-            let cols = items::<K>(kv[1])
-                .iter()
-                .zip(&names)
-                .map(|(&c, n)| list(c, |i| format!("{what}[{i}].{n}")))
-                .collect::<Result<Vec<_>, _>>()?;
-            let rows = cols.first().map_or(0, Vec::len);
-            Value::Array(
-                (0..rows)
-                    .map(|i| {
-                        Value::Object(names.iter().zip(&cols).map(|(n, c)| (n.clone(), c.get(i).cloned().unwrap_or(Value::Null))).collect())
-                    })
-                    .collect(),
-            )
-        }
-        // Lists and the typed vectors (chars are strings, handled above).
-        0..=19 => Value::Array(list(x, |i| format!("{what}[{i}]"))?),
-        _ => return Err(format!("{what}: unsupported {}", type_name(x))),
-    })
-}
-
-/// The items of a list (general or typed: the caller checked `x` is one) as JSON; `path(i)` names
-/// item `i` in error texts.
-fn list(x: K, path: impl Fn(usize) -> String) -> Result<Vec<Value>, Bad> {
-    match qtype(x) {
-        t::LIST => items::<K>(x).iter().enumerate().map(|(i, &e)| json(e, &path(i))).collect(),
-        t::SYMBOL => items::<S>(x).iter().map(|&s| sym_str(s).map(|s| Value::String(s.to_owned()))).collect(),
-        t::BOOL => Ok(items::<u8>(x).iter().map(|&b| Value::Bool(b != 0)).collect()),
-        // A dictionary's values may be a char vector (`` `a`b!"xy" ``): one char per key.
-        t::CHAR => Ok(items::<u8>(x).iter().map(|&c| Value::String(char::from(c).to_string())).collect()),
-        _ => match vector_f64(x) {
-            Some(v) => v.iter().enumerate().map(|(i, &f)| number(f, &path(i))).collect(),
-            None if len(x) == 0 => Ok(vec![]),
-            // Every item has the vector's type: the first one is named.
-            None => Err(format!("{}: unsupported {}", path(0), type_name(x).replace(" vector", " atom"))),
-        },
     }
 }
 
 /// A float as JSON: a q null means "not given" (JSON null, the default for a config key); an
 /// infinity has no JSON form and is refused.
-fn number(f: f64, what: &str) -> Result<Value, Bad> {
+fn number<W: Display>(f: f64, what: impl FnOnce() -> W) -> Result<Value, Bad> {
     if f.is_nan() {
         return Ok(Value::Null);
     }
-    Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("{what} must not be infinite"))
+    Number::from_f64(f).map(Value::Number).ok_or_else(|| must_not(what(), NotNumber::Infinite))
 }
 
-/// A short, int or long atom as JSON: null as JSON null, an infinity refused (as for floats).
-fn whole(x: K, what: &str) -> Result<Value, Bad> {
-    // SAFETY: each arm reads the union field that matches the checked type code.
-    let (j, null, inf) = unsafe {
-        match qtype(x).checked_neg().unwrap_or(0) {
-            t::LONG => ((*x).value.long, i64::MIN, i64::MAX),
-            t::INT => (i64::from((*x).value.int), i64::from(i32::MIN), i64::from(i32::MAX)),
-            t::SHORT => (i64::from((*x).value.short), i64::from(i16::MIN), i64::from(i16::MAX)),
-            _ => return Err(format!("{what} must be a whole number, not a {}", type_name(x))),
+/// A q type code, named for error texts: `Display` writes it with its article ("a long atom",
+/// "an int vector", "::"), [`TypeName::noun`] without.
+#[derive(Clone, Copy)]
+pub struct TypeName(i8);
+
+impl TypeName {
+    /// "long atom", "int vector", "general list", "projection", ...
+    pub fn noun(self) -> Cow<'static, str> {
+        let ty = self.0;
+        let n = match ty.unsigned_abs() {
+            0 => "general list",
+            1 => "boolean",
+            2 => "guid",
+            4 => "byte",
+            5 => "short",
+            6 => "int",
+            7 => "long",
+            8 => "real",
+            9 => "float",
+            10 => "char",
+            11 => "symbol",
+            12 => "timestamp",
+            13 => "month",
+            14 => "date",
+            15 => "datetime",
+            16 => "timespan",
+            17 => "minute",
+            18 => "second",
+            19 => "time",
+            20..=76 => "enumerated symbol",
+            98 => "table",
+            99 => "dictionary",
+            100 => "lambda",
+            101 => "::",
+            102 => "operator",
+            103 => "iterator",
+            104 => "projection",
+            105 => "composition",
+            106..=111 => "derived function",
+            112 => "dynamic-load function",
+            128 => "error",
+            _ => return Owned(format!("q type {ty}")),
+        };
+        match ty {
+            v if v < 0 && v != -128 => Owned(format!("{n} atom")),
+            0 | 98.. | -128 => Borrowed(n),
+            _ => Owned(format!("{n} vector")),
         }
-    };
-    match j {
-        j if j == null => Ok(Value::Null),
-        j if j == inf || j == -inf => Err(format!("{what} must not be infinite")),
-        j => Ok(Value::from(j)),
     }
 }
 
-/// A long atom.
-pub fn new_long(j: i64) -> K {
-    // SAFETY: kj only allocates.
-    unsafe { kj(j) }
-}
-
-/// A float atom.
-pub fn new_float(f: f64) -> K {
-    // SAFETY: kf only allocates.
-    unsafe { kf(f) }
-}
-
-/// A string (char vector).
-pub fn new_string(s: &str) -> K {
-    // SAFETY: kpn copies `len` bytes from the pointer, which is valid for that many.
-    unsafe { kpn(s.as_ptr() as *mut c_char, s.len() as i64) }
-}
-
-/// An interned symbol pointer (interior NULs cut the text short).
-fn intern(s: &str) -> S {
-    let c = CString::new(s.split('\0').next().unwrap_or("")).unwrap_or_default();
-    // SAFETY: ss copies the NUL-terminated text into q's symbol table and returns the interned pointer.
-    unsafe { ss(c.as_ptr() as *mut c_char) }
-}
-
-/// A symbol atom.
-pub fn new_symbol(s: &str) -> K {
-    // SAFETY: ka allocates a symbol atom; its `symbol` field takes an interned pointer.
-    unsafe {
-        let k = ka(-i32::from(t::SYMBOL));
-        (*k).value.symbol = intern(s);
-        k
-    }
-}
-
-/// A symbol vector.
-pub fn new_symbols(names: &[&str]) -> K {
-    // SAFETY: ktn allocates n symbol slots, each filled before the list is handed out.
-    unsafe {
-        let k = ktn(i32::from(t::SYMBOL), names.len() as i64);
-        let slots = std::slice::from_raw_parts_mut((*k).value.list.G0.as_mut_ptr().cast::<S>(), names.len());
-        for (slot, n) in slots.iter_mut().zip(names) {
-            *slot = intern(n);
+impl Display for TypeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.noun();
+        match n.as_bytes()[0] {
+            b':' => f.write_str(&n),
+            b'a' | b'e' | b'i' | b'o' | b'u' => write!(f, "an {n}"),
+            _ => write!(f, "a {n}"),
         }
-        k
     }
-}
-
-/// A general list of the given objects (ownership passes to the list).
-fn new_list(objs: Vec<K>) -> K {
-    // SAFETY: ktn allocates n K slots, each filled before the list is handed out.
-    unsafe {
-        let k = ktn(i32::from(t::LIST), objs.len() as i64);
-        let slots = std::slice::from_raw_parts_mut((*k).value.list.G0.as_mut_ptr().cast::<K>(), objs.len());
-        slots.copy_from_slice(&objs);
-        k
-    }
-}
-
-/// A dictionary from symbol keys to q objects (ownership passes to the dictionary).
-pub fn new_dict(pairs: Vec<(&str, K)>) -> K {
-    let names: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
-    let vals: Vec<K> = pairs.into_iter().map(|(_, v)| v).collect();
-    // SAFETY: xD takes ownership of both lists.
-    unsafe { xD(new_symbols(&names), new_list(vals)) }
 }

@@ -1,11 +1,13 @@
 //! The q boundary: every `extern "C"` export, the process-wide agent, and q errors.
 //!
-//! This module and [`k`] hold all of the crate's `unsafe` and all K handling. Each export is
-//! guarded by `catch_unwind`, so a panic becomes the q error `'prom: internal error`, never an
-//! abort of q. Errors are signalled with `krr` on a per-thread buffer, since exports may run on
-//! q's secondary threads at the same time.
+//! This module, `k` (arguments) and `build` (results) hold all of the crate's `unsafe` and all K
+//! handling. Each export first borrows each argument it reads as a `k::KRef` (its one `unsafe`
+//! line), then runs its whole body under `catch_unwind`, so a panic becomes the q error
+//! `'prom: internal error`, never an abort of q. Errors are signalled with `krr` on a per-thread
+//! buffer, since exports may run on q's secondary threads at the same time.
 
 mod k;
+mod reply;
 mod sampler;
 
 use crate::agent::{Agent, AgentError};
@@ -16,7 +18,7 @@ use crate::config::Config;
 use crate::event::{Op, SeriesId};
 use crate::registry::Kind;
 use crate::stats::StatsView;
-use k::{atom_f64, is_identity, qtype, t, vector_f64};
+use k::{KRef, must_be, t};
 use kdbplus::api::K;
 use kdbplus::api::native::{kb, krr};
 use std::cell::RefCell;
@@ -98,35 +100,32 @@ fn with_agent<T>(f: impl FnOnce(&'static Session) -> Result<T, String>) -> Resul
     f(current().ok_or("not initialised: call .prom.init first")?)
 }
 
-/// A series id (long) or a name (unlabelled metric, or a KX 1.x handle).
+/// A series id (long, or int or short) or a name (unlabelled metric, or a KX 1.x handle).
 #[inline]
-fn series_ref(a: &Session, s: K, verb: &str) -> Result<SeriesId, String> {
-    if qtype(s) == -t::LONG {
-        // The hot path: no error text is built unless there is an error.
-        let j = k::long(s, "").map_err(|_| format!("{verb}: series must not be null"))?;
-        return SeriesId::try_from(j).map_err(|_| format!("{verb}: unknown series id {j}"));
-    }
-    if qtype(s) == -t::SYMBOL {
-        return a.compat.resolve(a, k::symbol(s, verb)?).map_err(err);
-    }
-    let j = k::long(s, &format!("{verb}: series"))?;
+fn series_ref(a: &Session, s: KRef, verb: &str) -> Result<SeriesId, String> {
+    // The hot path (a long id) builds no error text unless there is an error.
+    let j = match s.qtype() {
+        v if v == -t::LONG || v == -t::INT || v == -t::SHORT => s.long(format_args!("{verb}: series"))?,
+        v if v == -t::SYMBOL => return a.compat.resolve(a, s.symbol(format_args!("{verb}: series"))?).map_err(err),
+        _ => return Err(must_be(format_args!("{verb}: series"), "a long or a symbol", s.type_name())),
+    };
     SeriesId::try_from(j).map_err(|_| format!("{verb}: unknown series id {j}"))
 }
 
+/// `.prom.inc/dec/set/observe[s;v]` and `.prom.updval`: records `v` (a number, a timespan or a
+/// vector of them) on series `s`.
 #[inline]
-fn record(op: Op, s: K, v: K) -> K {
-    guard(|| {
-        with_agent(|a| {
-            let sid = series_ref(a, s, op.verb())?;
-            if let Some(x) = atom_f64(v) {
-                a.record(sid, op, x).map_err(err)?;
-            } else if let Some(xs) = vector_f64(v) {
-                a.record_vector(sid, op, &xs).map_err(err)?;
-            } else {
-                return Err(format!("{}: value must be a number, a timespan or a vector of them, not a {}", op.verb(), k::type_name(v)));
-            }
-            Ok(NOTHING)
-        })
+fn record(op: Op, s: KRef, v: KRef) -> Result<K, String> {
+    with_agent(|a| {
+        let sid = series_ref(a, s, op.verb())?;
+        if let Some(x) = v.atom_f64() {
+            a.record(sid, op, x).map_err(err)?;
+        } else if let Some(xs) = v.vector_f64() {
+            a.record_vector(sid, op, &xs).map_err(err)?;
+        } else {
+            return Err(must_be(format_args!("{}: value", op.verb()), "a number, a timespan or a vector of them", v.type_name()));
+        }
+        Ok(NOTHING)
     })
 }
 
@@ -164,22 +163,24 @@ fn env() -> std::collections::HashMap<String, String> {
 /// input. q's timer does not keep it alive, so a running timer is no reason to register.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (cfg, proc) = unsafe { (KRef::new(&cfg), KRef::new(&proc)) };
     guard(|| {
         if current().is_some_and(|a| !a.is_stopped()) {
             return Err("already initialised: .prom.init runs once (call .prom.stop[] first to restart)".into());
         }
-        let config = if is_identity(cfg) {
+        let config = if cfg.is_identity() {
             Config::from_env(&env())
-        } else if qtype(cfg) == t::DICT {
-            Config::from_json(&k::json(cfg, "config")?)
-        } else if matches!(qtype(cfg), t::CHAR) || qtype(cfg) == -t::SYMBOL {
-            let path = k::text(cfg, "config")?;
+        } else if cfg.qtype() == t::DICT {
+            Config::from_json(&cfg.json("config")?)
+        } else if cfg.qtype() == t::CHAR || cfg.qtype() == -t::SYMBOL {
+            let path = cfg.text("config")?;
             Config::from_file(path.strip_prefix(':').unwrap_or(&path))
         } else {
-            return Err(format!("init: config must be a dictionary, a JSON file path or ::, not a {}", k::type_name(cfg)));
+            return Err(must_be("init: config", "a dictionary, a JSON file path or ::", cfg.type_name()));
         }
         .map_err(|e| e.to_string())?;
-        let process = if is_identity(proc) { serde_json::json!({}) } else { k::json(proc, "process")? };
+        let process = if proc.is_identity() { serde_json::json!({}) } else { proc.json("process")? };
         let process = ProcessInfo::from_json(&process)?;
         let hook = if process.listens() { sampler::register() } else { None };
         let via = if hook.is_some() { "sd1" } else { "timer" };
@@ -198,17 +199,17 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             }
         };
         let c = agent.config();
-        let instrument = k::new_symbols(&c.instrument.names());
+        let instrument = reply::new_symbols(&c.instrument.names());
         // SAFETY: kb only allocates.
         let serve = unsafe { kb(c.serve_metrics.into()) };
-        let out = k::new_dict(vec![
-            ("job", k::new_symbol(&c.job)),
-            ("instance", k::new_symbol(agent.instance())),
+        let out = reply::new_dict(vec![
+            ("job", reply::new_symbol(&c.job)),
+            ("instance", reply::new_symbol(agent.instance())),
             ("instrument", instrument),
             ("serve_metrics", serve),
-            ("interval_ms", k::new_long(c.interval_ms as i64)),
+            ("interval_ms", reply::new_long(c.interval_ms as i64)),
             // How process metrics are sampled: `sd1` (q's main loop, woken by the flusher) or `timer`.
-            ("sampler", k::new_symbol(via)),
+            ("sampler", reply::new_symbol(via)),
         ]);
         install(agent, events);
         Ok(out)
@@ -218,18 +219,21 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
 /// `.prom.counter/gauge/histogram/summary`: declare a family.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_declare(kind: K, name: K, help: K, labels: K, params: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (kind, name, help, labels, params) =
+        unsafe { (KRef::new(&kind), KRef::new(&name), KRef::new(&help), KRef::new(&labels), KRef::new(&params)) };
     guard(|| {
-        let kind_s = k::symbol(kind, "declare: type")?;
+        let kind_s = kind.symbol("declare: type")?;
         let kind = Kind::parse(kind_s).ok_or_else(|| format!("declare: unknown type {kind_s}"))?;
-        let name = k::symbol(name, &format!("{kind_s}: name"))?;
-        let help = k::text(help, &format!("{name}: help")).or_else(|e| if is_identity(help) { Ok(String::new()) } else { Err(e) })?;
-        let labels = k::texts(labels, &format!("{name}: label names"))?;
+        let name = name.symbol(format_args!("{kind_s}: name"))?;
+        let help = if help.is_identity() { "".into() } else { help.text(format_args!("{name}: help"))? };
+        let labels = labels.texts(format_args!("{name}: label names"))?;
         let (params, native) = match kind {
             Kind::Histogram => histogram_buckets(params, name)?,
             _ => (floats(params, &format!("{name}: buckets or quantiles"))?, None),
         };
         with_agent(|a| {
-            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let labels: Vec<&str> = labels.iter().map(|l| l.as_ref()).collect();
             a.registry().declare_with(name, &help, kind, &labels, &params, native).map_err(|e| e.to_string())?;
             Ok(NOTHING)
         })
@@ -244,22 +248,21 @@ const HISTOGRAM_KEYS: &str = "buckets, factor, zero_threshold, max_buckets";
 /// of `buckets` (classic bounds kept beside the native ones), `factor`, `zero_threshold` and
 /// `max_buckets`. Returns the classic bounds (empty: defaults, or none when native) and the
 /// native configuration.
-fn histogram_buckets(b: K, name: &str) -> Result<(Vec<f64>, Option<NativeConfig>), String> {
-    let wrong = |what: String| format!("{name}: buckets must be a numeric vector, (), `native or a dictionary, not {what}");
-    if qtype(b) == -t::SYMBOL {
-        let s = k::text(b, name)?;
-        return match s.as_str() {
+fn histogram_buckets(b: KRef, name: &str) -> Result<(Vec<f64>, Option<NativeConfig>), String> {
+    let wrong = |got: std::fmt::Arguments| must_be(format_args!("{name}: buckets"), "a numeric vector, (), `native or a dictionary", got);
+    if b.qtype() == -t::SYMBOL {
+        return match &*b.text(name)? {
             "native" => Ok((vec![], Some(NativeConfig::default()))),
-            _ => Err(wrong(format!("`{s}"))),
+            s => Err(wrong(format_args!("`{s}"))),
         };
     }
-    let Some(entries) = k::dict_items(b, &format!("{name}: histogram keys"))? else {
-        if is_identity(b) || vector_f64(b).is_some() {
+    let Some(entries) = b.dict_items(format_args!("{name}: histogram keys"))? else {
+        if b.is_identity() || b.vector_f64().is_some() {
             return Ok((floats(b, &format!("{name}: buckets or quantiles"))?, None));
         }
         // A numeric atom could mean one bound, a bucket count or a factor: refused, not guessed.
-        let hint = if atom_f64(b).is_some() { " (for one bound, enlist it)" } else { "" };
-        return Err(wrong(format!("a {}{hint}", k::type_name(b))));
+        let hint = if b.atom_f64().is_some() { " (for one bound, enlist it)" } else { "" };
+        return Err(wrong(format_args!("{}{hint}", b.type_name())));
     };
     let (mut buckets, mut factor, mut zero_threshold, mut max_buckets) = (None, None, None, None);
     for (i, (key, v)) in entries.iter().enumerate() {
@@ -267,13 +270,12 @@ fn histogram_buckets(b: K, name: &str) -> Result<(Vec<f64>, Option<NativeConfig>
             return Err(format!("{name}: histogram key `{key} is given twice"));
         }
         // Nulls are NaN here: refused with the range check (a factor or zero threshold) below.
-        let number =
-            |what: &str| v.number().map(|n| n.0).ok_or_else(|| format!("{name}: {what} must be a number, not a {}", v.type_name()));
-        match key.as_str() {
+        let number = |what: &str| v.number().map(|n| n.0).ok_or_else(|| must_be(format_args!("{name}: {what}"), "a number", v.type_name()));
+        match key.as_ref() {
             "buckets" => {
                 buckets = Some(match *v {
-                    k::Item::Obj(x) if is_identity(x) || vector_f64(x).is_some() => floats(x, &format!("{name}: buckets"))?,
-                    _ => return Err(format!("{name}: buckets must be a numeric vector or (), not a {}", v.type_name())),
+                    k::Item::Obj(x) if x.is_identity() || x.vector_f64().is_some() => floats(x, &format!("{name}: buckets"))?,
+                    _ => return Err(must_be(format_args!("{name}: buckets"), "a numeric vector or ()", v.type_name())),
                 })
             }
             "factor" => factor = Some(number("factor")?),
@@ -281,7 +283,7 @@ fn histogram_buckets(b: K, name: &str) -> Result<(Vec<f64>, Option<NativeConfig>
             "max_buckets" => {
                 let n = match v.number() {
                     Some((n, ty)) if ty == -t::LONG || ty == -t::INT || ty == -t::SHORT => n,
-                    _ => return Err(format!("{name}: max_buckets must be a long, not a {}", v.type_name())),
+                    _ => return Err(must_be(format_args!("{name}: max_buckets"), "a long", v.type_name())),
                 };
                 if n.is_nan() {
                     return Err(format!("{name}: native histogram max_buckets must not be null"));
@@ -309,13 +311,15 @@ fn histogram_buckets(b: K, name: &str) -> Result<(Vec<f64>, Option<NativeConfig>
     Ok((buckets.unwrap_or_default(), Some(cfg)))
 }
 
-fn floats(x: K, what: &str) -> Result<Vec<f64>, String> {
-    if is_identity(x) || (qtype(x) == t::LIST && k::texts(x, what).is_ok_and(|v| v.is_empty())) {
+/// Numbers: a numeric vector, one numeric atom, or `()`/`::` for none.
+fn floats(x: KRef, what: &str) -> Result<Vec<f64>, String> {
+    if x.is_identity() {
         return Ok(vec![]);
     }
-    let v = match atom_f64(x) {
+    let v = match x.atom_f64() {
         Some(f) => vec![f],
-        None => vector_f64(x).ok_or_else(|| format!("{what} must be numbers, not a {}", k::type_name(x)))?.into_owned(),
+        // `()` is an empty general list: no numbers.
+        None => x.vector_f64().ok_or_else(|| must_be(what, "numbers", x.type_name()))?.into_owned(),
     };
     if v.iter().any(|f| f.is_nan()) {
         return Err(format!("{what} must not contain nulls"));
@@ -326,12 +330,14 @@ fn floats(x: K, what: &str) -> Result<Vec<f64>, String> {
 /// `.prom.series[name;labelvalues]` → long id.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_series(name: K, values: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (name, values) = unsafe { (KRef::new(&name), KRef::new(&values)) };
     guard(|| {
-        let name = k::symbol(name, "series: name")?;
-        let values = k::texts(values, &format!("series {name}: label values"))?;
+        let name = name.symbol("series: name")?;
+        let values = values.texts(format_args!("series {name}: label values"))?;
         with_agent(|a| {
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            Ok(k::new_long(i64::from(a.series(name, &values).map_err(err)?)))
+            let values: Vec<&str> = values.iter().map(|v| v.as_ref()).collect();
+            Ok(reply::new_long(i64::from(a.series(name, &values).map_err(err)?)))
         })
     })
 }
@@ -339,79 +345,89 @@ pub extern "C" fn kdbprom_series(name: K, values: K) -> K {
 /// `.prom.inc[s;v]`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_inc(s: K, v: K) -> K {
-    record(Op::Inc, s, v)
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (s, v) = unsafe { (KRef::new(&s), KRef::new(&v)) };
+    guard(|| record(Op::Inc, s, v))
 }
 
 /// `.prom.dec[s;v]`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_dec(s: K, v: K) -> K {
-    record(Op::Dec, s, v)
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (s, v) = unsafe { (KRef::new(&s), KRef::new(&v)) };
+    guard(|| record(Op::Dec, s, v))
 }
 
 /// `.prom.set[s;v]`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_set(s: K, v: K) -> K {
-    record(Op::Set, s, v)
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (s, v) = unsafe { (KRef::new(&s), KRef::new(&v)) };
+    guard(|| record(Op::Set, s, v))
 }
 
 /// `.prom.observe[s;v]`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_observe(s: K, v: K) -> K {
-    record(Op::Observe, s, v)
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (s, v) = unsafe { (KRef::new(&s), KRef::new(&v)) };
+    guard(|| record(Op::Observe, s, v))
 }
 
 /// `.prom.remove[s]`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_remove(s: K) -> K {
+    // SAFETY: q's argument, valid and unchanged until this call returns (KRef::new).
+    let s = unsafe { KRef::new(&s) };
     guard(|| with_agent(|a| a.remove(series_ref(a, s, "remove")?).map_err(err).map(|_| NOTHING)))
 }
 
 /// `.prom.text[]` → the text exposition.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_text(_: K) -> K {
-    guard(|| with_agent(|a| Ok(k::new_string(&a.text().map_err(err)?))))
+    guard(|| with_agent(|a| Ok(reply::new_string(&a.text().map_err(err)?))))
 }
 
 /// The stats as (name, long) pairs, for `.prom.stats[]` and `.prom.stop[]`.
 fn stats_pairs(a: &Agent) -> Vec<(&'static str, K)> {
     let view = a.stats();
-    let mut pairs: Vec<(&str, K)> = view.fields().iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect();
+    let mut pairs: Vec<(&str, K)> = view.fields().iter().map(|(n, v)| (*n, reply::new_long(*v as i64))).collect();
     let targets = view
         .targets
         .iter()
         .map(|(name, c)| {
             let (counts, failed, last) = StatsView::target_fields(c);
-            let mut d: Vec<(&str, K)> = counts.iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect();
-            d.insert(2, ("samples_failed", k::new_dict(failed.iter().map(|(n, v)| (*n, k::new_long(*v as i64))).collect())));
-            d.push(("last_success", k::new_float(last)));
-            (name.as_str(), k::new_dict(d))
+            let mut d: Vec<(&str, K)> = counts.iter().map(|(n, v)| (*n, reply::new_long(*v as i64))).collect();
+            d.insert(2, ("samples_failed", reply::new_dict(failed.iter().map(|(n, v)| (*n, reply::new_long(*v as i64))).collect())));
+            d.push(("last_success", reply::new_float(last)));
+            (name.as_str(), reply::new_dict(d))
         })
         .collect();
-    pairs.push(("targets", k::new_dict(targets)));
+    pairs.push(("targets", reply::new_dict(targets)));
     pairs
 }
 
 /// `.prom.stats[]` → the library's own counters.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_stats(_: K) -> K {
-    guard(|| with_agent(|a| Ok(k::new_dict(stats_pairs(a)))))
+    guard(|| with_agent(|a| Ok(reply::new_dict(stats_pairs(a)))))
 }
 
 fn outcomes_dict(outcomes: &[crate::push::Outcome]) -> K {
-    k::new_dict(
+    reply::new_dict(
         outcomes
             .iter()
             .map(|o| {
                 // SAFETY: kb only allocates.
                 let ok = unsafe { kb(o.ok.into()) };
-                let d = k::new_dict(vec![
+                let d = reply::new_dict(vec![
                     ("ok", ok),
-                    ("status", k::new_long(i64::from(o.status))),
-                    ("message", k::new_string(&o.message)),
-                    ("samples", k::new_long(o.samples as i64)),
-                    ("bytes", k::new_long(o.bytes as i64)),
-                    ("ms", k::new_float(o.millis)),
-                    ("attempts", k::new_long(i64::from(o.attempts))),
+                    ("status", reply::new_long(i64::from(o.status))),
+                    ("message", reply::new_string(&o.message)),
+                    ("samples", reply::new_long(o.samples as i64)),
+                    ("bytes", reply::new_long(o.bytes as i64)),
+                    ("ms", reply::new_float(o.millis)),
+                    ("attempts", reply::new_long(i64::from(o.attempts))),
                 ]);
                 (o.target.as_str(), d)
             })
@@ -436,7 +452,7 @@ pub extern "C" fn kdbprom_stop(_: K) -> K {
             let (_, outcomes) = stopped.map_err(err)?;
             let mut pairs = stats_pairs(a);
             pairs.push(("pushed", outcomes_dict(&outcomes)));
-            Ok(k::new_dict(pairs))
+            Ok(reply::new_dict(pairs))
         })
     })
 }
@@ -444,13 +460,13 @@ pub extern "C" fn kdbprom_stop(_: K) -> K {
 /// Handler wrappers: a start token from the agent's monotonic clock (0 before init).
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_begin(_: K) -> K {
-    guard(|| Ok(k::new_long(current().map_or(0, |a| a.now_ns()))))
+    guard(|| Ok(reply::new_long(current().map_or(0, |a| a.now_ns()))))
 }
 
-fn request(h: K, t0: K, failed: bool) -> K {
+fn request(h: KRef, t0: KRef, failed: bool) -> K {
     guard(|| {
-        let h = k::long(h, "handler")?;
-        let t0 = k::long(t0, "start token")?;
+        let h = h.long("handler")?;
+        let t0 = t0.long("start token")?;
         // Instrumentation never fails a user's request because kdbprom is not running.
         if let Some(a) = current() {
             a.request(h, t0, failed).map_err(err)?;
@@ -462,21 +478,27 @@ fn request(h: K, t0: K, failed: bool) -> K {
 /// Handler wrappers: the request ended normally.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_end(h: K, t0: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (h, t0) = unsafe { (KRef::new(&h), KRef::new(&t0)) };
     request(h, t0, false)
 }
 
 /// Handler wrappers: the user's handler signalled an error.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_fail(h: K, t0: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (h, t0) = unsafe { (KRef::new(&h), KRef::new(&t0)) };
     request(h, t0, true)
 }
 
 /// `.z.po/.z.pc/.z.wo/.z.wc` wrappers: kind 0 ipc, 1 websocket.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_conn(kind: K, opened: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (kind, opened) = unsafe { (KRef::new(&kind), KRef::new(&opened)) };
     guard(|| {
-        let kind = k::long(kind, "connection kind")?;
-        let opened = k::boolean(opened, "opened")?;
+        let kind = kind.long("connection kind")?;
+        let opened = opened.boolean("opened")?;
         if let Some(a) = current() {
             a.connection(kind, opened).map_err(err)?;
         }
@@ -487,12 +509,14 @@ pub extern "C" fn kdbprom_conn(kind: K, opened: K) -> K {
 /// Process sample on q's main thread: `.Q.w[]` and the open handle count.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_sample(qw: K, handles: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (qw, handles) = unsafe { (KRef::new(&qw), KRef::new(&handles)) };
     guard(|| {
-        let serde_json::Value::Object(m) = k::json(qw, "sample: .Q.w[]")? else {
-            return Err(format!("sample: .Q.w[] must be a dictionary, not a {}", k::type_name(qw)));
+        let serde_json::Value::Object(m) = qw.json("sample: .Q.w[]")? else {
+            return Err(must_be("sample: .Q.w[]", "a dictionary", qw.type_name()));
         };
         let mem: Vec<(&str, f64)> = m.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?))).collect();
-        let handles = atom_f64(handles).ok_or_else(|| format!("sample: handles must be a number, not a {}", k::type_name(handles)))?;
+        let handles = handles.atom_f64().ok_or_else(|| must_be("sample: handles", "a number", handles.type_name()))?;
         with_agent(|a| {
             a.sample(&mem, handles);
             Ok(NOTHING)
@@ -503,14 +527,16 @@ pub extern "C" fn kdbprom_sample(qw: K, handles: K) -> K {
 /// KX 1.x `.prom.newmetric[metric;type;labelnames;help]`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_newmetric(metric: K, kind: K, labels: K, help: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (metric, kind, labels, help) = unsafe { (KRef::new(&metric), KRef::new(&kind), KRef::new(&labels), KRef::new(&help)) };
     guard(|| {
-        let metric = k::symbol(metric, "newmetric: metric")?;
-        let kind_s = k::symbol(kind, "newmetric: type")?;
+        let metric = metric.symbol("newmetric: metric")?;
+        let kind_s = kind.symbol("newmetric: type")?;
         let kind = Kind::parse(kind_s).ok_or_else(|| format!("newmetric {metric}: unknown type {kind_s}"))?;
-        let labels = k::texts(labels, &format!("newmetric {metric}: label names"))?;
-        let help = k::text(help, &format!("newmetric {metric}: help"))?;
+        let labels = labels.texts(format_args!("newmetric {metric}: label names"))?;
+        let help = help.text(format_args!("newmetric {metric}: help"))?;
         with_agent(|a| {
-            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let labels: Vec<&str> = labels.iter().map(|l| l.as_ref()).collect();
             a.compat.newmetric(a, metric, kind, &labels, &help).map_err(err)?;
             Ok(NOTHING)
         })
@@ -520,27 +546,30 @@ pub extern "C" fn kdbprom_newmetric(metric: K, kind: K, labels: K, help: K) -> K
 /// KX 1.x `.prom.addmetric[metric;labelvals;params;startval]` → the handle symbol.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_addmetric(metric: K, values: K, params: K, start: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (metric, values, params, start) = unsafe { (KRef::new(&metric), KRef::new(&values), KRef::new(&params), KRef::new(&start)) };
     guard(|| {
-        let metric = k::symbol(metric, "addmetric: metric")?;
-        let values = k::texts(values, &format!("addmetric {metric}: label values"))?;
+        let metric = metric.symbol("addmetric: metric")?;
+        let values = values.texts(format_args!("addmetric {metric}: label values"))?;
         let params = floats(params, &format!("addmetric {metric}: params"))?;
         let start = floats(start, &format!("addmetric {metric}: startval"))?;
         with_agent(|a| {
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            Ok(k::new_symbol(&a.compat.addmetric(a, metric, &values, &params, &start).map_err(err)?))
+            let values: Vec<&str> = values.iter().map(|v| v.as_ref()).collect();
+            Ok(reply::new_symbol(&a.compat.addmetric(a, metric, &values, &params, &start).map_err(err)?))
         })
     })
 }
 
 /// KX 1.x `.prom.updval[name;func;val]`, with func already mapped by the q script to
-/// `` `set`inc`dec`observe `` (from `:` `+` `-` `,`).
+/// `` `set`inc`dec`observe `` (from `:` `+` `-` `,`; anything else to the null symbol).
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_updval(name: K, func: K, v: K) -> K {
-    let op = match k::symbol(func, "updval: func").ok().and_then(updval_op) {
-        Some(op) => op,
-        None => return guard(|| Err("updval: func must be one of : + - ,".into())),
-    };
-    record(op, name, v)
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (name, func, v) = unsafe { (KRef::new(&name), KRef::new(&func), KRef::new(&v)) };
+    guard(|| {
+        let op = func.symbol("updval: func").ok().and_then(updval_op).ok_or("updval: func must be one of : + - ,")?;
+        record(op, name, v)
+    })
 }
 
 /// `.z.pw` and `.z.bm` wrappers: counts one event, by name (`` `auth_failure ``,
@@ -548,8 +577,10 @@ pub extern "C" fn kdbprom_updval(name: K, func: K, v: K) -> K {
 /// request wrappers are.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_event(name: K) -> K {
+    // SAFETY: q's argument, valid and unchanged until this call returns (KRef::new).
+    let name = unsafe { KRef::new(&name) };
     guard(|| {
-        let name = k::symbol(name, "event")?;
+        let name = name.symbol("event")?;
         let i = crate::builtin::EVENTS.iter().position(|(n, _, _)| *n == name).ok_or_else(|| {
             let names: Vec<&str> = crate::builtin::EVENTS.iter().map(|e| e.0).collect();
             format!("event: unknown event {name} (events: {})", names.join(", "))

@@ -42,7 +42,8 @@ pub fn register() -> Option<Hook> {
     q_end.set_nonblocking(true).ok()?;
     flusher_end.set_nonblocking(true).ok()?;
     remove(true);
-    // SAFETY: the fd stays open (held in REGISTERED) until deregister removes it from q's loop.
+    // SAFETY: the fd stays open (held in REGISTERED) until `remove` takes it out of q's loop (from
+    // deregister, a new register, or on_wake at end of file).
     unsafe { sd1(q_end.as_raw_fd(), on_wake) };
     *REGISTERED.lock().unwrap_or_else(|p| p.into_inner()) = Some((q_end, std::thread::current().id()));
     // A full socket means q has a wake-up pending already: dropping this one loses nothing.
