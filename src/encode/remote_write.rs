@@ -148,7 +148,28 @@ struct RwSink<'e, 'c> {
     order_extra: Vec<Src>,
 }
 
-pub(crate) fn label_order(f: &Family, consts: &[(String, String)], extra: Option<&str>) -> Vec<Src> {
+/// The label order of a family's samples without and with their `le`/`quantile` label, and that
+/// label's name.
+pub(crate) fn family_orders(f: &Family, consts: &[(String, String)]) -> (Vec<Src>, Vec<Src>, Option<&'static str>) {
+    let extra = match f.kind {
+        Kind::Histogram => Some("le"),
+        Kind::Summary => Some("quantile"),
+        _ => None,
+    };
+    (label_order(f, consts, None), label_order(f, consts, extra), extra)
+}
+
+/// The metadata type remote write gives a kind (the same numbers in 1.0 and 2.0).
+pub(crate) fn metric_type(kind: Kind) -> u64 {
+    match kind {
+        Kind::Counter => 1,
+        Kind::Gauge => 2,
+        Kind::Histogram => 3,
+        Kind::Summary => 5,
+    }
+}
+
+fn label_order(f: &Family, consts: &[(String, String)], extra: Option<&str>) -> Vec<Src> {
     let mut v: Vec<(&str, Src)> = vec![("__name__", Src::Name)];
     v.extend(f.label_names.iter().enumerate().map(|(i, n)| (&**n, Src::Family(i))));
     v.extend(consts.iter().enumerate().map(|(i, (n, _))| (n.as_str(), Src::Const(i))));
@@ -183,22 +204,11 @@ fn string_len(tag_len: usize, len: usize) -> usize {
 
 impl Sink for RwSink<'_, '_> {
     fn family(&mut self, f: &Family) {
-        self.order = label_order(f, self.const_labels, None);
-        let extra = match f.kind {
-            Kind::Histogram => Some("le"),
-            Kind::Summary => Some("quantile"),
-            _ => None,
-        };
-        self.order_extra = label_order(f, self.const_labels, extra);
+        (self.order, self.order_extra, _) = family_orders(f, self.const_labels);
         if self.values == Values::Stale {
             return;
         }
-        let kind = match f.kind {
-            Kind::Counter => 1,
-            Kind::Gauge => 2,
-            Kind::Histogram => 3,
-            Kind::Summary => 5,
-        };
+        let kind = metric_type(f.kind);
         let m = &mut self.enc.metadata;
         let body = 2 + string_len(1, f.name.len()) + if f.help.is_empty() { 0 } else { string_len(1, f.help.len()) };
         encode_key(3, WireType::LengthDelimited, m);

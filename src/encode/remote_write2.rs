@@ -11,7 +11,7 @@
 //! (field 3) with the series' start timestamp, metadata type HISTOGRAM, counted as one sample;
 //! declared with classic buckets as well, its `_bucket`, `_sum` and `_count` series go too.
 
-use super::remote_write::{Compressor, Request, STALE_NAN, Src, Values, label_order, overflow_order, put_histogram};
+use super::remote_write::{Compressor, Request, STALE_NAN, Src, Values, family_orders, metric_type, overflow_order, put_histogram};
 use super::symbols::Symbols;
 use super::{HistogramSeries, Sample, Sink, walk};
 use crate::aggregate::NativeSnapshot;
@@ -245,19 +245,9 @@ impl Sink2<'_, '_> {
 
 impl Sink for Sink2<'_, '_> {
     fn family(&mut self, f: &Family) {
-        self.order = label_order(f, self.const_labels, None);
-        let extra = match f.kind {
-            Kind::Histogram => Some("le"),
-            Kind::Summary => Some("quantile"),
-            _ => None,
-        };
-        self.order_extra = label_order(f, self.const_labels, extra);
-        self.kind = match f.kind {
-            Kind::Counter => 1,
-            Kind::Gauge => 2,
-            Kind::Histogram => 3,
-            Kind::Summary => 5,
-        };
+        let extra;
+        (self.order, self.order_extra, extra) = family_orders(f, self.const_labels);
+        self.kind = metric_type(f.kind);
         self.start = f.kind != Kind::Gauge;
         self.help.clear();
         self.help.push_str(&f.help);
