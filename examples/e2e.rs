@@ -107,7 +107,12 @@ fn main() {
                 h,
                 &["job", "max_series", "max_series_per_metric", "textfile"],
                 // A scratch file, never /dev/null: the textfile is replaced by a rename at every push.
-                &[h.s("mem"), h.j(200_000), h.j(200_000), h.str(&std::env::temp_dir().join("kdbprom-e2e-memory.prom").display().to_string())],
+                &[
+                    h.s("mem"),
+                    h.j(200_000),
+                    h.j(200_000),
+                    h.str(&std::env::temp_dir().join("kdbprom-e2e-memory.prom").display().to_string()),
+                ],
             );
             series(h, 100_000);
             let t = h.ok("kdbprom_text", &[h.id()]);

@@ -435,7 +435,7 @@ fn old_samples_are_dropped_at_the_age_limit() {
         assert!(!(1.0..k as f64).contains(v), "value {v} (set over {hold} ms before recovery) arrived: {t:?}");
         if *ts >= outage_start && *ts < recovered {
             // Sent after `recovered` and no older than the limit when sent.
-            assert!(recovered - ts <= limit as i64, "a sample {} ms old at recovery arrived: {t:?}", recovered - ts);
+            assert!(recovered - ts <= limit, "a sample {} ms old at recovery arrived: {t:?}", recovered - ts);
         }
     }
     assert_eq!(t.first().map(|s| s.1), Some(0.0));
@@ -726,17 +726,17 @@ fn a_request_retried_past_the_age_limit_is_dropped_not_sent() {
         let helper = s.spawn(|| {
             assert!(proxy.wait_requests(before + 1, Duration::from_secs(3)));
             // Back 2 s after the value was set: twice the limit.
-            std::thread::sleep(Duration::from_millis((set_at + 2 * limit as i64 - now_ms()).max(0) as u64));
+            std::thread::sleep(Duration::from_millis((set_at + 2 * limit - now_ms()).max(0) as u64));
             proxy.set_fault(Fault::Pass);
             now_ms()
         });
         let o = push(h);
         (o, helper.join().unwrap())
     });
-    assert!(back_at - set_at >= 2 * limit as i64);
+    assert!(back_at - set_at >= 2 * limit);
     let fin = stop(h);
     let t = raw(prom.port, &format!("t_seq{{job=\"{job}\"}}"));
-    let late: Vec<_> = t.iter().filter(|(ts, v)| *v == 1.0 && back_at - ts > limit as i64).collect();
+    let late: Vec<_> = t.iter().filter(|(ts, v)| *v == 1.0 && back_at - ts > limit).collect();
     assert!(
         late.is_empty(),
         "samples older than sample_age_limit_ms {limit} when the receiver came back {back_at} were sent: {late:?}; push: {o:?}"

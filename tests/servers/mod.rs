@@ -149,9 +149,12 @@ pub fn victoria() -> Server {
     start("victoria-metrics", args, port, dir, "http://127.0.0.1:PORT/health")
 }
 
+/// A series' labels and its raw samples (ms timestamp, value).
+pub type Series = (serde_json::Map<String, Value>, Vec<(i64, f64)>);
+
 /// Every series `sel` selects with its raw samples (ms timestamp, value) over the hour before `at`
 /// (Unix seconds), as Prometheus stores them (stale markers are not returned).
-pub fn matrix_at(port: u16, sel: &str, at: f64) -> Vec<(serde_json::Map<String, Value>, Vec<(i64, f64)>)> {
+pub fn matrix_at(port: u16, sel: &str, at: f64) -> Vec<Series> {
     let v: Value = http()
         .get(format!("http://127.0.0.1:{port}/api/v1/query"))
         .query(&[("query", format!("{sel}[1h]")), ("time", format!("{at:.3}"))])
@@ -177,7 +180,7 @@ pub fn matrix_at(port: u16, sel: &str, at: f64) -> Vec<(serde_json::Map<String, 
 }
 
 /// [`matrix_at`] now.
-pub fn matrix(port: u16, sel: &str) -> Vec<(serde_json::Map<String, Value>, Vec<(i64, f64)>)> {
+pub fn matrix(port: u16, sel: &str) -> Vec<Series> {
     matrix_at(port, sel, std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64())
 }
 
