@@ -228,9 +228,8 @@ impl State {
 
     /// The final round: push within the exit deadline less the spool's reserve, spool what is
     /// left, DELETE the Pushgateway group if asked, and close the accounts.
-    async fn final_round(&mut self) -> Vec<Outcome> {
+    async fn final_round(&mut self, exit: Instant) -> Vec<Outcome> {
         let d = &self.shared.delivery;
-        let exit = Instant::now() + d.exit_deadline;
         if d.targets.is_empty() {
             return Vec::new();
         }
@@ -277,13 +276,19 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut next_push = Instant::now();
     let mut phase = Phase::Idle;
     let mut waiting: Vec<std_mpsc::Sender<Vec<Outcome>>> = Vec::new();
-    let mut stopping: Option<std_mpsc::Sender<Vec<Outcome>>> = None;
+    // `.prom.stop[]`'s reply, and when it was asked: the exit deadline runs from then.
+    let mut stopping: Option<(std_mpsc::Sender<Vec<Outcome>>, Instant)> = None;
+    let exit_deadline = st.shared.delivery.exit_deadline;
     let mut idle = IDLE_MIN;
     loop {
         // A bug here must not end delivery for the life of the q process: contain it and go on.
         let busy = contained(|| st.drain()).unwrap_or(false);
         if let Phase::Pushing(r, _) = &phase {
-            if r.is_finished() || stopping.is_some() {
+            // A round in flight when stop comes gets a quarter of the exit deadline to finish (a
+            // batch job that stops at once after init must not lose its healthy first push);
+            // then the final push supersedes it.
+            let give_up = stopping.as_ref().is_some_and(|(_, at)| at.elapsed() >= exit_deadline / 4);
+            if r.is_finished() || give_up {
                 let Phase::Pushing(r, replies) = std::mem::replace(&mut phase, Phase::Idle) else { unreachable!() };
                 let outcomes = if r.is_finished() {
                     let outcomes = r.await.unwrap_or_default();
@@ -310,8 +315,8 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
             }
         }
         if matches!(phase, Phase::Idle) {
-            if let Some(reply) = stopping.take() {
-                let outcomes = st.final_round().await;
+            if let Some((reply, asked)) = stopping.take() {
+                let outcomes = st.final_round(asked + exit_deadline).await;
                 for r in waiting.drain(..) {
                     let _ = r.send(outcomes.clone());
                 }
@@ -335,13 +340,17 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
             }
         }
         idle = if busy { IDLE_MIN } else { (idle * 2).min(IDLE_MAX) };
-        let sleep = if busy { Duration::ZERO } else { idle.min(next_push.saturating_duration_since(Instant::now()).max(IDLE_MIN)) };
+        let mut sleep = if busy { Duration::ZERO } else { idle.min(next_push.saturating_duration_since(Instant::now()).max(IDLE_MIN)) };
+        if let Some((_, asked)) = &stopping {
+            // Wake when the grace of a round in flight ends, not up to an idle sleep later.
+            sleep = sleep.min((*asked + exit_deadline / 4).saturating_duration_since(Instant::now()).max(IDLE_MIN));
+        }
         tokio::select! {
             biased;
             cmd = rx.recv() => match cmd {
                 Some(Command::Text(reply)) => { if let Some(t) = contained(|| st.text()) { let _ = reply.send(t); } }
                 Some(Command::Push(reply)) => waiting.push(reply),
-                Some(Command::Stop(reply)) => stopping = Some(reply),
+                Some(Command::Stop(reply)) => stopping = Some((reply, Instant::now())),
                 // The agent is gone: nothing left to serve.
                 None => return,
             },

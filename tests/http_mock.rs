@@ -120,3 +120,22 @@ fn textfile_is_written_at_init_and_replaced_atomically_on_push() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     let _ = std::fs::remove_file(&path);
 }
+
+/// A batch job that stops right after init: the first push, still in flight (the gateway takes
+/// 150 ms to answer it), is let finish within a quarter of the exit deadline instead of being
+/// superseded, so nothing counts as failed.
+#[test]
+fn stop_right_after_init_lets_the_first_push_finish() {
+    let (url, seen) = mock::mock_with(|i, _| {
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        (200, String::new(), String::new())
+    });
+    let a = agent(serde_json::json!({"interval_ms": 60_000, "exit_deadline_ms": 2_000, "pushgateway": {"url": url}}));
+    let (st, _) = a.stop().unwrap();
+    let c = st.target("pushgateway").unwrap();
+    assert_eq!((c.failed_total(), c.queued, c.pushes_ok), (0, 0, 2), "{c:?}");
+    assert_eq!(c.sent, c.samples_in);
+    assert_eq!(seen.lock().unwrap().len(), 2, "the first push and the final one");
+}
