@@ -525,6 +525,9 @@ fn session(h: &Host, rounds: usize) -> Session {
         for &c in &clients {
             h.ok("kdbprom_inc", &[h.j(c), h.j(1)]);
         }
+        // What the .z.pw and .z.bm wrappers report.
+        h.ok("kdbprom_event", &[h.s("auth_failure")]);
+        h.ok("kdbprom_event", &[h.s("bad_message")]);
         let ok = pushed_ok(h, h.ok("kdbprom_push", &[h.id()]));
         assert_eq!(ok, BTreeMap::from([("prometheus".to_string(), true), ("pushgateway".to_string(), true)]), "round {round}");
         if round + 1 < rounds {
