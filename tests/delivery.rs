@@ -7,7 +7,7 @@ mod common;
 mod faults;
 mod servers;
 
-use common::{Host, host, lock};
+use common::{Host, host, lock, rw};
 use faults::{Fault, Proxy};
 use kdbplus::api::K;
 use servers::query;
@@ -146,17 +146,6 @@ fn init(h: &Host, job: &str, extra: &[(&str, K)]) {
 fn push(h: &Host) -> HashMap<String, Outcome> {
     let d = h.ok("kdbprom_push", &[h.id()]);
     outcomes(h, d)
-}
-
-/// A remote-write target dictionary.
-fn rw(h: &Host, url: &str, name: &str, extra: &[(&str, K)]) -> K {
-    let mut keys = vec!["url", "name"];
-    let mut vals = vec![h.str(url), h.s(name)];
-    for (k, v) in extra {
-        keys.push(k);
-        vals.push(*v);
-    }
-    h.dict(&keys, &vals)
 }
 
 fn gauge(h: &Host, name: &str) {

@@ -4,7 +4,7 @@
 mod common;
 mod servers;
 
-use common::{Host, host, lock};
+use common::{Host, host, lock, rw};
 use kdbplus::api::K;
 use servers::{query, query_vm, value};
 use std::collections::HashMap;
@@ -47,16 +47,6 @@ fn push(h: &Host) -> HashMap<String, Outcome> {
     let o = outcomes(h, d);
     (h.r0)(d);
     o
-}
-
-fn rw(h: &Host, url: &str, name: &str, extra: &[(&str, K)]) -> K {
-    let mut keys = vec!["url", "name"];
-    let mut vals = vec![h.str(url), h.s(name)];
-    for (k, v) in extra {
-        keys.push(k);
-        vals.push(*v);
-    }
-    h.dict(&keys, &vals)
 }
 
 fn declare_and_record(h: &Host, prefix: &str) {

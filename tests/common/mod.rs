@@ -270,3 +270,14 @@ impl Host {
         self.dict_items(k).into_iter().filter(|(_, v)| self.qtype(*v) == -7).map(|(n, v)| (n, self.long(v))).collect()
     }
 }
+
+/// A remote-write target dictionary: `url`, `name` and `extra` keys (`protocol`, `queue`, …).
+pub fn rw(h: &Host, url: &str, name: &str, extra: &[(&str, K)]) -> K {
+    let mut keys = vec!["url", "name"];
+    let mut vals = vec![h.str(url), h.s(name)];
+    for (k, v) in extra {
+        keys.push(k);
+        vals.push(*v);
+    }
+    h.dict(&keys, &vals)
+}

@@ -155,17 +155,7 @@ pub type Series = (serde_json::Map<String, Value>, Vec<(i64, f64)>);
 /// Every series `sel` selects with its raw samples (ms timestamp, value) over the hour before `at`
 /// (Unix seconds), as Prometheus stores them (stale markers are not returned).
 pub fn matrix_at(port: u16, sel: &str, at: f64) -> Vec<Series> {
-    let v: Value = http()
-        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-        .query(&[("query", format!("{sel}[1h]")), ("time", format!("{at:.3}"))])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(v["status"], "success", "{v}");
-    v["data"]["result"]
-        .as_array()
-        .unwrap()
+    api_query(port, &format!("{sel}[1h]"), at)
         .iter()
         .map(|r| {
             let values = r["values"]
@@ -184,23 +174,26 @@ pub fn matrix(port: u16, sel: &str) -> Vec<Series> {
     matrix_at(port, sel, std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64())
 }
 
+/// The results of `/api/v1/query` for `q` at `at` (Unix seconds); the call must succeed.
+fn api_query(port: u16, q: &str, at: f64) -> Vec<Value> {
+    let v: Value = http()
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", q), ("time", &format!("{at:.3}"))])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    v["data"]["result"].as_array().unwrap().clone()
+}
+
 /// One instant-query result: labels and value.
 pub type Row = (std::collections::BTreeMap<String, String>, f64);
 
 /// `/api/v1/query` on Prometheus or VictoriaMetrics.
 pub fn query(port: u16, q: &str) -> Vec<Row> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    let v: Value = http()
-        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-        .query(&[("query", q), ("time", &format!("{now:.3}"))])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(v["status"], "success", "{v}");
-    v["data"]["result"]
-        .as_array()
-        .unwrap()
+    api_query(port, q, now)
         .iter()
         .map(|r| {
             let labels = r["metric"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
