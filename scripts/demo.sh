@@ -8,19 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh || echo "== could not install the receivers; the demo falls back to a textfile" >&2
 scripts/fetch-libe.sh
 cargo build -q --release --lib --example batch_job
-work=$(mktemp -d -t kdbprom-demo.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ready() { for _ in $(seq 200); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0; sleep 0.05; done; echo "not ready: $1" >&2; return 1; }
+. scripts/receivers.sh demo
 if command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null && command -v curl >/dev/null; then
-  pp=$(port); gp=$(port)
-  printf 'global:\n  scrape_interval: 15s\n' > "$work/prom.yml"
-  prometheus --config.file="$work/prom.yml" --storage.tsdb.path="$work/prom" --web.listen-address="127.0.0.1:$pp" \
-    --web.enable-remote-write-receiver --log.level=warn 2>"$work/prom.log" & pids+=($!)
-  prometheus-pushgateway --web.listen-address="127.0.0.1:$gp" --persistence.file= --log.level=warn 2>"$work/pgw.log" & pids+=($!)
-  ready "http://127.0.0.1:$pp/-/ready"; ready "http://127.0.0.1:$gp/-/ready"
+  start_receivers
   echo "== receivers: Prometheus 127.0.0.1:$pp (remote write), Pushgateway 127.0.0.1:$gp"
   KDBPROM_DEMO_PUSHGATEWAY="http://127.0.0.1:$gp" KDBPROM_DEMO_REMOTE_WRITE="http://127.0.0.1:$pp/api/v1/write" \
     target/release/examples/batch_job

@@ -20,19 +20,8 @@ if ! command -v chromium >/dev/null; then
 fi
 cargo build -q --release --lib --example batch_job
 
-work=$(mktemp -d -t kdbprom-shots.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ready() { for _ in $(seq 200); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0; sleep 0.05; done; echo "not ready: $1" >&2; return 1; }
-
-pp=$(port); gp=$(port)
-printf 'global:\n  scrape_interval: 15s\n' > "$work/prom.yml"
-prometheus --config.file="$work/prom.yml" --storage.tsdb.path="$work/prom" --web.listen-address="127.0.0.1:$pp" \
-  --web.enable-remote-write-receiver --log.level=warn 2>"$work/prom.log" & pids+=($!)
-prometheus-pushgateway --web.listen-address="127.0.0.1:$gp" --persistence.file= --log.level=warn 2>"$work/pgw.log" & pids+=($!)
-ready "http://127.0.0.1:$pp/-/ready"; ready "http://127.0.0.1:$gp/-/ready"
+. scripts/receivers.sh shots
+start_receivers
 
 # Three runs of the nightly job, a few seconds apart; each is a new instance (host:pid, no port).
 for run in 1 2 3; do
