@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use thiserror::Error;
 
 /// Why a configuration was refused.
@@ -355,8 +355,13 @@ impl Config {
         }
         // Last, so that a refused config leaves no directory behind.
         if let Some(sp) = &cfg.spool {
-            probe(&sp.dir)
-                .map_err(|e| ConfigError::Invalid { key: "spool.dir".into(), why: format!("cannot write to {}: {e}", sp.dir.display()) })?;
+            crate::push::spool::check_dir(&sp.dir).map_err(|e| {
+                let cause = match &e {
+                    crate::push::spool::SpoolError::Io { source, .. } => source.to_string(),
+                    e => e.to_string(),
+                };
+                ConfigError::Invalid { key: "spool.dir".into(), why: format!("cannot write to {}: {cause}", sp.dir.display()) }
+            })?;
         }
         Ok(cfg)
     }
@@ -549,15 +554,6 @@ fn spool(mut o: Obj<'_>) -> Result<Spool, ConfigError> {
     let max_bytes = o.num("max_bytes", 64 << 20, 4096, u64::MAX)?;
     o.finish()?;
     Ok(Spool { dir: dir.into(), max_bytes })
-}
-
-/// Creates `dir` if missing and proves it writable, so that an unusable spool fails init rather
-/// than the final push of `.prom.stop[]`.
-fn probe(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let f = dir.join(format!(".kdbprom-probe-{}", std::process::id()));
-    std::fs::write(&f, b"")?;
-    std::fs::remove_file(&f)
 }
 
 fn auth(o: &mut Obj<'_>) -> Result<Auth, ConfigError> {

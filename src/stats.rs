@@ -78,11 +78,6 @@ impl StatsView {
         self.targets.iter().find(|(n, _)| n == name).map(|(_, c)| c)
     }
 
-    /// Accepted pushes over every target.
-    pub fn pushes_ok(&self) -> u64 {
-        self.targets.iter().map(|(_, c)| c.pushes_ok).sum()
-    }
-
     /// Failed pushes over every target.
     pub fn pushes_failed(&self) -> u64 {
         self.targets.iter().map(|(_, c)| c.pushes_failed).sum()

@@ -325,9 +325,4 @@ impl RemoteWrite {
         }
         spool_left(&self.common, kind, left, to, budget)
     }
-
-    /// Samples and requests waiting.
-    pub fn queued(&self) -> (u64, usize) {
-        (self.queue.samples(), self.queue.len())
-    }
 }

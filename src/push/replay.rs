@@ -30,10 +30,8 @@ impl Drop for Origin {
             return;
         }
         // A file already gone (removed by hand) is fine; anything else would replay twice, so say so.
-        if let Err(e) = std::fs::remove_file(&self.0) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("kdbprom: cannot remove replayed spool file {}: {e}", self.0.display());
-            }
+        if let Err(e) = spool::remove(&self.0) {
+            eprintln!("kdbprom: cannot remove a replayed spool file: {e}");
         }
     }
 }
