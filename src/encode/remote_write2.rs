@@ -182,6 +182,18 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
+/// The start of a `TimeSeries` of `series_len` bytes: its key and length, then its packed label refs
+/// (`refs_len` bytes); a sample or a histogram and the metadata follow.
+fn put_series_head(out: &mut Vec<u8>, series_len: usize, refs_len: usize, refs: &[u32]) {
+    out.push(TIMESERIES_KEY);
+    put_varint(out, series_len as u64);
+    out.push(LABELS_REFS_KEY);
+    put_varint(out, refs_len as u64);
+    for &r in refs {
+        put_varint(out, u64::from(r));
+    }
+}
+
 /// Bytes of `v` as a varint.
 #[inline(always)]
 fn varint_len(v: u64) -> usize {
@@ -275,13 +287,7 @@ impl Sink for Sink2<'_, '_> {
         let series_len = 1 + varint_len(refs_len as u64) + refs_len + 1 + varint_len(sample_len as u64) + sample_len + c.meta.len();
         let out = &mut e.series;
         out.reserve(series_len + 12);
-        out.push(TIMESERIES_KEY);
-        put_varint(out, series_len as u64);
-        out.push(LABELS_REFS_KEY);
-        put_varint(out, refs_len as u64);
-        for &r in &e.refs {
-            put_varint(out, u64::from(r));
-        }
+        put_series_head(out, series_len, refs_len, &e.refs);
         out.push(SAMPLE_KEY);
         put_varint(out, sample_len as u64);
         out.push(VALUE_KEY);
@@ -309,13 +315,7 @@ impl Sink for Sink2<'_, '_> {
         let c = &self.cache;
         let series_len = 1 + varint_len(refs_len as u64) + refs_len + 1 + varint_len(body.len() as u64) + body.len() + c.meta.len();
         let out = &mut e.series;
-        out.push(TIMESERIES_KEY);
-        put_varint(out, series_len as u64);
-        out.push(LABELS_REFS_KEY);
-        put_varint(out, refs_len as u64);
-        for &r in &e.refs {
-            put_varint(out, u64::from(r));
-        }
+        put_series_head(out, series_len, refs_len, &e.refs);
         out.push(HISTOGRAM_KEY);
         put_varint(out, body.len() as u64);
         out.extend_from_slice(body);
