@@ -9,7 +9,7 @@ fn main() {
     let libe = std::env::var("KX_LIBE").unwrap_or_else(|_| format!("{dir}/.kx/libe.so"));
     println!("cargo::rustc-env=KX_LIBE_PATH={libe}");
     println!("cargo::rerun-if-env-changed=KX_LIBE");
-    // A test that defines q's `sd1`/`sd0x` exports them, standing in for q's main loop (a no-op in
-    // test binaries that do not define them).
-    println!("cargo::rustc-link-arg-tests=-Wl,--export-dynamic-symbol=sd1,--export-dynamic-symbol=sd0x");
+    // A test that defines q's `sd1`/`sd0x` (and `k`, q's evaluator) exports them, standing in for q's
+    // main loop (a no-op in test binaries that do not define them).
+    println!("cargo::rustc-link-arg-tests=-Wl,--export-dynamic-symbol=sd1,--export-dynamic-symbol=sd0x,--export-dynamic-symbol=k");
 }

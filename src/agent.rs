@@ -18,7 +18,7 @@ use crate::stats::{Stats, StatsView};
 use crate::telemetry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use thiserror::Error;
 
 /// Why a record, a declaration or a command was refused. The text is what q shows after `prom: `.
@@ -66,7 +66,8 @@ pub struct Agent {
     builtins: Builtins,
     flusher: Mutex<Option<Flusher>>,
     stopped: AtomicBool,
-    epoch: Instant,
+    /// Handles whose opening was counted.
+    handles: crate::handles::Handles,
     /// Every target's name and accounting, in configuration order.
     ledgers: Vec<(String, Ledger)>,
 }
@@ -125,7 +126,7 @@ impl Agent {
             builtins,
             flusher: Mutex::new(Some(flusher)),
             stopped: AtomicBool::new(false),
-            epoch: Instant::now(),
+            handles: Default::default(),
             ledgers,
         };
         agent.set_process(process)?;
@@ -224,33 +225,36 @@ impl Agent {
         }
     }
 
-    /// Nanoseconds on the agent's monotonic clock: the token a handler wrapper keeps.
-    pub fn now_ns(&self) -> i64 {
-        self.epoch.elapsed().as_nanos() as i64
-    }
-
-    /// Ends a request of `handler` (index into [`HANDLERS`]) begun at `t0`: counts it, times it,
-    /// and counts an error when `failed`.
-    pub fn request(&self, handler: i64, t0: i64, failed: bool) -> Result<(), AgentError> {
+    /// Ends a request of `handler` (index into [`HANDLERS`]) that took `secs`: counts it, times
+    /// it, and counts an error when `failed`.
+    pub fn request(&self, handler: i64, secs: f64, failed: bool) -> Result<(), AgentError> {
         let h = index("handler", handler, HANDLERS.len())?;
         if self.is_stopped() {
             return Ok(());
         }
-        let secs = (self.now_ns() - t0).max(0) as f64 * 1e-9;
         let b = &self.builtins;
         self.ring.push(Event { series: b.requests[h], op: Op::Inc, value: 1.0 });
-        self.ring.push(Event { series: b.durations[h], op: Op::Observe, value: secs });
+        self.ring.push(Event { series: b.durations[h], op: Op::Observe, value: secs.max(0.0) });
         if failed {
             self.ring.push(Event { series: b.errors[h], op: Op::Inc, value: 1.0 });
         }
         Ok(())
     }
 
-    /// Counts a connection opened or closed (`kind` indexes [`CONNECTIONS`]).
-    pub fn connection(&self, kind: i64, opened: bool) -> Result<(), AgentError> {
+    /// Counts a connection on `handle` opened or closed (`kind` indexes [`CONNECTIONS`]). A close
+    /// counts only when the opening did: q also reports the closing of handles it opened itself.
+    pub fn connection(&self, kind: i64, handle: i64, opened: bool) -> Result<(), AgentError> {
         let k = index("connection kind", kind, CONNECTIONS.len())?;
         let b = &self.builtins;
-        self.ring.push(Event { series: if opened { b.opened[k] } else { b.closed[k] }, op: Op::Inc, value: 1.0 });
+        let series = if opened {
+            self.handles.open(handle);
+            b.opened[k]
+        } else if self.handles.close(handle) {
+            b.closed[k]
+        } else {
+            return Ok(());
+        };
+        self.ring.push(Event { series, op: Op::Inc, value: 1.0 });
         Ok(())
     }
 
@@ -264,6 +268,15 @@ impl Agent {
         if handles.is_finite() {
             self.ring.push(Event { series: self.builtins.handles, op: Op::Set, value: handles });
         }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        self.ring.push(Event { series: self.builtins.last_sample, op: Op::Set, value: now });
+    }
+
+    /// Says how often q is sampled: every `interval_ms` (`sd1` or the timer), or 0 when only at
+    /// init, push, stop and exit; `kdbprom_sample_interval_seconds`, read by the sample-lag alert.
+    pub fn set_sample_interval(&self, periodic: bool) {
+        let secs = if periodic { self.config.interval_ms as f64 / 1e3 } else { 0.0 };
+        self.ring.push(Event { series: self.builtins.sample_interval, op: Op::Set, value: secs });
     }
 
     fn ask<T>(&self, make: impl FnOnce(std::sync::mpsc::Sender<T>) -> Command, timeout: Duration) -> Result<T, AgentError> {
@@ -314,11 +327,17 @@ impl Agent {
 
     /// Drains what was recorded, pushes the final state within `exit_deadline_ms` and stops the
     /// flusher. Idempotent: a second call returns the stats and no outcomes.
+    ///
+    /// Whoever comes second (a `.prom.stop[]` racing the exit hook, two threads calling `exit`)
+    /// waits for the first to finish, so the process cannot end while the final push is on the
+    /// wire; the wait is bounded by the first caller's own (exit_deadline_ms + a margin).
     pub fn stop(&self) -> Result<(StatsView, Vec<Outcome>), AgentError> {
+        // Taken before the flag: a second caller that sees `stopped` blocks here until the first
+        // has finished its final push and released the flusher.
+        let mut guard = self.flusher.lock().unwrap_or_else(|p| p.into_inner());
         if self.stopped.swap(true, Ordering::AcqRel) {
             return Ok((self.stats(), Vec::new()));
         }
-        let mut guard = self.flusher.lock().unwrap_or_else(|p| p.into_inner());
         // The round itself is bounded by exit_deadline_ms; the margin covers draining and joining.
         let wait = Duration::from_millis(self.config.exit_deadline_ms) + Duration::from_millis(500);
         let outcomes = guard.as_mut().and_then(|f| f.stop(wait));

@@ -139,6 +139,10 @@ pub struct Builtins {
     pub memory: [SeriesId; 8],
     /// `kdb_open_handles`.
     pub handles: SeriesId,
+    /// `kdbprom_last_sample_timestamp_seconds`: when a q sample last succeeded.
+    pub last_sample: SeriesId,
+    /// `kdbprom_sample_interval_seconds`: how often q is sampled, 0 when not periodically.
+    pub sample_interval: SeriesId,
     /// Self-metrics, set by the flusher before each snapshot.
     pub own: crate::telemetry::Own,
 }
@@ -180,6 +184,20 @@ pub fn declare_with(reg: &Registry, p: &ProcessInfo, native_requests: bool) -> R
     } else {
         reg.declare("kdb_request_duration_seconds", help, Histogram, labels, &DEFAULT_BUCKETS)?;
     }
+    reg.declare(
+        "kdbprom_last_sample_timestamp_seconds",
+        "When q's process figures (.Q.w, .z.W) were last sampled, Unix seconds; 0 = never.",
+        Gauge,
+        &[],
+        &[],
+    )?;
+    reg.declare(
+        "kdbprom_sample_interval_seconds",
+        "How often q is sampled (sd1 or timer); 0 when only at init, push, stop and exit.",
+        Gauge,
+        &[],
+        &[],
+    )?;
     let own = crate::telemetry::declare(reg)?;
     Ok(Builtins {
         requests: each(reg, "kdb_requests_total", HANDLERS)?,
@@ -189,6 +207,8 @@ pub fn declare_with(reg: &Registry, p: &ProcessInfo, native_requests: bool) -> R
         closed: each(reg, "kdb_connections_closed_total", CONNECTIONS)?,
         memory,
         handles: reg.by_name("kdb_open_handles")?,
+        last_sample: reg.by_name("kdbprom_last_sample_timestamp_seconds")?,
+        sample_interval: reg.by_name("kdbprom_sample_interval_seconds")?,
         own,
     })
 }

@@ -256,6 +256,19 @@ pub struct Config {
     pub textfile: Option<PathBuf>,
     /// Spool directory and its size cap.
     pub spool: Option<Spool>,
+    /// How process metrics are sampled when q does not listen (with `sd1` unavailable).
+    pub sampler: Sampler,
+}
+
+/// The `sampler` key: how q's process metrics are sampled where q's main loop cannot be woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sampler {
+    /// `sd1` when q listens; otherwise at init, push, stop and exit, and from the user's own
+    /// `.z.ts` when it runs (at most once per interval). Never starts a timer.
+    #[default]
+    Auto,
+    /// Opt-in: starts `\t interval_ms` when q has no timer and no `.z.ts` (the q script does it).
+    Timer,
 }
 
 impl Default for Config {
@@ -280,6 +293,7 @@ impl Default for Config {
             remote_write: Vec::new(),
             textfile: None,
             spool: None,
+            sampler: Sampler::Auto,
         }
     }
 }
@@ -333,6 +347,11 @@ impl Config {
             remote_write: o.list("remote_write")?.into_iter().map(remote_write).collect::<Result<_, _>>()?,
             textfile: o.opt_str("textfile")?.map(PathBuf::from).map(|p| textfile(&o, p)).transpose()?,
             spool: o.child("spool")?.map(spool).transpose()?,
+            sampler: match o.opt_str("sampler")?.as_deref() {
+                None | Some("auto") => Sampler::Auto,
+                Some("timer") => Sampler::Timer,
+                Some(s) => return Err(o.invalid("sampler", &format!(r#"must be "auto" or "timer", not '{s}'"#))),
+            },
         };
         o.finish()?;
         if cfg.job.is_empty() {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod encode;
 pub mod event;
 pub mod flusher;
+pub mod handles;
 pub mod name;
 pub mod proto;
 pub mod push;

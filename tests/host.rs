@@ -62,7 +62,7 @@ fn q_script_session_init_request_error_timer_exit() {
     assert_eq!(h.sym(settings["instance"]), "box:5010");
     assert_eq!(h.syms_of(settings["instrument"]), ["sync", "async", "http", "websocket", "timer", "conn"], "every handler group");
     assert_eq!(h.long(settings["interval_ms"]), 10_000);
-    assert_eq!(h.sym(settings["sampler"]), "timer", "no sd1 in this host: the q script samples from .z.ts");
+    assert_eq!(h.sym(settings["sampler"]), "none", "no sd1 in this host, no timer asked for: sampled at init, push, stop and exit");
     (h.r0)(r);
     // .prom.sample[] → .prom.x.sample[.Q.w[];count .z.W]
     let qw = h.dict(&["used", "heap", "peak", "wmax", "mmap", "mphy", "syms", "symw"], &[]);
@@ -71,17 +71,17 @@ fn q_script_session_init_request_error_timer_exit() {
     let vals = h.longs(&[361_728, 67_108_864, 67_108_864, 0, 0, 25_000_000_000, 1_234, 56_789]);
     let qw = (h.xd)(keys, vals);
     h.ok("kdbprom_sample", &[qw, h.j(3)]);
-    // .z.pg wrapper, a request that succeeds: t:.prom.x.b ::  then .prom.x.e[0;t]
-    let t = h.ok("kdbprom_begin", &[h.id()]);
-    let t0 = h.long(t);
-    (h.r0)(t);
-    h.ok("kdbprom_end", &[h.j(0), h.j(t0)]);
-    // one that errors: .prom.fail[0;t] → .prom.x.fl[0;t]
-    h.ok("kdbprom_fail", &[h.j(0), h.j(t0)]);
-    // a timer tick (handler 5), an IPC connection opened and closed
-    h.ok("kdbprom_end", &[h.j(5), h.j(t0)]);
-    h.ok("kdbprom_conn", &[h.j(0), h.b(true)]);
-    h.ok("kdbprom_conn", &[h.j(0), h.b(false)]);
+    // .z.pg wrapper, a request that succeeds: @[.prom.x.b;0;{}] … @[.prom.x.e;0;{}]
+    h.ok("kdbprom_begin", &[h.j(0)]);
+    h.ok("kdbprom_end", &[h.j(0)]);
+    // one that errors: .prom.fail[0] → @[.prom.x.fl;0;{}]
+    h.ok("kdbprom_begin", &[h.j(0)]);
+    h.ok("kdbprom_fail", &[h.j(0)]);
+    // a timer tick (handler 5), an IPC connection (handle 7, an int as .z.po gets it) opened and closed
+    h.ok("kdbprom_begin", &[h.j(5)]);
+    h.ok("kdbprom_end", &[h.j(5)]);
+    h.ok("kdbprom_conn", &[h.j(0), h.i(7), h.b(true)]);
+    h.ok("kdbprom_conn", &[h.j(0), h.i(7), h.b(false)]);
     let text = text(h);
     for line in [
         "kdb_requests_total{handler=\"sync\",env=\"prod\"} 2\n",
@@ -110,7 +110,7 @@ fn q_script_session_init_request_error_timer_exit() {
     assert_eq!(st["events_recorded"], st["events_applied"] + st["events_dropped"]);
     assert!(st["events_applied"] >= 14, "{st:?}");
     // After stop: instrumentation is silent, the API says why.
-    h.ok("kdbprom_end", &[h.j(0), h.j(t0)]);
+    h.ok("kdbprom_end", &[h.j(0)]);
     assert_eq!(h.err("kdbprom_text", &[h.id()]), "prom: stopped: call .prom.init again to restart");
     assert_eq!(h.err("kdbprom_inc", &[h.s("kdbprom_series"), h.j(1)]), "prom: stopped: call .prom.init again to restart");
     // stop is idempotent, as .z.exit after an explicit .prom.stop[] needs
@@ -425,9 +425,10 @@ fn every_bad_input_is_a_named_q_error() {
         ("kdbprom_dec", vec![h.s("c_total"), h.j(1)], "prom: c_total has labels: get a series id with .prom.series first"),
         ("kdbprom_remove", vec![h.s("g")], "prom: g: an unlabelled metric cannot be removed"),
         // instrumentation and sampling
-        ("kdbprom_end", vec![h.j(9), h.j(0)], "prom: handler index 9 is out of range 0..7"),
-        ("kdbprom_end", vec![h.s("sync"), h.j(0)], "prom: handler must be a long, not a symbol atom"),
-        ("kdbprom_conn", vec![h.j(0), h.j(1)], "prom: opened must be a boolean, not a long atom"),
+        ("kdbprom_end", vec![h.j(9)], "prom: handler index 9 is out of range 0..7"),
+        ("kdbprom_end", vec![h.s("sync")], "prom: handler must be a long, not a symbol atom"),
+        ("kdbprom_conn", vec![h.j(0), h.j(3), h.j(1)], "prom: opened must be a boolean, not a long atom"),
+        ("kdbprom_conn", vec![h.j(2), h.j(3), h.b(true)], "prom: connection kind index 2 is out of range 0..2"),
         ("kdbprom_sample", vec![h.j(1), h.j(1)], "prom: sample: .Q.w[] must be a dictionary, not a long atom"),
         // compat
         ("kdbprom_updval", vec![h.s("g"), h.s("times"), h.j(1)], "prom: updval: func must be one of : + - ,"),
@@ -660,9 +661,9 @@ fn a_wrong_type_in_every_argument_of_every_export_is_an_error() {
         ("kdbprom_set", |h| vec![h.s("w"), h.j(1)]),
         ("kdbprom_observe", |h| vec![h.s("w"), h.j(1)]),
         ("kdbprom_remove", |h| vec![h.s("w")]),
-        ("kdbprom_end", |h| vec![h.j(0), h.j(0)]),
-        ("kdbprom_fail", |h| vec![h.j(0), h.j(0)]),
-        ("kdbprom_conn", |h| vec![h.j(0), h.b(true)]),
+        ("kdbprom_end", |h| vec![h.j(0)]),
+        ("kdbprom_fail", |h| vec![h.j(0)]),
+        ("kdbprom_conn", |h| vec![h.j(0), h.j(9), h.b(true)]),
         ("kdbprom_sample", |h| vec![h.dict(&["used"], &[h.j(1)]), h.j(1)]),
         ("kdbprom_newmetric", |h| vec![h.s("w3_total"), h.s("counter"), h.id(), h.str("")]),
         ("kdbprom_addmetric", |h| vec![h.s("w1_total"), h.id(), h.id(), h.id()]),
@@ -700,7 +701,7 @@ fn a_wrong_type_in_every_argument_of_every_export_is_an_error() {
         k
     };
     assert!(h.err("kdbprom_inc", &[h.s("w"), err_obj()]).starts_with("prom: inc: value must be a number"));
-    assert!(h.err("kdbprom_end", &[err_obj(), h.j(0)]).starts_with("prom: handler must be a long"));
+    assert!(h.err("kdbprom_end", &[err_obj()]).starts_with("prom: handler must be a long"));
     // q keeps running: the agent still answers.
     assert!(text(h).contains("\nw "));
 }
@@ -744,8 +745,8 @@ fn short_int_long_nulls_and_infinities_are_refused_alike_in_atoms_and_vectors() 
             // as a series id or a handler index: named, never "unknown series id 9223372036854775807"
             let not = if v == null { "null" } else { "infinite" };
             assert_eq!(h.err("kdbprom_inc", &[atom(h, v), h.j(1)]), format!("prom: inc: series must not be {not}"), "{ty} {v}");
-            assert_eq!(h.err("kdbprom_end", &[atom(h, v), h.j(0)]), format!("prom: handler must not be {not}"), "{ty} {v}");
-            assert_eq!(h.err("kdbprom_end", &[h.j(0), atom(h, v)]), format!("prom: start token must not be {not}"), "{ty} {v}");
+            assert_eq!(h.err("kdbprom_end", &[atom(h, v)]), format!("prom: handler must not be {not}"), "{ty} {v}");
+            assert_eq!(h.err("kdbprom_conn", &[h.j(0), atom(h, v), h.b(true)]), format!("prom: handle must not be {not}"), "{ty} {v}");
         }
         // The largest finite value is a number, in an atom and in a vector alike.
         h.ok("kdbprom_set", &[h.s("g"), atom(h, big)]);
@@ -793,9 +794,10 @@ fn type_errors_share_one_form() {
         c
     };
     for (export, args, want) in [
-        ("kdbprom_conn", vec![h.j(0), h.i(1)], "prom: opened must be a boolean, not an int atom"),
-        ("kdbprom_end", vec![h.id(), h.j(0)], "prom: handler must be a long, not ::"),
-        ("kdbprom_end", vec![h.f(1.0), h.j(0)], "prom: handler must be a long, not a float atom"),
+        ("kdbprom_conn", vec![h.j(0), h.j(5), h.i(1)], "prom: opened must be a boolean, not an int atom"),
+        ("kdbprom_conn", vec![h.j(0), h.s("h"), h.b(true)], "prom: handle must be a long, not a symbol atom"),
+        ("kdbprom_end", vec![h.id()], "prom: handler must be a long, not ::"),
+        ("kdbprom_end", vec![h.f(1.0)], "prom: handler must be a long, not a float atom"),
         (
             "kdbprom_inc",
             vec![h.s("g"), h.vec::<i64>(12, &[0])],

@@ -506,19 +506,18 @@ fn session(h: &Host, rounds: usize) -> Session {
             ]),
         );
         h.ok("kdbprom_sample", &[qw, h.j(3 + r % 2)]);
-        for (kind, opened) in [(0, true), (0, true), (0, false), (1, true)] {
-            h.ok("kdbprom_conn", &[h.j(kind), h.b(opened)]);
+        // handles 100+: two IPC connections opened and one closed, a websocket opened (per round)
+        for (kind, handle, opened) in [(0, 100, true), (0, 101, true), (0, 100, false), (1, 102, true)] {
+            h.ok("kdbprom_conn", &[h.j(kind), h.i(handle), h.b(opened)]);
         }
         for handler in 0..6i64 {
             for n in 0..(3 + handler) {
-                let t = h.ok("kdbprom_begin", &[h.id()]);
-                let t0 = h.long(t);
-                (h.r0)(t);
+                h.ok("kdbprom_begin", &[h.j(handler)]);
                 if n == 0 && handler < 2 {
                     std::thread::sleep(Duration::from_millis(20)); // a slow one
                 }
                 let failed = n % 4 == 3;
-                h.ok(if failed { "kdbprom_fail" } else { "kdbprom_end" }, &[h.j(handler), h.j(t0)]);
+                h.ok(if failed { "kdbprom_fail" } else { "kdbprom_end" }, &[h.j(handler)]);
             }
         }
         h.ok("kdbprom_inc", &[h.j(rows), h.j(1_000 + r)]);

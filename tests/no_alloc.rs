@@ -39,8 +39,8 @@ fn scalar_records_and_request_timing_do_not_allocate() {
     for i in 0..10_000 {
         a.record(c, Op::Inc, 1.0).unwrap();
         a.record(h, Op::Observe, f64::from(i) * 1e-4).unwrap();
-        a.request(0, a.now_ns(), i % 7 == 0).unwrap();
-        a.connection(1, true).unwrap();
+        a.request(0, 0.001, i % 7 == 0).unwrap();
+        a.connection(1, i64::from(i % 50), i % 2 == 0).unwrap();
     }
     assert_eq!(ALLOCS.with(Cell::get) - before, 0);
 }

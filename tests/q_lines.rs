@@ -57,7 +57,7 @@ fn init_returns_the_handler_groups_to_wrap() {
         assert_eq!(h.syms_of(s["instrument"]), want);
         assert!(h.boolean(s["serve_metrics"]));
         assert_eq!(h.long(s["interval_ms"]), 10_000);
-        assert_eq!(h.sym(s["sampler"]), "timer", "no sd1 in this host");
+        assert_eq!(h.sym(s["sampler"]), "none", "no sd1 in this host, and no timer unless asked for");
     }
     // No instrument key: every group.
     let s = init(h, &["job"], &[h.s("j")]);
@@ -113,9 +113,31 @@ fn procinfo_start_time_from_proc_and_negative_port() {
     assert!(!t.contains("kdb_license_expiry_timestamp_seconds{"), "{t}");
 }
 
-/// The handler wrappers' calls: `@[.prom.x.b;::;0]`, `.[.prom.x.e;(k;t);{}]`,
-/// `.[.prom.x.fl;(k;t);{}]` with k from `.prom.w[0;…]` … `.prom.w[6;…]` (longs); the connection
-/// wrappers' `.[.prom.x.conn;(k;o);{}]` (long, boolean); `.prom.x.ev` from `.z.pw`/`.z.bm`.
+/// `sampler` as the script reads it: `sd1` where q listens (tests/sd1.rs), otherwise `none`, or
+/// `timer` when asked for (`sampler:"timer"`; the script then starts `\t`). Nothing else is taken.
+#[test]
+fn sampler_none_unless_a_timer_is_asked_for() {
+    let _g = lock();
+    let h = host();
+    assert_eq!(h.sym(init(h, &["sampler"], &[h.str("timer")])["sampler"]), "timer");
+    assert_eq!(h.sym(init(h, &["sampler"], &[h.s("auto")])["sampler"]), "none");
+    assert_eq!(h.sym(init(h, &["job"], &[h.s("j")])["sampler"]), "none");
+    let t = text(h);
+    assert!(t.contains("\nkdbprom_sample_interval_seconds 0\n"), "not sampled periodically: {t}");
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    assert_eq!(
+        h.err("kdbprom_init", &[h.dict(&["sampler"], &[h.str("sd1")]), procinfo(h, 0, 0)]),
+        r#"prom: config key sampler: must be "auto" or "timer", not 'sd1'"#
+    );
+    assert_eq!(
+        h.err("kdbprom_init", &[h.dict(&["sampler"], &[h.j(1)]), procinfo(h, 0, 0)]),
+        "prom: config key sampler must be a string or symbol"
+    );
+}
+
+/// The handler wrappers' calls: `@[.prom.x.b;k;{}]`, `@[.prom.x.e;k;{}]` and `@[.prom.x.fl;k;{}]`
+/// with k from `.prom.wk[g;0;…]` … (longs); the connection wrappers' `.[.prom.x.conn;(k;x;o);{}]`
+/// (long, the handle as an int, boolean); `.prom.x.ev` from `.z.pw`/`.z.bm`.
 #[test]
 fn wrapper_calls_for_every_handler() {
     let _g = lock();
@@ -123,17 +145,17 @@ fn wrapper_calls_for_every_handler() {
     init(h, &["job"], &[h.s("w")]);
     let handlers = ["sync", "async", "http_get", "http_post", "websocket", "timer", "http_other"];
     for k in 0..7 {
-        // a request that succeeds: t:@[.prom.x.b;::;0] … .[.prom.x.e;(k;t);{}]
-        let t = h.ok("kdbprom_begin", &[h.id()]);
-        let t0 = h.long(t);
-        (h.r0)(t);
-        h.ok("kdbprom_end", &[h.j(k), h.j(t0)]);
-        // one that fails: .prom.fail[k;t] → .[.prom.x.fl;(k;t);{}], then 'e (no end)
-        h.ok("kdbprom_fail", &[h.j(k), h.j(t0)]);
+        // a request that succeeds: @[.prom.x.b;k;{}] … @[.prom.x.e;k;{}]
+        assert!(h.ok("kdbprom_begin", &[h.j(k)]).is_null());
+        assert!(h.ok("kdbprom_end", &[h.j(k)]).is_null());
+        // one that fails: @[.prom.x.b;k;{}], then .prom.fail[k] → @[.prom.x.fl;k;{}] and 'e (no end)
+        h.ok("kdbprom_begin", &[h.j(k)]);
+        h.ok("kdbprom_fail", &[h.j(k)]);
     }
-    // .z.po .z.pc (not handle 0) .z.wo .z.wc
-    for (k, o) in [(0, true), (0, false), (1, true), (1, false), (1, false)] {
-        h.ok("kdbprom_conn", &[h.j(k), h.b(o)]);
+    // .z.po .z.pc (not handle 0) .z.wo .z.wc: .[.prom.x.conn;(k;x;o);{}] with x the handle, an int;
+    // the last .z.wc is of a handle whose opening was never seen (one this process opened)
+    for (k, x, o) in [(0, 8, true), (0, 8, false), (1, 9, true), (1, 9, false), (1, 10, false)] {
+        h.ok("kdbprom_conn", &[h.j(k), h.i(x), h.b(o)]);
     }
     // .z.pw answering 0b, twice; .z.bm once
     h.ok("kdbprom_event", &[h.s("auth_failure")]);
@@ -153,7 +175,7 @@ fn wrapper_calls_for_every_handler() {
         "kdb_connections_opened_total{kind=\"ipc\"} 1\n",
         "kdb_connections_closed_total{kind=\"ipc\"} 1\n",
         "kdb_connections_opened_total{kind=\"websocket\"} 1\n",
-        "kdb_connections_closed_total{kind=\"websocket\"} 2\n",
+        "kdb_connections_closed_total{kind=\"websocket\"} 1\n",
         "# TYPE kdb_auth_failures_total counter\nkdb_auth_failures_total 2\n",
         "# TYPE kdb_bad_messages_total counter\nkdb_bad_messages_total 1\n",
     ] {
@@ -162,16 +184,15 @@ fn wrapper_calls_for_every_handler() {
     // What the wrappers never pass, refused by name (the traps in the script swallow it anyway).
     assert_eq!(h.err("kdbprom_event", &[h.s("login")]), "prom: event: unknown event login (events: auth_failure, bad_message)");
     assert_eq!(h.err("kdbprom_event", &[h.str("auth_failure")]), "prom: event must be a symbol, not a char vector");
-    assert_eq!(h.err("kdbprom_end", &[h.j(7), h.j(0)]), "prom: handler index 7 is out of range 0..7");
+    assert_eq!(h.err("kdbprom_end", &[h.j(7)]), "prom: handler index 7 is out of range 0..7");
     // After stop every wrapper call is silent: a handler never fails because kdbprom stopped.
     let st = h.ok("kdbprom_stop", &[h.id()]);
     (h.r0)(st);
-    let t = h.ok("kdbprom_begin", &[h.id()]);
-    (h.r0)(t);
+    assert!(h.ok("kdbprom_begin", &[h.j(6)]).is_null());
     for (name, args) in [
-        ("kdbprom_end", vec![h.j(6), h.j(0)]),
-        ("kdbprom_fail", vec![h.j(0), h.j(0)]),
-        ("kdbprom_conn", vec![h.j(0), h.b(false)]),
+        ("kdbprom_end", vec![h.j(6)]),
+        ("kdbprom_fail", vec![h.j(0)]),
+        ("kdbprom_conn", vec![h.j(0), h.i(8), h.b(false)]),
         ("kdbprom_event", vec![h.s("auth_failure")]),
     ] {
         assert!(h.ok(name, &args).is_null(), "{name}");

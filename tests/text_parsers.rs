@@ -60,7 +60,7 @@ fn session() -> String {
     let q = a.series("app_query_seconds", &["alice"]).unwrap();
     a.record_vector(q, Op::Observe, &[0.1, 0.2, 0.3]).unwrap();
     a.series("app_query_seconds", &["bob"]).unwrap(); // empty window: NaN quantiles
-    a.request(0, a.now_ns(), true).unwrap();
+    a.request(0, 0.000_25, true).unwrap();
     a.sample(
         &[("used", 1.0), ("heap", 2.0), ("peak", 3.0), ("wmax", 0.0), ("mmap", 0.0), ("mphy", 8e9), ("syms", 10.0), ("symw", 400.0)],
         2.0,

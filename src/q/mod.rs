@@ -6,6 +6,7 @@
 //! `'prom: internal error`, never an abort of q. Errors are signalled with `krr` on a per-thread
 //! buffer, since exports may run on q's secondary threads at the same time.
 
+mod exit;
 mod k;
 mod reply;
 mod sampler;
@@ -157,10 +158,14 @@ fn env() -> std::collections::HashMap<String, String> {
 /// `.prom.init[cfg]`; `proc` is the process dictionary the q script builds. Returns the settings
 /// the script needs (job, instance, instrument, serve_metrics, interval_ms, sampler):
 /// `instrument` is the symbol list of handler groups to wrap, and `sampler` says how process
-/// metrics are sampled: `sd1` (q's main loop, woken by the flusher) or `timer` (the `.z.ts`
-/// wrapper). `sd1` is registered only when q listens (`port` ≠ 0): a registered descriptor keeps
-/// q's main loop alive, so a script that does not listen would no longer end at the end of its
-/// input. q's timer does not keep it alive, so a running timer is no reason to register.
+/// metrics are sampled: `sd1` (q's main loop, woken by the flusher), `timer` (the `.z.ts`
+/// wrapper, with `sampler: "timer"`) or `none` (at init, push, stop and exit, and from a `.z.ts`
+/// of the user's). `sd1` is registered only when q listens (`port` ≠ 0): a registered descriptor
+/// keeps q's main loop alive, so a script that does not listen would no longer end at the end of
+/// its input. q's timer does not keep it alive, so a running timer is no reason to register.
+///
+/// The first init also registers the process-exit hook ([`exit`]): from then on the final push
+/// happens when the process exits, whether or not q runs `.z.exit`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
     // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
@@ -182,8 +187,14 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
         .map_err(|e| e.to_string())?;
         let process = if proc.is_identity() { serde_json::json!({}) } else { proc.json("process")? };
         let process = ProcessInfo::from_json(&process)?;
-        let hook = if process.listens() { sampler::register() } else { None };
-        let via = if hook.is_some() { "sd1" } else { "timer" };
+        // Only a listening q is woken (a registered descriptor would keep a batch script from
+        // ending); in multithreaded input mode (negative port) the wake-up only reads.
+        let hook = if process.listens() { sampler::register(process.port < 0) } else { None };
+        let via = match (&hook, config.sampler) {
+            (Some(_), _) => "sd1",
+            (None, crate::config::Sampler::Timer) => "timer",
+            (None, crate::config::Sampler::Auto) => "none",
+        };
         let agent = match without_signals(|| Agent::start_with(config, &process, hook)) {
             Ok(a) => a,
             Err(e) => {
@@ -198,6 +209,8 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
                 return Err(e.to_string());
             }
         };
+        agent.set_sample_interval(via != "none");
+        exit::register();
         let c = agent.config();
         let instrument = reply::new_symbols(&c.instrument.names());
         // SAFETY: kb only allocates.
@@ -208,7 +221,8 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             ("instrument", instrument),
             ("serve_metrics", serve),
             ("interval_ms", reply::new_long(c.interval_ms as i64)),
-            // How process metrics are sampled: `sd1` (q's main loop, woken by the flusher) or `timer`.
+            // How process metrics are sampled: `sd1` (q's main loop, woken by the flusher),
+            // `timer` (the .z.ts wrapper, opt-in) or `none` (at init, push, stop and exit only).
             ("sampler", reply::new_symbol(via)),
         ]);
         install(agent, events);
@@ -457,50 +471,98 @@ pub extern "C" fn kdbprom_stop(_: K) -> K {
     })
 }
 
-/// Handler wrappers: a start token from the agent's monotonic clock (0 before init).
-#[unsafe(no_mangle)]
-pub extern "C" fn kdbprom_begin(_: K) -> K {
-    guard(|| Ok(reply::new_long(current().map_or(0, |a| a.now_ns()))))
+/// Start times of the requests a thread is inside, innermost last. `begin` pushes and `end`/`fail`
+/// pop, so the q wrapper keeps no start token of its own (no per-call list or projection).
+///
+/// A request whose handler signalled under `\e 1` never reaches `end`: its entry stays below
+/// the ones pushed after it, which still pair up. When full, the top entry is overwritten, so
+/// calls that do not nest keep pairing correctly however many entries leaked.
+struct Starts {
+    at: [u64; 32],
+    depth: usize,
 }
 
-fn request(h: KRef, t0: KRef, failed: bool) -> K {
+thread_local! {
+    static STARTS: RefCell<Starts> = const { RefCell::new(Starts { at: [0; 32], depth: 0 }) };
+}
+
+/// Nanoseconds on a process-wide monotonic clock (the same for every agent, so a request that
+/// spans a `.prom.init` is timed right).
+fn mono_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Handler wrappers: a request of handler `h` begins. Never signals (the wrapper calls it without
+/// a trap); `h` is read by `end`/`fail`, and taken here so the wrapper passes no `::`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_begin(_h: K) -> K {
+    let _ = catch_unwind(|| {
+        let now = mono_ns();
+        STARTS.with(|s| {
+            let mut s = s.borrow_mut();
+            let i = s.depth.min(s.at.len() - 1);
+            s.at[i] = now;
+            s.depth = i + 1;
+        });
+    });
+    NOTHING
+}
+
+/// The start of the innermost open request on this thread; now when there is none (a wrapper
+/// made before this library was loaded again), which times it as 0.
+fn popped_start() -> u64 {
+    STARTS.with(|s| {
+        let mut s = s.borrow_mut();
+        match s.depth {
+            0 => mono_ns(),
+            d => {
+                s.depth = d - 1;
+                s.at[d - 1]
+            }
+        }
+    })
+}
+
+fn request(h: KRef, failed: bool) -> K {
     guard(|| {
+        let t0 = popped_start();
         let h = h.long("handler")?;
-        let t0 = t0.long("start token")?;
         // Instrumentation never fails a user's request because kdbprom is not running.
         if let Some(a) = current() {
-            a.request(h, t0, failed).map_err(err)?;
+            a.request(h, mono_ns().saturating_sub(t0) as f64 * 1e-9, failed).map_err(err)?;
         }
         Ok(NOTHING)
     })
 }
 
-/// Handler wrappers: the request ended normally.
+/// Handler wrappers: the request of handler `h` (an index into the handler table) ended normally.
 #[unsafe(no_mangle)]
-pub extern "C" fn kdbprom_end(h: K, t0: K) -> K {
-    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
-    let (h, t0) = unsafe { (KRef::new(&h), KRef::new(&t0)) };
-    request(h, t0, false)
+pub extern "C" fn kdbprom_end(h: K) -> K {
+    // SAFETY: q's argument, valid and unchanged until this call returns (KRef::new).
+    let h = unsafe { KRef::new(&h) };
+    request(h, false)
 }
 
-/// Handler wrappers: the user's handler signalled an error.
+/// Handler wrappers: the user's handler `h` signalled an error.
 #[unsafe(no_mangle)]
-pub extern "C" fn kdbprom_fail(h: K, t0: K) -> K {
-    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
-    let (h, t0) = unsafe { (KRef::new(&h), KRef::new(&t0)) };
-    request(h, t0, true)
+pub extern "C" fn kdbprom_fail(h: K) -> K {
+    // SAFETY: q's argument, valid and unchanged until this call returns (KRef::new).
+    let h = unsafe { KRef::new(&h) };
+    request(h, true)
 }
 
-/// `.z.po/.z.pc/.z.wo/.z.wc` wrappers: kind 0 ipc, 1 websocket.
+/// `.z.po/.z.pc/.z.wo/.z.wc` wrappers: kind 0 ipc, 1 websocket; the handle; opened or closed.
 #[unsafe(no_mangle)]
-pub extern "C" fn kdbprom_conn(kind: K, opened: K) -> K {
+pub extern "C" fn kdbprom_conn(kind: K, handle: K, opened: K) -> K {
     // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
-    let (kind, opened) = unsafe { (KRef::new(&kind), KRef::new(&opened)) };
+    let (kind, handle, opened) = unsafe { (KRef::new(&kind), KRef::new(&handle), KRef::new(&opened)) };
     guard(|| {
         let kind = kind.long("connection kind")?;
+        let handle = handle.long("handle")?;
         let opened = opened.boolean("opened")?;
         if let Some(a) = current() {
-            a.connection(kind, opened).map_err(err)?;
+            a.connection(kind, handle, opened).map_err(err)?;
         }
         Ok(NOTHING)
     })
