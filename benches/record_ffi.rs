@@ -1,5 +1,6 @@
 //! Recording through the exported function, in the libe host, exactly as q calls it:
-//! `.prom.inc[id;1]` on one thread and on four at once (as under `peach`).
+//! `.prom.inc[id;1]` on one thread and on four at once (as under `peach`), and the two calls
+//! the `.z.pg`/`.z.ps` wrapper makes around every request (`@[.prom.x.b;k;{}]`, `@[.prom.x.e;k;{}]`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -37,6 +38,15 @@ fn record(c: &mut Criterion) {
                 }
             });
             t.elapsed()
+        })
+    });
+    let begin: extern "C" fn(K) -> K = h.export("kdbprom_begin");
+    let end: extern "C" fn(K) -> K = h.export("kdbprom_end");
+    let sync = h.j(0);
+    g.bench_function("wrapped_request_begin_end", |b| {
+        b.iter(|| {
+            black_box(begin(black_box(sync)));
+            black_box(end(black_box(sync)))
         })
     });
     g.finish();

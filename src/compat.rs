@@ -73,7 +73,7 @@ impl Compat {
                 agent.record_vector(sid, Op::Observe, s)?;
             }
         }
-        let handle = std::iter::once(metric).chain(values.iter().copied()).collect::<Vec<_>>().join("|");
+        let handle = handle(metric, values);
         let mut map = HashMap::clone(&self.handles.load());
         map.insert(handle.clone(), sid);
         self.handles.store(Arc::new(map));
@@ -87,6 +87,11 @@ impl Compat {
             None => agent.by_name(handle),
         }
     }
+}
+
+/// The 1.x handle `addmetric` returns for `metric` and its label values: `metric|v1|v2…`.
+pub fn handle(metric: &str, values: &[&str]) -> String {
+    std::iter::once(metric).chain(values.iter().copied()).collect::<Vec<_>>().join("|")
 }
 
 /// The `updval` function argument, as the q script names it: `:` set, `+` inc, `-` dec, `,` observe.

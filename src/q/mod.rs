@@ -6,6 +6,7 @@
 //! `'prom: internal error`, never an abort of q. Errors are signalled with `krr` on a per-thread
 //! buffer, since exports may run on q's secondary threads at the same time.
 
+mod early;
 mod exit;
 mod k;
 mod reply;
@@ -99,6 +100,12 @@ fn err(e: AgentError) -> String {
 #[inline]
 fn with_agent<T>(f: impl FnOnce(&'static Session) -> Result<T, String>) -> Result<T, String> {
     f(current().ok_or("not initialised: call .prom.init first")?)
+}
+
+/// The running agent, or None before the first init and after a stop (declarations then wait
+/// for the next init: [`early`]).
+fn running() -> Option<&'static Session> {
+    current().filter(|a| !a.is_stopped())
 }
 
 /// A series id (long, or int or short) or a name (unlabelled metric, or a KX 1.x handle).
@@ -226,6 +233,11 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             ("sampler", reply::new_symbol(via)),
         ]);
         install(agent, events);
+        if let Err(e) = early::apply(current().expect("just installed")) {
+            let _ = current().map(|a| a.stop());
+            sampler::deregister();
+            return Err(e);
+        }
         Ok(out)
     })
 }
@@ -246,11 +258,14 @@ pub extern "C" fn kdbprom_declare(kind: K, name: K, help: K, labels: K, params: 
             Kind::Histogram => histogram_buckets(params, name)?,
             _ => (floats(params, &format!("{name}: buckets or quantiles"))?, None),
         };
-        with_agent(|a| {
-            let labels: Vec<&str> = labels.iter().map(|l| l.as_ref()).collect();
-            a.registry().declare_with(name, &help, kind, &labels, &params, native).map_err(|e| e.to_string())?;
-            Ok(NOTHING)
-        })
+        let Some(a) = running() else {
+            let labels = labels.iter().map(|l| l.to_string()).collect();
+            early::keep(early::Early::Declare { kind, name: name.into(), help: help.into(), labels, params, native })?;
+            return Ok(NOTHING);
+        };
+        let labels: Vec<&str> = labels.iter().map(|l| l.as_ref()).collect();
+        a.registry().declare_with(name, &help, kind, &labels, &params, native).map_err(|e| e.to_string())?;
+        Ok(NOTHING)
     })
 }
 
@@ -597,11 +612,14 @@ pub extern "C" fn kdbprom_newmetric(metric: K, kind: K, labels: K, help: K) -> K
         let kind = Kind::parse(kind_s).ok_or_else(|| format!("newmetric {metric}: unknown type {kind_s}"))?;
         let labels = labels.texts(format_args!("newmetric {metric}: label names"))?;
         let help = help.text(format_args!("newmetric {metric}: help"))?;
-        with_agent(|a| {
-            let labels: Vec<&str> = labels.iter().map(|l| l.as_ref()).collect();
-            a.compat.newmetric(a, metric, kind, &labels, &help).map_err(err)?;
-            Ok(NOTHING)
-        })
+        let Some(a) = running() else {
+            let labels = labels.iter().map(|l| l.to_string()).collect();
+            early::keep(early::Early::NewMetric { metric: metric.into(), kind, labels, help: help.into() })?;
+            return Ok(NOTHING);
+        };
+        let labels: Vec<&str> = labels.iter().map(|l| l.as_ref()).collect();
+        a.compat.newmetric(a, metric, kind, &labels, &help).map_err(err)?;
+        Ok(NOTHING)
     })
 }
 
@@ -615,10 +633,14 @@ pub extern "C" fn kdbprom_addmetric(metric: K, values: K, params: K, start: K) -
         let values = values.texts(format_args!("addmetric {metric}: label values"))?;
         let params = floats(params, &format!("addmetric {metric}: params"))?;
         let start = floats(start, &format!("addmetric {metric}: startval"))?;
-        with_agent(|a| {
-            let values: Vec<&str> = values.iter().map(|v| v.as_ref()).collect();
-            Ok(reply::new_symbol(&a.compat.addmetric(a, metric, &values, &params, &start).map_err(err)?))
-        })
+        let values: Vec<&str> = values.iter().map(|v| v.as_ref()).collect();
+        let Some(a) = running() else {
+            let handle = crate::compat::handle(metric, &values);
+            let values = values.iter().map(|v| v.to_string()).collect();
+            early::keep(early::Early::AddMetric { metric: metric.into(), values, params, start })?;
+            return Ok(reply::new_symbol(&handle));
+        };
+        Ok(reply::new_symbol(&a.compat.addmetric(a, metric, &values, &params, &start).map_err(err)?))
     })
 }
 
