@@ -83,7 +83,9 @@
 / sampled only reads: q runs sd1 callbacks in our socket's handle context, where -b forbids global writes and -u
 / system commands. book writes: \e re-read, handlers assigned since re-wrapped (tick's u.q assigns .z.pc late).
 .prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];count .z.W]};
-.prom.book:{.prom.nextsample:.z.p+1000000*.prom.settings`interval_ms;.prom.trap:0=system"e";if[.prom.wrapping;.prom.wrapall[]];};
+/ KX exporter 1.x's .prom.on_poll, where a script defines it, runs here (it may write globals), trapped
+.prom.book:{.prom.nextsample:.z.p+1000000*.prom.settings`interval_ms;.prom.trap:0=system"e";if[.prom.wrapping;.prom.wrapall[]];
+  if[.prom.has`.prom.on_poll;@[.prom.on_poll;::;{-2"kdbprom: .prom.on_poll failed: ",x}]];};
 / sample: both steps, each trapped on its own (a -b client's .prom.push[] still reads what it can); never signals
 .prom.sample:{@[.prom.book;::;::];@[.prom.sampled;::;::];};
 / due: the interval has passed, or the next sample lies implausibly far ahead (the wall clock stepped back)

@@ -68,6 +68,8 @@ pub struct Agent {
     stopped: AtomicBool,
     /// Handles whose opening was counted.
     handles: crate::handles::Handles,
+    /// The lock of this job and instance in the state directory, released at stop.
+    lock: Mutex<Option<crate::state::InstanceLock>>,
     /// Every target's name and accounting, in configuration order.
     ledgers: Vec<(String, Ledger)>,
 }
@@ -116,6 +118,7 @@ impl Agent {
             delivery,
             on_round,
         };
+        let lock = instance_lock(&config.job, &instance);
         let flusher = Flusher::start(shared).map_err(|_| AgentError::Flusher("thread could not start"))?;
         let agent = Agent {
             config,
@@ -127,6 +130,7 @@ impl Agent {
             flusher: Mutex::new(Some(flusher)),
             stopped: AtomicBool::new(false),
             handles: Default::default(),
+            lock: Mutex::new(lock),
             ledgers,
         };
         agent.set_process(process)?;
@@ -148,7 +152,7 @@ impl Agent {
         &self.config
     }
 
-    /// The `instance` label (configured, or host:port / host:pid).
+    /// The `instance` label (configured, or host:port / the host).
     pub fn instance(&self) -> &str {
         &self.instance
     }
@@ -342,6 +346,7 @@ impl Agent {
         let wait = Duration::from_millis(self.config.exit_deadline_ms) + Duration::from_millis(500);
         let outcomes = guard.as_mut().and_then(|f| f.stop(wait));
         *guard = None;
+        self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
         let outcomes = outcomes.ok_or(AgentError::Flusher("did not stop within exit_deadline_ms"))?;
         Ok((self.stats(), outcomes))
     }
@@ -354,18 +359,19 @@ impl Drop for Agent {
 }
 
 /// Builds the delivery targets, each with its self-metric series and what the previous run
-/// spooled for it; with none configured, a textfile `kdbprom_<job>.prom` in the working directory.
+/// spooled for it. With none configured nothing is pushed or written anywhere (an HDB's working
+/// directory is its database root): init says so once, and `.prom.text[]` and `/metrics` work.
 fn delivery(c: &Config, instance: &str, reg: &Registry) -> Result<Delivery, AgentError> {
     let spool = c.spool.as_ref().map(|s| (SpoolTo { dir: s.dir.clone(), job: c.job.clone(), instance: instance.into() }, s.max_bytes));
     let mut replay = spool.as_ref().map(|(to, _)| Replay::scan(&to.dir, &to.job, &to.instance)).unwrap_or_default();
     let mut targets = Vec::new();
-    let textfile = match (&c.textfile, &c.pushgateway, c.remote_write.is_empty()) {
-        (Some(p), _, _) => Some(p.clone()),
-        (None, None, true) => Some(format!("kdbprom_{}.prom", c.job).into()),
-        _ => None,
-    };
-    if let Some(p) = textfile {
-        targets.push(Target::Textfile(textfile::Textfile::new(p, telemetry::target(reg, "textfile")?)));
+    if c.textfile.is_none() && c.pushgateway.is_none() && c.remote_write.is_empty() {
+        eprintln!(
+            "kdbprom: no target configured (pushgateway, remote_write, textfile): nothing is pushed or written; .prom.text[] and /metrics still answer"
+        );
+    }
+    if let Some(p) = &c.textfile {
+        targets.push(Target::Textfile(textfile::Textfile::new(p.clone(), telemetry::target(reg, "textfile")?)));
     }
     if let Some(p) = &c.pushgateway {
         let series = telemetry::target(reg, "pushgateway")?;
@@ -387,6 +393,22 @@ fn delivery(c: &Config, instance: &str, reg: &Registry) -> Result<Delivery, Agen
         exit_deadline: Duration::from_millis(c.exit_deadline_ms),
         spool,
     })
+}
+
+/// Takes this job and instance's lock in the state directory; warns when another live process
+/// holds it, naming the fix.
+fn instance_lock(job: &str, instance: &str) -> Option<crate::state::InstanceLock> {
+    match crate::state::lock(&crate::state::dir()?, job, instance) {
+        crate::state::Locked::Held(l) => Some(l),
+        crate::state::Locked::Busy(path) => {
+            eprintln!(
+                "kdbprom: another live process pushes as job={job} instance={instance} (it holds {}): the two overwrite each other's Pushgateway group and remote-write series; give each its own instance (config key instance, or KDBPROM_INSTANCE)",
+                path.display()
+            );
+            None
+        }
+        crate::state::Locked::Unknown => None,
+    }
 }
 
 fn index(what: &'static str, i: i64, max: usize) -> Result<usize, AgentError> {
@@ -419,7 +441,7 @@ mod tests {
         );
         assert_eq!(a.record_vector(c, Op::Inc, &[1.0, -2.0]).unwrap_err().to_string(), "counter rows_total cannot decrease");
         assert_eq!(a.record(999_999, Op::Inc, 1.0).unwrap_err().to_string(), "unknown series id 999999");
-        assert_eq!(a.instance(), "h:7");
+        assert_eq!(a.instance(), "h", "a process that does not listen: the host, stable across runs");
         a.record_vector(c, Op::Inc, &[1.0, 2.0]).unwrap();
         a.record_vector(s, Op::Observe, &[0.5, 1.5]).unwrap();
         let text = a.text().unwrap();

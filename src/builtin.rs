@@ -80,11 +80,12 @@ impl ProcessInfo {
         })
     }
 
-    /// The default `instance`: host:port, or host:pid when q is not listening. A negative port
-    /// (multithreaded input mode, `-p -5000`) is the same port.
+    /// The default `instance`: host:port, or the host alone when q is not listening, so that a
+    /// batch job keeps one Pushgateway group and one set of series from run to run (its pid is
+    /// new every run). A negative port (multithreaded input mode, `-p -5000`) is the same port.
     pub fn instance(&self) -> String {
         match self.port.unsigned_abs() {
-            0 => format!("{}:{}", self.host, self.pid),
+            0 => self.host.clone(),
             p => format!("{}:{p}", self.host),
         }
     }
@@ -258,6 +259,6 @@ mod tests {
         let p = ProcessInfo::from_json(&serde_json::json!({"host": "h", "port": -5000, "pid": 7})).unwrap();
         assert_eq!((p.start_time, p.instance(), p.listens()), (t, "h:5000".to_string(), true));
         let p = ProcessInfo::from_json(&serde_json::json!({"host": "h", "port": 0, "timer": 100, "pid": 7, "start_time": 5})).unwrap();
-        assert_eq!((p.start_time, p.instance(), p.listens(), p.timer), (5.0, "h:7".to_string(), false, 100));
+        assert_eq!((p.start_time, p.instance(), p.listens(), p.timer), (5.0, "h".to_string(), false, 100));
     }
 }

@@ -220,7 +220,7 @@ impl Instrument {
 pub struct Config {
     /// `job` label / Pushgateway job.
     pub job: String,
-    /// `instance` label; None = host:port, or host:pid without a port.
+    /// `instance` label; None = host:port, or the host without a port.
     pub instance: Option<String>,
     /// Static labels on every series.
     pub labels: BTreeMap<String, String>,

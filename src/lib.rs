@@ -21,6 +21,7 @@ pub mod push;
 pub mod registry;
 pub mod ring;
 pub mod snapshot;
+pub mod state;
 pub mod stats;
 pub mod telemetry;
 
