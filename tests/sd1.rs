@@ -25,6 +25,7 @@ static USED: AtomicI64 = AtomicI64::new(1);
 /// q's `K k(I, const S, ...)`, called with handle 0 and no arguments (the x86-64 calling convention
 /// passes the first arguments of a variadic call as of a plain one).
 #[unsafe(no_mangle)]
+#[allow(clippy::not_unsafe_ptr_arg_deref)] // q's C signature: the library passes a valid string
 pub extern "C" fn k(_h: i32, expr: *const c_char, _end: K) -> K {
     // SAFETY: the library passes a NUL-terminated expression.
     let expr = unsafe { CStr::from_ptr(expr) }.to_string_lossy().into_owned();
