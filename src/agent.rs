@@ -56,6 +56,9 @@ pub enum AgentError {
     Client(#[from] crate::push::client::ClientError),
 }
 
+/// What [`Agent::ask`] says when the flusher did not answer in time.
+const TIMED_OUT: &str = "did not answer in time";
+
 /// One running kdbprom instance.
 pub struct Agent {
     config: Config,
@@ -294,18 +297,37 @@ impl Agent {
         if !sent {
             return Err(AgentError::Flusher("is not running"));
         }
-        rx.recv_timeout(timeout).map_err(|_| AgentError::Flusher("did not answer in time"))
+        rx.recv_timeout(timeout).map_err(|_| AgentError::Flusher(TIMED_OUT))
     }
 
-    /// Pushes everything recorded so far to every target now; one outcome per target.
+    /// Pushes everything recorded so far to every target now; one outcome per target. q's thread
+    /// waits at most `push_timeout_ms`: then every target gets an outcome saying the push is still
+    /// in flight (ok false, status 0), as the round answers for all targets at once. The round
+    /// goes on in the background and counts in the stats like any other.
     pub fn push(&self) -> Result<Vec<Outcome>, AgentError> {
-        let budget = Duration::from_millis(self.config.interval_ms.clamp(1_000, 30_000) * 2 + 1_000);
-        self.ask(Command::Push, budget)
+        let wait = Duration::from_millis(self.config.push_timeout_ms);
+        match self.ask(Command::Push, wait) {
+            Err(AgentError::Flusher(TIMED_OUT)) => Ok(self.in_flight()),
+            r => r,
+        }
     }
 
-    /// The text exposition of everything recorded so far.
+    /// An outcome per target for a push that has not answered within `push_timeout_ms`.
+    fn in_flight(&self) -> Vec<Outcome> {
+        let message = format!(
+            "still in flight after push_timeout_ms ({} ms): the push goes on in the background; .prom.stats[] counts its result",
+            self.config.push_timeout_ms
+        );
+        self.ledgers.iter().map(|(name, _)| Outcome { message: message.clone(), cause: "in flight".into(), ..Outcome::new(name) }).collect()
+    }
+
+    /// The text exposition of everything recorded so far; an error after `push_timeout_ms`
+    /// without it (the flusher is busy, e.g. encoding a huge round).
     pub fn text(&self) -> Result<String, AgentError> {
-        self.ask(Command::Text, Duration::from_secs(10))
+        self.ask(Command::Text, Duration::from_millis(self.config.push_timeout_ms)).map_err(|e| match e {
+            AgentError::Flusher(TIMED_OUT) => AgentError::Flusher("did not answer within push_timeout_ms"),
+            e => e,
+        })
     }
 
     /// The library's own counters.

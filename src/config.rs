@@ -69,7 +69,7 @@ pub struct Tls {
     pub insecure_skip_verify: bool,
 }
 
-/// How a target authenticates.
+/// How a target is reached: credentials, TLS and proxy (the keys every target shares).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Auth {
     /// Basic auth.
@@ -78,6 +78,22 @@ pub struct Auth {
     pub bearer: Option<Secret>,
     /// TLS.
     pub tls: Tls,
+    /// Proxy.
+    pub proxy: Proxy,
+}
+
+/// How a target's requests reach it, as Prometheus' `proxy_url` / `proxy_from_environment` say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Proxy {
+    /// Straight to the target; `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` are ignored (the default,
+    /// as in Prometheus: a q process must not change route because of its environment).
+    #[default]
+    Direct,
+    /// Through this proxy (`proxy_url`: an http:// or https:// URL without credentials).
+    Url(String),
+    /// As `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (or their lower-case forms) say at init
+    /// (`proxy_from_environment: true`); credentials in them are used.
+    Environment,
 }
 
 /// HTTP method for Pushgateway pushes.
@@ -228,6 +244,8 @@ pub struct Config {
     pub interval_ms: u64,
     /// Budget for the final push in `.prom.stop[]`.
     pub exit_deadline_ms: u64,
+    /// Longest `.prom.push[]` and `.prom.text[]` hold q's thread.
+    pub push_timeout_ms: u64,
     /// Scalar events the ring holds.
     pub ring_capacity: usize,
     /// Bytes of queued `observe` vectors.
@@ -279,6 +297,7 @@ impl Default for Config {
             labels: BTreeMap::new(),
             interval_ms: 10_000,
             exit_deadline_ms: 2_000,
+            push_timeout_ms: 5_000,
             ring_capacity: 65_536,
             ring_vector_bytes: 256 << 20,
             max_series: 100_000,
@@ -329,6 +348,7 @@ impl Config {
             labels: o.str_map("labels")?,
             interval_ms: o.num("interval_ms", d.interval_ms, 100, 86_400_000)?,
             exit_deadline_ms: o.num("exit_deadline_ms", d.exit_deadline_ms, 0, 600_000)?,
+            push_timeout_ms: o.num("push_timeout_ms", d.push_timeout_ms, 100, 300_000)?,
             ring_capacity: o.num("ring_capacity", d.ring_capacity as u64, 16, 1 << 26)? as usize,
             ring_vector_bytes: o.num("ring_vector_bytes", d.ring_vector_bytes as u64, 0, 1 << 36)? as usize,
             max_series: o.num("max_series", d.max_series as u64, 1, 10_000_000)? as usize,
@@ -387,48 +407,214 @@ impl Config {
 
     /// Reads a JSON config file.
     pub fn from_file(path: &str) -> Result<Config, ConfigError> {
-        let file_err = |why: String| ConfigError::File { path: path.into(), why };
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| file_err(e.to_string()))?;
-        Config::from_json(&v)
+        Config::from_json(&Config::read_file(path)?)
     }
 
-    /// Configuration for `.prom.init[::]`: `KDBPROM_CONFIG` names a JSON file; otherwise the
-    /// `KDBPROM_<KEY>` variables for the top-level scalar keys, plus `KDBPROM_PUSHGATEWAY_URL`
-    /// and `KDBPROM_REMOTE_WRITE_URL`; otherwise the defaults.
+    /// Reads a JSON config file into its JSON value.
+    fn read_file(path: &str) -> Result<Value, ConfigError> {
+        let file_err = |why: String| ConfigError::File { path: path.into(), why };
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| file_err(e.to_string()))
+    }
+
+    /// Configuration for `.prom.init[::]`, by one rule: the file `KDBPROM_CONFIG` names (if set)
+    /// is the base, and each other `KDBPROM_<KEY>` variable ([`ENV_KEYS`]) sets its key over it;
+    /// with neither, the defaults. A `KDBPROM_*` variable that is not configuration is refused,
+    /// naming it (as an unknown key in a file is), except `KDBPROM_LIB`, the q script's.
+    /// The `remote_write` variables set one target: the file's only one, or a new one.
     pub fn from_env(env: &HashMap<String, String>) -> Result<Config, ConfigError> {
-        if let Some(path) = env.get("KDBPROM_CONFIG") {
-            return Config::from_file(path);
+        let mut base = match env.get("KDBPROM_CONFIG") {
+            Some(path) => Config::read_file(path)?,
+            None => Value::Object(Map::new()),
+        };
+        let mut vars: Vec<(&String, &String)> = env.iter().filter(|(k, _)| is_config_var(k)).collect();
+        vars.sort();
+        // Key paths (as errors name them) set by a variable, and the variable.
+        let mut set: Vec<(String, &str)> = Vec::new();
+        for (var, v) in vars {
+            let Some((path, kind)) = ENV_KEYS.iter().find(|(p, _)| env_var(p) == *var) else {
+                let key = var["KDBPROM_".len()..].to_ascii_lowercase();
+                return Err(ConfigError::UnknownKey(format!("{key} (from environment {var})")));
+            };
+            let key = error_key(path);
+            let val = kind.read(v).map_err(|expected| ConfigError::Type { key: format!("{key} (from environment {var})"), expected })?;
+            put(&mut base, path, val, var)?;
+            set.push((key, var));
         }
-        let mut o = Map::new();
-        for (k, v) in env {
-            // KDBPROM_LIB locates the library for the q script; it is not configuration.
-            let Some(key) = k.strip_prefix("KDBPROM_").filter(|k| *k != "LIB") else { continue };
-            let key = key.to_ascii_lowercase();
-            let val = match key.as_str() {
-                "pushgateway_url" => serde_json::json!({ "url": v }),
-                "remote_write_url" => serde_json::json!([{ "url": v }]),
-                "serve_metrics" | "native_request_histograms" => Value::Bool(matches!(v.as_str(), "1" | "true" | "yes")),
-                // A boolean, or handler names separated by commas or spaces (`sync,http`).
-                "instrument" => match v.as_str() {
-                    "1" | "true" | "yes" => Value::Bool(true),
-                    "0" | "false" | "no" | "" => Value::Bool(false),
-                    names => names.split([',', ' ']).filter(|n| !n.is_empty()).map(|n| Value::String(n.into())).collect(),
+        Config::from_json(&base).map_err(|e| {
+            let from = |k: &str| set.iter().find(|(key, _)| key == k).map(|(_, var)| format!("{k} (from environment {var})"));
+            match e {
+                ConfigError::Type { key, expected } => ConfigError::Type { key: from(&key).unwrap_or(key), expected },
+                ConfigError::Invalid { key, why } => ConfigError::Invalid { key: from(&key).unwrap_or(key), why },
+                // A required key a variable could give: name the variable.
+                ConfigError::Missing(key) => match ENV_KEYS.iter().find(|(p, _)| error_key(p) == key) {
+                    Some((p, _)) => ConfigError::Missing(format!("{key} (environment {})", env_var(p))),
+                    None => ConfigError::Missing(key),
                 },
-                _ => v.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(v.clone())),
-            };
-            let key = match key.as_str() {
-                "pushgateway_url" => "pushgateway".to_string(),
-                "remote_write_url" => "remote_write".to_string(),
-                _ => key,
-            };
-            o.insert(key, val);
-        }
-        Config::from_json(&Value::Object(o)).map_err(|e| match e {
-            ConfigError::UnknownKey(k) => ConfigError::UnknownKey(format!("{k} (from environment KDBPROM_{})", k.to_ascii_uppercase())),
-            e => e,
+                e => e,
+            }
         })
     }
+
+    /// The `KDBPROM_*` configuration variables set in `env`, sorted: what a dictionary or file
+    /// given to `.prom.init` leaves unread (the q boundary says so once).
+    pub fn ignored_env(env: &HashMap<String, String>) -> Vec<String> {
+        let mut v: Vec<String> = env.keys().filter(|k| is_config_var(k) || *k == "KDBPROM_CONFIG").cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// How a `KDBPROM_*` variable's text becomes a JSON value.
+#[derive(Clone, Copy)]
+enum EnvKind {
+    /// As it is.
+    Str,
+    /// A whole number.
+    Num,
+    /// `true`/`false`, `1`/`0`, `yes`/`no` (any case).
+    Bool,
+    /// A boolean, or handler names separated by commas or spaces (`sync,http`).
+    Instrument,
+}
+
+impl EnvKind {
+    /// The value, or what it should have been (for [`ConfigError::Type`]).
+    fn read(self, v: &str) -> Result<Value, &'static str> {
+        let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => Some(true),
+            "0" | "false" | "no" => Some(false),
+            _ => None,
+        };
+        match self {
+            EnvKind::Str => Ok(Value::String(v.into())),
+            EnvKind::Num => v.trim().parse::<u64>().map(Value::from).map_err(|_| "a non-negative whole number"),
+            EnvKind::Bool => boolean(v).map(Value::Bool).ok_or("true or false (1/0, yes/no)"),
+            EnvKind::Instrument => Ok(match boolean(v) {
+                Some(b) => Value::Bool(b),
+                None if v.trim().is_empty() => Value::Bool(false),
+                None => v.split([',', ' ']).filter(|n| !n.is_empty()).map(|n| Value::String(n.into())).collect(),
+            }),
+        }
+    }
+}
+
+/// The keys the environment can set, as dotted paths (`remote_write` is its one target); the
+/// variable is `KDBPROM_` and the path in upper case with `_` for `.` ([`env_var`]):
+/// `remote_write.basic_auth.password_file` is `KDBPROM_REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE`.
+const ENV_KEYS: &[(&str, EnvKind)] = &[
+    ("job", EnvKind::Str),
+    ("instance", EnvKind::Str),
+    ("interval_ms", EnvKind::Num),
+    ("exit_deadline_ms", EnvKind::Num),
+    ("push_timeout_ms", EnvKind::Num),
+    ("ring_capacity", EnvKind::Num),
+    ("ring_vector_bytes", EnvKind::Num),
+    ("max_series", EnvKind::Num),
+    ("max_series_per_metric", EnvKind::Num),
+    ("on_series_limit", EnvKind::Str),
+    ("instrument", EnvKind::Instrument),
+    ("serve_metrics", EnvKind::Bool),
+    ("native_request_histograms", EnvKind::Bool),
+    ("summary_max_age_ms", EnvKind::Num),
+    ("summary_age_buckets", EnvKind::Num),
+    ("textfile", EnvKind::Str),
+    ("pushgateway.url", EnvKind::Str),
+    ("pushgateway.method", EnvKind::Str),
+    ("pushgateway.timeout_ms", EnvKind::Num),
+    ("pushgateway.basic_auth.username", EnvKind::Str),
+    ("pushgateway.basic_auth.password_file", EnvKind::Str),
+    ("pushgateway.basic_auth.password_env", EnvKind::Str),
+    ("pushgateway.bearer_token_file", EnvKind::Str),
+    ("pushgateway.bearer_token_env", EnvKind::Str),
+    ("pushgateway.tls.ca_file", EnvKind::Str),
+    ("pushgateway.proxy_url", EnvKind::Str),
+    ("pushgateway.proxy_from_environment", EnvKind::Bool),
+    ("remote_write.url", EnvKind::Str),
+    ("remote_write.name", EnvKind::Str),
+    ("remote_write.protocol", EnvKind::Str),
+    ("remote_write.tenant", EnvKind::Str),
+    ("remote_write.tenant_header", EnvKind::Str),
+    ("remote_write.remote_timeout_ms", EnvKind::Num),
+    ("remote_write.basic_auth.username", EnvKind::Str),
+    ("remote_write.basic_auth.password_file", EnvKind::Str),
+    ("remote_write.basic_auth.password_env", EnvKind::Str),
+    ("remote_write.bearer_token_file", EnvKind::Str),
+    ("remote_write.bearer_token_env", EnvKind::Str),
+    ("remote_write.tls.ca_file", EnvKind::Str),
+    ("remote_write.proxy_url", EnvKind::Str),
+    ("remote_write.proxy_from_environment", EnvKind::Bool),
+];
+
+/// The variable of an [`ENV_KEYS`] path: `remote_write.tenant` → `KDBPROM_REMOTE_WRITE_TENANT`.
+fn env_var(path: &str) -> String {
+    format!("KDBPROM_{}", path.replace('.', "_").to_ascii_uppercase())
+}
+
+/// An [`ENV_KEYS`] path as errors name the key: the one remote-write target is `remote_write[0]`.
+fn error_key(path: &str) -> String {
+    match path.strip_prefix("remote_write.") {
+        Some(rest) => format!("remote_write[0].{rest}"),
+        None => path.to_string(),
+    }
+}
+
+/// A `KDBPROM_*` variable that is configuration: all but `KDBPROM_CONFIG` (the base file) and
+/// `KDBPROM_LIB` (where the q script finds the library).
+fn is_config_var(k: &str) -> bool {
+    k.starts_with("KDBPROM_") && k != "KDBPROM_CONFIG" && k != "KDBPROM_LIB"
+}
+
+/// Sets `path` (an [`ENV_KEYS`] path) to `val` in `base`, making the dictionaries on the way;
+/// `remote_write` is the base's only target, or a new one.
+fn put(base: &mut Value, path: &str, val: Value, var: &str) -> Result<(), ConfigError> {
+    let not_dict = |key: &str| ConfigError::Invalid {
+        key: if key.is_empty() { "(top level)".into() } else { key.into() },
+        why: format!("is not a dictionary in the KDBPROM_CONFIG file, so {var} cannot set a key in it"),
+    };
+    let segs: Vec<&str> = path.split('.').collect();
+    let Some((last, parents)) = segs.split_last() else { return Ok(()) };
+    let mut node = base;
+    let mut key = String::new();
+    for seg in parents {
+        let Value::Object(m) = one_object_mut(node) else { return Err(not_dict(&key)) };
+        key = if key.is_empty() { seg.to_string() } else { format!("{key}.{seg}") };
+        let child = m.entry(*seg).or_insert(Value::Null);
+        if key != "remote_write" {
+            if child.is_null() {
+                *child = Value::Object(Map::new());
+            }
+            node = child;
+            continue;
+        }
+        // One dictionary is a list of one target (as Config::from_json reads it); null is none.
+        match child {
+            Value::Null => *child = Value::Array(vec![]),
+            Value::Object(_) => *child = Value::Array(vec![child.take()]),
+            _ => {}
+        }
+        let Value::Array(targets) = child else { return Err(not_dict(&key)) };
+        if targets.len() > 1 {
+            let why = format!("{var} sets one target, and the KDBPROM_CONFIG file has {}: set it in the file", targets.len());
+            return Err(ConfigError::Invalid { key, why });
+        }
+        if targets.is_empty() {
+            targets.push(Value::Object(Map::new()));
+        }
+        key = "remote_write[0]".into();
+        node = &mut targets[0];
+    }
+    let Value::Object(m) = one_object_mut(node) else { return Err(not_dict(&key)) };
+    m.insert(last.to_string(), val);
+    Ok(())
+}
+
+/// [`one_object`], for changing it.
+fn one_object_mut(v: &mut Value) -> &mut Value {
+    if matches!(v, Value::Array(a) if a.len() == 1 && a[0].is_object()) {
+        return &mut v[0];
+    }
+    v
 }
 
 fn pushgateway(mut o: Obj<'_>) -> Result<Pushgateway, ConfigError> {
@@ -611,7 +797,31 @@ fn auth(o: &mut Obj<'_>) -> Result<Auth, ConfigError> {
             tls
         }
     };
-    Ok(Auth { basic, bearer, tls })
+    let proxy = proxy(o)?;
+    Ok(Auth { basic, bearer, tls, proxy })
+}
+
+/// `proxy_url` or `proxy_from_environment`, as Prometheus has them (which also refuses both).
+/// Only the schemes the HTTP client is built with are taken (reqwest without its `socks`
+/// feature: http and https), so a proxy that could only fail at the first push fails init.
+fn proxy(o: &mut Obj<'_>) -> Result<Proxy, ConfigError> {
+    let from_env = o.bool("proxy_from_environment", false)?;
+    let Some(s) = o.opt_str("proxy_url")? else { return Ok(if from_env { Proxy::Environment } else { Proxy::Direct }) };
+    if from_env {
+        return Err(o.invalid("proxy_from_environment", "cannot be combined with proxy_url: set one of them"));
+    }
+    let shown = hide_userinfo(&s);
+    let u = reqwest::Url::parse(&s).map_err(|e| o.invalid("proxy_url", &format!("'{shown}' is not a URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(
+            o.invalid("proxy_url", &format!("'{shown}' must be an http:// or https:// proxy URL with a host (socks is not supported)"))
+        );
+    }
+    // Inline credentials would be a secret in the configuration, which kdbprom never takes.
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(o.invalid("proxy_url", "must not carry credentials (for an authenticating proxy use proxy_from_environment)"));
+    }
+    Ok(Proxy::Url(s))
 }
 
 fn secret(o: &mut Obj<'_>, file_key: &str, env_key: &str) -> Result<Option<Secret>, ConfigError> {
@@ -638,6 +848,16 @@ fn hide_userinfo(s: &str) -> String {
     }
 }
 
+/// The object where one is expected: `v` itself, or the one object of a one-element array. A q
+/// user's `enlist` of a dictionary is a one-row table, which reaches here as an array of one
+/// object (and a dictionary inside it as a one-row table column, an object per row).
+fn one_object(v: &Value) -> &Value {
+    match v {
+        Value::Array(a) if a.len() == 1 && a[0].is_object() => &a[0],
+        v => v,
+    }
+}
+
 /// A JSON object being read: tracks its key path and which keys were used.
 struct Obj<'a> {
     map: &'a Map<String, Value>,
@@ -647,12 +867,14 @@ struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     fn new(v: &'a Value, path: &str) -> Result<Self, ConfigError> {
-        match v {
+        let key = || if path.is_empty() { "(top level)".to_string() } else { path.to_string() };
+        match one_object(v) {
             Value::Object(map) => Ok(Obj { map, path: path.into(), used: Vec::new() }),
-            _ => Err(ConfigError::Type {
-                key: if path.is_empty() { "(top level)".into() } else { path.into() },
-                expected: "an object / dictionary",
+            Value::Array(rows) if !rows.is_empty() && rows.iter().all(Value::is_object) => Err(ConfigError::Invalid {
+                key: key(),
+                why: format!("must be one dictionary, not a table of {} rows (or a list of {} dictionaries)", rows.len(), rows.len()),
             }),
+            _ => Err(ConfigError::Type { key: key(), expected: "an object / dictionary" }),
         }
     }
 
@@ -741,7 +963,7 @@ impl<'a> Obj<'a> {
     fn str_map(&mut self, k: &str) -> Result<BTreeMap<String, String>, ConfigError> {
         let Some(v) = self.get(k) else { return Ok(BTreeMap::new()) };
         let key = self.key(k);
-        let Value::Object(m) = v else { return Err(ConfigError::Type { key, expected: "a dictionary of strings" }) };
+        let Value::Object(m) = one_object(v) else { return Err(ConfigError::Type { key, expected: "a dictionary of strings" }) };
         m.iter()
             .map(|(n, v)| match v {
                 Value::String(s) => Ok((n.clone(), s.clone())),
@@ -995,7 +1217,7 @@ mod tests {
         assert_eq!(env("1"), Ok(Instrument::GROUPS.to_vec()));
         assert_eq!(env("false"), Ok(vec![]));
         assert_eq!(env("sync, http"), Ok(vec!["sync", "http"]));
-        assert_eq!(env("sync,nope"), Err("config key instrument: unknown handler nope".into()));
+        assert_eq!(env("sync,nope"), Err("config key instrument (from environment KDBPROM_INSTRUMENT): unknown handler nope".into()));
     }
 
     #[test]
@@ -1034,5 +1256,235 @@ mod tests {
         );
         let bad: HashMap<String, String> = [("KDBPROM_NOPE".to_string(), "1".to_string())].into();
         assert_eq!(Config::from_env(&bad).unwrap_err().to_string(), "unknown config key nope (from environment KDBPROM_NOPE)");
+    }
+
+    #[test]
+    fn a_one_row_table_is_a_dictionary_and_a_dictionary_is_a_list_of_one() {
+        // q's `enlist` of a dictionary is a one-row table: an array of one object, wherever a
+        // dictionary is expected (the top level, pushgateway, labels, headers, tls, queue, ...).
+        let c = Config::from_json(&json!([{
+            "job": "eod",
+            "labels": [{"desk": "rates"}],
+            "pushgateway": [{"url": "http://pg:9091", "grouping": [{"region": "ldn"}], "tls": [{"insecure_skip_verify": true}]}],
+            "remote_write": [{"url": "http://m:9009/api/v1/push", "headers": [{"X-A": "b"}], "queue": [{"capacity": 4000}]}],
+        }]))
+        .unwrap();
+        assert_eq!((c.job.as_str(), c.labels["desk"].as_str()), ("eod", "rates"));
+        let pg = c.pushgateway.unwrap();
+        assert_eq!((pg.grouping["region"].as_str(), pg.auth.tls.insecure_skip_verify), ("ldn", true));
+        assert_eq!((c.remote_write[0].headers["X-A"].as_str(), c.remote_write[0].queue.capacity), ("b", 4000));
+        // A list of targets whose items are one-row tables (`(enlist d1; enlist d2)` in q).
+        let c = Config::from_json(&json!({"remote_write": [[{"url": "http://a:1/w"}], [{"url": "http://b:1/w"}]]})).unwrap();
+        assert_eq!(c.remote_write.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["a:1", "b:1"]);
+        // Where one dictionary is expected, a table of several rows is refused, naming the key.
+        let e = |v: Value| Config::from_json(&v).unwrap_err().to_string();
+        assert_eq!(
+            e(json!({"pushgateway": [{"url": "http://a:1"}, {"url": "http://b:1"}]})),
+            "config key pushgateway: must be one dictionary, not a table of 2 rows (or a list of 2 dictionaries)"
+        );
+        assert_eq!(e(json!({"labels": [{"a": "x"}, {"a": "y"}]})), "config key labels must be a dictionary of strings");
+        assert_eq!(
+            e(json!({"remote_write": [{"url": "http://a:1/w", "tls": []}]})),
+            "config key remote_write[0].tls must be an object / dictionary"
+        );
+        assert_eq!(e(json!({"remote_write": 1})), "config key remote_write must be a list of dictionaries");
+    }
+
+    #[test]
+    fn push_timeout_ms_is_bounded() {
+        let t = |v: Value| Config::from_json(&json!({ "push_timeout_ms": v })).map(|c| c.push_timeout_ms).map_err(|e| e.to_string());
+        assert_eq!(Config::default().push_timeout_ms, 5_000);
+        assert_eq!(t(json!(null)), Ok(5_000), "a q null is the default");
+        assert_eq!(t(json!(100)), Ok(100));
+        assert_eq!(t(json!(300_000)), Ok(300_000));
+        assert_eq!(t(json!(99)), Err("config key push_timeout_ms: 99 is outside 100..300000".into()));
+        assert_eq!(t(json!(300_001)), Err("config key push_timeout_ms: 300001 is outside 100..300000".into()));
+        assert_eq!(t(json!("5s")), Err("config key push_timeout_ms must be a non-negative whole number".into()));
+        assert_eq!(t(json!(1.5)), Err("config key push_timeout_ms must be a non-negative whole number".into()));
+    }
+
+    #[test]
+    fn proxies_are_a_url_or_the_environment_never_both() {
+        let pg = |extra: Value| {
+            let mut t = json!({"url": "http://pg:9091"});
+            t.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            Config::from_json(&json!({ "pushgateway": t })).map(|c| c.pushgateway.unwrap().auth.proxy).map_err(|e| e.to_string())
+        };
+        assert_eq!(pg(json!({})), Ok(Proxy::Direct), "environment proxies are ignored by default");
+        assert_eq!(pg(json!({"proxy_from_environment": false})), Ok(Proxy::Direct));
+        assert_eq!(pg(json!({"proxy_from_environment": true})), Ok(Proxy::Environment));
+        assert_eq!(pg(json!({"proxy_url": "http://proxy:3128"})), Ok(Proxy::Url("http://proxy:3128".into())));
+        assert_eq!(pg(json!({"proxy_url": "https://proxy:3129/"})), Ok(Proxy::Url("https://proxy:3129/".into())));
+        assert_eq!(
+            pg(json!({"proxy_url": "http://proxy:3128", "proxy_from_environment": true})),
+            Err("config key pushgateway.proxy_from_environment: cannot be combined with proxy_url: set one of them".into())
+        );
+        assert_eq!(
+            pg(json!({"proxy_url": "socks5://proxy:1080"})),
+            Err("config key pushgateway.proxy_url: 'socks5://proxy:1080' must be an http:// or https:// proxy URL with a host (socks is not supported)"
+                .into())
+        );
+        assert_eq!(
+            pg(json!({"proxy_url": "proxy:3128"})),
+            Err("config key pushgateway.proxy_url: 'proxy:3128' must be an http:// or https:// proxy URL with a host (socks is not supported)".into())
+        );
+        assert_eq!(
+            pg(json!({"proxy_url": "not a url"})),
+            Err("config key pushgateway.proxy_url: 'not a url' is not a URL: relative URL without a base".into())
+        );
+        assert_eq!(
+            pg(json!({"proxy_url": "http://u:hunter2@proxy:3128"})),
+            Err("config key pushgateway.proxy_url: must not carry credentials (for an authenticating proxy use proxy_from_environment)"
+                .into())
+        );
+        assert_eq!(pg(json!({"proxy_url": 3128})), Err("config key pushgateway.proxy_url must be a string or symbol".into()));
+        assert_eq!(
+            pg(json!({"proxy_from_environment": "yes"})),
+            Err("config key pushgateway.proxy_from_environment must be a boolean".into())
+        );
+        // Per remote-write target too.
+        assert_eq!(
+            rw_err(json!({"proxy_url": "ftp://p"})),
+            "config key remote_write[0].proxy_url: 'ftp://p' must be an http:// or https:// proxy URL with a host (socks is not supported)"
+        );
+        let c = Config::from_json(&json!({"remote_write": [{"url": "http://a:1/w", "proxy_url": "http://p:3128"}, {"url": "http://b:1/w", "proxy_from_environment": true}]})).unwrap();
+        assert_eq!(
+            (&c.remote_write[0].auth.proxy, &c.remote_write[1].auth.proxy),
+            (&Proxy::Url("http://p:3128".into()), &Proxy::Environment)
+        );
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn the_environment_sets_a_mimir_target() {
+        let dir = std::env::temp_dir().join(format!("kdbprom-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let c = Config::from_env(&env_of(&[
+            ("KDBPROM_REMOTE_WRITE_URL", "https://mimir:443/api/v1/push"),
+            ("KDBPROM_REMOTE_WRITE_TENANT", "desk-a"),
+            ("KDBPROM_REMOTE_WRITE_BASIC_AUTH_USERNAME", "kdb"),
+            ("KDBPROM_REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE", pw.to_str().unwrap()),
+            ("KDBPROM_REMOTE_WRITE_PROXY_URL", "http://proxy:3128"),
+            ("KDBPROM_PUSH_TIMEOUT_MS", "2500"),
+            ("KDBPROM_LIB", "/opt/kdbprom/libkdbprom.so"),
+        ]))
+        .unwrap();
+        let rw = &c.remote_write[0];
+        assert_eq!((rw.url.as_str(), rw.tenant.as_deref(), c.push_timeout_ms), ("https://mimir:443/api/v1/push", Some("desk-a"), 2_500));
+        let basic = rw.auth.basic.as_ref().unwrap();
+        assert_eq!((basic.username.as_str(), basic.password.expose()), ("kdb", "s3cret"));
+        assert_eq!(rw.auth.proxy, Proxy::Url("http://proxy:3128".into()));
+        let tok = dir.join("token");
+        std::fs::write(&tok, "t0k\n").unwrap();
+        let c = Config::from_env(&env_of(&[
+            ("KDBPROM_REMOTE_WRITE_URL", "https://mimir/api/v1/push"),
+            ("KDBPROM_REMOTE_WRITE_BEARER_TOKEN_FILE", tok.to_str().unwrap()),
+            ("KDBPROM_REMOTE_WRITE_PROXY_FROM_ENVIRONMENT", "TRUE"),
+        ]))
+        .unwrap();
+        assert_eq!(c.remote_write[0].auth.bearer.as_ref().unwrap().expose(), "t0k");
+        assert_eq!(c.remote_write[0].auth.proxy, Proxy::Environment);
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Every variable's name is its key path: the list and the rule agree.
+        for (path, _) in ENV_KEYS {
+            assert!(env_var(path).chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{path}");
+        }
+        assert_eq!(env_var("remote_write.basic_auth.password_file"), "KDBPROM_REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE");
+    }
+
+    #[test]
+    fn the_config_file_is_the_base_and_each_variable_overrides_its_key() {
+        let dir = std::env::temp_dir().join(format!("kdbprom-envfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("cfg.json");
+        std::fs::write(
+            &f,
+            r#"{"job":"fromfile","interval_ms":2000,"labels":{"dc":"ldn"},"pushgateway":{"url":"http://pg:9091","grouping":{"desk":"a"}},
+                "remote_write":{"url":"http://m:9009/api/v1/push","tenant":"file-tenant","queue":{"capacity":9000}}}"#,
+        )
+        .unwrap();
+        let file = f.to_str().unwrap();
+        // The file alone.
+        let c = Config::from_env(&env_of(&[("KDBPROM_CONFIG", file)])).unwrap();
+        assert_eq!((c.job.as_str(), c.interval_ms, c.remote_write[0].tenant.as_deref()), ("fromfile", 2_000, Some("file-tenant")));
+        // Each variable overrides its key; the file's other keys stay (today's silent "file wins" is gone).
+        let c = Config::from_env(&env_of(&[
+            ("KDBPROM_CONFIG", file),
+            ("KDBPROM_JOB", "fromenv"),
+            ("KDBPROM_REMOTE_WRITE_TENANT", "env-tenant"),
+            ("KDBPROM_PUSHGATEWAY_URL", "http://pg2:9091"),
+        ]))
+        .unwrap();
+        assert_eq!((c.job.as_str(), c.interval_ms, c.labels["dc"].as_str()), ("fromenv", 2_000, "ldn"));
+        let rw = &c.remote_write[0];
+        assert_eq!((rw.url.as_str(), rw.tenant.as_deref(), rw.queue.capacity), ("http://m:9009/api/v1/push", Some("env-tenant"), 9_000));
+        let pg = c.pushgateway.unwrap();
+        assert_eq!((pg.url.as_str(), pg.grouping["desk"].as_str()), ("http://pg2:9091", "a"));
+        // The remote_write variables set one target: with two in the file they are refused.
+        std::fs::write(&f, r#"{"remote_write":[{"url":"http://a:1/w"},{"url":"http://b:1/w"}]}"#).unwrap();
+        assert_eq!(
+            Config::from_env(&env_of(&[("KDBPROM_CONFIG", file), ("KDBPROM_REMOTE_WRITE_TENANT", "t")])).unwrap_err().to_string(),
+            "config key remote_write: KDBPROM_REMOTE_WRITE_TENANT sets one target, and the KDBPROM_CONFIG file has 2: set it in the file"
+        );
+        assert_eq!(Config::from_env(&env_of(&[("KDBPROM_CONFIG", file)])).unwrap().remote_write.len(), 2);
+        std::fs::write(&f, r#"{"pushgateway":"http://pg:9091"}"#).unwrap();
+        assert_eq!(
+            Config::from_env(&env_of(&[("KDBPROM_CONFIG", file), ("KDBPROM_PUSHGATEWAY_TIMEOUT_MS", "100")])).unwrap_err().to_string(),
+            "config key pushgateway: is not a dictionary in the KDBPROM_CONFIG file, so KDBPROM_PUSHGATEWAY_TIMEOUT_MS cannot set a key in it"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            Config::from_env(&env_of(&[("KDBPROM_CONFIG", "/nonexistent/k.json")]))
+                .unwrap_err()
+                .to_string()
+                .starts_with("config file /nonexistent/k.json: No such file")
+        );
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        let e = |pairs: &[(&str, &str)]| Config::from_env(&env_of(pairs)).unwrap_err().to_string();
+        assert_eq!(
+            e(&[("KDBPROM_REMOTE_WRITE_PASSWORD_FILE", "/x")]),
+            "unknown config key remote_write_password_file (from environment KDBPROM_REMOTE_WRITE_PASSWORD_FILE)"
+        );
+        assert_eq!(e(&[("KDBPROM_LABELS", "a=b")]), "unknown config key labels (from environment KDBPROM_LABELS)");
+        assert_eq!(
+            e(&[("KDBPROM_INTERVAL_MS", "10s")]),
+            "config key interval_ms (from environment KDBPROM_INTERVAL_MS) must be a non-negative whole number"
+        );
+        assert_eq!(
+            e(&[("KDBPROM_INTERVAL_MS", "5")]),
+            "config key interval_ms (from environment KDBPROM_INTERVAL_MS): 5 is outside 100..86400000"
+        );
+        assert_eq!(
+            e(&[("KDBPROM_SERVE_METRICS", "on")]),
+            "config key serve_metrics (from environment KDBPROM_SERVE_METRICS) must be true or false (1/0, yes/no)"
+        );
+        assert_eq!(
+            e(&[("KDBPROM_REMOTE_WRITE_TENANT", "t")]),
+            "config key remote_write[0].url (environment KDBPROM_REMOTE_WRITE_URL) is required"
+        );
+        assert_eq!(
+            e(&[("KDBPROM_REMOTE_WRITE_URL", "http://m/w"), ("KDBPROM_REMOTE_WRITE_PROXY_URL", "socks5://p:1080")]),
+            "config key remote_write[0].proxy_url (from environment KDBPROM_REMOTE_WRITE_PROXY_URL): 'socks5://p:1080' must be an http:// or https:// proxy URL with a host (socks is not supported)"
+        );
+        let secret = e(&[
+            ("KDBPROM_REMOTE_WRITE_URL", "http://m/w"),
+            ("KDBPROM_REMOTE_WRITE_BASIC_AUTH_USERNAME", "u"),
+            ("KDBPROM_REMOTE_WRITE_BASIC_AUTH_PASSWORD_ENV", "KDBPROM_TEST_UNSET_PW"),
+        ]);
+        assert_eq!(
+            secret,
+            "config key remote_write[0].basic_auth.password_env (from environment KDBPROM_REMOTE_WRITE_BASIC_AUTH_PASSWORD_ENV): environment variable KDBPROM_TEST_UNSET_PW is not set"
+        );
+        // What a dictionary given to .prom.init leaves unread.
+        let env = env_of(&[("KDBPROM_JOB", "x"), ("KDBPROM_CONFIG", "/f"), ("KDBPROM_LIB", "/l"), ("PATH", "/bin")]);
+        assert_eq!(Config::ignored_env(&env), ["KDBPROM_CONFIG", "KDBPROM_JOB"]);
     }
 }

@@ -302,26 +302,26 @@ impl<'a> KRef<'a> {
     /// `what` names the value in error texts; it grows with the path into dictionaries and lists
     /// (`config.remote_write[0].headers.X`), so a nested error names its key. A null is JSON null
     /// ("not given"); an infinity is refused, as JSON has none.
+    ///
+    /// Every shape q makes of nested dictionaries is read: a table (what q makes of `enlist` of a
+    /// dictionary, and of a list of dictionaries with the same keys) is an array of row objects,
+    /// and so is a table that is a column of a table or the values of a dictionary (q collapses
+    /// those lists too), at any depth. A keyed table has no JSON shape and is refused by name.
     pub fn json(self, what: &str) -> Result<Value, Bad> {
         let ty = self.qtype();
         if let Some(w) = self.whole() {
             return w.json(|| what);
         }
         if let Some((keys, vals)) = self.dict() {
+            if keys.qtype() == t::TABLE {
+                return Err(keyed_table(what, keys));
+            }
             let names = keys.texts(what)?;
-            let vals = if names.is_empty() { vec![] } else { vals.json_items(|i| format!("{what}.{}", names[i]))? };
+            let vals = if names.is_empty() { vec![] } else { vals.json_items(&|i| format!("{what}.{}", names.get(i).map_or("?", |n| n)))? };
             return Ok(Value::Object(names.iter().map(|n| n.to_string()).zip(vals).collect::<Map<_, _>>()));
         }
-        if let Some((names, cols)) = self.table() {
-            // A table (what `enlist` makes of a dictionary in q) is a list of rows, as JSON has it.
-            let names = names.texts(what)?;
-            let Some(Items::Obj(cols)) = cols.items() else { return Err(format!("{what}: unsupported {}", cols.type_name().noun())) };
-            let cols = cols.iter().zip(&names).map(|(c, n)| c.json_items(|i| format!("{what}[{i}].{n}"))).collect::<Result<Vec<_>, _>>()?;
-            let rows = cols.first().map_or(0, Vec::len);
-            let row = |i: usize| {
-                Value::Object(names.iter().zip(&cols).map(|(n, c)| (n.to_string(), c.get(i).cloned().unwrap_or(Value::Null))).collect())
-            };
-            return Ok(Value::Array((0..rows).map(row).collect()));
+        if ty == t::TABLE {
+            return Ok(Value::Array(self.rows(&|i| format!("{what}[{i}]"))?));
         }
         Ok(match ty {
             t::IDENTITY => Value::Null,
@@ -330,14 +330,38 @@ impl<'a> KRef<'a> {
             v if v == -t::FLOAT || v == -t::REAL || v == -t::TIMESPAN => number(self.atom_f64().unwrap_or(f64::NAN), || what)?,
             v if v == -t::SYMBOL || v == t::CHAR || v == -t::CHAR => Value::String(self.text(what)?.into_owned()),
             // Lists and the typed vectors (chars are strings, handled above).
-            0..=19 => Value::Array(self.json_items(|i| format!("{what}[{i}]"))?),
+            0..=19 => Value::Array(self.json_items(&|i| format!("{what}[{i}]"))?),
             _ => return Err(format!("{what}: unsupported {}", self.type_name().noun())),
         })
     }
 
-    /// The items of a list (general or typed: the caller checked `self` is one) as JSON, each read
-    /// as [`KRef::json`] reads an atom; `path(i)` names item `i` in error texts.
-    fn json_items(self, path: impl Fn(usize) -> String) -> Result<Vec<Value>, Bad> {
+    /// A table's rows as JSON objects: row `i` holds each column's item `i`, read as
+    /// [`KRef::json_items`] reads a list (so a column that is itself a table gives an object per
+    /// row); `path(i)` names row `i` in error texts. The caller checked `self` is a table.
+    ///
+    /// `path` is a trait object: tables nest, and a generic one would be instantiated without end.
+    fn rows(self, path: &dyn Fn(usize) -> String) -> Result<Vec<Value>, Bad> {
+        let Some((names, cols)) = self.table() else { return Err(format!("{}: unsupported {}", path(0), self.type_name().noun())) };
+        let names = names.texts(path(0))?;
+        // A table's columns are always a general list, one column per name.
+        let Some(Items::Obj(cols)) = cols.items() else { return Err(format!("{}: unsupported {}", path(0), cols.type_name().noun())) };
+        let cols = cols.iter().zip(&names).map(|(c, n)| c.json_items(&|i| format!("{}.{n}", path(i)))).collect::<Result<Vec<_>, _>>()?;
+        let rows = cols.first().map_or(0, Vec::len);
+        if cols.iter().any(|c| c.len() != rows) {
+            return Err(format!("{}: the table's columns differ in length", path(0)));
+        }
+        let mut cols: Vec<_> = cols.into_iter().map(Vec::into_iter).collect();
+        Ok((0..rows)
+            .map(|_| {
+                Value::Object(names.iter().zip(cols.iter_mut()).map(|(n, c)| (n.to_string(), c.next().unwrap_or(Value::Null))).collect())
+            })
+            .collect())
+    }
+
+    /// The items of a list (general or typed: the caller checked `self` is one) or the rows of a
+    /// table as JSON, each read as [`KRef::json`] reads an atom; `path(i)` names item `i` in error
+    /// texts.
+    fn json_items(self, path: &dyn Fn(usize) -> String) -> Result<Vec<Value>, Bad> {
         let wholes =
             |v: &mut dyn Iterator<Item = Whole>| -> Result<Vec<Value>, Bad> { v.enumerate().map(|(i, w)| w.json(|| path(i))).collect() };
         match self.items() {
@@ -355,6 +379,13 @@ impl<'a> KRef<'a> {
             Some(Items::Int(v)) => wholes(&mut v.iter().map(|&j| Whole::int(j))),
             Some(Items::Short(v)) => wholes(&mut v.iter().map(|&j| Whole::short(j))),
             Some(Items::Other(0)) => Ok(vec![]),
+            // q makes a table of a list of dictionaries with the same keys: a dictionary's values,
+            // a table's column.
+            None if self.qtype() == t::TABLE => self.rows(path),
+            None => match self.dict() {
+                Some((keys, _)) if keys.qtype() == t::TABLE => Err(keyed_table(&path(0), keys)),
+                _ => Err(format!("{}: unsupported {}", path(0), self.type_name().noun())),
+            },
             _ => match self.vector_f64() {
                 Some(v) => v.iter().enumerate().map(|(i, &f)| number(f, || path(i))).collect(),
                 // Every item has the vector's type: the first one is named.
@@ -362,6 +393,14 @@ impl<'a> KRef<'a> {
             },
         }
     }
+}
+
+/// The error for a keyed table (a dictionary from a table of keys to a table of values), which
+/// the configuration has no use for: it names the value's path and the key columns.
+#[cold]
+fn keyed_table(what: &str, keys: KRef<'_>) -> Bad {
+    let cols = keys.table().and_then(|(names, _)| names.texts("").ok()).map(|n| n.join(", ")).unwrap_or_default();
+    format!("{what} must be a dictionary or a table, not a keyed table (keyed on {cols}): unkey it with 0!")
 }
 
 /// A dictionary's key and value.

@@ -181,12 +181,24 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
         if current().is_some_and(|a| !a.is_stopped()) {
             return Err("already initialised: .prom.init runs once (call .prom.stop[] first to restart)".into());
         }
+        // One rule: a dictionary or a file given here is the whole configuration; with `::` the
+        // environment is read (Config::from_env). Variables left unread are named, once per init.
+        let ignored = || {
+            let vars = Config::ignored_env(&env());
+            if !vars.is_empty() {
+                eprintln!("kdbprom: .prom.init was given a configuration, so the environment is not read: {} ignored", vars.join(", "));
+            }
+        };
         let config = if cfg.is_identity() {
             Config::from_env(&env())
-        } else if cfg.qtype() == t::DICT {
-            Config::from_json(&cfg.json("config")?)
+        } else if cfg.qtype() == t::DICT || cfg.qtype() == t::TABLE {
+            // A table is `enlist` of the dictionary (one row): Config::from_json takes its row.
+            let json = cfg.json("config")?;
+            ignored();
+            Config::from_json(&json)
         } else if cfg.qtype() == t::CHAR || cfg.qtype() == -t::SYMBOL {
             let path = cfg.text("config")?;
+            ignored();
             Config::from_file(path.strip_prefix(':').unwrap_or(&path))
         } else {
             return Err(must_be("init: config", "a dictionary, a JSON file path or ::", cfg.type_name()));

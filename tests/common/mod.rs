@@ -209,6 +209,159 @@ impl Host {
         (self.xd)(self.syms(keys), self.list(vals))
     }
 
+    /// A char atom (`"t"` in q is a char, not a string).
+    pub fn c(&self, x: u8) -> K {
+        let k = (self.ka)(-10);
+        // SAFETY: fresh char atom: its byte is the value.
+        unsafe { (*k).value.byte = x };
+        k
+    }
+
+    // Builders that make what q makes: in q, `(a;b;…)`, `enlist` and `!` collapse lists, so a
+    // config written in q reaches kdbprom as vectors and tables, not the general lists and
+    // dictionaries `list`/`dict` make. Each takes ownership of its arguments, as q's own do.
+
+    /// `(x0;x1;…)` as q makes it: atoms of one type are a vector of that type; dictionaries with
+    /// the same symbol keys in the same order are a table, each column made the same way from the
+    /// dictionaries' values (so dictionaries inside become a table column); anything else is a
+    /// general list. One item is `enlist x`; none is `()`.
+    pub fn qlist(&self, xs: &[K]) -> K {
+        match xs {
+            [] => self.list(&[]),
+            [x] => self.enlist(*x),
+            _ if self.same_atoms(xs) => self.vector_of(xs),
+            _ if self.conforming(xs) => {
+                let keys = (self.r1)(self.dict_parts(xs[0]).0);
+                let n = self.count(keys);
+                let cols: Vec<K> =
+                    (0..n).map(|j| self.qlist(&xs.iter().map(|&d| self.index(self.dict_parts(d).1, j)).collect::<Vec<_>>())).collect();
+                xs.iter().for_each(|&d| (self.r0)(d));
+                (self.xt)((self.xd)(keys, self.list(&cols)))
+            }
+            _ => self.list(xs),
+        }
+    }
+
+    /// `enlist x` as q makes it: an atom is a one-item vector of its type; a dictionary with
+    /// symbol keys is a one-row table, each column `enlist` of its value (a dictionary value a
+    /// one-row table column, a string a general list of one string); anything else (a string, a
+    /// vector, a table, `::`) is a one-item general list.
+    pub fn enlist(&self, x: K) -> K {
+        let t = self.qtype(x);
+        if t < 0 && t != -128 {
+            return self.vector_of(&[x]);
+        }
+        if t == 99 && self.qtype(self.dict_parts(x).0) == 11 {
+            let (keys, vals) = self.dict_parts(x);
+            let keys = (self.r1)(keys);
+            let cols: Vec<K> = (0..self.count(keys)).map(|j| self.enlist(self.index(vals, j))).collect();
+            (self.r0)(x);
+            return (self.xt)((self.xd)(keys, self.list(&cols)));
+        }
+        self.list(&[x])
+    }
+
+    /// `` `k0`k1…!(v0;v1;…) `` as q makes it: the values collapse as [`Host::qlist`] says (so
+    /// values that are dictionaries with the same keys are a table: a dictionary of rows).
+    pub fn qdict(&self, keys: &[&str], vals: &[K]) -> K {
+        (self.xd)(self.syms(keys), self.qlist(vals))
+    }
+
+    /// `` enlist `k0`k1…!(v0;v1;…) ``: a one-row table.
+    pub fn enlist_dict(&self, keys: &[&str], vals: &[K]) -> K {
+        self.enlist(self.qdict(keys, vals))
+    }
+
+    /// `(d0;d1;…)` of dictionaries as q makes it: a table when they all have the same keys in the
+    /// same order, else a general list of dictionaries.
+    pub fn list_of_dicts(&self, dicts: &[K]) -> K {
+        self.qlist(dicts)
+    }
+
+    /// A keyed table as q's `n!t` makes it: the first `n` columns of table `t` key it.
+    pub fn xkey(&self, n: usize, t: K) -> K {
+        assert_eq!(self.qtype(t), 98);
+        // SAFETY: a table holds its column dictionary.
+        let (names, cols) = self.dict_parts(unsafe { (*t).value.table });
+        let (names, cols) = (self.syms_of(names), self.items(cols).to_vec());
+        let part = |r: std::ops::Range<usize>| {
+            let ks: Vec<&str> = names[r.clone()].iter().map(String::as_str).collect();
+            (self.xt)((self.xd)(self.syms(&ks), self.list(&cols[r].iter().map(|&c| (self.r1)(c)).collect::<Vec<_>>())))
+        };
+        let k = (self.xd)(part(0..n), part(n..names.len()));
+        (self.r0)(t);
+        k
+    }
+
+    /// A dictionary's keys and values (borrowed).
+    fn dict_parts(&self, d: K) -> (K, K) {
+        let kv = self.items(d);
+        (kv[0], kv[1])
+    }
+
+    /// Items of a list or vector, or rows of a table.
+    fn count(&self, x: K) -> usize {
+        if self.qtype(x) == 98 {
+            // SAFETY: a table holds its column dictionary; its columns have the table's length.
+            let cols = self.dict_parts(unsafe { (*x).value.table }).1;
+            return self.items(cols).first().map_or(0, |&c| self.count(c));
+        }
+        // SAFETY: lists and vectors have a count.
+        unsafe { (*x).value.list.n as usize }
+    }
+
+    /// `x j` as q indexes: a general list's item (a new reference), a vector's item as an atom,
+    /// a table's row as a dictionary.
+    fn index(&self, x: K, j: usize) -> K {
+        let t = self.qtype(x);
+        match t {
+            0 => (self.r1)(self.items(x)[j]),
+            98 => {
+                // SAFETY: a table holds its column dictionary.
+                let (names, cols) = self.dict_parts(unsafe { (*x).value.table });
+                let vals: Vec<K> = self.items(cols).iter().map(|&c| self.index(c, j)).collect();
+                (self.xd)((self.r1)(names), self.list(&vals))
+            }
+            1..=19 => {
+                let w = width(t);
+                let a = (self.ka)(-(t as i32));
+                // SAFETY: item j of a vector of width w is copied into the value of a fresh atom of its type.
+                unsafe {
+                    let src = (*x).value.list.G0.as_ptr().add(j * w);
+                    std::ptr::copy_nonoverlapping(src, (&raw mut (*a).value).cast::<u8>(), w);
+                }
+                a
+            }
+            _ => panic!("index of q type {t}"),
+        }
+    }
+
+    /// True when every item is an atom of one type.
+    fn same_atoms(&self, xs: &[K]) -> bool {
+        let t = self.qtype(xs[0]);
+        t < 0 && t != -128 && xs.iter().all(|&x| self.qtype(x) == t)
+    }
+
+    /// True when every item is a dictionary with the same symbol keys in the same order.
+    fn conforming(&self, xs: &[K]) -> bool {
+        let keys = |d: K| (self.qtype(d) == 99 && self.qtype(self.dict_parts(d).0) == 11).then(|| self.syms_of(self.dict_parts(d).0));
+        let first = keys(xs[0]);
+        first.is_some() && xs.iter().all(|&d| keys(d) == first)
+    }
+
+    /// A vector of the atoms' type holding their values; frees the atoms.
+    fn vector_of(&self, atoms: &[K]) -> K {
+        let t = -self.qtype(atoms[0]);
+        let w = width(t);
+        let v = (self.ktn)(t.into(), atoms.len() as i64);
+        for (j, &a) in atoms.iter().enumerate() {
+            // SAFETY: the atom's value (w bytes) goes to item j of a fresh vector of its type.
+            unsafe { std::ptr::copy_nonoverlapping((&raw const (*a).value).cast::<u8>(), (*v).value.list.G0.as_mut_ptr().add(j * w), w) };
+            (self.r0)(a);
+        }
+        v
+    }
+
     // Readers.
     pub fn qtype(&self, k: K) -> i8 {
         // SAFETY: valid K.
@@ -268,6 +421,17 @@ impl Host {
     /// The long-valued entries of a dictionary as (key, value).
     pub fn long_dict(&self, k: K) -> Vec<(String, i64)> {
         self.dict_items(k).into_iter().filter(|(_, v)| self.qtype(*v) == -7).map(|(n, v)| (n, self.long(v))).collect()
+    }
+}
+
+/// Bytes per item of a vector of q type `t`.
+fn width(t: i8) -> usize {
+    match t {
+        1 | 4 | 10 => 1,
+        5 => 2,
+        6 | 8 | 13 | 14 | 17 | 18 | 19 => 4,
+        2 => 16,
+        _ => 8,
     }
 }
 
