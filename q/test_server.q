@@ -1,8 +1,14 @@
-/ The server q/test.q starts (q q/test_server.q -p PORT -q): listens, refuses user `bad through .z.pw, and ends
-/ itself after a minute should q/test.q not get to tell it.
+/ The servers q/test.q starts (q q/test_server.q -p PORT [-b | -u FILE] -q, and -p -PORT): each listens, so kdbprom
+/ samples it through sd1 every 200 ms; admits only user u through .z.pw; changes its heap on its own timer, so that
+/ samples have something to see; re-wraps handlers from that timer (handle 0) once a client sets rewrapts; and ends
+/ itself after a minute should q/test.q not get to tell it (exit, or kill where exit is refused).
 \l q/kdbprom.q
-.z.pw:{[u;p]not u=`bad};
-.z.ts:{exit 0};
-\t 60000
-cfg:`job`textfile`serve_metrics`interval_ms!(`qserver;"/tmp/kdbprom-qserver.prom";1b;200);
+.z.pw:{[u;p]u=`u};
+stopat:.z.p+0D00:01:00.000000000;
+k:0;
+grow:();
+rewrapts:0b;
+.z.ts:{[x]k::(k+1)mod 50;grow::til 10000*k;if[rewrapts;.prom.rewrap[]];if[.z.p>stopat;@[{exit x};0;{[e]system"kill -9 ",string .z.i}]]};
+\t 100
+cfg:`job`textfile`serve_metrics`interval_ms!(`qserver;"/tmp/kdbprom-qserver-",string[abs system"p"],".prom";1b;200);
 .prom.init cfg;
