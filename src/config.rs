@@ -456,10 +456,12 @@ impl Config {
         })
     }
 
-    /// The `KDBPROM_*` configuration variables set in `env`, sorted: what a dictionary or file
-    /// given to `.prom.init` leaves unread (the q boundary says so once).
+    /// The configuration variables set in `env` (`KDBPROM_CONFIG` and those of [`ENV_KEYS`]),
+    /// sorted: what a dictionary or file given to `.prom.init` leaves unread (the q boundary says
+    /// so). Other `KDBPROM_*` names are not configuration there (a script's own, the demo's).
     pub fn ignored_env(env: &HashMap<String, String>) -> Vec<String> {
-        let mut v: Vec<String> = env.keys().filter(|k| is_config_var(k) || *k == "KDBPROM_CONFIG").cloned().collect();
+        let known = |k: &str| k == "KDBPROM_CONFIG" || ENV_KEYS.iter().any(|(p, _)| env_var(p) == k);
+        let mut v: Vec<String> = env.keys().filter(|k| known(k)).cloned().collect();
         v.sort();
         v
     }
@@ -1484,7 +1486,8 @@ mod tests {
             "config key remote_write[0].basic_auth.password_env (from environment KDBPROM_REMOTE_WRITE_BASIC_AUTH_PASSWORD_ENV): environment variable KDBPROM_TEST_UNSET_PW is not set"
         );
         // What a dictionary given to .prom.init leaves unread.
-        let env = env_of(&[("KDBPROM_JOB", "x"), ("KDBPROM_CONFIG", "/f"), ("KDBPROM_LIB", "/l"), ("PATH", "/bin")]);
+        let env =
+            env_of(&[("KDBPROM_JOB", "x"), ("KDBPROM_CONFIG", "/f"), ("KDBPROM_LIB", "/l"), ("KDBPROM_DEMO_X", "1"), ("PATH", "/bin")]);
         assert_eq!(Config::ignored_env(&env), ["KDBPROM_CONFIG", "KDBPROM_JOB"]);
     }
 }
