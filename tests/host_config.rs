@@ -238,6 +238,47 @@ fn readme_delivery_example_reaches_both_receivers_with_tenant_and_auth() {
 // ---------------------------------------------------------------------------------------------
 // Every shape.
 
+/// A table's column `name` (borrowed).
+fn column(h: &Host, t: K, name: &str) -> K {
+    assert_eq!(h.qtype(t), 98);
+    // SAFETY (test): a table holds its column dictionary.
+    let cols = unsafe { (*t).value.table };
+    h.dict_items(cols).into_iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no column {name}")).1
+}
+
+/// The builders make what q makes (the shapes every test below relies on).
+#[test]
+fn the_harness_builds_what_q_builds() {
+    let _g = lock();
+    let h = host();
+    // enlist `url`n`s`c`auth!("http://x";1;`a;"t";`u`p!("u";"p")): a one-row table whose columns
+    // are enlist of each value.
+    let auth = h.qdict(&["u", "p"], &[h.str("u"), h.str("p")]);
+    let t = h.enlist_dict(&["url", "n", "s", "c", "auth"], &[h.str("http://x"), h.j(1), h.s("a"), h.c(b't'), auth]);
+    assert_eq!(h.qtype(t), 98);
+    let types: Vec<i8> = ["url", "n", "s", "c", "auth"].iter().map(|c| h.qtype(column(h, t, c))).collect();
+    assert_eq!(types, [0, 7, 11, 10, 98], "a string is a list of strings, atoms vectors, a dictionary a table");
+    (h.r0)(t);
+    // (`a`b!(1;"x");`a`b!(2;"y")): a table, columns collapsed; keys in another order do not conform.
+    let t = h.list_of_dicts(&[h.qdict(&["a", "b"], &[h.j(1), h.str("xy")]), h.qdict(&["a", "b"], &[h.j(2), h.str("zw")])]);
+    assert_eq!((h.qtype(t), h.qtype(column(h, t, "a")), h.qtype(column(h, t, "b"))), (98, 7, 0));
+    (h.r0)(t);
+    let l = h.list_of_dicts(&[h.qdict(&["a", "b"], &[h.j(1), h.j(2)]), h.qdict(&["b", "a"], &[h.j(2), h.j(1)])]);
+    assert_eq!(h.qtype(l), 0);
+    (h.r0)(l);
+    // (`a;`b) is a symbol vector, (`a;1) a general list, `a`b!1 2 a dictionary of a long vector.
+    let v = h.qlist(&[h.s("a"), h.s("b")]);
+    assert_eq!(h.syms_of(v), ["a", "b"]);
+    (h.r0)(v);
+    let v = h.qlist(&[h.s("a"), h.j(1)]);
+    assert_eq!(h.qtype(v), 0);
+    (h.r0)(v);
+    let d = h.qdict(&["a", "b"], &[h.j(1), h.j(2)]);
+    // SAFETY (test): a dictionary is a 2-item list: keys, values.
+    assert_eq!(h.qtype(unsafe { *(*d).value.list.G0.as_ptr().cast::<K>().add(1) }), 7);
+    (h.r0)(d);
+}
+
 /// A target `name` on the receiver at `url` (path `/name`), with `extra` keys, as a q dictionary.
 fn target(h: &Host, url: &str, name: &str, extra: &[(&str, K)]) -> K {
     let mut keys = vec!["url", "name"];
