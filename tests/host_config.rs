@@ -501,6 +501,8 @@ fn proxy_url_carries_the_requests_and_environment_proxies_only_when_asked() {
 
     // The environment names the proxy: ignored by default (reqwest alone would follow it)...
     let purl = proxy.url();
+    let saved: Vec<(&str, Option<String>)> =
+        PROXY_VARS.iter().chain(&["NO_PROXY", "no_proxy"]).map(|v| (*v, std::env::var(v).ok())).collect();
     let mut vars: Vec<(&str, Option<&str>)> = PROXY_VARS.iter().map(|v| (*v, Some(purl.as_str()))).collect();
     vars.extend([("NO_PROXY", None), ("no_proxy", None)]);
     set_env(&vars);
@@ -513,7 +515,7 @@ fn proxy_url_carries_the_requests_and_environment_proxies_only_when_asked() {
     let rw = h.enlist(target(h, &url, "fromenv", &[("proxy_from_environment", h.b(true))]));
     let fromenv = run(h, &log, "environment proxy, asked", with_rw(h, rw));
     let asked = through_proxy();
-    set_env(&PROXY_VARS.iter().map(|v| (*v, None)).collect::<Vec<_>>());
+    set_env(&saved.iter().map(|(k, v)| (*k, v.as_deref())).collect::<Vec<_>>());
     assert_eq!(direct, ["direct"]);
     assert_eq!(after, before, "HTTP_PROXY is ignored without proxy_from_environment");
     assert_eq!(fromenv, ["fromenv"]);
