@@ -492,12 +492,16 @@ fn proxy_url_carries_the_requests_and_environment_proxies_only_when_asked() {
     let proxy = faults::Proxy::start(port);
     let through_proxy = || proxy.log().into_iter().filter(|s| s.path.starts_with(&format!("{url}/"))).count();
 
-    // proxy_url: every request goes through the proxy (absolute-form request line) and on.
-    let rw = h.enlist(target(h, &url, "viaproxy", &[("proxy_url", h.str(&proxy.url()))]));
-    assert_eq!(run(h, &log, "proxy_url", with_rw(h, rw)), ["viaproxy"]);
+    // proxy_url: every request goes through the proxy (absolute-form request line) and on. The
+    // README's example, with this test's receiver and proxy in place of mimir and proxy.corp:
+    // q: .prom.init `job`remote_write!(`eod_load;enlist `url`tenant`proxy_url!("https://mimir/api/v1/push";"desk-a";"http://proxy.corp:3128"))
+    let rw = h.enlist_dict(&["url", "tenant", "proxy_url"], &[h.str(&format!("{url}/viaproxy")), h.str("desk-a"), h.str(&proxy.url())]);
+    let cfg = h.qdict(&["job", "remote_write"], &[h.s("eod_load"), rw]);
+    assert_eq!(run(h, &log, "proxy_url", cfg), [url.trim_start_matches("http://")]);
     assert!(through_proxy() >= 2, "init's push and .prom.push[] through the proxy: {:?}", proxy.log());
     assert!(proxy.forwarded() >= 2);
     assert!(log.lock().unwrap().iter().all(|s| s.path == format!("{url}/viaproxy")), "the receiver got them from the proxy");
+    assert!(log.lock().unwrap().iter().all(|s| s.headers.get("x-scope-orgid").map(String::as_str) == Some("desk-a")));
 
     // The environment names the proxy: ignored by default (reqwest alone would follow it)...
     let purl = proxy.url();
