@@ -504,6 +504,8 @@ impl EnvKind {
 /// The keys the environment can set, as dotted paths (`remote_write` is its one target); the
 /// variable is `KDBPROM_` and the path in upper case with `_` for `.` ([`env_var`]):
 /// `remote_write.basic_auth.password_file` is `KDBPROM_REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE`.
+/// Every scalar key but those of `labels`, `headers` and `grouping` (whose names are free): a new
+/// key gets its line here, or `.prom.init[::]` refuses its variable as unknown.
 const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("job", EnvKind::Str),
     ("instance", EnvKind::Str),
@@ -521,6 +523,9 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("summary_max_age_ms", EnvKind::Num),
     ("summary_age_buckets", EnvKind::Num),
     ("textfile", EnvKind::Str),
+    ("sampler", EnvKind::Str),
+    ("spool.dir", EnvKind::Str),
+    ("spool.max_bytes", EnvKind::Num),
     ("pushgateway.url", EnvKind::Str),
     ("pushgateway.method", EnvKind::Str),
     ("pushgateway.timeout_ms", EnvKind::Num),
@@ -1445,6 +1450,24 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("config file /nonexistent/k.json: No such file")
+        );
+    }
+
+    #[test]
+    fn the_environment_sets_the_sampler_and_the_spool() {
+        let dir = std::env::temp_dir().join(format!("kdbprom-env-spool-{}", std::process::id()));
+        let c = Config::from_env(&env_of(&[
+            ("KDBPROM_SAMPLER", "timer"),
+            ("KDBPROM_SPOOL_DIR", dir.to_str().unwrap()),
+            ("KDBPROM_SPOOL_MAX_BYTES", "8192"),
+        ]))
+        .unwrap();
+        assert_eq!(c.sampler, Sampler::Timer);
+        assert_eq!(c.spool, Some(Spool { dir: dir.clone(), max_bytes: 8192 }));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            Config::from_env(&env_of(&[("KDBPROM_SAMPLER", "sd1")])).unwrap_err().to_string(),
+            r#"config key sampler (from environment KDBPROM_SAMPLER): must be "auto" or "timer", not 'sd1'"#
         );
     }
 
