@@ -918,10 +918,10 @@ impl<'a> Obj<'a> {
 
     fn path(&mut self, k: &str) -> Result<Option<PathBuf>, ConfigError> {
         let p = self.opt_str(k)?.map(PathBuf::from);
-        if let Some(p) = &p {
-            if !p.is_file() {
-                return Err(self.invalid(k, &format!("{} is not a readable file", p.display())));
-            }
+        if let Some(p) = &p
+            && !p.is_file()
+        {
+            return Err(self.invalid(k, &format!("{} is not a readable file", p.display())));
         }
         Ok(p)
     }

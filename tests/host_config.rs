@@ -41,10 +41,10 @@ fn init_ok(h: &Host, cfg: K, what: &str) -> HashMap<String, String> {
 
 /// `.prom.stop[]`, quietly.
 fn stop(h: &Host) {
-    if let Ok(d) = h.call("kdbprom_stop", &[h.id()]) {
-        if !d.is_null() {
-            (h.r0)(d);
-        }
+    if let Ok(d) = h.call("kdbprom_stop", &[h.id()])
+        && !d.is_null()
+    {
+        (h.r0)(d);
     }
 }
 
