@@ -456,10 +456,12 @@ impl Config {
         })
     }
 
-    /// The `KDBPROM_*` configuration variables set in `env`, sorted: what a dictionary or file
-    /// given to `.prom.init` leaves unread (the q boundary says so once).
+    /// The configuration variables set in `env` (`KDBPROM_CONFIG` and those of [`ENV_KEYS`]),
+    /// sorted: what a dictionary or file given to `.prom.init` leaves unread (the q boundary says
+    /// so). Other `KDBPROM_*` names are not configuration there (a script's own, the demo's).
     pub fn ignored_env(env: &HashMap<String, String>) -> Vec<String> {
-        let mut v: Vec<String> = env.keys().filter(|k| is_config_var(k) || *k == "KDBPROM_CONFIG").cloned().collect();
+        let known = |k: &str| k == "KDBPROM_CONFIG" || ENV_KEYS.iter().any(|(p, _)| env_var(p) == k);
+        let mut v: Vec<String> = env.keys().filter(|k| known(k)).cloned().collect();
         v.sort();
         v
     }
@@ -502,6 +504,8 @@ impl EnvKind {
 /// The keys the environment can set, as dotted paths (`remote_write` is its one target); the
 /// variable is `KDBPROM_` and the path in upper case with `_` for `.` ([`env_var`]):
 /// `remote_write.basic_auth.password_file` is `KDBPROM_REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE`.
+/// Every scalar key but those of `labels`, `headers` and `grouping` (whose names are free): a new
+/// key gets its line here, or `.prom.init[::]` refuses its variable as unknown.
 const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("job", EnvKind::Str),
     ("instance", EnvKind::Str),
@@ -519,6 +523,9 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("summary_max_age_ms", EnvKind::Num),
     ("summary_age_buckets", EnvKind::Num),
     ("textfile", EnvKind::Str),
+    ("sampler", EnvKind::Str),
+    ("spool.dir", EnvKind::Str),
+    ("spool.max_bytes", EnvKind::Num),
     ("pushgateway.url", EnvKind::Str),
     ("pushgateway.method", EnvKind::Str),
     ("pushgateway.timeout_ms", EnvKind::Num),
@@ -911,10 +918,10 @@ impl<'a> Obj<'a> {
 
     fn path(&mut self, k: &str) -> Result<Option<PathBuf>, ConfigError> {
         let p = self.opt_str(k)?.map(PathBuf::from);
-        if let Some(p) = &p {
-            if !p.is_file() {
-                return Err(self.invalid(k, &format!("{} is not a readable file", p.display())));
-            }
+        if let Some(p) = &p
+            && !p.is_file()
+        {
+            return Err(self.invalid(k, &format!("{} is not a readable file", p.display())));
         }
         Ok(p)
     }
@@ -1447,6 +1454,24 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_sets_the_sampler_and_the_spool() {
+        let dir = std::env::temp_dir().join(format!("kdbprom-env-spool-{}", std::process::id()));
+        let c = Config::from_env(&env_of(&[
+            ("KDBPROM_SAMPLER", "timer"),
+            ("KDBPROM_SPOOL_DIR", dir.to_str().unwrap()),
+            ("KDBPROM_SPOOL_MAX_BYTES", "8192"),
+        ]))
+        .unwrap();
+        assert_eq!(c.sampler, Sampler::Timer);
+        assert_eq!(c.spool, Some(Spool { dir: dir.clone(), max_bytes: 8192 }));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            Config::from_env(&env_of(&[("KDBPROM_SAMPLER", "sd1")])).unwrap_err().to_string(),
+            r#"config key sampler (from environment KDBPROM_SAMPLER): must be "auto" or "timer", not 'sd1'"#
+        );
+    }
+
+    #[test]
     fn environment_errors_name_the_variable() {
         let e = |pairs: &[(&str, &str)]| Config::from_env(&env_of(pairs)).unwrap_err().to_string();
         assert_eq!(
@@ -1484,7 +1509,8 @@ mod tests {
             "config key remote_write[0].basic_auth.password_env (from environment KDBPROM_REMOTE_WRITE_BASIC_AUTH_PASSWORD_ENV): environment variable KDBPROM_TEST_UNSET_PW is not set"
         );
         // What a dictionary given to .prom.init leaves unread.
-        let env = env_of(&[("KDBPROM_JOB", "x"), ("KDBPROM_CONFIG", "/f"), ("KDBPROM_LIB", "/l"), ("PATH", "/bin")]);
+        let env =
+            env_of(&[("KDBPROM_JOB", "x"), ("KDBPROM_CONFIG", "/f"), ("KDBPROM_LIB", "/l"), ("KDBPROM_DEMO_X", "1"), ("PATH", "/bin")]);
         assert_eq!(Config::ignored_env(&env), ["KDBPROM_CONFIG", "KDBPROM_JOB"]);
     }
 }

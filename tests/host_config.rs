@@ -41,10 +41,10 @@ fn init_ok(h: &Host, cfg: K, what: &str) -> HashMap<String, String> {
 
 /// `.prom.stop[]`, quietly.
 fn stop(h: &Host) {
-    if let Ok(d) = h.call("kdbprom_stop", &[h.id()]) {
-        if !d.is_null() {
-            (h.r0)(d);
-        }
+    if let Ok(d) = h.call("kdbprom_stop", &[h.id()])
+        && !d.is_null()
+    {
+        (h.r0)(d);
     }
 }
 
@@ -237,6 +237,47 @@ fn readme_delivery_example_reaches_both_receivers_with_tenant_and_auth() {
 
 // ---------------------------------------------------------------------------------------------
 // Every shape.
+
+/// A table's column `name` (borrowed).
+fn column(h: &Host, t: K, name: &str) -> K {
+    assert_eq!(h.qtype(t), 98);
+    // SAFETY (test): a table holds its column dictionary.
+    let cols = unsafe { (*t).value.table };
+    h.dict_items(cols).into_iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no column {name}")).1
+}
+
+/// The builders make what q makes (the shapes every test below relies on).
+#[test]
+fn the_harness_builds_what_q_builds() {
+    let _g = lock();
+    let h = host();
+    // enlist `url`n`s`c`auth!("http://x";1;`a;"t";`u`p!("u";"p")): a one-row table whose columns
+    // are enlist of each value.
+    let auth = h.qdict(&["u", "p"], &[h.str("u"), h.str("p")]);
+    let t = h.enlist_dict(&["url", "n", "s", "c", "auth"], &[h.str("http://x"), h.j(1), h.s("a"), h.c(b't'), auth]);
+    assert_eq!(h.qtype(t), 98);
+    let types: Vec<i8> = ["url", "n", "s", "c", "auth"].iter().map(|c| h.qtype(column(h, t, c))).collect();
+    assert_eq!(types, [0, 7, 11, 10, 98], "a string is a list of strings, atoms vectors, a dictionary a table");
+    (h.r0)(t);
+    // (`a`b!(1;"x");`a`b!(2;"y")): a table, columns collapsed; keys in another order do not conform.
+    let t = h.list_of_dicts(&[h.qdict(&["a", "b"], &[h.j(1), h.str("xy")]), h.qdict(&["a", "b"], &[h.j(2), h.str("zw")])]);
+    assert_eq!((h.qtype(t), h.qtype(column(h, t, "a")), h.qtype(column(h, t, "b"))), (98, 7, 0));
+    (h.r0)(t);
+    let l = h.list_of_dicts(&[h.qdict(&["a", "b"], &[h.j(1), h.j(2)]), h.qdict(&["b", "a"], &[h.j(2), h.j(1)])]);
+    assert_eq!(h.qtype(l), 0);
+    (h.r0)(l);
+    // (`a;`b) is a symbol vector, (`a;1) a general list, `a`b!1 2 a dictionary of a long vector.
+    let v = h.qlist(&[h.s("a"), h.s("b")]);
+    assert_eq!(h.syms_of(v), ["a", "b"]);
+    (h.r0)(v);
+    let v = h.qlist(&[h.s("a"), h.j(1)]);
+    assert_eq!(h.qtype(v), 0);
+    (h.r0)(v);
+    let d = h.qdict(&["a", "b"], &[h.j(1), h.j(2)]);
+    // SAFETY (test): a dictionary is a 2-item list: keys, values.
+    assert_eq!(h.qtype(unsafe { *(*d).value.list.G0.as_ptr().cast::<K>().add(1) }), 7);
+    (h.r0)(d);
+}
 
 /// A target `name` on the receiver at `url` (path `/name`), with `extra` keys, as a q dictionary.
 fn target(h: &Host, url: &str, name: &str, extra: &[(&str, K)]) -> K {
@@ -451,15 +492,21 @@ fn proxy_url_carries_the_requests_and_environment_proxies_only_when_asked() {
     let proxy = faults::Proxy::start(port);
     let through_proxy = || proxy.log().into_iter().filter(|s| s.path.starts_with(&format!("{url}/"))).count();
 
-    // proxy_url: every request goes through the proxy (absolute-form request line) and on.
-    let rw = h.enlist(target(h, &url, "viaproxy", &[("proxy_url", h.str(&proxy.url()))]));
-    assert_eq!(run(h, &log, "proxy_url", with_rw(h, rw)), ["viaproxy"]);
+    // proxy_url: every request goes through the proxy (absolute-form request line) and on. The
+    // README's example, with this test's receiver and proxy in place of mimir and proxy.corp:
+    // q: .prom.init `job`remote_write!(`eod_load;enlist `url`tenant`proxy_url!("https://mimir/api/v1/push";"desk-a";"http://proxy.corp:3128"))
+    let rw = h.enlist_dict(&["url", "tenant", "proxy_url"], &[h.str(&format!("{url}/viaproxy")), h.str("desk-a"), h.str(&proxy.url())]);
+    let cfg = h.qdict(&["job", "remote_write"], &[h.s("eod_load"), rw]);
+    assert_eq!(run(h, &log, "proxy_url", cfg), [url.trim_start_matches("http://")]);
     assert!(through_proxy() >= 2, "init's push and .prom.push[] through the proxy: {:?}", proxy.log());
     assert!(proxy.forwarded() >= 2);
     assert!(log.lock().unwrap().iter().all(|s| s.path == format!("{url}/viaproxy")), "the receiver got them from the proxy");
+    assert!(log.lock().unwrap().iter().all(|s| s.headers.get("x-scope-orgid").map(String::as_str) == Some("desk-a")));
 
     // The environment names the proxy: ignored by default (reqwest alone would follow it)...
     let purl = proxy.url();
+    let saved: Vec<(&str, Option<String>)> =
+        PROXY_VARS.iter().chain(&["NO_PROXY", "no_proxy"]).map(|v| (*v, std::env::var(v).ok())).collect();
     let mut vars: Vec<(&str, Option<&str>)> = PROXY_VARS.iter().map(|v| (*v, Some(purl.as_str()))).collect();
     vars.extend([("NO_PROXY", None), ("no_proxy", None)]);
     set_env(&vars);
@@ -472,7 +519,7 @@ fn proxy_url_carries_the_requests_and_environment_proxies_only_when_asked() {
     let rw = h.enlist(target(h, &url, "fromenv", &[("proxy_from_environment", h.b(true))]));
     let fromenv = run(h, &log, "environment proxy, asked", with_rw(h, rw));
     let asked = through_proxy();
-    set_env(&PROXY_VARS.iter().map(|v| (*v, None)).collect::<Vec<_>>());
+    set_env(&saved.iter().map(|(k, v)| (*k, v.as_deref())).collect::<Vec<_>>());
     assert_eq!(direct, ["direct"]);
     assert_eq!(after, before, "HTTP_PROXY is ignored without proxy_from_environment");
     assert_eq!(fromenv, ["fromenv"]);

@@ -52,10 +52,10 @@ fn tls_server() -> (u16, Arc<AtomicUsize>) {
                         if line == "\r\n" {
                             break;
                         }
-                        if let Some((k, v)) = line.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                len = v.trim().parse().unwrap();
-                            }
+                        if let Some((k, v)) = line.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            len = v.trim().parse().unwrap();
                         }
                     }
                     let mut body = vec![0; len];
