@@ -5,10 +5,10 @@
 \l q/kdbprom.q
 .z.pw:{[u;p]u=`u};
 stopat:.z.p+0D00:01:00.000000000;
-k:0;
+step:0;
 grow:();
 rewrapts:0b;
-.z.ts:{[x]k::(k+1)mod 50;grow::til 10000*k;if[rewrapts;.prom.rewrap[]];if[.z.p>stopat;@[{exit x};0;{[e]system"kill -9 ",string .z.i}]]};
+.z.ts:{[x]step::(step+1)mod 50;grow::til 10000*step;if[rewrapts;@[.prom.rewrap;::;::]];if[.z.p>stopat;@[{exit x};0;{[e]system"kill -9 ",string .z.i}]]};
 \t 100
 cfg:`job`textfile`serve_metrics`interval_ms!(`qserver;"/tmp/kdbprom-qserver-",string[abs system"p"],".prom";1b;200);
 .prom.init cfg;
