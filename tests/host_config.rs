@@ -173,9 +173,11 @@ fn every_readme_and_spec_init_example_is_built_here() {
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
     let mut examples = init_examples(&readme);
     assert!(examples.len() >= 2, "the README's q examples were not found: {examples:?}");
-    // The spec sits beside the repository (shared/); it is there for developers and CI alike.
-    let spec = std::fs::read_to_string(format!("{root}/../shared/spec.md")).expect("../shared/spec.md beside the repository");
-    examples.extend(init_examples(&spec));
+    // The spec sits beside the repository (shared/) on developers' machines only, not in CI's clean
+    // checkout; it has no `.prom.init` example today. Read where present; the README is always read.
+    if let Ok(spec) = std::fs::read_to_string(format!("{root}/../shared/spec.md")) {
+        examples.extend(init_examples(&spec));
+    }
     let here = quoted_here();
     let missing: Vec<&String> = examples.iter().filter(|e| !here.contains(e)).collect();
     assert!(missing.is_empty(), "q examples of README.md/spec.md not built by a test in tests/host_config.rs: {missing:#?}");
