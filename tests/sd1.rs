@@ -92,6 +92,13 @@ pub extern "C" fn sd0x(fd: i32, close: i32) {
     REMOVED.lock().unwrap().push((fd, close));
 }
 
+/// The socket and callback of the last registration with "q".
+fn registered() -> (i32, extern "C" fn(i32) -> K) {
+    let (fd, cb) = *REGISTERED.lock().unwrap().last().expect("init registered with sd1");
+    // SAFETY: the address was registered as `K(*)(I)`.
+    (fd, unsafe { std::mem::transmute::<usize, extern "C" fn(i32) -> K>(cb) })
+}
+
 fn readable(fd: i32, ms: i32) -> bool {
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd.
@@ -142,9 +149,7 @@ fn a_stop_off_the_main_thread_leaves_the_removal_to_q_main_loop() {
     let _g = lock();
     let h = host();
     assert_eq!(init(h, 5010, 0), "sd1");
-    let (fd, cb) = *REGISTERED.lock().unwrap().last().unwrap();
-    // SAFETY: the address was registered as `K(*)(I)`.
-    let cb: extern "C" fn(i32) -> K = unsafe { std::mem::transmute(cb) };
+    let (fd, cb) = registered();
     let removed = REMOVED.lock().unwrap().len();
     std::thread::spawn(|| {
         let st = host().ok("kdbprom_stop", &[host().id()]);
@@ -166,9 +171,7 @@ fn the_flusher_wakes_q_main_loop_to_sample_and_stop_deregisters() {
     let _g = lock();
     let h = host();
     assert_eq!(init(h, 5010, 0), "sd1");
-    let (fd, cb) = *REGISTERED.lock().unwrap().last().expect("init registered with sd1");
-    // SAFETY: the address was registered as `K(*)(I)`.
-    let cb: extern "C" fn(i32) -> K = unsafe { std::mem::transmute(cb) };
+    let (fd, cb) = registered();
     // The push that init starts asks for a sample.
     assert!(readable(fd, 3_000), "no wake-up for the first push");
     // q's main loop calls back on its main thread: the request is consumed.
@@ -211,9 +214,7 @@ fn the_wake_up_samples_read_only_and_reports_a_failing_bookkeeping_once() {
     let _g = lock();
     let h = host();
     assert_eq!(init(h, 5010, 0), "sd1");
-    let (fd, cb) = *REGISTERED.lock().unwrap().last().unwrap();
-    // SAFETY: the address was registered as `K(*)(I)`.
-    let cb: extern "C" fn(i32) -> K = unsafe { std::mem::transmute(cb) };
+    let (fd, cb) = registered();
     assert!(readable(fd, 3_000));
     assert!(cb(fd).is_null());
     READ_ONLY_Q.store(true, Ordering::SeqCst);
@@ -242,9 +243,7 @@ fn the_wake_up_samples_read_only_and_reports_a_failing_bookkeeping_once() {
 
     // Multithreaded input mode: reads only.
     assert_eq!(init(h, -5010, 0), "sd1");
-    let (fd, cb) = *REGISTERED.lock().unwrap().last().unwrap();
-    // SAFETY: as above.
-    let cb: extern "C" fn(i32) -> K = unsafe { std::mem::transmute(cb) };
+    let (fd, cb) = registered();
     assert!(readable(fd, 3_000));
     EVALS.lock().unwrap().clear();
     USED.store(4_444, Ordering::SeqCst);

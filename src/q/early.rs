@@ -9,7 +9,7 @@
 
 use crate::aggregate::NativeConfig;
 use crate::registry::{Kind, Limits, Registry};
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 
 /// One call kept for the next init.
 #[derive(Debug, Clone)]
@@ -23,8 +23,10 @@ pub enum Early {
 }
 
 static KEPT: Mutex<Vec<Early>> = Mutex::new(Vec::new());
-/// Where declarations are checked before there is an agent.
-static SCRATCH: LazyLock<Registry> = LazyLock::new(|| Registry::new(Limits::default()));
+/// Where declarations are checked before there is an agent; a fresh one after each init, as the
+/// next agent's registry will be (a family redeclared after a stop is checked against that, not
+/// against what the last run declared).
+static SCRATCH: Mutex<Option<Registry>> = Mutex::new(None);
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -34,7 +36,9 @@ fn strs(v: &[String]) -> Vec<&str> {
 pub fn keep(e: Early) -> Result<(), String> {
     match &e {
         Early::Declare { kind, name, help, labels, params, native } => {
-            SCRATCH.declare_with(name, help, *kind, &strs(labels), params, *native).map_err(|e| e.to_string())?;
+            let mut scratch = SCRATCH.lock().unwrap_or_else(|p| p.into_inner());
+            let scratch = scratch.get_or_insert_with(|| Registry::new(Limits::default()));
+            scratch.declare_with(name, help, *kind, &strs(labels), params, *native).map_err(|e| e.to_string())?;
         }
         Early::NewMetric { metric, labels, .. } => {
             crate::name::check_metric(metric).map_err(|e| e.to_string())?;
@@ -53,6 +57,7 @@ pub fn keep(e: Early) -> Result<(), String> {
 /// not fail every later init, and the error names it to be made again.
 pub fn apply(s: &super::Session) -> Result<(), String> {
     let kept = std::mem::take(&mut *KEPT.lock().unwrap_or_else(|p| p.into_inner()));
+    SCRATCH.lock().unwrap_or_else(|p| p.into_inner()).take();
     for e in &kept {
         let r = match e {
             Early::Declare { kind, name, help, labels, params, native } => {

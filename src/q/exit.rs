@@ -34,12 +34,11 @@ pub fn register() {
 extern "C" fn at_exit() {
     // A panic must not unwind into libc's exit.
     let _ = std::panic::catch_unwind(|| {
-        let Some(a) = super::current() else { return };
-        if !a.is_stopped() {
+        // Agent::stop runs once: a caller that finds it stopped, or stopping on another thread,
+        // waits for that final push to be done and gets no outcomes, so only the first reports.
+        if let Some(a) = super::current() {
             report(a.stop());
         }
-        // Stopped, or stopping on another thread: wait until its final push is done.
-        let _ = a.stop();
     });
 }
 
