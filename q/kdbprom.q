@@ -33,6 +33,8 @@
 .prom.x.newmetric:.prom.bind[`newmetric;4];
 .prom.x.addmetric:.prom.bind[`addmetric;4];
 .prom.x.upd:.prom.bind[`updval;3];
+/ stderr lines in the library's format (UTC time, level): .prom.x.log[`WARN;"text"]
+.prom.x.log:.prom.bind[`log;2];
 
 / the q API
 .prom.series:.prom.bind[`series;2];
@@ -85,7 +87,7 @@
 .prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];count .z.W]};
 / KX exporter 1.x's .prom.on_poll, where a script defines it, runs here (it may write globals), trapped
 .prom.book:{.prom.nextsample:.z.p+1000000*.prom.settings`interval_ms;.prom.trap:0=system"e";if[.prom.wrapping;.prom.wrapall[]];
-  if[.prom.has`.prom.on_poll;@[.prom.on_poll;::;{-2"kdbprom: .prom.on_poll failed: ",x}]];};
+  if[.prom.has`.prom.on_poll;@[.prom.on_poll;::;{.prom.x.log[`WARN;".prom.on_poll failed: ",x]}]];};
 / sample: both steps, each trapped on its own (a -b client's .prom.push[] still reads what it can); never signals
 .prom.sample:{@[.prom.book;::;::];@[.prom.sampled;::;::];};
 / due: the interval has passed, or the next sample lies implausibly far ahead (the wall clock stepped back)
@@ -119,7 +121,7 @@
 .prom.wexit:{[g;f;x]if[not g=.prom.gen;:f x];
   @[.prom.sampled;::;::];
   e:@[{(0b;x y)}f;x;{(1b;x)}];
-  @[.prom.x.stop;::;{-2"kdbprom: final push failed: ",x}];
+  @[.prom.x.stop;::;{.prom.x.log[`ERROR;"final push failed: ",x]}];
   $[e 0;'e 1;e 1]};
 
 / which handlers to wrap: the instrument groups, .z.ph to serve /metrics, .z.ts to sample, and .z.exit always
@@ -156,7 +158,7 @@
   n:.prom.zn h;d:.prom.defined h;m:h in key .prom.mine;
   if[d&m;if[.prom.chains[.prom.mine h;value n];:0b]];
   if[not d|h in .prom.defaults[];:0b];
-  if[m;-2"kdbprom: ",string[n]," changed after .prom.init; wrapping the new definition"];
+  if[m;.prom.x.log[`INFO;string[n]," changed after .prom.init; wrapping the new definition"]];
   f:$[d;value n;.prom.dflt h];
   .prom.orig[h]:f;
   .prom.undef:$[d;.prom.undef except h;distinct .prom.undef,h];
@@ -169,10 +171,10 @@
 / must not start running). Call .prom.init after \p, \t and .z.ts are set: tick.q reads system"t" to choose batch mode.
 .prom.timer:{
   if[(`timer<>.prom.settings`sampler)|0<>system"t";:()];
-  if[.prom.defined`ts;:-2"kdbprom: .z.ts is defined but \\t is 0: process metrics are sampled only at init, .prom.push[], .prom.stop[] and exit"];
+  if[.prom.defined`ts;:.prom.x.log[`WARN;".z.ts is defined but \\t is 0: process metrics are sampled only at init, .prom.push[], .prom.stop[] and exit"]];
   .prom.tstarted:.prom.settings`interval_ms;
   system"t ",string .prom.tstarted;
-  -2"kdbprom: sampler timer: started \\t ",string[.prom.tstarted],"; call .prom.init after \\p, \\t and .z.ts are set"};
+  .prom.x.log[`INFO;"sampler timer: started \\t ",string[.prom.tstarted],"; call .prom.init after \\p, \\t and .z.ts are set"]};
 
 / puts back every handler that still holds our wrapper (and stops the timer kdbprom started); their names. One
 / that was not defined is deleted (\x), or given q's default where \x cannot (-U; names \x does not take), checked.

@@ -393,7 +393,7 @@ check["late .z.exit: the user's in place of the wrapper";any o like"batch zexit 
 check["late .z.exit: it ran, exit 0";(any o like"batch user exit 0")&"rc=0"~last o];
 check["late .z.exit: the exit hook pushed the final state";3=tv[t;"batch_rows_total"]];
 check["late .z.exit: with what the user's .z.exit recorded";1=tv[t;"batch_exit_total"]];
-check["late .z.exit: the hook says so once on stderr";1=sum e like"kdbprom: final push at process exit*textfile ok*"];
+check["late .z.exit: the hook says so once on stderr";1=sum e like"* kdbprom INFO final push at process exit*textfile ok*"];
 / the end of input: what q does then is not documented, so it is reported
 b:batch"eoi";o:b 0;t:b 1;e:b 2;
 report"end of input: q ",$["rc=0"~last o;"ended by itself";"did not end by itself (",last[o],")"],", ",$[any o like"batch user exit*";"ran";"did not run"]," .z.exit";
@@ -412,7 +412,7 @@ check["timer job: .z.ts was kdbprom's";any o like"timer wrapped 1"];
 check["timer job: kdbprom_sample_interval_seconds 0.1";any o like"timer interval 0.1"];
 check["timer job: its own .z.ts stopped the sampling";any o like"timer stale 1"];
 check["timer job: .prom.rewrap[] from .z.ts wrapped it";any o like"timer rewrap .z.ts"];
-check["timer job: said on stderr";any o like"kdbprom: .z.ts changed after .prom.init*"];
+check["timer job: said on stderr";any o like"* kdbprom INFO .z.ts changed after .prom.init*"];
 check["timer job: sampling resumed";any o like"timer resumed 1"];
 check["timer job: its ticks counted once wrapped";0<"F"$last" "vs first o where o like"timer counted *"];
 check["timer job: the final push says interval 0.1";0.1=tv[t;"kdbprom_sample_interval_seconds"]];

@@ -388,8 +388,8 @@ fn delivery(c: &Config, instance: &str, reg: &Registry) -> Result<Delivery, Agen
     let mut replay = spool.as_ref().map(|(to, _)| Replay::scan(&to.dir, &to.job, &to.instance)).unwrap_or_default();
     let mut targets = Vec::new();
     if c.textfile.is_none() && c.pushgateway.is_none() && c.remote_write.is_empty() {
-        eprintln!(
-            "kdbprom: no target configured (pushgateway, remote_write, textfile): nothing is pushed or written; .prom.text[] and /metrics still answer"
+        crate::info!(
+            "no target configured (pushgateway, remote_write, textfile): nothing is pushed or written; .prom.text[] and /metrics still answer"
         );
     }
     if let Some(p) = &c.textfile {
@@ -423,8 +423,8 @@ fn instance_lock(job: &str, instance: &str) -> Option<crate::state::InstanceLock
     match crate::state::lock(&crate::state::dir()?, job, instance) {
         crate::state::Locked::Held(l) => Some(l),
         crate::state::Locked::Busy(path) => {
-            eprintln!(
-                "kdbprom: another live process pushes as job={job} instance={instance} (it holds {}): the two overwrite each other's Pushgateway group and remote-write series; give each its own instance (config key instance, or KDBPROM_INSTANCE)",
+            crate::warn!(
+                "another live process pushes as job={job} instance={instance} (it holds {}): the two overwrite each other's Pushgateway group and remote-write series; give each its own instance (config key instance, or KDBPROM_INSTANCE)",
                 path.display()
             );
             None

@@ -192,7 +192,7 @@ impl State {
             // Between rounds no one else holds a target; a round aborted by stop has been awaited.
             match t.try_lock() {
                 Ok(mut t) => t.offer(&round),
-                Err(_) => eprintln!("kdbprom: a target was still busy when a round started; its data waits for the next round"),
+                Err(_) => crate::warn!("a target was still busy when a round started; its data waits for the next round"),
             }
         }
         let targets = d.targets.clone();

@@ -15,6 +15,7 @@ pub mod encode;
 pub mod event;
 pub mod flusher;
 pub mod handles;
+pub mod log;
 pub mod name;
 pub mod proto;
 pub mod push;

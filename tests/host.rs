@@ -668,6 +668,7 @@ fn a_wrong_type_in_every_argument_of_every_export_is_an_error() {
         ("kdbprom_newmetric", |h| vec![h.s("w3_total"), h.s("counter"), h.id(), h.str("")]),
         ("kdbprom_addmetric", |h| vec![h.s("w1_total"), h.id(), h.id(), h.id()]),
         ("kdbprom_updval", |h| vec![h.s("w"), h.s("set"), h.j(1)]),
+        ("kdbprom_log", |h| vec![h.s("INFO"), h.str("")]),
     ];
     for (name, good) in exports {
         let n = good(h).len();
@@ -807,6 +808,8 @@ fn type_errors_share_one_form() {
         ("kdbprom_series", vec![h.s("g"), h.j(1)], "prom: series g: label values must be symbols or strings, not a long atom"),
         ("kdbprom_sample", vec![h.dict(&["used"], &[h.j(1)]), h.s("x")], "prom: sample: handles must be a number, not a symbol atom"),
         ("kdbprom_event", vec![(h.ktj)(-14, 1)], "prom: event must be a symbol, not a date atom"),
+        ("kdbprom_log", vec![h.s("DEBUG"), h.str("x")], "prom: log: level must be one of `ERROR`WARN`INFO, not `DEBUG"),
+        ("kdbprom_log", vec![h.s("WARN"), h.j(1)], "prom: log: message must be a symbol or a string, not a long atom"),
         // a char atom is text as a string's bytes are: UTF-8 alone (ASCII)
         ("kdbprom_declare", vec![h.s("gauge"), h.s("g9"), char_atom(0xe9), h.id(), h.id()], "prom: g9: help is not UTF-8"),
         ("kdbprom_declare", vec![h.s("gauge"), h.s("g9"), h.vec::<u8>(10, &[0xe9]), h.id(), h.id()], "prom: g9: help is not UTF-8"),

@@ -324,7 +324,17 @@ fn a_failing_target_is_logged_once_on_stderr_not_every_push() {
     // Its exit_deadline_ms is 2 s: the push still retrying from init must not hold the exit past it.
     assert!(t.elapsed() < Duration::from_millis(3_500), "exit took {:?}", t.elapsed());
     let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("kdbprom: push to prometheus failed")).collect();
+    // One format for every line: RFC 3339 UTC with milliseconds, "kdbprom", a level, the message.
+    for l in err.lines() {
+        let (time, rest) = l.split_at(l.find(' ').unwrap_or(0));
+        let ok = time.len() == 24
+            && time.ends_with('Z')
+            && time.as_bytes()[10] == b'T'
+            && time.as_bytes()[19] == b'.'
+            && ["ERROR ", "WARN ", "INFO "].iter().any(|lv| rest.starts_with(&format!(" kdbprom {lv}")));
+        assert!(ok, "a stderr line not in the one format: {l:?}");
+    }
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(" kdbprom WARN push to prometheus failed")).collect();
     // Two pushes (at init and at stop) failed for the same cause: one line.
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].to_lowercase().contains("connect"), "{err}");

@@ -121,7 +121,7 @@ pub fn system_roots() -> &'static Roots {
     ROOTS.get_or_init(|| {
         let r = Roots::from_loaded(rustls_native_certs::load_native_certs());
         if let Roots::Bundled(why) = &r {
-            eprintln!("kdbprom: no usable system CA certificates ({why}); trusting the bundled Mozilla roots instead");
+            crate::warn!("no usable system CA certificates ({why}); trusting the bundled Mozilla roots instead");
         }
         r
     })

@@ -135,7 +135,7 @@ impl RemoteWrite {
 
     /// The receiver showed it takes only 1.0: say so once, speak 1.0 from now on.
     fn fall_back(&mut self, why: &str) {
-        eprintln!("kdbprom: {} takes only remote-write 1.0 ({why}); sending 1.0 from now on", self.common.name);
+        crate::warn!("{} takes only remote-write 1.0 ({why}); sending 1.0 from now on", self.common.name);
         self.speaks = Protocol::V1;
     }
 
@@ -156,7 +156,7 @@ impl RemoteWrite {
             }
             Err(e) => {
                 let r = self.queue.pop().expect("a head");
-                eprintln!("kdbprom: {}: a queued 2.0 request could not be rewritten as 1.0 and is dropped: {e}", self.common.name);
+                crate::error!("{}: a queued 2.0 request could not be rewritten as 1.0 and is dropped: {e}", self.common.name);
                 self.common.ledger.lock().fail(Reason::Http4xx, r.samples);
                 false
             }

@@ -31,7 +31,7 @@ impl Drop for Origin {
         }
         // A file already gone (removed by hand) is fine; anything else would replay twice, so say so.
         if let Err(e) = spool::remove(&self.0) {
-            eprintln!("kdbprom: cannot remove a replayed spool file: {e}");
+            crate::error!("cannot remove a replayed spool file: {e}");
         }
     }
 }
@@ -47,10 +47,10 @@ impl Replay {
     pub fn scan(dir: &Path, job: &str, instance: &str) -> Replay {
         let scan = spool::scan(dir, job, instance);
         for (path, why) in &scan.set_aside {
-            eprintln!("kdbprom: spool file set aside as {}: {why}", path.display());
+            crate::warn!("spool file set aside as {}: {why}", path.display());
         }
         for e in &scan.errors {
-            eprintln!("kdbprom: spool: {e}");
+            crate::warn!("spool: {e}");
         }
         let mut by_target: HashMap<String, Vec<SpoolFile>> = HashMap::new();
         for f in scan.files {
@@ -66,7 +66,7 @@ impl Replay {
         let mut out = Vec::new();
         for f in files {
             if !kinds.contains(&f.header.kind) {
-                eprintln!("kdbprom: spool file {} holds another kind of target's data; kept, not replayed", f.path.display());
+                crate::warn!("spool file {} holds another kind of target's data; kept, not replayed", f.path.display());
                 continue;
             }
             let origin = Arc::new(Origin(f.path, AtomicBool::new(false)));
@@ -86,7 +86,7 @@ impl Replay {
     pub fn report_unclaimed(&self) {
         for (target, files) in &self.by_target {
             for f in files {
-                eprintln!("kdbprom: spool file {} is for target {target}, which is not configured; kept for a later run", f.path.display());
+                crate::warn!("spool file {} is for target {target}, which is not configured; kept for a later run", f.path.display());
             }
         }
     }

@@ -50,8 +50,8 @@ impl Common {
             return;
         }
         match &cause {
-            Some(_) => eprintln!("kdbprom: push to {} failed: {}", self.name, o.message),
-            None => eprintln!("kdbprom: push to {} succeeds again", self.name),
+            Some(_) => crate::warn!("push to {} failed: {}", self.name, o.message),
+            None => crate::info!("push to {} succeeds again", self.name),
         }
         self.logged = cause;
     }
@@ -217,7 +217,7 @@ pub fn spool_left(
             l.fail(Reason::SpoolFull, samples - kept);
             drop(l);
             let note = format!("{} sample(s) could not be spooled: {e}", samples - kept);
-            eprintln!("kdbprom: {}: {note}", c.name);
+            crate::error!("{}: {note}", c.name);
             note
         }
     };

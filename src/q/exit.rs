@@ -58,5 +58,5 @@ fn report(stopped: Result<(crate::stats::StatsView, Vec<crate::push::Outcome>), 
             .join(", "),
         Err(e) => e.to_string(),
     };
-    eprintln!("kdbprom: final push at process exit (.prom.stop[] was not called): {how}");
+    crate::info!("final push at process exit (.prom.stop[] was not called): {how}");
 }

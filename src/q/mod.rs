@@ -186,7 +186,7 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
         let ignored = || {
             let vars = Config::ignored_env(&env());
             if !vars.is_empty() {
-                eprintln!("kdbprom: .prom.init was given a configuration, so the environment is not read: {} ignored", vars.join(", "));
+                crate::warn!(".prom.init was given a configuration, so the environment is not read: {} ignored", vars.join(", "));
             }
         };
         let config = if cfg.is_identity() {
@@ -684,6 +684,24 @@ pub extern "C" fn kdbprom_event(name: K) -> K {
         if let Some(a) = current().filter(|a| !a.is_stopped()) {
             a.record(a.events[i], Op::Inc, 1.0).map_err(err)?;
         }
+        Ok(NOTHING)
+    })
+}
+
+/// The q script's stderr lines, in the library's one format: `` .prom.x.log[`WARN;"text"] ``
+/// (levels `` `ERROR`WARN`INFO ``).
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_log(level: K, msg: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (level, msg) = unsafe { (KRef::new(&level), KRef::new(&msg)) };
+    guard(|| {
+        let level = match level.symbol("log: level")? {
+            "ERROR" => crate::log::Level::Error,
+            "WARN" => crate::log::Level::Warn,
+            "INFO" => crate::log::Level::Info,
+            l => return Err(format!("log: level must be one of `ERROR`WARN`INFO, not `{l}")),
+        };
+        crate::log::write(level, format_args!("{}", msg.text("log: message")?));
         Ok(NOTHING)
     })
 }

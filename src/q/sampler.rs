@@ -108,14 +108,14 @@ extern "C" fn on_wake(fd: i32) -> K {
             return;
         }
         if let Err(e) = eval(c".prom.sampled[]") {
-            report(format!("kdbprom: the process sample failed on q's main loop: {e}"));
+            report(format!("the process sample failed on q's main loop: {e}"));
         }
         if READ_ONLY.load(Ordering::Relaxed) {
             return;
         }
         if let Err(e) = eval(c".prom.book[]") {
             report(format!(
-                "kdbprom: cannot update q state from q's main loop (-b or -u?): {e}; process metrics are still sampled, \
+                "cannot update q state from q's main loop (-b or -u?): {e}; process metrics are still sampled, \
                  but handlers assigned later are re-wrapped only by .prom.rewrap[] run from handle 0 (the console, a .z.ts of yours, or your init script)"
             ));
         }
@@ -151,7 +151,7 @@ fn eval(expr: &std::ffi::CStr) -> Result<(), String> {
 fn report(line: String) {
     let mut seen = REPORTED.lock().unwrap_or_else(|p| p.into_inner());
     if !seen.contains(&line) && seen.len() < 64 {
-        eprintln!("{line}");
+        crate::warn!("{line}");
         seen.push(line);
     }
 }
