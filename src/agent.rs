@@ -384,8 +384,11 @@ impl Drop for Agent {
 /// spooled for it. With none configured nothing is pushed or written anywhere (an HDB's working
 /// directory is its database root): init says so once, and `.prom.text[]` and `/metrics` work.
 fn delivery(c: &Config, instance: &str, reg: &Registry) -> Result<Delivery, AgentError> {
-    let spool = c.spool.as_ref().map(|s| (SpoolTo { dir: s.dir.clone(), job: c.job.clone(), instance: instance.into() }, s.max_bytes));
-    let mut replay = spool.as_ref().map(|(to, _)| Replay::scan(&to.dir, &to.job, &to.instance)).unwrap_or_default();
+    let spool = c.spool.as_ref().map(|s| {
+        let to = SpoolTo { dir: s.dir.clone(), job: c.job.clone(), instance: instance.into(), host: crate::builtin::local_host() };
+        (to, s.max_bytes)
+    });
+    let mut replay = spool.as_ref().map(|(to, _)| Replay::scan(&to.dir, to.owner())).unwrap_or_default();
     let mut targets = Vec::new();
     if c.textfile.is_none() && c.pushgateway.is_none() && c.remote_write.is_empty() {
         crate::info!(
@@ -393,11 +396,12 @@ fn delivery(c: &Config, instance: &str, reg: &Registry) -> Result<Delivery, Agen
         );
     }
     if let Some(p) = &c.textfile {
-        targets.push(Target::Textfile(textfile::Textfile::new(p.clone(), telemetry::target(reg, "textfile")?)));
+        let file = crate::config::textfile_path(p, &c.job, instance);
+        targets.push(Target::Textfile(textfile::Textfile::new(file, &c.job, instance, telemetry::target(reg, "textfile")?)));
     }
     if let Some(p) = &c.pushgateway {
         let series = telemetry::target(reg, "pushgateway")?;
-        targets.push(Target::Pushgateway(Box::new(pushgateway::Pushgateway::new(p.clone(), &c.job, instance, series, &mut replay)?)));
+        targets.push(Target::Pushgateway(Box::new(pushgateway::Pushgateway::new(p.clone(), &c.job, instance, series)?)));
     }
     for (i, r) in c.remote_write.iter().enumerate() {
         let series = telemetry::target(reg, &r.name)?;

@@ -118,8 +118,9 @@ fn clock_ticks() -> f64 {
     auxv.chunks_exact(2 * W).map(|e| (word(&e[..W]), word(&e[W..]))).find(|&(k, v)| k == 17 && v > 0).map_or(100.0, |(_, v)| v as f64)
 }
 
-/// This machine's name, for the default instance when q does not say (`.z.h` normally does).
-fn local_host() -> String {
+/// This machine's name: the default instance when q does not say (`.z.h` normally does), and the
+/// owner of spool files.
+pub fn local_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 

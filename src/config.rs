@@ -177,13 +177,28 @@ pub struct RemoteWrite {
     pub stale_markers: bool,
 }
 
-/// The `spool` block: where a target's undelivered data waits for the next run.
+/// The `spool` block: where a target's undelivered data waits for the next run. On by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spool {
     /// Directory, created at init if missing and checked for writability there.
     pub dir: PathBuf,
     /// Size cap of the spool (default 64 MiB, at least 4096).
     pub max_bytes: u64,
+    /// Set by the user (an unusable one refuses init) rather than the default place (warned).
+    pub explicit: bool,
+}
+
+impl Spool {
+    /// The default: `$XDG_STATE_HOME/kdbprom`, else `~/.local/state/kdbprom`.
+    /// Empty when neither variable is set (then [`Config::from_json`] warns and turns it off).
+    pub fn default_dir(max_bytes: u64) -> Spool {
+        Spool { dir: crate::state::dir().unwrap_or_default(), max_bytes, explicit: false }
+    }
+
+    /// An explicit directory.
+    pub fn at(dir: impl Into<PathBuf>, max_bytes: u64) -> Spool {
+        Spool { dir: dir.into(), max_bytes, explicit: true }
+    }
 }
 
 /// The `instrument` key: which groups of q's handlers the q script wraps. `true` is every group,
@@ -270,7 +285,8 @@ pub struct Config {
     pub pushgateway: Option<Pushgateway>,
     /// Remote-write targets.
     pub remote_write: Vec<RemoteWrite>,
-    /// Textfile-collector target (file path).
+    /// Textfile-collector target: a directory (the file in it is named by job and instance,
+    /// [`textfile_path`]) or a path ending in `.prom` (that file).
     pub textfile: Option<PathBuf>,
     /// Spool directory and its size cap.
     pub spool: Option<Spool>,
@@ -366,7 +382,10 @@ impl Config {
             pushgateway: o.child("pushgateway")?.map(pushgateway).transpose()?,
             remote_write: o.list("remote_write")?.into_iter().map(remote_write).collect::<Result<_, _>>()?,
             textfile: o.opt_str("textfile")?.map(PathBuf::from).map(|p| textfile(&o, p)).transpose()?,
-            spool: o.child("spool")?.map(spool).transpose()?,
+            spool: match o.child("spool")? {
+                Some(s) => spool(s)?,
+                None => Some(Spool::default_dir(DEFAULT_SPOOL_BYTES)),
+            },
             sampler: match o.opt_str("sampler")?.as_deref() {
                 None | Some("auto") => Sampler::Auto,
                 Some("timer") => Sampler::Timer,
@@ -382,6 +401,9 @@ impl Config {
             if k == "job" || k == "instance" {
                 return Err(ConfigError::Invalid { key: format!("labels.{k}"), why: "set it with the job/instance keys".into() });
             }
+            if k == crate::push::textfile::JOB_LABEL || k == crate::push::textfile::INSTANCE_LABEL {
+                return Err(ConfigError::Invalid { key: format!("labels.{k}"), why: "is reserved: the textfile's copy of job/instance".into() });
+            }
         }
         // Names key self-metrics, outcomes and spool files: a clash would merge two targets' figures.
         for (i, rw) in cfg.remote_write.iter().enumerate() {
@@ -393,14 +415,24 @@ impl Config {
             }
         }
         // Last, so that a refused config leaves no directory behind.
+        let mut cfg = cfg;
         if let Some(sp) = &cfg.spool {
-            crate::push::spool::check_dir(&sp.dir).map_err(|e| {
-                let cause = match &e {
-                    crate::push::spool::SpoolError::Io { source, .. } => source.to_string(),
-                    e => e.to_string(),
-                };
-                ConfigError::Invalid { key: "spool.dir".into(), why: format!("cannot write to {}: {cause}", sp.dir.display()) }
-            })?;
+            match (crate::push::spool::check_dir(&sp.dir), sp.explicit) {
+                (Ok(()), _) => {}
+                (Err(e), true) => {
+                    let cause = match &e {
+                        crate::push::spool::SpoolError::Io { source, .. } => source.to_string(),
+                        e => e.to_string(),
+                    };
+                    return Err(ConfigError::Invalid { key: "spool.dir".into(), why: format!("cannot write to {}: {cause}", sp.dir.display()) });
+                }
+                // The default place: a process without a usable home still runs, without a spool.
+                (Err(e), false) => {
+                    let why = if sp.dir.as_os_str().is_empty() { "neither XDG_STATE_HOME nor HOME is set".into() } else { e.to_string() };
+                    crate::warn!("no spool: the default spool directory is unusable ({why}); set spool.dir, or spool.dir \"\" to say none");
+                    cfg.spool = None;
+                }
+            }
         }
         Ok(cfg)
     }
@@ -749,23 +781,60 @@ fn check_target_name(n: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The textfile is replaced by a rename at every push: an existing path that is not a regular
-/// file (a device such as /dev/null, a directory) would be replaced or fail, so it is refused.
-fn textfile(o: &Obj<'_>, p: PathBuf) -> Result<PathBuf, ConfigError> {
-    match std::fs::symlink_metadata(&p) {
-        Ok(m) if !m.is_file() => Err(o.invalid("textfile", &format!("{} exists and is not a regular file", p.display()))),
-        _ => Ok(p),
+/// The file a textfile target writes: `textfile` itself when it ends in `.prom`, else
+/// `kdbprom_<job>_<instance>.prom` in that directory, so two processes on one host never share a
+/// file (bytes outside `[A-Za-z0-9_.-]` become `_`).
+///
+/// ```
+/// use std::path::Path;
+/// use kdbprom::config::textfile_path;
+/// assert_eq!(textfile_path(Path::new("/var/lib/node_exporter"), "eod", "box:5010"), Path::new("/var/lib/node_exporter/kdbprom_eod_box_5010.prom"));
+/// assert_eq!(textfile_path(Path::new("/tmp/mine.prom"), "eod", "box"), Path::new("/tmp/mine.prom"));
+/// ```
+pub fn textfile_path(textfile: &std::path::Path, job: &str, instance: &str) -> PathBuf {
+    if textfile.extension().is_some_and(|e| e == "prom") {
+        return textfile.to_path_buf();
     }
+    let safe = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect::<String>();
+    textfile.join(format!("kdbprom_{}_{}.prom", safe(job), safe(instance)))
 }
 
-fn spool(mut o: Obj<'_>) -> Result<Spool, ConfigError> {
-    let dir = o.opt_str("dir")?.ok_or_else(|| o.missing("dir"))?;
-    if dir.is_empty() {
-        return Err(o.invalid("dir", "must not be empty"));
+/// The textfile is replaced by a rename at every push: an existing path that is not a regular
+/// file (a device such as /dev/null, a directory) would be replaced or fail, so it is refused.
+/// file is refused, and so is a directory (or a `.prom` file's directory) that cannot be written.
+fn textfile(o: &Obj<'_>, p: PathBuf) -> Result<PathBuf, ConfigError> {
+    let file = p.extension().is_some_and(|e| e == "prom");
+    let dir = if file { p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")) } else { &p };
+    match std::fs::metadata(&p) {
+        Ok(m) if file && !m.is_file() => return Err(o.invalid("textfile", &format!("{} exists and is not a regular file", p.display()))),
+        Ok(m) if !file && !m.is_dir() => {
+            return Err(o.invalid("textfile", &format!("{} is not a directory (a file's name must end in .prom)", p.display())));
+        }
+        _ => {}
     }
-    let max_bytes = o.num("max_bytes", 64 << 20, 4096, u64::MAX)?;
+    crate::push::spool::check_dir(dir).map_err(|e| {
+        let why = match &e {
+            crate::push::spool::SpoolError::Io { op, path, source } => format!("cannot {op} {}: {source}", path.display()),
+            e => e.to_string(),
+        };
+        o.invalid("textfile", &why)
+    })?;
+    Ok(p)
+}
+
+/// Default `spool.max_bytes`: 64 MiB.
+const DEFAULT_SPOOL_BYTES: u64 = 64 << 20;
+
+/// The `spool` block: `dir` "" turns the spool off; without `dir`, the state directory.
+fn spool(mut o: Obj<'_>) -> Result<Option<Spool>, ConfigError> {
+    let dir = o.opt_str("dir")?;
+    let max_bytes = o.num("max_bytes", DEFAULT_SPOOL_BYTES, 4096, u64::MAX)?;
     o.finish()?;
-    Ok(Spool { dir: dir.into(), max_bytes })
+    Ok(match dir.as_deref() {
+        Some("") => None,
+        Some(d) => Some(Spool::at(d, max_bytes)),
+        None => Some(Spool::default_dir(max_bytes)),
+    })
 }
 
 fn auth(o: &mut Obj<'_>) -> Result<Auth, ConfigError> {
@@ -1089,7 +1158,7 @@ mod tests {
         assert_eq!(name_err("textfile"), "config key remote_write[0].name: 'textfile' is reserved for the textfile target");
         assert_eq!(
             Config::from_json(&json!({"textfile": "/dev/null"})).unwrap_err().to_string(),
-            "config key textfile: /dev/null exists and is not a regular file"
+            "config key textfile: /dev/null is not a directory (a file's name must end in .prom)"
         );
         assert_eq!(name_err(""), "config key remote_write[0].name: must not be empty");
         assert_eq!(name_err(&"n".repeat(129)), "config key remote_write[0].name: must be at most 128 bytes");
@@ -1134,10 +1203,32 @@ mod tests {
     }
 
     #[test]
+    fn a_textfile_is_a_directory_or_a_prom_file_that_can_be_written() {
+        let base = std::env::temp_dir().join(format!("kdbprom-textfile-{}", std::process::id()));
+        let dir = base.join("collector");
+        let c = Config::from_json(&json!({ "textfile": dir })).unwrap();
+        assert!(dir.is_dir(), "created at init, where node_exporter will read it");
+        assert_eq!(textfile_path(c.textfile.as_deref().unwrap(), "eod", "h:1"), dir.join("kdbprom_eod_h_1.prom"));
+        let e = |v: Value| Config::from_json(&v).unwrap_err().to_string();
+        std::fs::create_dir_all(base.join("x.prom")).unwrap();
+        let p = base.join("x.prom");
+        assert_eq!(e(json!({ "textfile": p })), format!("config key textfile: {} exists and is not a regular file", p.display()));
+        std::fs::write(base.join("plain"), "").unwrap();
+        let p = base.join("plain");
+        assert_eq!(e(json!({ "textfile": p })), format!("config key textfile: {} is not a directory (a file's name must end in .prom)", p.display()));
+        assert!(e(json!({ "textfile": "/proc/kdbprom/x.prom" })).starts_with("config key textfile: cannot create directory /proc/kdbprom: "));
+        assert_eq!(
+            e(json!({ "labels": { "kdb_job": "x" } })),
+            "config key labels.kdb_job: is reserved: the textfile's copy of job/instance"
+        );
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
     fn spool_dir_is_created_and_probed() {
         let dir = std::env::temp_dir().join(format!("kdbprom-spool-{}", std::process::id())).join("a/b");
         let c = Config::from_json(&json!({ "spool": { "dir": dir } })).unwrap();
-        assert_eq!(c.spool, Some(Spool { dir: dir.clone(), max_bytes: 64 << 20 }));
+        assert_eq!(c.spool, Some(Spool::at(dir.clone(), 64 << 20)));
         assert!(dir.is_dir());
         // The probe file is gone again.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
@@ -1151,8 +1242,14 @@ mod tests {
             e(json!({"spool": {"dir": "/tmp", "max_bytes": 100}})),
             "config key spool.max_bytes: 100 is outside 4096..18446744073709551615"
         );
-        assert_eq!(e(json!({"spool": {"max_bytes": 4096}})), "config key spool.dir is required");
-        assert_eq!(e(json!({"spool": {"dir": ""}})), "config key spool.dir: must not be empty");
+        // On by default, in the state directory; a size alone keeps that place; "" turns it off.
+        let default = crate::state::dir().unwrap();
+        let on = |v: Value| Config::from_json(&v).unwrap().spool;
+        assert_eq!(on(json!({})), Some(Spool { dir: default.clone(), max_bytes: 64 << 20, explicit: false }));
+        assert_eq!(on(json!({"spool": {"max_bytes": 4096}})), Some(Spool { dir: default.clone(), max_bytes: 4096, explicit: false }));
+        assert_eq!(on(json!({"spool": {"dir": ""}})), None);
+        assert_eq!(on(json!({"spool": {"dir": "", "max_bytes": 4096}})), None);
+        assert!(default.is_dir(), "the default directory is created at init");
         // A refused config creates nothing.
         let never = std::env::temp_dir().join(format!("kdbprom-spool-never-{}", std::process::id()));
         assert!(Config::from_json(&json!({"spool": {"dir": never}, "jobb": 1})).is_err());
@@ -1463,7 +1560,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.sampler, Sampler::Timer);
-        assert_eq!(c.spool, Some(Spool { dir: dir.clone(), max_bytes: 8192 }));
+        assert_eq!(c.spool, Some(Spool::at(dir.clone(), 8192)));
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             Config::from_env(&env_of(&[("KDBPROM_SAMPLER", "sd1")])).unwrap_err().to_string(),

@@ -1,17 +1,14 @@
 //! The Pushgateway target: last-state delivery of the text exposition to one group, whose URL
 //! (with `@base64` where needed) is built once; PUT/POST each round, DELETE on exit.
 //!
-//! The gateway keeps only the last state, so there is no queue: a round that cannot be
-//! delivered is given up (a newer state follows), except the final one, which is spooled and
-//! pushed by the next run of the job before its own first state.
+//! The gateway keeps only the last state, so there is no queue and no spool: a round that cannot
+//! be delivered is given up (a newer state follows), the final one included ([`Pushgateway::give_up`]).
 
 use super::accounting::Reason;
 use super::queue::Request;
 use super::redact::Redactor;
-use super::replay::Replay;
 use super::retry::{self, Backoff};
-use super::spool;
-use super::target::{Common, Round, SpoolTo, spool_left};
+use super::target::{Common, Round};
 use super::{Outcome, client};
 use crate::config::{self, PushMethod};
 use crate::telemetry::TargetSeries;
@@ -60,8 +57,6 @@ pub struct Pushgateway {
     redactor: Redactor,
     /// This round's state.
     pending: Option<Request>,
-    /// The previous run's final state, pushed before this run's first.
-    replayed: Option<Request>,
 }
 
 impl Pushgateway {
@@ -71,7 +66,6 @@ impl Pushgateway {
         job: &str,
         instance: &str,
         series: TargetSeries,
-        replay: &mut Replay,
     ) -> Result<Pushgateway, client::ClientError> {
         let client = client::build(&cfg.auth, cfg.timeout_ms, "pushgateway")?;
         let mut key = vec![("instance".to_string(), instance.to_string())];
@@ -79,13 +73,8 @@ impl Pushgateway {
         let url = group_path(&cfg.url, job, &key);
         let url = reqwest::Url::parse(&url).map_err(|e| client::ClientError { key: "pushgateway.url".into(), why: e.to_string() })?;
         let common = Common::new("pushgateway", series);
-        // Only the newest spooled state matters to a last-state receiver; older files go with it.
-        let replayed = replay.take("pushgateway", &[spool::Kind::Pushgateway]).pop();
-        if let Some(r) = &replayed {
-            common.ledger.lock().admit(r.samples);
-        }
         let redactor = Redactor::new(&cfg.auth);
-        Ok(Pushgateway { common, cfg, url, client, redactor, pending: None, replayed })
+        Ok(Pushgateway { common, cfg, url, client, redactor, pending: None })
     }
 
     /// Takes this round's text exposition as the state to push.
@@ -104,53 +93,36 @@ impl Pushgateway {
         }
     }
 
-    /// Pushes the replayed state (first round only), then this round's, retrying transport errors
-    /// and 5xx until `deadline`. A failed state is given up, except in the `last` round.
+    /// Pushes this round's state, retrying transport errors and 5xx until `deadline`. A failed
+    /// state is given up, except in the `last` round, where [`Pushgateway::give_up`] says so.
     pub async fn send(&mut self, deadline: Instant, last: bool) -> Outcome {
         let started = Instant::now();
         let mut out = Outcome::new("pushgateway");
         out.ok = true;
         // A state leaves its slot only once settled: a round aborted by `.prom.stop[]` mid-send
         // leaves it there, still accounted as waiting, for the final round to supersede.
-        for replayed in [true, false] {
-            let slot = if replayed { &self.replayed } else { &self.pending };
-            let Some(req) = slot.clone() else { continue };
+        if let Some(req) = self.pending.clone() {
             let method = match self.cfg.method {
                 PushMethod::Put => reqwest::Method::PUT,
                 PushMethod::Post => reqwest::Method::POST,
             };
             let sent = self.call(method, Some(req.body.clone()), deadline).await;
-            out.attempts += sent.attempts;
-            out.status = sent.status;
-            let slot = if replayed { &mut self.replayed } else { &mut self.pending };
+            (out.attempts, out.status) = (sent.attempts, sent.status);
             if sent.ok {
-                *slot = None;
+                self.pending = None;
                 self.common.ledger.lock().sent(req.samples, req.body.len() as u64);
-                out.samples += req.samples;
-                out.bytes += req.body.len() as u64;
-                continue;
-            }
-            out.ok = false;
-            out.message = self.redactor.redact(&sent.message);
-            out.cause = self.redactor.redact(&sent.cause);
-            match (sent.permanent, replayed, last) {
-                (true, _, _) => {
-                    *slot = None;
+                (out.samples, out.bytes) = (req.samples, req.body.len() as u64);
+            } else {
+                out.ok = false;
+                out.message = self.redactor.redact(&sent.message);
+                out.cause = self.redactor.redact(&sent.cause);
+                if sent.permanent {
+                    self.pending = None;
                     self.common.ledger.lock().fail(Reason::Http4xx, req.samples);
-                }
-                // The previous run's state waits (its file with it) until a newer state lands; the
-                // final state waits for the spool.
-                (false, true, _) | (false, false, true) => {}
-                (false, false, false) => {
-                    *slot = None;
+                } else if !last {
+                    self.pending = None;
                     self.common.ledger.lock().fail(Reason::Deadline, req.samples);
                 }
-            }
-        }
-        if out.samples > 0 && self.pending.is_none() {
-            // This run's state landed: a replayed one still waiting is superseded.
-            if let Some(old) = self.replayed.take() {
-                self.common.ledger.lock().fail(Reason::Deadline, old.samples);
             }
         }
         out.millis = started.elapsed().as_secs_f64() * 1e3;
@@ -183,11 +155,19 @@ impl Pushgateway {
         retry::with_retries(attempt, BACKOFF, deadline).await
     }
 
-    /// The final state that could not be pushed goes to the spool (or is given up).
-    pub fn spool(&mut self, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
-        // Oldest first: a replayed state still undelivered rides along, so its file goes only once
-        // the new one is written (the next run pushes the newest of them).
-        let left: Vec<Request> = self.replayed.take().into_iter().chain(self.pending.take()).collect();
-        spool_left(&self.common, spool::Kind::Pushgateway, left, to, budget)
+    /// The final state that could not be pushed is given up, and said so: it is not spooled.
+    ///
+    /// The gateway keeps one state per group and the next run replaces it with its own first
+    /// push, seconds after starting; a replayed state would be visible to a scrape only by chance,
+    /// so kdbprom does not claim to deliver it. A job whose every run must arrive uses remote
+    /// write, whose spool is replayed with the samples' own timestamps.
+    pub fn give_up(&mut self) -> Option<String> {
+        let req = self.pending.take()?;
+        self.common.ledger.lock().fail(Reason::Deadline, req.samples);
+        Some(format!(
+            "{} sample(s) of the final state not delivered and given up: the Pushgateway keeps only the latest state, \
+             so it is not spooled (use remote_write for a job whose every run must arrive)",
+            req.samples
+        ))
     }
 }

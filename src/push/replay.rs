@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// One replayed spool file; dropped (removing the file) when its last request has left, unless
-/// [`Origin::keep`] said its data is nowhere else.
+/// One replayed spool file; dropped (removing the file, then releasing its lock) when its last
+/// request has left, unless [`Origin::keep`] said its data is nowhere else.
 #[derive(Debug)]
-pub struct Origin(PathBuf, AtomicBool);
+pub struct Origin(PathBuf, AtomicBool, #[allow(dead_code)] Option<Arc<std::fs::File>>);
 
 impl Origin {
     /// Leaves the file in place for the next run (its data could not be delivered or re-spooled).
@@ -36,7 +36,7 @@ impl Drop for Origin {
     }
 }
 
-/// The previous runs' spool files of this job and instance, by target name.
+/// The previous runs' spool files of this job on this host, by target name.
 #[derive(Debug, Default)]
 pub struct Replay {
     by_target: HashMap<String, Vec<SpoolFile>>,
@@ -44,8 +44,11 @@ pub struct Replay {
 
 impl Replay {
     /// Scans `dir` once; set-aside files and read errors are reported on stderr, once, here.
-    pub fn scan(dir: &Path, job: &str, instance: &str) -> Replay {
-        let scan = spool::scan(dir, job, instance);
+    pub fn scan(dir: &Path, owner: spool::Owner<'_>) -> Replay {
+        let scan = spool::scan(dir, owner);
+        for path in &scan.busy {
+            crate::info!("spool file {} is being replayed by another live process of job {}; left to it", path.display(), owner.job);
+        }
         for (path, why) in &scan.set_aside {
             crate::warn!("spool file set aside as {}: {why}", path.display());
         }
@@ -54,6 +57,19 @@ impl Replay {
         }
         let mut by_target: HashMap<String, Vec<SpoolFile>> = HashMap::new();
         for f in scan.files {
+            if f.header.kind == spool::Kind::Pushgateway {
+                // Release 2 spooled a Pushgateway's final state; a replay is overwritten by this
+                // run's first push before a scrape can be sure to see it, so it is not claimed.
+                crate::warn!(
+                    "spool file {} holds a Pushgateway state of an earlier run ({} samples); not replayed (the next push replaces it), removed",
+                    f.path.display(),
+                    f.entries.iter().map(|e| e.samples).sum::<u64>()
+                );
+                if let Err(e) = spool::remove(&f.path) {
+                    crate::error!("{e}");
+                }
+                continue;
+            }
             by_target.entry(f.header.target.clone()).or_default().push(f);
         }
         Replay { by_target }
@@ -69,7 +85,7 @@ impl Replay {
                 crate::warn!("spool file {} holds another kind of target's data; kept, not replayed", f.path.display());
                 continue;
             }
-            let origin = Arc::new(Origin(f.path, AtomicBool::new(false)));
+            let origin = Arc::new(Origin(f.path, AtomicBool::new(false), f.lock));
             let v2 = f.header.kind == spool::Kind::RemoteWrite2;
             out.extend(f.entries.into_iter().map(|e| Request {
                 body: e.body,

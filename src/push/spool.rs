@@ -1,5 +1,5 @@
 //! A target's on-disk spool: what it could not deliver when the q process stopped, written as one
-//! file, and replayed by the next run of the same `job` and `instance`.
+//! file, and replayed by the next run of the same `job` on the same host.
 //!
 //! # Guarantees
 //! - **Whole files only.** [`write()`] writes `<name>.tmp`, fsyncs it, renames it to `<name>` and
@@ -11,9 +11,13 @@
 //! - **Verified before use.** [`scan`] returns only files whose length and both checksums are
 //!   right. Corrupt, truncated, unknown-version or foreign-format files carrying the `.spool`
 //!   extension are renamed to `<name>.bad`: reported once, never replayed, never deleted.
-//! - **Matched by content.** A file belongs to the job and instance its header names, never to
-//!   what its file name says. Files of another job or instance are left alone (only their header
-//!   is read, so a shared directory costs little).
+//! - **Matched by content.** A file belongs to the job and host its header names, never to what
+//!   its file name says. Files of another job or host are left alone (only their header is read,
+//!   so a shared directory costs little). Not the instance: a batch job's instance may change
+//!   between runs, and a replayed body keeps the labels it was encoded with anyway.
+//! - **Replayed once.** [`scan`] returns a file with an exclusive `flock` held on it
+//!   ([`SpoolFile::lock`]) and skips files another live process holds, so two processes of one job
+//!   starting together never both replay a file. The lock goes with the process, however it ends.
 //!
 //! # File name
 //! `kdbprom-<target>-<created_ms>-<pid>-<seq>.spool`, where `<target>` is the target name with
@@ -21,7 +25,7 @@
 //! process-wide counter, so two writes in one millisecond never collide. The name is for people;
 //! nothing is decided from it but the `.spool` extension.
 //!
-//! # Format (version 1, all integers little-endian)
+//! # Format (version 2, all integers little-endian)
 //! ```text
 //! offset  size  field
 //!      0     8  magic "KDBPSPL\0"
@@ -32,6 +36,7 @@
 //!     20     4  header_len u32 = H: bytes from offset 0 to the header checksum
 //!     24        job       u32 length + UTF-8
 //!               instance  u32 length + UTF-8
+//!               host      u32 length + UTF-8 (version 2; absent in version 1)
 //!               target    u32 length + UTF-8
 //!               created_ms i64
 //!               count u32: number of entries
@@ -39,15 +44,16 @@
 //!    H+4        count × entry: samples u64, ts_ms i64 (newest sample), body_len u32, body
 //! file_len-4 4  file CRC32 of bytes [0, file_len - 4)
 //! ```
-//! Compatibility promise for later versions: bytes 0..24 keep this layout, and the header still
-//! starts with `job` and `instance` and ends with its CRC at `header_len`. So a reader of any
-//! version can tell whose file it is, and leaves another job's newer files alone instead of
-//! setting them aside.
+//! Version 1 (release 2) has no `host`; its files are read and matched by job and instance, as
+//! release 2 did. Compatibility promise for later versions: bytes 0..24 keep this layout, and the
+//! header still starts with `job`, `instance` and `host` and ends with its CRC at `header_len`. So
+//! a reader of any version can tell whose file it is, and leaves another job's or host's newer
+//! files alone instead of setting them aside.
 //!
 //! # Why a hand-written format
 //! File-backed queue crates (`yaque`, `queue-file`) keep an append-only log that is consumed
 //! record by record. The spool needs something else: a whole-file unit that appears atomically
-//! (rename) or not at all; a header naming job, instance and target so a shared directory can hold
+//! (rename) or not at all; a header naming job, host, instance and target so a shared directory can hold
 //! several jobs and a file can be matched and set aside as one; and a size cap applied *before*
 //! writing that keeps the newest entries and reports exactly what it dropped, so the sample
 //! accounting stays exact. Neither gives all three, and the format costs about 150 lines (write
@@ -68,15 +74,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The first 8 bytes of every spool file.
 pub const MAGIC: [u8; 8] = *b"KDBPSPL\0";
-/// The format version this module writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this module writes (it reads 1 too).
+pub const VERSION: u16 = 2;
 /// The extension of a finished spool file (`.tmp` and `.bad` follow it for the other states).
 pub const EXTENSION: &str = "spool";
 
 /// Fixed prefix: magic, version, kind, reserved, file_len, header_len.
 const PREFIX_LEN: usize = 24;
-/// Smallest header: prefix, three empty strings, created_ms, count.
-const MIN_HEADER_LEN: usize = PREFIX_LEN + 3 * 4 + 8 + 4;
+/// Smallest version-2 header: prefix, four empty strings, created_ms, count.
+const MIN_HEADER_LEN: usize = PREFIX_LEN + 4 * 4 + 8 + 4;
 /// An entry without its body: samples, ts_ms, body_len.
 const ENTRY_OVERHEAD: u64 = 8 + 8 + 4;
 /// Longest target part of a file name (file names are limited to 255 bytes).
@@ -114,8 +120,10 @@ impl Kind {
 pub struct Header {
     /// The `job` of the run that wrote it.
     pub job: String,
-    /// The `instance` of the run that wrote it.
+    /// The `instance` of the run that wrote it (its bodies carry it as a label).
     pub instance: String,
+    /// The host that wrote it (empty in version-1 files).
+    pub host: String,
     /// The target name (`pushgateway`, or a remote-write `name`).
     pub target: String,
     /// How the bodies are replayed.
@@ -205,13 +213,26 @@ impl SpoolError {
     }
 }
 
-/// The spool files [`scan`] found for one job and instance.
+/// Whose files a [`scan`] takes: this job on this host (version-1 files: this job and instance).
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The job.
+    pub job: &'a str,
+    /// The host name.
+    pub host: &'a str,
+    /// The instance, for version-1 files only.
+    pub instance: &'a str,
+}
+
+/// The spool files [`scan`] found for one job and host.
 #[derive(Debug, Default)]
 pub struct Scan {
     /// Whole, verified files, oldest first (`created_ms`, then file name).
     pub files: Vec<SpoolFile>,
     /// Files renamed to `<name>.bad` by this scan: the new path and why.
     pub set_aside: Vec<(PathBuf, String)>,
+    /// This job's files another live process is replaying now (it holds their lock).
+    pub busy: Vec<PathBuf>,
     /// What could not be looked at (the directory unreadable, a file unreadable, a rename refused).
     pub errors: Vec<String>,
 }
@@ -227,6 +248,8 @@ pub struct SpoolFile {
     pub entries: Vec<Entry>,
     /// Its size.
     pub bytes: u64,
+    /// The exclusive lock [`scan`] holds on it until this (or a clone) is dropped; None from [`read`].
+    pub lock: Option<std::sync::Arc<File>>,
 }
 
 /// `target` made safe for a file name: bytes outside `[A-Za-z0-9_.-]` become `_`.
@@ -256,7 +279,7 @@ pub fn check_dir(dir: &Path) -> Result<(), SpoolError> {
 /// [`SpoolError::is_no_space`]); then nothing of this call remains on disk.
 pub fn write(dir: &Path, header: &Header, entries: &[Entry], max_bytes: u64) -> Result<Written, SpoolError> {
     // Which newest entries fit: a suffix, so the kept ones stay contiguous and in order.
-    let strings = [header.job.as_bytes(), header.instance.as_bytes(), header.target.as_bytes()];
+    let strings = [header.job.as_bytes(), header.instance.as_bytes(), header.host.as_bytes(), header.target.as_bytes()];
     let header_len = MIN_HEADER_LEN as u64 + strings.iter().map(|s| s.len() as u64).sum::<u64>();
     let fits_header = header_len <= u32::MAX as u64 && strings.iter().all(|s| s.len() <= u32::MAX as usize);
     let mut file_len = header_len + 4 + 4;
@@ -339,7 +362,7 @@ fn encode_header(h: &Header, file_len: u64, header_len: u32, count: u32) -> Vec<
     b.push(0);
     b.extend_from_slice(&file_len.to_le_bytes());
     b.extend_from_slice(&header_len.to_le_bytes());
-    for s in [&h.job, &h.instance, &h.target] {
+    for s in [&h.job, &h.instance, &h.host, &h.target] {
         b.extend_from_slice(&(s.len() as u32).to_le_bytes());
         b.extend_from_slice(s.as_bytes());
     }
@@ -395,14 +418,15 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
     }
 }
 
-/// Every spool file in `dir` for `job` and `instance` (any target), fully read and verified,
-/// oldest first (`created_ms`, then file name).
+/// Every spool file in `dir` of `owner` (any target), fully read, verified and locked, oldest
+/// first (`created_ms`, then file name).
 ///
-/// Files of another job or instance are left alone and not returned. Files with the `.spool`
+/// Files of another job or host are left alone and not returned; files another live process holds
+/// are listed in [`Scan::busy`]. Files with the `.spool`
 /// extension that are corrupt, truncated, of an unknown version or kind, or not spool files at
 /// all are renamed to `<name>.bad` and listed in [`Scan::set_aside`]. `.tmp` leftovers of a killed
 /// writer are never read. A missing `dir` is an empty scan, not an error.
-pub fn scan(dir: &Path, job: &str, instance: &str) -> Scan {
+pub fn scan(dir: &Path, owner: Owner<'_>) -> Scan {
     let mut out = Scan::default();
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -424,9 +448,10 @@ pub fn scan(dir: &Path, job: &str, instance: &str) -> Scan {
             continue;
         }
         let path = ent.path();
-        match load(&path, Some((job, instance))) {
-            Ok(Some(f)) => out.files.push(f),
-            Ok(None) => {}
+        match load(&path, Some(owner)) {
+            Ok(Loaded::File(f)) => out.files.push(f),
+            Ok(Loaded::Busy) => out.busy.push(path),
+            Ok(Loaded::NotOurs) => {}
             Err(Problem::Io(e)) => out.errors.push(format!("cannot read {}: {e}", path.display())),
             Err(Problem::Bad(why)) => match set_aside(&path) {
                 Ok(Some(bad)) => out.set_aside.push((bad, why)),
@@ -442,8 +467,8 @@ pub fn scan(dir: &Path, job: &str, instance: &str) -> Scan {
 /// Reads and verifies one spool file, whoever it belongs to.
 pub fn read(path: &Path) -> Result<SpoolFile, SpoolError> {
     match load(path, None) {
-        Ok(Some(f)) => Ok(f),
-        Ok(None) => Err(SpoolError::io("open", path, io::Error::from(io::ErrorKind::NotFound))),
+        Ok(Loaded::File(f)) => Ok(f),
+        Ok(_) => Err(SpoolError::io("open", path, io::Error::from(io::ErrorKind::NotFound))),
         Err(Problem::Io(e)) => Err(SpoolError::io("read", path, e)),
         Err(Problem::Bad(reason)) => Err(SpoolError::Corrupt { path: path.to_path_buf(), reason }),
     }
@@ -541,11 +566,21 @@ fn le_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes(b.try_into().unwrap_or_default())
 }
 
-/// Reads and verifies `path`. `Ok(None)`: gone, or (with `only`) another job's or instance's.
-fn load(path: &Path, only: Option<(&str, &str)>) -> Result<Option<SpoolFile>, Problem> {
+/// What [`load`] found at a path that was not a problem.
+enum Loaded {
+    /// A whole, verified file (locked, when loaded for an owner).
+    File(SpoolFile),
+    /// Gone, or another job's or host's.
+    NotOurs,
+    /// The owner's, but another live process holds its lock.
+    Busy,
+}
+
+/// Reads and verifies `path`; with `only`, takes it only if it is `only`'s and its lock is free.
+fn load(path: &Path, only: Option<Owner<'_>>) -> Result<Loaded, Problem> {
     let mut f = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::NotOurs),
         Err(e) => return Err(e.into()),
     };
     let size = f.metadata()?.len();
@@ -597,11 +632,15 @@ fn load(path: &Path, only: Option<(&str, &str)>) -> Result<Option<SpoolFile>, Pr
     let mut c = Cursor { buf: &buf[..header_len], pos: PREFIX_LEN };
     let job = c.string("job")?;
     let instance = c.string("instance")?;
-    if only.is_some_and(|(j, i)| j != job || i != instance) {
-        return Ok(None);
+    // From version 2 on, `host` follows `instance`, so a reader of any version can tell whose a
+    // file is and leave another job's or host's alone, even one of a newer version.
+    let host = if version >= 2 { c.string("host")? } else { String::new() };
+    let ours = |o: &Owner<'_>| o.job == job && if version >= 2 { o.host == host } else { o.instance == instance };
+    if only.is_some_and(|o| !ours(&o)) {
+        return Ok(Loaded::NotOurs);
     }
-    if version != VERSION {
-        return bad(format!("unsupported version {version} (this kdbprom reads version {VERSION})"));
+    if version != 1 && version != VERSION {
+        return bad(format!("unsupported version {version} (this kdbprom reads versions 1 and {VERSION})"));
     }
     let Some(kind) = Kind::from_u8(kind) else {
         return bad(format!("unknown kind {kind}"));
@@ -616,7 +655,7 @@ fn load(path: &Path, only: Option<(&str, &str)>) -> Result<Option<SpoolFile>, Pr
     if c.pos != header_len {
         return bad(format!("malformed: header has {} bytes after its fields", header_len - c.pos));
     }
-    let header = Header { job, instance, target, kind, created_ms };
+    let header = Header { job, instance, host, target, kind, created_ms };
 
     // The rest, then the whole-file checksum. `file_len == size`, so this allocates the file's size.
     let total = file_len as usize;
@@ -646,7 +685,33 @@ fn load(path: &Path, only: Option<(&str, &str)>) -> Result<Option<SpoolFile>, Pr
     if c.pos != body.len() {
         return bad(format!("malformed: {} bytes after entry {count}", body.len() - c.pos));
     }
-    Ok(Some(SpoolFile { path: path.to_path_buf(), header, entries, bytes: size }))
+    let lock = match only {
+        None => None,
+        Some(_) => match claim(f, path)? {
+            Some(f) => Some(std::sync::Arc::new(f)),
+            None => return Ok(Loaded::Busy),
+        },
+    };
+    Ok(Loaded::File(SpoolFile { path: path.to_path_buf(), header, entries, bytes: size, lock }))
+}
+
+/// Takes the exclusive lock of the open file `f` without waiting. None: another live process
+/// holds it. A file that was replayed and removed while this process waited to open it is gone:
+/// it counts as busy (its path no longer names the file that was locked).
+fn claim(f: File, path: &Path) -> Result<Option<File>, Problem> {
+    use std::os::unix::fs::MetadataExt;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(fs::TryLockError::Error(e)) => return Err(e.into()),
+    }
+    let held = f.metadata()?;
+    match fs::metadata(path) {
+        Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => Ok(Some(f)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -678,7 +743,12 @@ mod tests {
     }
 
     fn header(job: &str, instance: &str, target: &str, created_ms: i64) -> Header {
-        Header { job: job.into(), instance: instance.into(), target: target.into(), kind: Kind::RemoteWrite1, created_ms }
+        Header { job: job.into(), instance: instance.into(), host: "h".into(), target: target.into(), kind: Kind::RemoteWrite1, created_ms }
+    }
+
+    /// [`scan`] as `job` on host `h` (and `instance`, which matters for version-1 files only).
+    fn scan_as(dir: &Path, job: &str, instance: &str) -> Scan {
+        scan(dir, Owner { job, host: "h", instance })
     }
 
     fn entry(i: u64, len: usize) -> Entry {
@@ -723,17 +793,22 @@ mod tests {
         let name = w.path.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with(&format!("kdbprom-pushgateway-1700000000123-{}-", std::process::id())), "{name}");
         assert!(name.ends_with(".spool"));
-        let s = scan(&d.0, "job", "host:9");
+        let s = scan_as(&d.0, "job", "host:9");
         assert!(s.set_aside.is_empty() && s.errors.is_empty(), "{s:?}");
         assert_eq!(s.files.len(), 1);
         let f = &s.files[0];
         assert_eq!((&f.path, &f.header, &f.entries, f.bytes), (&w.path, &h, &es, w.bytes));
         assert_eq!(read(&w.path).unwrap().entries, es);
+        // While a scan's files live, their locks are held: another scanner (another process, or
+        // this one) is told the file is busy instead of replaying it a second time.
+        let again = scan_as(&d.0, "job", "other-instance");
+        assert!(again.files.is_empty() && again.busy == [w.path.clone()], "{again:?}");
+        drop(s);
         // Scanning does not consume: the caller removes a file once it is replayed.
-        assert_eq!(scan(&d.0, "job", "host:9").files.len(), 1);
+        assert_eq!(scan_as(&d.0, "job", "host:9").files.len(), 1);
         remove(&w.path).unwrap();
         remove(&w.path).unwrap();
-        assert!(scan(&d.0, "job", "host:9").files.is_empty());
+        assert!(scan_as(&d.0, "job", "host:9").files.is_empty());
     }
 
     #[test]
@@ -747,7 +822,7 @@ mod tests {
         assert_ne!(a.path, b.path);
         assert_eq!(a.path.parent(), Some(d.0.as_path()));
         assert!(a.path.file_name().unwrap().to_str().unwrap().starts_with("kdbprom-a_b-7-"));
-        assert_eq!(scan(&d.0, "j", "i").files.len(), 2);
+        assert_eq!(scan_as(&d.0, "j", "i").files.len(), 2);
     }
 
     #[test]
@@ -755,7 +830,7 @@ mod tests {
         let d = TempDir::new("max");
         let h = header("j", "i", "t", 1);
         let es: Vec<Entry> = (0..10).map(|i| entry(i, 100)).collect();
-        let fixed = MIN_HEADER_LEN as u64 + 3 + 8;
+        let fixed = MIN_HEADER_LEN as u64 + 4 + 8;
         // Exactly three entries fit, with a few bytes to spare that a fourth cannot use.
         let max = fixed + 3 * 120 + 50;
         let w = write(&d.0, &h, &es, max).unwrap();
@@ -780,7 +855,7 @@ mod tests {
         let d = TempDir::new("nofit");
         let h = header("j", "i", "t", 1);
         let es = vec![entry(0, 100), entry(1, 100)];
-        for max in [0, 10, MIN_HEADER_LEN as u64 + 3 + 8 + 119] {
+        for max in [0, 10, MIN_HEADER_LEN as u64 + 4 + 8 + 119] {
             let w = write(&d.0, &h, &es, max).unwrap();
             assert_eq!(w, Written { dropped_entries: 2, dropped_samples: 3, ..Written::default() });
         }
@@ -790,42 +865,69 @@ mod tests {
     }
 
     #[test]
-    fn scan_returns_only_this_job_and_instance_oldest_first() {
+    fn scan_returns_only_this_job_and_host_oldest_first() {
         let d = TempDir::new("jobs");
         write(&d.0, &header("a", "x", "t1", 30), &[entry(0, 1)], u64::MAX).unwrap();
         write(&d.0, &header("a", "x", "t2", 10), &[entry(1, 1)], u64::MAX).unwrap();
         write(&d.0, &header("a", "x", "t0", 30), &[entry(2, 1)], u64::MAX).unwrap();
         write(&d.0, &header("b", "x", "t1", 1), &[entry(3, 1)], u64::MAX).unwrap();
-        write(&d.0, &header("a", "y", "t1", 1), &[entry(4, 1)], u64::MAX).unwrap();
+        // Another instance of the job on this host: a batch job's earlier run. Replayed.
+        write(&d.0, &header("a", "y", "t3", 20), &[entry(4, 1)], u64::MAX).unwrap();
         write(&d.0, &header("ax", "", "t1", 1), &[entry(5, 1)], u64::MAX).unwrap();
+        // The same job on another host sharing the directory (an NFS home): left alone.
+        write(&d.0, &Header { host: "h2".into(), ..header("a", "x", "t4", 1) }, &[entry(6, 1)], u64::MAX).unwrap();
         let before = names(&d.0);
-        let s = scan(&d.0, "a", "x");
-        assert!(s.set_aside.is_empty() && s.errors.is_empty(), "{s:?}");
-        let got: Vec<&str> = s.files.iter().map(|f| f.header.target.as_str()).collect();
-        // created_ms first, then file name (t0's name sorts before t1's).
-        assert_eq!(got, ["t2", "t0", "t1"]);
-        assert_eq!(names(&d.0), before, "other jobs' files are left alone");
-        assert_eq!(scan(&d.0, "b", "x").files.len(), 1);
-        assert!(scan(&d.0, "a", "").files.is_empty());
+        let s = scan_as(&d.0, "a", "x");
+        assert!(s.set_aside.is_empty() && s.errors.is_empty() && s.busy.is_empty(), "{s:?}");
+        let got: Vec<(&str, &str)> = s.files.iter().map(|f| (f.header.target.as_str(), f.header.instance.as_str())).collect();
+        // created_ms first, then file name (t0's name sorts before t1's); each keeps its instance.
+        assert_eq!(got, [("t2", "x"), ("t3", "y"), ("t0", "x"), ("t1", "x")]);
+        assert_eq!(names(&d.0), before, "other jobs' and hosts' files are left alone");
+        drop(s);
+        assert_eq!(scan_as(&d.0, "b", "x").files.len(), 1);
+        assert_eq!(scan_as(&d.0, "a", "").files.len(), 4, "the instance does not decide");
+        let other = scan(&d.0, Owner { job: "a", host: "h2", instance: "x" });
+        assert_eq!(other.files.iter().map(|f| f.header.target.as_str()).collect::<Vec<_>>(), ["t4"]);
+    }
+
+    #[test]
+    fn version_1_files_are_read_and_matched_by_job_and_instance() {
+        let d = TempDir::new("v1");
+        // A release-2 file: version 1, no host string.
+        let v2 = small_file("j");
+        let hl = le_u32(&v2[20..24]) as usize;
+        let host_at = PREFIX_LEN + 4 + 1 + 4 + 1; // after job "j" and instance "i"
+        assert_eq!(&v2[host_at..host_at + 5], b"\x01\0\0\0h");
+        let mut v1 = [&v2[..host_at], &v2[host_at + 5..]].concat();
+        v1[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let len = v1.len() as u64;
+        v1[12..20].copy_from_slice(&len.to_le_bytes());
+        v1[20..24].copy_from_slice(&((hl - 5) as u32).to_le_bytes());
+        fix_crcs(&mut v1);
+        fs::write(d.0.join("kdbprom-t-5-1-1.spool"), &v1).unwrap();
+        assert!(scan_as(&d.0, "j", "other").files.is_empty(), "version 1: another instance's");
+        let s = scan(&d.0, Owner { job: "j", host: "any", instance: "i" });
+        assert_eq!(s.files.len(), 1, "{s:?}");
+        assert_eq!((s.files[0].header.host.as_str(), s.files[0].entries.len()), ("", 2));
     }
 
     #[test]
     fn a_missing_dir_is_an_empty_scan_and_write_creates_it() {
         let d = TempDir::new("missing");
         let sub = d.0.join("not").join("yet");
-        let s = scan(&sub, "j", "i");
+        let s = scan_as(&sub, "j", "i");
         assert!(s.files.is_empty() && s.errors.is_empty() && s.set_aside.is_empty());
         check_dir(&sub).unwrap();
         assert!(names(&sub).is_empty(), "the probe is removed");
         write(&sub.join("deeper"), &header("j", "i", "t", 1), &[entry(0, 1)], u64::MAX).unwrap();
-        assert_eq!(scan(&sub.join("deeper"), "j", "i").files.len(), 1);
+        assert_eq!(scan_as(&sub.join("deeper"), "j", "i").files.len(), 1);
     }
 
     /// Writes `bytes` as a `.spool` file, scans, and checks it was set aside whole.
     fn assert_set_aside(d: &Path, bytes: &[u8], why: &str) -> String {
         let p = d.join("kdbprom-t-5-1-1.spool");
         fs::write(&p, bytes).unwrap();
-        let s = scan(d, "j", "i");
+        let s = scan_as(d, "j", "i");
         assert!(s.files.is_empty(), "{why}: returned {:?}", s.files);
         assert!(s.errors.is_empty(), "{why}: {:?}", s.errors);
         assert_eq!(s.set_aside.len(), 1, "{why}: {s:?}");
@@ -834,7 +936,7 @@ mod tests {
         assert!(!p.exists());
         assert_eq!(fs::read(&bad).unwrap(), bytes, "{why}: set aside unchanged");
         // Reported once: the next scan does not see it.
-        let again = scan(d, "j", "i");
+        let again = scan_as(d, "j", "i");
         assert!(again.set_aside.is_empty() && again.files.is_empty());
         fs::remove_file(&bad).unwrap();
         s.set_aside[0].1.clone()
@@ -866,7 +968,7 @@ mod tests {
         assert!(assert_set_aside(&d.0, &longer, "one byte more").contains("malformed"));
         // The good file itself still reads.
         fs::write(d.0.join("x.spool"), &good).unwrap();
-        assert_eq!(scan(&d.0, "j", "i").files.len(), 1);
+        assert_eq!(scan_as(&d.0, "j", "i").files.len(), 1);
     }
 
     #[test]
@@ -879,7 +981,7 @@ mod tests {
         }
         fs::create_dir(d.0.join("dir.spool")).unwrap();
         let before = names(&d.0);
-        let s = scan(&d.0, "j", "i");
+        let s = scan_as(&d.0, "j", "i");
         assert!(s.files.is_empty() && s.set_aside.is_empty() && s.errors.is_empty(), "{s:?}");
         assert_eq!(names(&d.0), before);
     }
@@ -893,7 +995,7 @@ mod tests {
         fs::write(d.0.join("kdbprom-t-3-1-2.spool.tmp"), &good[..good.len() / 2]).unwrap();
         fs::write(d.0.join("kdbprom-t-4-1-3.spool.tmp"), b"").unwrap();
         let before = names(&d.0);
-        let s = scan(&d.0, "j", "i");
+        let s = scan_as(&d.0, "j", "i");
         assert!(s.set_aside.is_empty() && s.errors.is_empty(), "{s:?}");
         assert_eq!(s.files.len(), 1);
         assert_eq!(s.files[0].path, w.path);
@@ -910,17 +1012,22 @@ mod tests {
             fix_crcs(&mut b);
             b
         };
-        let why = assert_set_aside(&d.0, &patch(8, &2u16.to_le_bytes()), "version 2");
-        assert!(why.contains("unsupported version 2"), "{why}");
+        let why = assert_set_aside(&d.0, &patch(8, &3u16.to_le_bytes()), "version 3");
+        assert!(why.contains("unsupported version 3"), "{why}");
         let why = assert_set_aside(&d.0, &patch(10, &[4]), "kind 4");
         assert!(why.contains("unknown kind 4"), "{why}");
         assert_set_aside(&d.0, &patch(11, &[1]), "reserved");
-        // Another job's newer file is left alone: its header still says whose it is.
+        // Another job's newer file is left alone: its header still says whose it is; so is this
+        // job's newer file written on another host.
         let mut other = small_file("k");
-        other[8..10].copy_from_slice(&2u16.to_le_bytes());
+        other[8..10].copy_from_slice(&3u16.to_le_bytes());
         fix_crcs(&mut other);
         fs::write(d.0.join("other.spool"), &other).unwrap();
-        let s = scan(&d.0, "j", "i");
+        let s = scan_as(&d.0, "j", "i");
+        assert!(s.files.is_empty() && s.set_aside.is_empty(), "{s:?}");
+        let s = scan(&d.0, Owner { job: "j", host: "h2", instance: "i" });
+        assert!(s.files.is_empty() && s.set_aside.is_empty(), "{s:?}");
+        let s = scan(&d.0, Owner { job: "k", host: "h2", instance: "i" });
         assert!(s.files.is_empty() && s.set_aside.is_empty(), "{s:?}");
         assert!(d.0.join("other.spool").exists());
     }
@@ -1016,7 +1123,7 @@ mod tests {
         // Bounded by max_bytes, the newest part fits.
         let w = write(&d.0, &h, &big, 128 << 10).unwrap();
         assert_eq!((w.entries, w.dropped_entries), (1, 7));
-        assert_eq!(scan(&d.0, "j", "i").files.len(), 1);
+        assert_eq!(scan_as(&d.0, "j", "i").files.len(), 1);
     }
 
     #[test]
@@ -1042,7 +1149,7 @@ mod tests {
             let w = write(&d.0, &h, &es, u64::MAX).unwrap();
             let wt = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let s = scan(&d.0, "j", "i");
+            let s = scan_as(&d.0, "j", "i");
             let st = t.elapsed().as_secs_f64();
             assert_eq!(s.files.len(), 1);
             println!("round {round}: write {:.0} MB/s ({:.1} ms, fsync included), scan {:.0} MB/s", mb / wt, wt * 1e3, mb / st);
@@ -1064,14 +1171,14 @@ mod tests {
         #[test]
         fn any_entries_round_trip(
             es in proptest::collection::vec(arb_entry(), 0..20),
-            job in ".{0,20}", instance in ".{0,20}", target in ".{0,40}", created_ms in any::<i64>(),
+            job in ".{0,20}", instance in ".{0,20}", host in ".{0,20}", target in ".{0,40}", created_ms in any::<i64>(),
             pg in any::<bool>(),
         ) {
             let d = TempDir::new("prop");
-            let h = Header { job, instance, target, kind: if pg { Kind::Pushgateway } else { Kind::RemoteWrite1 }, created_ms };
+            let h = Header { job, instance, host, target, kind: if pg { Kind::Pushgateway } else { Kind::RemoteWrite1 }, created_ms };
             let w = write(&d.0, &h, &es, u64::MAX).unwrap();
             prop_assert_eq!(w.entries, es.len());
-            let s = scan(&d.0, &h.job, &h.instance);
+            let s = scan(&d.0, Owner { job: &h.job, host: &h.host, instance: "any" });
             prop_assert!(s.set_aside.is_empty() && s.errors.is_empty());
             if es.is_empty() {
                 prop_assert!(s.files.is_empty());
@@ -1096,7 +1203,7 @@ mod tests {
                 b[..n].copy_from_slice(&MAGIC[..n]);
             }
             fs::write(d.0.join("g.spool"), &b).unwrap();
-            let s = scan(&d.0, "j", "i");
+            let s = scan_as(&d.0, "j", "i");
             prop_assert!(s.files.is_empty());
             prop_assert_eq!(s.set_aside.len(), 1);
         }
@@ -1120,7 +1227,7 @@ mod tests {
                 fix_crcs(&mut b);
             }
             fs::write(d.0.join("m.spool"), &b).unwrap();
-            let s = scan(&d.0, "j", "i");
+            let s = scan_as(&d.0, "j", "i");
             prop_assert!(s.errors.is_empty());
             prop_assert!(s.files.len() + s.set_aside.len() <= 1);
             if let Some(f) = s.files.first() {

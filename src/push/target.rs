@@ -107,6 +107,15 @@ pub struct SpoolTo {
     pub job: String,
     /// The `instance` of this run.
     pub instance: String,
+    /// This machine's name: spool files are replayed by the next run of the job on this host.
+    pub host: String,
+}
+
+impl SpoolTo {
+    /// Whose spool files this run replays: its job's, written on this host.
+    pub fn owner(&self) -> super::spool::Owner<'_> {
+        super::spool::Owner { job: &self.job, host: &self.host, instance: &self.instance }
+    }
 }
 
 /// One configured destination.
@@ -158,11 +167,12 @@ impl Target {
     }
 
     /// After the final round: writes what is left to the spool within `budget` bytes (lowered by
-    /// what was written), or gives it up as `deadline` without a spool. Returns a note for the outcome.
+    /// what was written), or gives it up as `deadline` without a spool (the Pushgateway's always:
+    /// see [`pushgateway::Pushgateway::give_up`]). Returns a note for the outcome.
     pub fn spool(&mut self, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
         match self {
             Target::RemoteWrite(t) => t.spool(to, budget),
-            Target::Pushgateway(t) => t.spool(to, budget),
+            Target::Pushgateway(t) => t.give_up(),
             Target::Textfile(_) => None,
         }
     }
@@ -191,6 +201,7 @@ pub fn spool_left(
     let header = Header {
         job: to.job.clone(),
         instance: to.instance.clone(),
+        host: to.host.clone(),
         target: c.name.clone(),
         kind,
         created_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),

@@ -1,4 +1,9 @@
 //! The textfile target: the exposition written atomically for node_exporter's textfile collector.
+//!
+//! node_exporter serves every file of its directory under its own `job` and `instance`, and
+//! refuses a series that two files both carry. So each process writes its own file
+//! ([`crate::config::textfile_path`]) and labels every series with [`JOB_LABEL`] and
+//! [`INSTANCE_LABEL`]: two q processes of one host stay two sets of series.
 
 use super::Outcome;
 use super::accounting::Reason;
@@ -7,19 +12,27 @@ use crate::telemetry::TargetSeries;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The label carrying the kdbprom `job` in a textfile (node_exporter's scrape sets `job`).
+pub const JOB_LABEL: &str = "kdb_job";
+/// The label carrying the kdbprom `instance` in a textfile.
+pub const INSTANCE_LABEL: &str = "kdb_instance";
+
 /// A configured textfile.
 pub struct Textfile {
     /// Name (`textfile`), accounting, self-metric series, log state.
     pub common: Common,
     path: PathBuf,
+    /// [`JOB_LABEL`] and [`INSTANCE_LABEL`], after the round's static labels.
+    own: [(String, String); 2],
     /// This round's exposition and its samples.
     pending: Option<(String, u64)>,
 }
 
 impl Textfile {
-    /// A textfile target writing to `path`.
-    pub fn new(path: PathBuf, series: TargetSeries) -> Textfile {
-        Textfile { common: Common::new("textfile", series), path, pending: None }
+    /// A textfile target writing to `path` for `job` and `instance`.
+    pub fn new(path: PathBuf, job: &str, instance: &str, series: TargetSeries) -> Textfile {
+        let own = [(JOB_LABEL.to_string(), job.to_string()), (INSTANCE_LABEL.to_string(), instance.to_string())];
+        Textfile { common: Common::new("textfile", series), path, own, pending: None }
     }
 
     /// Takes this round's exposition.
@@ -27,7 +40,9 @@ impl Textfile {
         let n = r.samples();
         let mut l = self.common.ledger.lock();
         l.admit(n);
-        if let Some((_, old)) = self.pending.replace((r.text().to_string(), n)) {
+        let labels: Vec<(String, String)> = r.text_labels.iter().chain(&self.own).cloned().collect();
+        let text = crate::encode::text::encode(r.snap, &labels);
+        if let Some((_, old)) = self.pending.replace((text, n)) {
             l.fail(Reason::WriteError, old);
         }
     }
