@@ -1,5 +1,6 @@
 //! Delivery costs: the record call with the receiver down vs up (it must not notice), queue memory
-//! per queued sample, and spool replay (scan + verify into requests), samples per second.
+//! per queued sample, spool replay (scan + verify into requests), samples per second, and init
+//! with a spool directory full of other jobs' files.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kdbprom::agent::Agent;
@@ -114,13 +115,13 @@ fn queue_and_replay(c: &mut Criterion) {
     let entries: Vec<Entry> = q.take_all().into_iter().map(|r| Entry { body: r.body, samples: r.samples, ts_ms: r.ts_ms }).collect();
     let samples: u64 = entries.iter().map(|e| e.samples).sum();
     let header =
-        Header { job: "bench".into(), instance: "h:1".into(), target: "bench".into(), kind: SpoolKind::RemoteWrite1, created_ms: 0 };
+        Header { job: "bench".into(), instance: "h:1".into(), host: "h".into(), target: "bench".into(), kind: SpoolKind::RemoteWrite1, created_ms: 0 };
     let w = spool::write(&dir, &header, &entries, u64::MAX).unwrap();
     let mut g = c.benchmark_group("delivery_spool");
     g.throughput(criterion::Throughput::Elements(samples));
     g.bench_function("scan_and_verify_into_requests", |b| {
         b.iter(|| {
-            let s = spool::scan(&dir, "bench", "h:1");
+            let s = spool::scan(&dir, spool::Owner { job: "bench", host: "h", instance: "h:1" });
             let n: u64 = s.files.iter().flat_map(|f| &f.entries).map(|e| e.samples).sum();
             assert_eq!(n, samples);
             black_box(s)
@@ -139,5 +140,42 @@ fn queue_and_replay(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group! { name = benches; config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500)); targets = record_down_vs_up, queue_and_replay }
+/// Init (with its spool scan) and stop of an agent whose spool directory holds `n` files of
+/// another job: the cost a shared state directory puts on `.prom.init`.
+fn init_with_foreign_spool_files(c: &mut Criterion) {
+    let p = ProcessInfo { host: "h".into(), pid: 7, version: "4.1".into(), ..ProcessInfo::default() };
+    let mut g = c.benchmark_group("init_spool_scan");
+    for n in [0usize, 1000] {
+        let dir = std::env::temp_dir().join(format!("kdbprom-bench-init-{n}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..n {
+            let h = Header {
+                job: format!("other{}", i % 7),
+                instance: "x:1".into(),
+                host: kdbprom::builtin::local_host(),
+                target: "prom".into(),
+                kind: SpoolKind::RemoteWrite1,
+                created_ms: i as i64,
+            };
+            let e = Entry { body: bytes::Bytes::from(vec![7u8; 200]), samples: 10, ts_ms: 0 };
+            spool::write(&dir, &h, &[e], u64::MAX).unwrap();
+        }
+        let textfile = dir.join("out.prom");
+        let cfg = serde_json::json!({"job": "bench", "spool": {"dir": dir}, "textfile": textfile});
+        g.bench_function(format!("init_and_stop_{n}_foreign_files"), |b| {
+            b.iter(|| {
+                let a = Agent::start(Config::from_json(&cfg).unwrap(), &p).unwrap();
+                black_box(a.stop().unwrap());
+            })
+        });
+        g.bench_function(format!("scan_{n}_foreign_files"), |b| {
+            b.iter(|| black_box(spool::scan(&dir, spool::Owner { job: "bench", host: "h", instance: "h" })))
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    g.finish();
+}
+
+criterion_group! { name = benches; config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500)); targets = record_down_vs_up, queue_and_replay, init_with_foreign_spool_files }
 criterion_main!(benches);

@@ -177,6 +177,7 @@ fn main() {
             let header = Header {
                 job: "e2e_replay".into(),
                 instance: "r:1".into(),
+                host: kdbprom::builtin::local_host(),
                 target: "prom".into(),
                 kind: SpoolKind::RemoteWrite1,
                 created_ms: now,

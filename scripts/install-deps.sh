@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh Debian machine, skipping what is present:
-# Prometheus (promtool, remote-write receiver), the Pushgateway and VictoriaMetrics from Debian;
+# Prometheus (promtool, remote-write receiver), the Pushgateway, VictoriaMetrics and node_exporter
+# (the textfile collector) from Debian;
 # python prometheus_client (a reference text parser) in .work/py; KX's libe.so in .kx/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ need=()
 command -v promtool >/dev/null && command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
 command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then

@@ -7,6 +7,11 @@ scripts/install-deps.sh
 # The operator's kit (monitoring/): alert and KX 1.x compatibility rules, and their unit tests.
 promtool check rules monitoring/alerts.yml monitoring/kx1-compat.rules.yml
 promtool test rules monitoring/alerts_test.yml monitoring/kx1-compat_test.yml
+# The spool is on by default in $XDG_STATE_HOME/kdbprom: tests (and the examples they start) use a
+# state directory of their own, never the user's (the host harness gives each test process one too).
+export XDG_STATE_HOME="${TMPDIR:-/tmp}/kdbprom-test-state-$$"
+mkdir -p "$XDG_STATE_HOME"
+trap 'rm -rf "$XDG_STATE_HOME"' EXIT
 # The receivers tests run examples/batch_job as a separate process: build it under its plain name first.
 cargo build --examples
 cargo test --all-targets --no-fail-fast

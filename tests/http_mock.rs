@@ -111,7 +111,8 @@ fn textfile_is_written_at_init_and_replaced_atomically_on_push() {
     let o = a.push().unwrap();
     assert_eq!((o[0].target.as_str(), o[0].ok), ("textfile", true));
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("\nm_total 7\n") && text.ends_with('\n'), "{text}");
+    // Every series carries the process's job and instance, so two processes' files never clash.
+    assert!(text.contains("\nm_total{kdb_job=\"kdb\",kdb_instance=\"h\"} 7\n") && text.ends_with('\n'), "{text}");
     let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

@@ -170,7 +170,7 @@ fn session(so: &Path, dir: &Path) {
     assert!(!st.is_null());
     (q.r0)(st);
     let text = std::fs::read_to_string(&textfile).unwrap_or_else(|e| panic!("{}: {e}", textfile.display()));
-    assert!(text.lines().any(|l| l == "install_check 42"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("install_check{kdb_job=\"install_test\",kdb_instance=") && l.ends_with("} 42")), "{text}");
     assert!(text.contains("kdb_info{"), "{text}");
 }
 

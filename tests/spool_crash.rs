@@ -52,7 +52,7 @@ fn entries_for(seq: u64) -> Vec<Entry> {
 
 fn header_for(seq: u64) -> Header {
     let created_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-    Header { job: JOB.into(), instance: INSTANCE.into(), target: format!("crash-{seq}"), kind: Kind::RemoteWrite1, created_ms }
+    Header { job: JOB.into(), instance: INSTANCE.into(), host: "h".into(), target: format!("crash-{seq}"), kind: Kind::RemoteWrite1, created_ms }
 }
 
 /// The writer child. As an ordinary test (no env var) it does nothing.
@@ -136,7 +136,7 @@ fn sigkill_mid_write_leaves_only_whole_files() {
     let tmps = files(&dir, ".tmp");
     let whole = count(&dir, ".spool");
     let t = Instant::now();
-    let s = spool::scan(&dir, JOB, INSTANCE);
+    let s = spool::scan(&dir, spool::Owner { job: JOB, host: "h", instance: INSTANCE });
     let scan_ms = t.elapsed().as_secs_f64() * 1e3;
     println!("{whole} whole files, {} .tmp leftovers, scan {scan_ms:.0} ms", tmps.len());
     assert!(s.set_aside.is_empty(), "set aside: {:?}", s.set_aside);

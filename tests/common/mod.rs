@@ -56,9 +56,27 @@ pub fn so_path() -> std::path::PathBuf {
     panic!("libkdbprom.so not found next to {}", exe.display());
 }
 
+/// Set by [`host`] once it has chosen the process's state directory: child processes inherit both,
+/// so a second process (a spool replay, the lock warning) shares the first one's, unless the test
+/// gives the child an `XDG_STATE_HOME` of its own.
+const STATE_CHOSEN: &str = "HOST_HARNESS_STATE_CHOSEN";
+
 pub fn host() -> &'static Host {
     static H: OnceLock<Host> = OnceLock::new();
     H.get_or_init(|| {
+        // The spool is on by default in $XDG_STATE_HOME/kdbprom: each test process gets its own, so
+        // tests never replay another binary's files nor write the user's home.
+        if std::env::var_os(STATE_CHOSEN).is_none() {
+            let dir = std::env::temp_dir().join(format!("kdbprom-host-state-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            // SAFETY: set once, before libe or the extension is loaded and before any agent thread
+            // exists; test threads read the environment only through std, whose lock covers this.
+            unsafe {
+                std::env::set_var("XDG_STATE_HOME", &dir);
+                std::env::set_var(STATE_CHOSEN, "1");
+            }
+        }
         let libe_path = env!("KX_LIBE_PATH");
         assert!(std::path::Path::new(libe_path).exists(), "{libe_path} is missing: run scripts/fetch-libe.sh (scripts/test.sh does)");
         // SAFETY: libe first and global, so the extension's undefined K symbols bind to it; never closed.

@@ -1,5 +1,6 @@
-//! Real receivers for integration tests: Prometheus (remote-write receiver), the Pushgateway and
-//! VictoriaMetrics, each on a free loopback port with a fresh data dir, stopped by PID on drop.
+//! Real receivers for integration tests: Prometheus (remote-write receiver), the Pushgateway,
+//! VictoriaMetrics and node_exporter (textfile collector), each on a free loopback port with a fresh
+//! data dir, stopped by PID on drop.
 //! A missing binary is a failure (scripts/test.sh installs them), never a skip.
 #![allow(dead_code)]
 
@@ -134,6 +135,20 @@ pub fn pushgateway() -> Server {
     let dir = tmpdir("pgw");
     let args = vec![format!("--web.listen-address=127.0.0.1:{port}"), "--persistence.file=".into(), "--log.level=warn".into()];
     start("prometheus-pushgateway", args, port, dir, "http://127.0.0.1:PORT/-/ready")
+}
+
+/// node_exporter with only its textfile collector, reading `dir`.
+pub fn node_exporter(dir: &std::path::Path) -> Server {
+    let port = free_port();
+    let work = tmpdir("node-exporter");
+    let args = vec![
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--collector.disable-defaults".into(),
+        "--collector.textfile".into(),
+        format!("--collector.textfile.directory={}", dir.display()),
+        "--log.level=warn".into(),
+    ];
+    start("prometheus-node-exporter", args, port, work, "http://127.0.0.1:PORT/metrics")
 }
 
 pub fn victoria() -> Server {
