@@ -237,6 +237,257 @@ fn readme_delivery_example_reaches_both_receivers_with_tenant_and_auth() {
     );
 }
 
+/// The README's quick start 1: an end-of-day job to the Pushgateway (this test's receiver in place
+/// of `pushgw:9091`). A process that does not listen is its host: one group across runs.
+#[test]
+fn readme_quick_start_batch_job_to_the_pushgateway() {
+    let _g = lock();
+    let h = host();
+    let (url, log) = receiver();
+    // q: .prom.init `job`labels`pushgateway!(`eod_load;enlist[`desk]!enlist`rates;enlist[`url]!enlist"http://pushgw:9091")
+    let labels = h.qdict(&["desk"], &[h.s("rates")]);
+    let pg = h.qdict(&["url"], &[h.str(&url)]);
+    let cfg = h.qdict(&["job", "labels", "pushgateway"], &[h.s("eod_load"), labels, pg]);
+    assert_eq!(h.qtype(cfg), 99);
+    let settings = init_ok(h, cfg, "README quick start 1");
+    assert_eq!((settings["job"].as_str(), settings["instance"].as_str()), ("eod_load", "qhost"), "the host is the instance");
+    let out = push(h);
+    assert_eq!(out.keys().map(String::as_str).collect::<Vec<_>>(), ["pushgateway"]);
+    assert!(out.values().all(|(ok, _)| *ok), "{out:?}");
+    stop(h);
+    let seen = log.lock().unwrap();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|s| s.path == "/metrics/job/eod_load/instance/qhost"), "{:?}", seen.iter().map(|s| &s.path).collect::<Vec<_>>());
+    let body = String::from_utf8_lossy(&seen[0].body).into_owned();
+    assert!(body.contains("desk=\"rates\""), "{body}");
+}
+
+/// The README's quick start 2: a long-running process to Mimir with a tenant and basic auth read
+/// from a password file (this test's receiver and file in place of Mimir and /etc/kdbprom/mimir.pw).
+#[test]
+fn readme_quick_start_long_running_process_to_mimir() {
+    let _g = lock();
+    let h = host();
+    let (url, log) = receiver();
+    let pw = secret_file("mimir.pw", "s3cret\n");
+    // q: .prom.init `job`interval_ms`remote_write!(`rdb;15000;enlist `url`tenant`basic_auth!("https://mimir.example.com/api/v1/push";"kdb-prod";`username`password_file!("kdb";"/etc/kdbprom/mimir.pw")))
+    let auth = h.qdict(&["username", "password_file"], &[h.str("kdb"), h.str(&pw)]);
+    let rw = h.enlist_dict(&["url", "tenant", "basic_auth"], &[h.str(&format!("{url}/api/v1/push")), h.str("kdb-prod"), auth]);
+    assert_eq!(h.qtype(rw), 98, "enlist of a dictionary is a table");
+    let cfg = h.qdict(&["job", "interval_ms", "remote_write"], &[h.s("rdb"), h.j(15_000), rw]);
+    let settings = init_ok(h, cfg, "README quick start 2");
+    assert_eq!(settings["job"], "rdb");
+    let out = push(h);
+    assert!(out.values().all(|(ok, _)| *ok), "{out:?}");
+    stop(h);
+    let seen = log.lock().unwrap();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|s| s.path == "/api/v1/push"));
+    assert!(seen.iter().all(|s| s.headers.get("x-scope-orgid").map(String::as_str) == Some("kdb-prod")), "the tenant");
+    assert!(seen.iter().all(|s| s.headers.get("authorization") == Some(&basic("kdb", "s3cret"))), "the password file, its newline dropped");
+}
+
+/// The README's quick start 3, the textfile (a path ending in .prom is the file itself).
+#[test]
+fn readme_quick_start_textfile() {
+    let _g = lock();
+    let h = host();
+    let dir = std::env::temp_dir().join(format!("kdbprom-host-config-textfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("kdbprom_eod_load.prom");
+    let _ = std::fs::remove_file(&path);
+    // q: .prom.init `job`textfile!(`eod_load;"/var/lib/node_exporter/textfile/kdbprom_eod_load.prom")
+    let cfg = h.qdict(&["job", "textfile"], &[h.s("eod_load"), h.str(&path.to_string_lossy())]);
+    init_ok(h, cfg, "README quick start 3, textfile");
+    let out = push(h);
+    assert_eq!(out.keys().map(String::as_str).collect::<Vec<_>>(), ["textfile"]);
+    assert!(out.values().all(|(ok, _)| *ok), "{out:?}");
+    stop(h);
+    let t = std::fs::read_to_string(&path).unwrap();
+    assert!(t.contains("kdb_info{"), "{t}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The README's json blocks, with this test's receiver, password file, CA and spool directory in
+/// place of the README's (`mimir.example.com`, `/etc/kdbprom/…`, `/var/lib/kdbprom/spool`).
+fn readme_json(url: &str, pw: &str, spool: &str) -> Vec<String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let (mut in_json, mut cur) = (false, String::new());
+    for line in readme.lines() {
+        let l = line.trim_start();
+        if !in_json {
+            in_json = l == "```json";
+        } else if l.starts_with("```") {
+            blocks.push(std::mem::take(&mut cur));
+            in_json = false;
+        } else {
+            cur.push_str(line);
+            cur.push('\n');
+        }
+    }
+    let blocks: Vec<String> = blocks
+        .into_iter()
+        .map(|b| {
+            b.replace("https://mimir.example.com/api/v1/push", &format!("{url}/api/v1/push"))
+                .replace("/etc/kdbprom/mimir.pw", pw)
+                .replace("/etc/kdbprom/ca.pem", &format!("{root}/tests/tls/ca.pem"))
+                .replace("/var/lib/kdbprom/spool", spool)
+        })
+        .collect();
+    for b in &blocks {
+        assert!(
+            !b.contains("example.com") && !b.contains("/etc/kdbprom") && !b.contains("/var/lib/kdbprom"),
+            "a README json block names something this test does not replace: {b}"
+        );
+    }
+    blocks
+}
+
+/// What a session of `cfg` pushes: the outcomes' targets and the tenant and authorization headers
+/// the receiver saw, and whether the text carries the file's job, instance and labels.
+fn session(h: &Host, log: &Log, what: &str, cfg: K) -> (Vec<String>, Option<String>, Option<String>, bool) {
+    log.lock().unwrap().clear();
+    init_ok(h, cfg, what);
+    let t = text(h);
+    let labelled = t.contains("kdb_info{") && t.lines().filter(|l| l.starts_with("kdb_info{")).all(|l| l.contains("env=\"prod\""));
+    let out = push(h);
+    assert!(out.values().all(|(ok, _)| *ok), "{what}: {out:?}");
+    stop(h);
+    let seen = log.lock().unwrap();
+    assert!(!seen.is_empty(), "{what}: nothing arrived");
+    let one = |name: &str| {
+        let v: Vec<Option<&String>> = seen.iter().map(|s| s.headers.get(name)).collect();
+        assert!(v.windows(2).all(|w| w[0] == w[1]), "{what} {name}: {v:?}");
+        v[0].cloned()
+    };
+    let mut targets: Vec<String> = out.into_keys().collect();
+    targets.sort();
+    (targets, one("x-scope-orgid"), one("authorization"), labelled)
+}
+
+/// The README's complete configuration, as the JSON file and as its q twin: both are accepted and
+/// push alike; and every json block of the README is a configuration `.prom.init` takes.
+#[test]
+fn readme_complete_configuration_as_json_and_as_q_agree() {
+    let _g = lock();
+    let h = host();
+    let (url, log) = receiver();
+    let pw = secret_file("mimir.pw", "s3cret\n");
+    let spool = std::env::temp_dir().join(format!("kdbprom-host-config-spool-{}", std::process::id()));
+    let spool = spool.to_string_lossy().into_owned();
+    let blocks = readme_json(&url, &pw, &spool);
+    assert!(blocks.len() >= 2, "the README's json blocks: {blocks:?}");
+    let complete = blocks.iter().find(|b| b.contains("\"spool\"")).expect("the complete file");
+    let file = std::env::temp_dir().join(format!("kdbprom-host-config-{}-tp.json", std::process::id()));
+    std::fs::write(&file, complete).unwrap();
+
+    // q: .prom.init `:/etc/kdbprom/tp.json
+    let from_file = session(h, &log, "the README's complete file", h.s(&format!(":{}", file.display())));
+
+    // q: cfg:`job`instance`labels`interval_ms`exit_deadline_ms`push_timeout_ms`sampler`instrument`serve_metrics`max_series`max_series_per_metric`on_series_limit`remote_write`spool!(
+    // q:   `tp;"tp-a";enlist[`env]!enlist`prod;15000;2000;5000;`auto;1b;0b;100000;10000;`overflow;
+    // q:   enlist `name`url`protocol`tenant`basic_auth`tls`remote_timeout_ms`queue!(`mimir;"https://mimir.example.com/api/v1/push";"auto";"kdb-prod";
+    // q:     `username`password_file!("kdb";"/etc/kdbprom/mimir.pw");enlist[`ca_file]!enlist"/etc/kdbprom/ca.pem";30000;
+    // q:     `capacity`max_samples_per_send`sample_age_limit_ms!500000 2000 0);
+    // q:   `dir`max_bytes!("/var/lib/kdbprom/spool";67108864))
+    let ca = format!("{}/tests/tls/ca.pem", env!("CARGO_MANIFEST_DIR"));
+    let auth = h.qdict(&["username", "password_file"], &[h.str("kdb"), h.str(&pw)]);
+    let tls = h.qdict(&["ca_file"], &[h.str(&ca)]);
+    let queue = h.qdict(&["capacity", "max_samples_per_send", "sample_age_limit_ms"], &[h.j(500_000), h.j(2_000), h.j(0)]);
+    let rw = h.enlist_dict(
+        &["name", "url", "protocol", "tenant", "basic_auth", "tls", "remote_timeout_ms", "queue"],
+        &[h.s("mimir"), h.str(&format!("{url}/api/v1/push")), h.str("auto"), h.str("kdb-prod"), auth, tls, h.j(30_000), queue],
+    );
+    assert_eq!(h.qtype(rw), 98);
+    let labels = h.qdict(&["env"], &[h.s("prod")]);
+    let spool_d = h.qdict(&["dir", "max_bytes"], &[h.str(&spool), h.j(67_108_864)]);
+    let keys = [
+        "job",
+        "instance",
+        "labels",
+        "interval_ms",
+        "exit_deadline_ms",
+        "push_timeout_ms",
+        "sampler",
+        "instrument",
+        "serve_metrics",
+        "max_series",
+        "max_series_per_metric",
+        "on_series_limit",
+        "remote_write",
+        "spool",
+    ];
+    let vals = [
+        h.s("tp"),
+        h.str("tp-a"),
+        labels,
+        h.j(15_000),
+        h.j(2_000),
+        h.j(5_000),
+        h.s("auto"),
+        h.b(true),
+        h.b(false),
+        h.j(100_000),
+        h.j(10_000),
+        h.s("overflow"),
+        rw,
+        spool_d,
+    ];
+    let cfg = h.qdict(&keys, &vals);
+    assert_eq!(h.qtype(cfg), 99);
+    // q: .prom.init cfg
+    let from_q = session(h, &log, "the README's q twin", cfg);
+
+    assert_eq!(from_file, from_q, "the file and its q twin push alike");
+    let (targets, tenant, auth, labelled) = from_q;
+    assert_eq!(targets, ["mimir"]);
+    assert_eq!(tenant.as_deref(), Some("kdb-prod"));
+    assert_eq!(auth, Some(basic("kdb", "s3cret")));
+    assert!(labelled, "the static labels");
+
+    // Every json block of the README (the tick plant's base file too) is a configuration.
+    for b in &blocks {
+        std::fs::write(&file, b).unwrap();
+        init_ok(h, h.str(&file.to_string_lossy()), b);
+        stop(h);
+    }
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir_all(&spool);
+}
+
+/// The README's kdb+tick scripts call `.prom.init[::]`: KDBPROM_CONFIG (the README's tick.json)
+/// is the base and KDBPROM_JOB sets the job over it.
+#[test]
+fn readme_tick_processes_configured_by_the_environment() {
+    let _g = lock();
+    let h = host();
+    let (url, log) = receiver();
+    let pw = secret_file("mimir.pw", "s3cret\n");
+    let blocks = readme_json(&url, &pw, "/nonexistent");
+    let tick = blocks.iter().find(|b| !b.contains("\"job\"")).expect("the README's tick.json (no job: the environment gives it)");
+    let file = std::env::temp_dir().join(format!("kdbprom-host-config-{}-tick.json", std::process::id()));
+    std::fs::write(&file, tick).unwrap();
+    let path = file.to_string_lossy().into_owned();
+    set_env(&[("KDBPROM_CONFIG", Some(path.as_str())), ("KDBPROM_JOB", Some("rdb"))]);
+    log.lock().unwrap().clear();
+    // q: .prom.init[::]
+    let settings = init(h, h.id());
+    let out = settings.as_ref().ok().map(|_| push(h));
+    stop(h);
+    set_env(&[("KDBPROM_CONFIG", None), ("KDBPROM_JOB", None)]);
+    let _ = std::fs::remove_file(&file);
+    let settings = settings.unwrap_or_else(|e| panic!(".prom.init[::] refused: '{e}"));
+    assert_eq!(settings["job"], "rdb");
+    let out = out.unwrap();
+    assert_eq!(out.keys().map(String::as_str).collect::<Vec<_>>(), ["mimir"]);
+    assert!(out.values().all(|(ok, _)| *ok), "{out:?}");
+    let seen = log.lock().unwrap();
+    assert!(seen.iter().all(|s| s.headers.get("x-scope-orgid").map(String::as_str) == Some("kdb-prod")));
+    assert!(seen.iter().all(|s| s.headers.get("authorization") == Some(&basic("kdb", "s3cret"))));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Every shape.
 
