@@ -85,9 +85,12 @@
 / sampled only reads: q runs sd1 callbacks in our socket's handle context, where -b forbids global writes and -u
 / system commands. book writes: \e re-read, handlers assigned since re-wrapped (tick's u.q assigns .z.pc late).
 .prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];count .z.W]};
-/ KX exporter 1.x's .prom.on_poll, where a script defines it, runs here (it may write globals), trapped
+/ KX exporter 1.x's .prom.on_poll, where a script defines it, runs here (it may write globals), trapped; its error
+/ is said once per text (again after a success), not at every sample
+.prom.pollerr:@[value;`.prom.pollerr;""];
+.prom.poll:{r:@[{.prom.on_poll x;""};::;::];if[count[r]&not r~.prom.pollerr;.prom.x.log[`WARN;".prom.on_poll failed: ",r]];.prom.pollerr:r};
 .prom.book:{.prom.nextsample:.z.p+1000000*.prom.settings`interval_ms;.prom.trap:0=system"e";if[.prom.wrapping;.prom.wrapall[]];
-  if[.prom.has`.prom.on_poll;@[.prom.on_poll;::;{.prom.x.log[`WARN;".prom.on_poll failed: ",x]}]];};
+  if[.prom.has`.prom.on_poll;.prom.poll[]];};
 / sample: both steps, each trapped on its own (a -b client's .prom.push[] still reads what it can); never signals
 .prom.sample:{@[.prom.book;::;::];@[.prom.sampled;::;::];};
 / due: the interval has passed, or the next sample lies implausibly far ahead (the wall clock stepped back)

@@ -901,6 +901,9 @@ fn proxy(o: &mut Obj<'_>) -> Result<Proxy, ConfigError> {
 }
 
 fn secret(o: &mut Obj<'_>, file_key: &str, env_key: &str) -> Result<Option<Secret>, ConfigError> {
+    if o.has(file_key) && o.has(env_key) {
+        return Err(o.invalid(env_key, &format!("cannot be combined with {file_key}: give one of them")));
+    }
     if let Some(path) = o.opt_str(file_key)? {
         // The error names the file, never its content.
         let s = std::fs::read_to_string(&path).map_err(|e| o.invalid(file_key, &format!("cannot read {path}: {e}")))?;
@@ -1126,6 +1129,14 @@ mod tests {
             "config key remote_write[0].tenant_header: 'X Org' is not a valid HTTP header name"
         );
         assert_eq!(rw_err(json!({"tenant": "a\r\nb"})), "config key remote_write[0].tenant: is not a valid HTTP header value");
+        assert_eq!(
+            rw_err(json!({"bearer_token_file": "/x", "bearer_token_env": "X"})),
+            "config key remote_write[0].bearer_token_env: cannot be combined with bearer_token_file: give one of them"
+        );
+        assert_eq!(
+            rw_err(json!({"basic_auth": {"username": "u", "password_file": "/x", "password_env": "X"}})),
+            "config key remote_write[0].basic_auth.password_env: cannot be combined with password_file: give one of them"
+        );
         let e = |v: Value| Config::from_json(&v).unwrap_err().to_string();
         assert_eq!(
             e(json!({"pushgateway": {"url": "http://h:9091", "grouping": {"instance": "x"}}})),
