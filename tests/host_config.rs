@@ -287,24 +287,23 @@ fn readme_quick_start_long_running_process_to_mimir() {
     assert!(seen.iter().all(|s| s.headers.get("authorization") == Some(&basic("kdb", "s3cret"))), "the password file, its newline dropped");
 }
 
-/// The README's quick start 3, the textfile (a path ending in .prom is the file itself).
+/// The README's quick start 3, the textfile: node_exporter's directory, where kdbprom writes
+/// `kdbprom_<job>_<instance>.prom` (the process does not listen: instance qhost, the host).
 #[test]
 fn readme_quick_start_textfile() {
     let _g = lock();
     let h = host();
     let dir = std::env::temp_dir().join(format!("kdbprom-host-config-textfile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("kdbprom_eod_load.prom");
-    let _ = std::fs::remove_file(&path);
-    // q: .prom.init `job`textfile!(`eod_load;"/var/lib/node_exporter/textfile/kdbprom_eod_load.prom")
-    let cfg = h.qdict(&["job", "textfile"], &[h.s("eod_load"), h.str(&path.to_string_lossy())]);
+    let _ = std::fs::remove_dir_all(&dir);
+    // q: .prom.init `job`textfile!(`eod_load;"/var/lib/node_exporter/textfile")
+    let cfg = h.qdict(&["job", "textfile"], &[h.s("eod_load"), h.str(&dir.to_string_lossy())]);
     init_ok(h, cfg, "README quick start 3, textfile");
     let out = push(h);
     assert_eq!(out.keys().map(String::as_str).collect::<Vec<_>>(), ["textfile"]);
     assert!(out.values().all(|(ok, _)| *ok), "{out:?}");
     stop(h);
-    let t = std::fs::read_to_string(&path).unwrap();
-    assert!(t.contains("kdb_info{"), "{t}");
+    let t = std::fs::read_to_string(dir.join("kdbprom_eod_load_qhost.prom")).unwrap();
+    assert!(t.contains("kdb_info{") && t.contains("kdb_job=\"eod_load\",kdb_instance=\"qhost\""), "{t}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
