@@ -7,15 +7,13 @@
 use crate::builtin::{self, Builtins, CONNECTIONS, HANDLERS, MEMORY, ProcessInfo};
 use crate::config::{Config, ConfigError};
 use crate::event::{Batch, Event, Op, SeriesId};
-use crate::flusher::{Command, Delivery, Flusher, Shared};
+use crate::flusher::{Command, Flusher, Shared};
+use crate::push::Outcome;
 use crate::push::accounting::Ledger;
-use crate::push::replay::Replay;
-use crate::push::target::{SpoolTo, Target};
-use crate::push::{Outcome, pushgateway, remote_write, textfile};
+use crate::push::delivery::{BuildError, Delivery};
 use crate::registry::{FamilyId, Kind, Limits, Registry, RegistryError};
 use crate::ring::Ring;
 use crate::stats::{Stats, StatsView};
-use crate::telemetry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -100,13 +98,8 @@ impl Agent {
         let instance = config.instance.clone().unwrap_or_else(|| process.instance());
         let registry = Arc::new(Registry::new(limits));
         let builtins = builtin::declare_with(&registry, process, config.native_request_histograms)?;
-        let delivery = delivery(&config, &instance, &registry)?;
-        let ledgers = delivery
-            .targets
-            .iter()
-            .map(|t| t.try_lock().map(|t| (t.common().name.clone(), t.common().ledger.clone())))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| AgentError::Flusher("target busy at start"))?;
+        let delivery = Delivery::build(&config, &instance, &registry)?;
+        let ledgers = delivery.ledgers();
         let ring = Arc::new(Ring::new(config.ring_capacity, config.ring_vector_bytes));
         let stats = Arc::new(Stats::default());
         let slices = config.summary_age_buckets;
@@ -380,45 +373,13 @@ impl Drop for Agent {
     }
 }
 
-/// Builds the delivery targets, each with its self-metric series and what the previous run
-/// spooled for it. With none configured nothing is pushed or written anywhere (an HDB's working
-/// directory is its database root): init says so once, and `.prom.text[]` and `/metrics` work.
-fn delivery(c: &Config, instance: &str, reg: &Registry) -> Result<Delivery, AgentError> {
-    let spool = c.spool.as_ref().map(|s| {
-        let to = SpoolTo { dir: s.dir.clone(), job: c.job.clone(), instance: instance.into(), host: crate::builtin::local_host() };
-        (to, s.max_bytes)
-    });
-    let mut replay = spool.as_ref().map(|(to, _)| Replay::scan(&to.dir, to.owner())).unwrap_or_default();
-    let mut targets = Vec::new();
-    if c.textfile.is_none() && c.pushgateway.is_none() && c.remote_write.is_empty() {
-        crate::info!(
-            "no target configured (pushgateway, remote_write, textfile): nothing is pushed or written; .prom.text[] and /metrics still answer"
-        );
+impl From<BuildError> for AgentError {
+    fn from(e: BuildError) -> AgentError {
+        match e {
+            BuildError::Registry(e) => AgentError::Registry(e),
+            BuildError::Client(e) => AgentError::Client(e),
+        }
     }
-    if let Some(p) = &c.textfile {
-        let file = crate::config::textfile_path(p, &c.job, instance);
-        targets.push(Target::Textfile(textfile::Textfile::new(file, &c.job, instance, telemetry::target(reg, "textfile")?)));
-    }
-    if let Some(p) = &c.pushgateway {
-        let series = telemetry::target(reg, "pushgateway")?;
-        targets.push(Target::Pushgateway(Box::new(pushgateway::Pushgateway::new(p.clone(), &c.job, instance, series)?)));
-    }
-    for (i, r) in c.remote_write.iter().enumerate() {
-        let series = telemetry::target(reg, &r.name)?;
-        targets.push(Target::RemoteWrite(Box::new(remote_write::RemoteWrite::new(r.clone(), i, series, &mut replay)?)));
-    }
-    replay.report_unclaimed();
-    let mut rw_labels: Vec<(String, String)> = c.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    rw_labels.push(("job".into(), c.job.clone()));
-    rw_labels.push(("instance".into(), instance.into()));
-    Ok(Delivery {
-        targets: targets.into_iter().map(|t| Arc::new(tokio::sync::Mutex::new(t))).collect(),
-        rw_labels,
-        interval: Duration::from_millis(c.interval_ms),
-        round_deadline: Duration::from_millis(c.interval_ms.clamp(1_000, 30_000)),
-        exit_deadline: Duration::from_millis(c.exit_deadline_ms),
-        spool,
-    })
 }
 
 /// Takes this job and instance's lock in the state directory; warns when another live process

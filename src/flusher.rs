@@ -10,7 +10,10 @@
 use crate::aggregate::Aggregator;
 use crate::encode::text;
 use crate::push::Outcome;
-use crate::push::target::{Round, SpoolTo, Target};
+use crate::push::deadline::Deadline;
+use crate::push::delivery::Delivery;
+use crate::push::pipeline::{Pipeline, Sending};
+use crate::push::round::Round;
 use crate::registry::Registry;
 use crate::ring::Ring;
 use crate::stats::Stats;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex as AsyncMutex, mpsc};
+use tokio::sync::mpsc;
 
 /// Events applied per slice before the flusher looks at its commands again.
 const SLICE: usize = 16_384;
@@ -38,22 +41,6 @@ pub enum Command {
     Push(std_mpsc::Sender<Vec<Outcome>>),
     /// Drain, push the final state within the exit deadline, spool what is left, then stop.
     Stop(std_mpsc::Sender<Vec<Outcome>>),
-}
-
-/// Where pushes go, and when.
-pub struct Delivery {
-    /// Every target, in the order outcomes are reported.
-    pub targets: Vec<Arc<AsyncMutex<Target>>>,
-    /// Labels on every remote-write series: static labels, job, instance.
-    pub rw_labels: Vec<(String, String)>,
-    /// Push interval.
-    pub interval: Duration,
-    /// Budget of a push round (retries stop then; what is left waits for the next round).
-    pub round_deadline: Duration,
-    /// Budget of `.prom.stop[]`: final push and spool.
-    pub exit_deadline: Duration,
-    /// Where what the final push could not deliver goes, and the byte cap of one stop's files.
-    pub spool: Option<(SpoolTo, u64)>,
 }
 
 /// What the flusher shares with the agent.
@@ -115,8 +102,14 @@ impl Flusher {
     }
 }
 
-/// A push round in flight: one task sending to every target at once.
-type InFlight = tokio::task::JoinHandle<Vec<Outcome>>;
+/// What a round hands back: each pipeline it borrowed, by slot id, with its outcome.
+type Returned = Vec<(usize, Box<dyn Pipeline>, Outcome)>;
+
+/// A push round in flight: one task sending to every target at once, and its deadline.
+struct InFlight {
+    task: tokio::task::JoinHandle<Returned>,
+    deadline: Deadline,
+}
 
 /// What the flusher is doing besides draining.
 enum Phase {
@@ -124,6 +117,21 @@ enum Phase {
     Idle,
     /// A round in flight, and the `.prom.push[]` callers waiting for its outcomes.
     Pushing(InFlight, Vec<std_mpsc::Sender<Vec<Outcome>>>),
+}
+
+/// A pipeline's send that a panic ends with None instead of taking the pipeline with it: the
+/// round still hands the pipeline back, its queue and accounts intact up to the panic.
+struct Contained<'a>(Sending<'a>);
+
+impl std::future::Future for Contained<'_> {
+    type Output = Option<Outcome>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Outcome>> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(o)) => std::task::Poll::Ready(Some(o)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(None),
+        }
+    }
 }
 
 struct State {
@@ -168,15 +176,13 @@ impl State {
         let ring = RingFigures { recorded: self.agg.applied() + queued + dropped, dropped, queued, series: reg.live_series() as u64 };
         telemetry::publish_ring(&mut self.agg, reg, &s.own, ring);
         telemetry::publish_overflow(&mut self.agg, reg, &s.own);
-        for t in &s.delivery.targets {
-            if let Ok(t) = t.try_lock() {
-                let c = t.common();
-                telemetry::publish_target(&mut self.agg, reg, &c.series, &c.ledger.get());
-            }
+        for slot in &s.delivery.slots {
+            telemetry::publish_target(&mut self.agg, reg, &slot.series, &slot.ledger.get());
         }
     }
 
-    /// Encodes the current state into every target and starts sending it.
+    /// Encodes the current state into every pipeline, then lends them to a task that sends
+    /// them all at once until `deadline`.
     fn start_round(&mut self, deadline: Instant, last: bool) -> InFlight {
         if let Some(hook) = &self.shared.on_round {
             hook();
@@ -186,74 +192,103 @@ impl State {
         let reg = self.shared.registry.clone();
         let snap = self.agg.snapshot(&reg);
         let ended = self.agg.take_ended(&reg);
-        let d = &self.shared.delivery;
+        let d = &mut self.shared.delivery;
         let round = Round::new(&snap, &ended, &d.rw_labels, &self.shared.const_labels, last);
-        for t in &d.targets {
-            // Between rounds no one else holds a target; a round aborted by stop has been awaited.
-            match t.try_lock() {
-                Ok(mut t) => t.offer(&round),
-                Err(_) => crate::warn!("a target was still busy when a round started; its data waits for the next round"),
+        let mut lent = Vec::new();
+        for slot in &mut d.slots {
+            // Between rounds every slot holds its pipeline: a round always hands them back.
+            if let Some(mut p) = slot.take() {
+                p.offer(&round);
+                lent.push((slot.id, p));
             }
         }
-        let targets = d.targets.clone();
+        let deadline = Deadline::at(deadline);
         let round_done = self.round_done.clone();
-        tokio::spawn(async move {
+        let dl = deadline.clone();
+        let task = tokio::spawn(async move {
             // Every target at once: a slow or dead receiver must not use up the others' deadline.
             let mut set = tokio::task::JoinSet::new();
-            for (i, t) in targets.into_iter().enumerate() {
-                set.spawn(async move { (i, t.lock_owned().await.send(deadline, last).await) });
+            for (id, mut p) in lent {
+                let dl = dl.clone();
+                set.spawn(async move {
+                    let o = Contained(p.send(&dl, last)).await;
+                    (id, p, o)
+                });
             }
-            let mut sent = Vec::new();
+            let mut back = Vec::new();
             while let Some(r) = set.join_next().await {
-                // A panicking target loses its outcome, not the round; the default hook printed it.
-                sent.extend(r.ok());
+                match r {
+                    Ok((id, p, o)) => {
+                        let o = o.unwrap_or_else(|| Outcome { message: "the push panicked (a bug: please report it)".into(), ..Outcome::new("") });
+                        back.push((id, p, o));
+                    }
+                    // Only a panic outside the pipeline's own send can lose it; the default hook printed it.
+                    Err(_) => crate::error!("a push task ended without handing its pipeline back; that target stops delivering"),
+                }
             }
-            sent.sort_by_key(|(i, _)| *i);
+            back.sort_by_key(|(id, _, _)| *id);
             round_done.notify_one();
-            sent.into_iter().map(|(_, o)| o).collect()
-        })
+            back
+        });
+        InFlight { task, deadline }
+    }
+
+    /// Puts a finished round's pipelines back in their slots; their outcomes, named, in slot order.
+    fn give_back(&mut self, returned: Returned) -> Vec<(usize, Outcome)> {
+        let slots = &mut self.shared.delivery.slots;
+        returned
+            .into_iter()
+            .map(|(id, p, mut o)| {
+                slots[id].put_back(p);
+                if o.target.is_empty() {
+                    o.target = slots[id].name.clone();
+                }
+                (id, o)
+            })
+            .collect()
     }
 
     /// Counts finished pushes per target and logs changes of cause.
-    fn account(&mut self, outcomes: &[Outcome]) {
+    fn account(&mut self, outcomes: &[(usize, Outcome)]) {
         let reg = self.shared.registry.clone();
-        for t in &self.shared.delivery.targets {
-            let Ok(mut t) = t.try_lock() else { continue };
-            if let Some(o) = outcomes.iter().find(|o| o.target == t.common().name) {
-                t.common_mut().finish(o);
-                telemetry::push_done(&mut self.agg, &reg, &t.common().series, o);
-            }
+        for (id, o) in outcomes {
+            let slot = &mut self.shared.delivery.slots[*id];
+            slot.finish(o);
+            telemetry::push_done(&mut self.agg, &reg, &slot.series, o);
         }
     }
 
     /// The final round: push within the exit deadline less the spool's reserve, spool what is
-    /// left, DELETE the Pushgateway group if asked, and close the accounts.
+    /// left, let each pipeline say goodbye (the Pushgateway's DELETE), and close the accounts.
     async fn final_round(&mut self, exit: Instant) -> Vec<Outcome> {
         let d = &self.shared.delivery;
-        if d.targets.is_empty() {
+        if d.slots.is_empty() {
             return Vec::new();
         }
         let reserve = if d.spool.is_some() { (d.exit_deadline / 4).min(SPOOL_RESERVE_MAX) } else { Duration::ZERO };
         let Some(round) = contained(|| self.start_round(exit - reserve, true)) else { return Vec::new() };
-        let mut outcomes = round.await.unwrap_or_default();
-        let d = &self.shared.delivery;
+        let returned = round.task.await.unwrap_or_default();
+        let mut outcomes = self.give_back(returned);
+        let d = &mut self.shared.delivery;
         let mut budget = d.spool.as_ref().map_or(0, |(_, max)| *max);
         let to = d.spool.as_ref().map(|(to, _)| to);
-        for t in &d.targets {
-            let mut t = t.lock().await;
-            if let Some(note) = t.spool(to, &mut budget) {
-                if let Some(o) = outcomes.iter_mut().find(|o| o.target == t.common().name) {
-                    o.message = if o.message.is_empty() { note } else { format!("{}; {note}", o.message) };
-                }
+        let exit = Deadline::at(exit);
+        let mut goodbyes = Vec::new();
+        for (id, o) in &mut outcomes {
+            let name = d.slots[*id].name.clone();
+            let Some(p) = d.slots[*id].pipeline() else { continue };
+            if let Some(note) = p.spool(to, &mut budget) {
+                o.message = if o.message.is_empty() { note } else { format!("{}; {note}", o.message) };
             }
-            if let Target::Pushgateway(pg) = &*t {
-                if pg.delete_on_exit() && outcomes.iter().any(|o| o.target == "pushgateway" && o.ok) {
-                    outcomes.push(pg.delete(exit).await);
-                }
+            if let Some(bye) = p.on_exit(o, &exit) {
+                let mut bye = bye.await;
+                bye.target = name;
+                goodbyes.push((*id, bye));
             }
         }
+        outcomes.extend(goodbyes);
         self.account(&outcomes);
-        outcomes
+        outcomes.into_iter().map(|(_, o)| o).collect()
     }
 
     fn text(&mut self) -> String {
@@ -271,7 +306,7 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let round_done = st.round_done.clone();
     let ring = st.shared.ring.clone();
     let (interval, round_deadline) = (st.shared.delivery.interval, st.shared.delivery.round_deadline);
-    let any_target = !st.shared.delivery.targets.is_empty();
+    let any_target = !st.shared.delivery.slots.is_empty();
     // The first push goes out at once, not one interval after init.
     let mut next_push = Instant::now();
     let mut phase = Phase::Idle;
@@ -285,30 +320,17 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
         let busy = contained(|| st.drain()).unwrap_or(false);
         if let Phase::Pushing(r, _) = &phase {
             // A round in flight when stop comes gets a quarter of the exit deadline to finish (a
-            // batch job that stops at once after init must not lose its healthy first push);
-            // then the final push supersedes it.
-            let give_up = stopping.as_ref().is_some_and(|(_, at)| at.elapsed() >= exit_deadline / 4);
-            if r.is_finished() || give_up {
+            // batch job that stops at once after init must not lose its healthy first push):
+            // its deadline is brought forward, and every wait in it ends then.
+            if let Some((_, at)) = &stopping {
+                r.deadline.lower(*at + exit_deadline / 4);
+            }
+            if r.task.is_finished() {
                 let Phase::Pushing(r, replies) = std::mem::replace(&mut phase, Phase::Idle) else { unreachable!() };
-                let outcomes = if r.is_finished() {
-                    let outcomes = r.await.unwrap_or_default();
-                    st.account(&outcomes);
-                    outcomes
-                } else {
-                    // The final push supersedes a round still retrying a slow or dead receiver: a
-                    // batch job must exit within exit_deadline_ms. Its requests stay queued.
-                    r.abort();
-                    let _ = r.await;
-                    let d = &st.shared.delivery;
-                    let mut v = Vec::new();
-                    for t in &d.targets {
-                        // Waits for the aborted round's per-target tasks to let go.
-                        let name = t.lock().await.common().name.clone();
-                        v.push(Outcome { message: "superseded by the final push of .prom.stop[]".into(), ..Outcome::new(&name) });
-                    }
-                    // Not pushes, so not counted: the final push reports on every target.
-                    v
-                };
+                let returned = r.task.await.unwrap_or_default();
+                let outcomes = st.give_back(returned);
+                st.account(&outcomes);
+                let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
                 for reply in replies {
                     let _ = reply.send(outcomes.clone());
                 }

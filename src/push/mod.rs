@@ -8,6 +8,10 @@
 
 pub mod accounting;
 pub mod client;
+pub mod deadline;
+pub mod delivery;
+pub mod leftovers;
+pub mod pipeline;
 pub mod pushgateway;
 pub mod queue;
 pub mod redact;
@@ -15,8 +19,9 @@ pub mod remote_write;
 pub mod replay;
 pub mod retry;
 pub mod retry_after;
+pub mod round;
+pub mod slot;
 pub mod spool;
-pub mod target;
 pub mod textfile;
 
 use std::time::Duration;

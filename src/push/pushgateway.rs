@@ -8,10 +8,12 @@ use super::accounting::Reason;
 use super::queue::Request;
 use super::redact::Redactor;
 use super::retry::{self, Backoff};
-use super::target::{Common, Round};
+use super::deadline::Deadline;
+use super::leftovers::SpoolTo;
+use super::pipeline::{Common, Pipeline, Sending};
+use super::round::Round;
 use super::{Outcome, client};
 use crate::config::{self, PushMethod};
-use crate::telemetry::TargetSeries;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::{Duration, Instant};
@@ -48,7 +50,7 @@ pub fn group_path(base: &str, job: &str, labels: &[(String, String)]) -> String 
 
 /// The configured Pushgateway.
 pub struct Pushgateway {
-    /// Name (`pushgateway`), accounting, self-metric series, log state.
+    /// Name (`pushgateway`) and accounting.
     pub common: Common,
     cfg: config::Pushgateway,
     /// The group URL.
@@ -61,24 +63,18 @@ pub struct Pushgateway {
 
 impl Pushgateway {
     /// Builds the target for `job` and `instance` plus the configured grouping labels.
-    pub fn new(
-        cfg: config::Pushgateway,
-        job: &str,
-        instance: &str,
-        series: TargetSeries,
-    ) -> Result<Pushgateway, client::ClientError> {
+    pub fn new(common: Common, cfg: config::Pushgateway, job: &str, instance: &str) -> Result<Pushgateway, client::ClientError> {
         let client = client::build(&cfg.auth, cfg.timeout_ms, "pushgateway")?;
         let mut key = vec![("instance".to_string(), instance.to_string())];
         key.extend(cfg.grouping.iter().map(|(k, v)| (k.clone(), v.clone())));
         let url = group_path(&cfg.url, job, &key);
         let url = reqwest::Url::parse(&url).map_err(|e| client::ClientError { key: "pushgateway.url".into(), why: e.to_string() })?;
-        let common = Common::new("pushgateway", series);
         let redactor = Redactor::new(&cfg.auth);
         Ok(Pushgateway { common, cfg, url, client, redactor, pending: None })
     }
 
     /// Takes this round's text exposition as the state to push.
-    pub fn offer(&mut self, r: &Round<'_>) {
+    fn take_round(&mut self, r: &Round<'_>) {
         let req = Request {
             body: bytes::Bytes::copy_from_slice(r.text().as_bytes()),
             samples: r.samples(),
@@ -95,7 +91,7 @@ impl Pushgateway {
 
     /// Pushes this round's state, retrying transport errors and 5xx until `deadline`. A failed
     /// state is given up, except in the `last` round, where [`Pushgateway::give_up`] says so.
-    pub async fn send(&mut self, deadline: Instant, last: bool) -> Outcome {
+    pub async fn send(&mut self, deadline: &Deadline, last: bool) -> Outcome {
         let started = Instant::now();
         let mut out = Outcome::new("pushgateway");
         out.ok = true;
@@ -130,7 +126,7 @@ impl Pushgateway {
     }
 
     /// Deletes the group (on stop, when `delete_on_exit`).
-    pub async fn delete(&self, deadline: Instant) -> Outcome {
+    pub async fn delete(&self, deadline: &Deadline) -> Outcome {
         let started = Instant::now();
         let sent = self.call(reqwest::Method::DELETE, None, deadline).await;
         let mut out = Outcome::new("pushgateway");
@@ -139,12 +135,7 @@ impl Pushgateway {
         out
     }
 
-    /// True when DELETE on exit is configured.
-    pub fn delete_on_exit(&self) -> bool {
-        self.cfg.delete_on_exit
-    }
-
-    async fn call(&self, method: reqwest::Method, body: Option<bytes::Bytes>, deadline: Instant) -> retry::Sent {
+    async fn call(&self, method: reqwest::Method, body: Option<bytes::Bytes>, deadline: &Deadline) -> retry::Sent {
         let attempt = |_n: u32| {
             let mut req = client::authorise(self.client.request(method.clone(), self.url.clone()), &self.cfg.auth);
             if let Some(b) = &body {
@@ -169,5 +160,24 @@ impl Pushgateway {
              so it is not spooled (use remote_write for a job whose every run must arrive)",
             req.samples
         ))
+    }
+}
+
+impl Pipeline for Pushgateway {
+    fn offer(&mut self, round: &Round<'_>) {
+        self.take_round(round);
+    }
+
+    fn send<'a>(&'a mut self, deadline: &'a Deadline, last: bool) -> Sending<'a> {
+        Box::pin(Pushgateway::send(self, deadline, last))
+    }
+
+    fn spool(&mut self, _to: Option<&SpoolTo>, _budget: &mut u64) -> Option<String> {
+        self.give_up()
+    }
+
+    /// DELETE of the group when `delete_on_exit` is set and the final state landed.
+    fn on_exit<'a>(&'a mut self, last: &'a Outcome, deadline: &'a Deadline) -> Option<Sending<'a>> {
+        (self.cfg.delete_on_exit && last.ok).then(|| Box::pin(self.delete(deadline)) as Sending<'a>)
     }
 }

@@ -17,13 +17,15 @@ use super::replay::Replay;
 use super::retry::Written;
 use super::retry::{self, Backoff, Failure};
 use super::spool;
-use super::target::{Common, Round, SpoolTo, spool_left};
+use super::deadline::Deadline;
+use super::leftovers::{SpoolTo, spool_left};
+use super::pipeline::{Common, Pipeline, Sending};
+use super::round::Round;
 use super::{Outcome, client};
 use crate::config::{self, Protocol};
 use crate::encode::downgrade::downgrade;
 use crate::encode::remote_write::{self as rw1, Encoder, Values};
 use crate::encode::remote_write2;
-use crate::telemetry::TargetSeries;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -33,7 +35,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// A configured remote-write target.
 pub struct RemoteWrite {
-    /// Name, accounting, self-metric series, log state.
+    /// Name and accounting.
     pub common: Common,
     cfg: config::RemoteWrite,
     url: reqwest::Url,
@@ -72,16 +74,10 @@ fn too_old(message: &str) -> bool {
 impl RemoteWrite {
     /// Builds the target; `index` is its position in `remote_write` for error texts. Spool files of
     /// a previous run for this target go to the front of the queue, before any new data.
-    pub fn new(
-        cfg: config::RemoteWrite,
-        index: usize,
-        series: TargetSeries,
-        replay: &mut Replay,
-    ) -> Result<RemoteWrite, client::ClientError> {
+    pub fn new(common: Common, cfg: config::RemoteWrite, index: usize, replay: &mut Replay) -> Result<RemoteWrite, client::ClientError> {
         let key = format!("remote_write[{index}]");
         let client = client::build(&cfg.auth, cfg.remote_timeout_ms, &key)?;
         let url = reqwest::Url::parse(&cfg.url).map_err(|e| client::ClientError { key: format!("{key}.url"), why: e.to_string() })?;
-        let common = Common::new(&cfg.name, series);
         let mut queue = Queue::new(cfg.queue.capacity as u64);
         let replayed = replay.take(&cfg.name, &[spool::Kind::RemoteWrite1, spool::Kind::RemoteWrite2]);
         // New samples must come after the replayed ones, even if the clock went back since.
@@ -107,7 +103,7 @@ impl RemoteWrite {
 
     /// Encodes the round into the queue: the snapshot, stale markers for removed series, and in
     /// the final round stale markers for every series (one timestamp later, so they end it).
-    pub fn offer(&mut self, r: &Round<'_>) {
+    fn take_round(&mut self, r: &Round<'_>) {
         let max = self.cfg.queue.max_samples_per_send;
         let v2 = self.speaks != Protocol::V1;
         let (enc1, enc2) = (&mut self.encoder, &mut self.encoder2);
@@ -184,12 +180,12 @@ impl RemoteWrite {
 
     /// Sends the queue oldest first until it is empty or `deadline` comes; what a retryable
     /// failure leaves stays queued, in order, for the next round.
-    pub async fn send(&mut self, deadline: Instant) -> Outcome {
+    pub async fn send(&mut self, deadline: &Deadline) -> Outcome {
         let started = Instant::now();
         let mut out = Outcome::new(&self.common.name);
         out.ok = true;
         if let Some(at) = self.not_before.take() {
-            if at >= deadline && !self.queue.is_empty() {
+            if at >= deadline.when() && !self.queue.is_empty() {
                 self.not_before = Some(at);
                 out.ok = false;
                 out.message = format!(
@@ -199,7 +195,17 @@ impl RemoteWrite {
                 out.millis = started.elapsed().as_secs_f64() * 1e3;
                 return out;
             }
-            tokio::time::sleep_until(at.into()).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => {}
+                // `.prom.stop[]` lowered the deadline during the wait: the final round sends.
+                _ = deadline.reached() => {
+                    self.not_before = Some(at);
+                    out.ok = false;
+                    out.message = "the deadline came while waiting out the receiver's Retry-After".into();
+                    out.millis = started.elapsed().as_secs_f64() * 1e3;
+                    return out;
+                }
+            }
         }
         let q = &self.cfg.queue;
         let backoff = Backoff { min: Duration::from_millis(q.min_backoff_ms), max: Duration::from_millis(q.max_backoff_ms) };
@@ -305,7 +311,7 @@ impl RemoteWrite {
     }
 
     /// What is still queued after the final round goes to the spool (or is given up).
-    pub fn spool(&mut self, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
+    fn spool_queue(&mut self, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
         let mut left = self.queue.take_all();
         // One file holds one kind: a mixed queue (a replayed 1.0 file ahead of 2.0 rounds) is
         // written as 1.0, which every receiver takes.
@@ -324,5 +330,19 @@ impl RemoteWrite {
             });
         }
         spool_left(&self.common, kind, left, to, budget)
+    }
+}
+
+impl Pipeline for RemoteWrite {
+    fn offer(&mut self, round: &Round<'_>) {
+        self.take_round(round);
+    }
+
+    fn send<'a>(&'a mut self, deadline: &'a Deadline, _last: bool) -> Sending<'a> {
+        Box::pin(RemoteWrite::send(self, deadline))
+    }
+
+    fn spool(&mut self, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
+        self.spool_queue(to, budget)
     }
 }

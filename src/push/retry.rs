@@ -1,6 +1,7 @@
 //! The one retry loop of every HTTP target: backon's capped exponential backoff with jitter,
 //! `Retry-After` honoured, stopping at a deadline and keeping the last error for the outcome.
 
+use super::deadline::Deadline;
 use super::{Action, classify, snippet};
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::Mutex;
@@ -131,8 +132,9 @@ pub fn transport(e: &reqwest::Error) -> Failure {
     Failure::Retry { status: 0, message: snippet(&s), after: None }
 }
 
-/// Calls `attempt(n)` (n counts from 1) until it succeeds, fails for good, or `deadline` passes.
-pub async fn with_retries<F, Fut>(attempt: F, backoff: Backoff, deadline: Instant) -> Sent
+/// Calls `attempt(n)` (n counts from 1) until it succeeds, fails for good, or `deadline` passes
+/// (an attempt in flight then is dropped; a lowered deadline counts from when it is lowered).
+pub async fn with_retries<F, Fut>(attempt: F, backoff: Backoff, deadline: &Deadline) -> Sent
 where
     F: Fn(u32) -> Fut,
     Fut: Future<Output = Result<Answer, Failure>>,
@@ -158,8 +160,8 @@ where
         // A Retry-After that ends past the deadline stops the loop now rather than sleeping it out:
         // the caller keeps the wait for its next round.
         once.retry(policy).sleep(tokio::time::sleep).when(|f| match f {
-            Failure::Retry { after: Some(a), .. } => Instant::now() + *a < deadline,
-            Failure::Retry { .. } => Instant::now() < deadline,
+            Failure::Retry { after: Some(a), .. } => Instant::now() + *a < deadline.when(),
+            Failure::Retry { .. } => !deadline.passed(),
             Failure::Permanent { .. } => false,
         }).adjust(
             |f, d| match f {
@@ -167,7 +169,10 @@ where
                 _ => d,
             },
         );
-    let res = tokio::time::timeout_at(deadline.into(), retried).await;
+    let res = tokio::select! {
+        r = retried => Ok(r),
+        _ = deadline.reached() => Err(()),
+    };
     let attempts = attempts.load(Ordering::Relaxed);
     let (last_status, last_message, retry_after) = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
     match res {

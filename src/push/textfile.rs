@@ -7,8 +7,10 @@
 
 use super::Outcome;
 use super::accounting::Reason;
-use super::target::{Common, Round};
-use crate::telemetry::TargetSeries;
+use super::deadline::Deadline;
+use super::leftovers::SpoolTo;
+use super::pipeline::{Common, Pipeline, Sending};
+use super::round::Round;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -19,7 +21,7 @@ pub const INSTANCE_LABEL: &str = "kdb_instance";
 
 /// A configured textfile.
 pub struct Textfile {
-    /// Name (`textfile`), accounting, self-metric series, log state.
+    /// Name (`textfile`) and accounting.
     pub common: Common,
     path: PathBuf,
     /// [`JOB_LABEL`] and [`INSTANCE_LABEL`], after the round's static labels.
@@ -30,13 +32,13 @@ pub struct Textfile {
 
 impl Textfile {
     /// A textfile target writing to `path` for `job` and `instance`.
-    pub fn new(path: PathBuf, job: &str, instance: &str, series: TargetSeries) -> Textfile {
+    pub fn new(common: Common, path: PathBuf, job: &str, instance: &str) -> Textfile {
         let own = [(JOB_LABEL.to_string(), job.to_string()), (INSTANCE_LABEL.to_string(), instance.to_string())];
-        Textfile { common: Common::new("textfile", series), path, own, pending: None }
+        Textfile { common, path, own, pending: None }
     }
 
     /// Takes this round's exposition.
-    pub fn offer(&mut self, r: &Round<'_>) {
+    fn take_round(&mut self, r: &Round<'_>) {
         let n = r.samples();
         let mut l = self.common.ledger.lock();
         l.admit(n);
@@ -48,7 +50,7 @@ impl Textfile {
     }
 
     /// Writes the pending exposition.
-    pub fn send(&mut self) -> Outcome {
+    fn write_pending(&mut self) -> Outcome {
         let Some((text, n)) = self.pending.take() else { return Outcome { ok: true, ..Outcome::new("textfile") } };
         let out = write(&self.path, &text, n);
         let mut l = self.common.ledger.lock();
@@ -58,6 +60,23 @@ impl Textfile {
             l.fail(Reason::WriteError, n);
         }
         out
+    }
+}
+
+impl Pipeline for Textfile {
+    fn offer(&mut self, round: &Round<'_>) {
+        self.take_round(round);
+    }
+
+    /// A local write: it does not wait, so the deadline never ends it.
+    fn send<'a>(&'a mut self, _deadline: &'a Deadline, _last: bool) -> Sending<'a> {
+        let out = self.write_pending();
+        Box::pin(std::future::ready(out))
+    }
+
+    /// Nothing is left: a failed write was counted as `write_error` when it failed.
+    fn spool(&mut self, _to: Option<&SpoolTo>, _budget: &mut u64) -> Option<String> {
+        None
     }
 }
 
