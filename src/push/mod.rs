@@ -1,10 +1,24 @@
-//! Delivery: one pipeline per target ([`target::Target`]), their outcomes, and the retry decision
-//! shared by every HTTP target.
+//! Delivery: one pipeline per target, their slots, the rounds that lend them out, and the retry
+//! decision shared by every HTTP target.
 //!
-//! A target owns its encoder, queue, spool, client, retry and log state and its accounting; the
-//! flusher only schedules rounds. Request building is pure ([`pushgateway::group_path`],
-//! [`classify`]); only [`client`] and the `send` functions touch the network. A push never panics
-//! and never outlives its deadline.
+//! A pipeline ([`pipeline::Pipeline`]) owns its encoder, queue, client, retry, replay and log
+//! state; [`delivery::Delivery::build`] assembles them from the configuration, each in a
+//! [`slot::Slot`] with its id, name, accounting and self-metric series. Request building is pure
+//! ([`pushgateway::group_path`], [`classify`]); only [`client`] and the `send` functions touch the
+//! network. A push never panics past its round and never outlives its deadline.
+//!
+//! # Who owns a pipeline when
+//! - Between rounds: its slot, on the flusher thread. The flusher offers it the round
+//!   ([`pipeline::Pipeline::offer`]) and, at stop, asks it to spool and say goodbye.
+//! - During a round: the round's task, by value. The slot is empty; its ledger and series stay,
+//!   so `.prom.stats[]` (on q's threads, through a clone of the ledger's mutex) and the
+//!   self-metrics never wait for a send.
+//! - A round ends when every pipeline's `send` returns, at the latest at the round's
+//!   [`deadline::Deadline`]; it hands each pipeline back with its outcome, by slot id.
+//!   `.prom.stop[]` lowers that deadline and waits: nothing is aborted mid-send, so a pipeline's
+//!   `send` only has to keep its accounts at the points where it waits, which it does anyway.
+//! - Accounting moves samples only through [`accounting::Ledger`]: `in = sent + failed + queued +
+//!   spooled` holds at every moment, whichever thread looks.
 
 pub mod accounting;
 pub mod client;

@@ -51,9 +51,6 @@ pub struct RemoteWrite {
     not_before: Option<Instant>,
 }
 
-/// What a retry of a request that aged past `queue.sample_age_limit_ms` says instead of sending it.
-const AGED: &str = "older than queue.sample_age_limit_ms: dropped, not retried";
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -231,7 +228,7 @@ impl RemoteWrite {
                     let fut = this.attempt(body.clone(), v2, n);
                     async move {
                         if aged {
-                            return Err(Failure::Permanent { status: 0, message: AGED.into() });
+                            return Err(Failure::Expired);
                         }
                         fut.await
                     }
@@ -263,10 +260,12 @@ impl RemoteWrite {
             out.cause = self.redactor.redact(&sent.cause);
             if sent.permanent {
                 self.queue.pop();
-                let why = match sent.cause.as_str() {
-                    AGED => Reason::AgeLimit,
-                    m if too_old(m) => Reason::TooOld,
-                    _ => Reason::Http4xx,
+                let why = if sent.expired {
+                    Reason::AgeLimit
+                } else if too_old(&sent.cause) {
+                    Reason::TooOld
+                } else {
+                    Reason::Http4xx
                 };
                 self.common.ledger.lock().fail(why, samples);
                 continue;

@@ -27,7 +27,12 @@ pub enum Failure {
         /// The receiver's message.
         message: String,
     },
+    /// The request aged past its sample age limit before a retry: not sent again.
+    Expired,
 }
+
+/// What an expired request's outcome says.
+const EXPIRED: &str = "older than queue.sample_age_limit_ms: dropped, not retried";
 
 /// What a 2.0 receiver says it wrote, from the `X-Prometheus-Remote-Write-*-Written` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,6 +94,8 @@ pub struct Sent {
     pub attempts: u32,
     /// The call failed for good: retrying the same request can never succeed.
     pub permanent: bool,
+    /// It failed for good because the request aged past its limit ([`Failure::Expired`]).
+    pub expired: bool,
     /// The receiver's last `Retry-After`, so the next round does not call before it is due.
     pub retry_after: Option<Duration>,
     /// What an accepting 2.0 receiver said it wrote.
@@ -151,6 +158,7 @@ where
             Err(Failure::Permanent { status, message }) => {
                 *last.lock().unwrap_or_else(|p| p.into_inner()) = (*status, message.clone(), None)
             }
+            Err(Failure::Expired) => {}
             Ok(_) => {}
         }
         res
@@ -162,7 +170,7 @@ where
         once.retry(policy).sleep(tokio::time::sleep).when(|f| match f {
             Failure::Retry { after: Some(a), .. } => Instant::now() + *a < deadline.when(),
             Failure::Retry { .. } => !deadline.passed(),
-            Failure::Permanent { .. } => false,
+            Failure::Permanent { .. } | Failure::Expired => false,
         }).adjust(
             |f, d| match f {
                 Failure::Retry { after: Some(a), .. } => Some(*a),
@@ -183,6 +191,7 @@ where
             cause: String::new(),
             attempts,
             permanent: false,
+            expired: false,
             retry_after: None,
             written: a.written,
         },
@@ -193,12 +202,24 @@ where
             message,
             attempts,
             permanent: true,
+            expired: false,
+            retry_after: None,
+            written: Written::Absent,
+        },
+        Ok(Err(Failure::Expired)) => Sent {
+            ok: false,
+            status: last_status,
+            message: EXPIRED.into(),
+            cause: EXPIRED.into(),
+            attempts,
+            permanent: true,
+            expired: true,
             retry_after: None,
             written: Written::Absent,
         },
         Ok(Err(Failure::Retry { status, message: cause, after })) => {
             let message = format!("deadline reached after {attempts} attempt(s); last error: {cause}");
-            Sent { ok: false, status, message, cause, attempts, permanent: false, retry_after: after, written: Written::Absent }
+            Sent { ok: false, status, message, cause, attempts, permanent: false, expired: false, retry_after: after, written: Written::Absent }
         }
         Err(_) => {
             // Report why it kept failing, not only that time ran out; a receiver that never
@@ -212,7 +233,17 @@ where
                 }
                 m => (format!("deadline reached after {attempts} attempt(s); last error: {m}"), m.to_string()),
             };
-            Sent { ok: false, status: last_status, message, cause, attempts, permanent: false, retry_after, written: Written::Absent }
+            Sent {
+                ok: false,
+                status: last_status,
+                message,
+                cause,
+                attempts,
+                permanent: false,
+                expired: false,
+                retry_after,
+                written: Written::Absent,
+            }
         }
     }
 }
