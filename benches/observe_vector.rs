@@ -25,7 +25,7 @@ fn observe_vector(c: &mut Criterion) {
     g.sample_size(10);
     let queued = || {
         let d = h.ok("kdbprom_stats", &[h.id()]);
-        let q = h.long_dict(d).into_iter().find(|(k, _)| k == "queue_depth").unwrap().1;
+        let q = h.long_dict(d).into_iter().find(|(k, _)| k == "ring_depth").unwrap().1;
         (h.r0)(d);
         q
     };

@@ -332,8 +332,8 @@ impl Agent {
             events_recorded: applied + queued + dropped,
             events_applied: applied,
             events_dropped: dropped,
-            queue_depth: queued,
-            queue_capacity: self.ring.capacity() as u64,
+            ring_depth: queued,
+            ring_capacity: self.ring.capacity() as u64,
             series: self.registry.live_series() as u64,
             targets: self.ledgers.iter().map(|(n, l)| (n.clone(), l.get())).collect(),
         }

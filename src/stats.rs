@@ -30,9 +30,9 @@ pub struct StatsView {
     /// Events dropped because the ring was full.
     pub events_dropped: u64,
     /// Events waiting in the ring.
-    pub queue_depth: u64,
+    pub ring_depth: u64,
     /// Ring capacity.
-    pub queue_capacity: u64,
+    pub ring_capacity: u64,
     /// Live series.
     pub series: u64,
     /// Every target's accounting, in configuration order.
@@ -41,14 +41,18 @@ pub struct StatsView {
 
 impl StatsView {
     /// The top-level fields, for the q dictionary: the ring's, then totals over the targets.
-    pub fn fields(&self) -> [(&'static str, u64); 10] {
+    /// `queue_depth` and `queue_capacity` are release 2's names of the ring's figures, kept for
+    /// release 3 (a target's queue is `queue_samples`); they go in release 4.
+    pub fn fields(&self) -> [(&'static str, u64); 12] {
         let sum = |f: fn(&Counts) -> u64| self.targets.iter().map(|(_, c)| f(c)).sum::<u64>();
         [
             ("events_recorded", self.events_recorded),
             ("events_applied", self.events_applied),
             ("events_dropped", self.events_dropped),
-            ("queue_depth", self.queue_depth),
-            ("queue_capacity", self.queue_capacity),
+            ("ring_depth", self.ring_depth),
+            ("ring_capacity", self.ring_capacity),
+            ("queue_depth", self.ring_depth),
+            ("queue_capacity", self.ring_capacity),
             ("series", self.series),
             ("pushes_ok", sum(|c| c.pushes_ok)),
             ("pushes_failed", sum(|c| c.pushes_failed)),
