@@ -16,7 +16,7 @@ pub mod remote_write2;
 pub mod symbols;
 pub mod text;
 
-use crate::aggregate::NativeSnapshot;
+use crate::snapshot::NativeSnapshot;
 use crate::registry::{Family, Kind};
 use crate::snapshot::{Snapshot, Value};
 

@@ -13,7 +13,7 @@
 //! marker is a histogram whose `sum` is the stale NaN.
 
 use super::{HistogramSeries, Sample, Sink, walk};
-use crate::aggregate::NativeSnapshot;
+use crate::snapshot::NativeSnapshot;
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
@@ -336,7 +336,7 @@ pub(crate) fn put_histogram(buf: &mut Vec<u8>, n: &NativeSnapshot, ts_ms: i64, s
 }
 
 /// One sign's spans (`BucketSpan` messages in field `spans_tag`) and packed zigzag deltas.
-fn put_spans(buf: &mut Vec<u8>, spans_tag: u32, deltas_tag: u32, s: &crate::aggregate::Spans) {
+fn put_spans(buf: &mut Vec<u8>, spans_tag: u32, deltas_tag: u32, s: &crate::snapshot::Spans) {
     for &(offset, length) in &s.spans {
         let (o, l) = (zigzag32(offset), u64::from(length));
         encode_key(spans_tag, WireType::LengthDelimited, buf);
@@ -533,7 +533,7 @@ pub(crate) mod tests {
     }
 
     fn spans(s: &[crate::proto::BucketSpan], deltas: &[i64]) -> Option<Vec<(i32, u64)>> {
-        crate::aggregate::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: deltas.to_vec() }.decode()
+        crate::snapshot::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: deltas.to_vec() }.decode()
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use super::remote_write::{Compressor, Request, STALE_NAN, Src, Values, family_orders, metric_type, overflow_order, put_histogram};
 use super::symbols::Symbols;
 use super::{HistogramSeries, Sample, Sink, walk};
-use crate::aggregate::NativeSnapshot;
+use crate::snapshot::NativeSnapshot;
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
 use prost::encoding::{WireType, encode_key, encode_varint};
@@ -524,7 +524,7 @@ mod tests {
                 assert_eq!((h.sum, h.schema, h.zero_threshold, h.timestamp), (want.sum(), 3, want.zero_threshold(), 1_700_000_000_123));
                 assert_eq!(h.start_timestamp, created / 1000 * 1000);
                 let decode = |s: &[v2::BucketSpan], d: &[i64]| {
-                    crate::aggregate::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: d.to_vec() }.decode()
+                    crate::snapshot::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: d.to_vec() }.decode()
                 };
                 assert_eq!(decode(&h.positive_spans, &h.positive_deltas).unwrap(), pos);
                 assert_eq!(decode(&h.negative_spans, &h.negative_deltas).unwrap(), neg);
