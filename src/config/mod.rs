@@ -27,16 +27,31 @@ pub enum ConfigError {
     UnknownKey(String),
     /// A value of the wrong type.
     #[error("config key {key} must be {expected}")]
-    Type { key: String, expected: &'static str },
+    Type {
+        /// The key path (`remote_write[0].url`).
+        key: String,
+        /// What it should have been (`a boolean`).
+        expected: &'static str,
+    },
     /// A required key that is missing or null.
     #[error("config key {0} is required")]
     Missing(String),
     /// A value of the right type that is not usable.
     #[error("config key {key}: {why}")]
-    Invalid { key: String, why: String },
+    Invalid {
+        /// The key path.
+        key: String,
+        /// What is wrong with the value (never the value of a secret).
+        why: String,
+    },
     /// The JSON file could not be read or parsed.
     #[error("config file {path}: {why}")]
-    File { path: String, why: String },
+    File {
+        /// The path as given.
+        path: String,
+        /// The I/O or JSON error.
+        why: String,
+    },
 }
 
 /// A credential read from a file or the environment. Debug and Display never show it.
