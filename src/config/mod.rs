@@ -179,6 +179,8 @@ pub struct Queue {
 pub struct RemoteWrite {
     /// Full write URL.
     pub url: String,
+    /// [`RemoteWrite::url`] parsed, checked at init: the target sends to it without parsing again.
+    pub endpoint: reqwest::Url,
     /// Name used in self-metrics, outcomes and spool files (defaults to the URL's host:port);
     /// unique among targets, printable, without `/`, at most 128 bytes.
     pub name: String,

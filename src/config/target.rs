@@ -91,7 +91,9 @@ pub(super) fn remote_write(mut o: Obj<'_>) -> Result<RemoteWrite, ConfigError> {
     if tenant.as_deref().is_some_and(|t| reqwest::header::HeaderValue::from_str(t).is_err()) {
         return Err(o.invalid("tenant", "is not a valid HTTP header value"));
     }
-    let default_name = reqwest::Url::parse(&url).ok().and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));
+    // Parsed once here (the string without its trailing '/'), and requests go to this very value.
+    let endpoint = reqwest::Url::parse(&url).map_err(|e| o.invalid("url", &format!("is not a URL without its trailing '/': {e}")))?;
+    let default_name = endpoint.host_str().and_then(|h| Some(format!("{h}:{}", endpoint.port_or_known_default()?)));
     let name = o.opt_str("name")?.or(default_name).unwrap_or_else(|| url.clone());
     check_target_name(&name).map_err(|why| o.invalid("name", &why))?;
     // A missing queue block reads as an empty one, so the defaults live in one place.
@@ -117,6 +119,7 @@ pub(super) fn remote_write(mut o: Obj<'_>) -> Result<RemoteWrite, ConfigError> {
     q.finish()?;
     let rw = RemoteWrite {
         url,
+        endpoint,
         name,
         protocol,
         headers,
