@@ -5,6 +5,8 @@
 //! [`snapshot`]s and encodes them ([`encode`]). Everything but the q boundary is plain safe Rust.
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod agent;
 pub mod aggregate;

@@ -10,10 +10,22 @@ use thiserror::Error;
 pub enum NameError {
     /// The name does not match the grammar.
     #[error("invalid {what} name '{name}' (must match {grammar})")]
-    Invalid { what: &'static str, name: String, grammar: &'static str },
+    Invalid {
+        /// What the name is for (`metric`, `label`).
+        what: &'static str,
+        /// The name as given.
+        name: String,
+        /// The grammar it must match.
+        grammar: &'static str,
+    },
     /// Names beginning `__` belong to Prometheus.
     #[error("{what} name '{name}' is reserved: names starting with __ belong to Prometheus")]
-    Reserved { what: &'static str, name: String },
+    Reserved {
+        /// What the name is for (`metric`, `label`).
+        what: &'static str,
+        /// The name as given.
+        name: String,
+    },
 }
 
 const METRIC_GRAMMAR: &str = "[a-zA-Z_:][a-zA-Z0-9_:]*";

@@ -133,28 +133,69 @@ pub enum RegistryError {
     Name(#[from] NameError),
     /// A label name the kind or the configuration reserves.
     #[error("{metric}: label '{label}' is reserved ({why})")]
-    ReservedLabel { metric: String, label: String, why: &'static str },
+    ReservedLabel {
+        /// The family.
+        metric: String,
+        /// The label name.
+        label: String,
+        /// Why it is reserved (its kind uses it, it marks the overflow series, or the configuration sets it).
+        why: &'static str,
+    },
     /// The same label name twice.
     #[error("{metric}: label '{label}' is given twice")]
-    DuplicateLabel { metric: String, label: String },
+    DuplicateLabel {
+        /// The family.
+        metric: String,
+        /// The label name.
+        label: String,
+    },
     /// Declared again with another type, labels or buckets.
     #[error("{name} is already declared as a {kind} with other labels or parameters")]
-    Redeclared { name: String, kind: &'static str },
+    Redeclared {
+        /// The family.
+        name: String,
+        /// The kind it was declared with first.
+        kind: &'static str,
+    },
     /// A histogram/summary's `_bucket`/`_sum`/`_count` collides with another family.
     #[error("{name} clashes with {other}: a histogram or summary owns its _bucket, _sum and _count names")]
-    Clash { name: String, other: String },
+    Clash {
+        /// The family being declared.
+        name: String,
+        /// The family it collides with.
+        other: String,
+    },
     /// Buckets or quantiles not usable.
     #[error("{metric}: {why}")]
-    BadParams { metric: String, why: String },
+    BadParams {
+        /// The family.
+        metric: String,
+        /// What is wrong with them.
+        why: String,
+    },
     /// No family of that name.
     #[error("unknown metric {0}")]
     UnknownMetric(String),
     /// Label values do not match the declared label names.
     #[error("{metric} has {expected} label(s), {got} value(s) given")]
-    LabelCount { metric: String, expected: usize, got: usize },
+    LabelCount {
+        /// The family.
+        metric: String,
+        /// Its label names.
+        expected: usize,
+        /// The values given.
+        got: usize,
+    },
     /// Cardinality limit reached.
     #[error("{metric}: too many series (limit {limit} {scope})")]
-    TooManySeries { metric: String, limit: usize, scope: &'static str },
+    TooManySeries {
+        /// The family.
+        metric: String,
+        /// The limit reached.
+        limit: usize,
+        /// `per metric` or `in all`.
+        scope: &'static str,
+    },
     /// A labelled metric addressed by its bare name.
     #[error("{0} has labels: get a series id with .prom.series first")]
     Labelled(String),

@@ -59,7 +59,7 @@ impl Ring {
             c.set(n);
             n
         });
-        if n % 1024 == 0 && self.events.len() > self.events.capacity() / 2 {
+        if n.is_multiple_of(1024) && self.events.len() > self.events.capacity() / 2 {
             self.wake.notify_one();
         }
     }

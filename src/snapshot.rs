@@ -1,6 +1,9 @@
 //! The aggregated state at one instant, as plain data: the only input of the encoders.
 
-use crate::aggregate::NativeSnapshot;
+mod native;
+
+pub use native::{NativeSnapshot, Spans};
+
 use crate::registry::Family;
 use std::sync::Arc;
 

@@ -15,9 +15,10 @@ pub mod remote_write;
 pub mod remote_write2;
 pub mod symbols;
 pub mod text;
+mod wire;
 
-use crate::aggregate::NativeSnapshot;
 use crate::registry::{Family, Kind};
+use crate::snapshot::NativeSnapshot;
 use crate::snapshot::{Snapshot, Value};
 
 /// One expanded sample.

@@ -12,9 +12,10 @@
 //! as well also sends its `_bucket`, `_sum` and `_count` series, as client_golang does. Its stale
 //! marker is a histogram whose `sum` is the stale NaN.
 
+use super::wire::{put_string, string_len, zigzag32, zigzag64};
 use super::{HistogramSeries, Sample, Sink, walk};
-use crate::aggregate::NativeSnapshot;
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
+use crate::snapshot::NativeSnapshot;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
@@ -189,19 +190,6 @@ pub(crate) fn overflow_order(consts: &[(String, String)], extra: Option<&str>) -
     v.into_iter().map(|(_, s)| s).collect()
 }
 
-fn put_string(buf: &mut Vec<u8>, tag: u32, parts: &[&str]) {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
-    for p in parts {
-        buf.extend_from_slice(p.as_bytes());
-    }
-}
-
-fn string_len(tag_len: usize, len: usize) -> usize {
-    tag_len + encoded_len_varint(len as u64) + len
-}
-
 impl Sink for RwSink<'_, '_> {
     fn family(&mut self, f: &Family) {
         (self.order, self.order_extra, _) = family_orders(f, self.const_labels);
@@ -336,7 +324,7 @@ pub(crate) fn put_histogram(buf: &mut Vec<u8>, n: &NativeSnapshot, ts_ms: i64, s
 }
 
 /// One sign's spans (`BucketSpan` messages in field `spans_tag`) and packed zigzag deltas.
-fn put_spans(buf: &mut Vec<u8>, spans_tag: u32, deltas_tag: u32, s: &crate::aggregate::Spans) {
+fn put_spans(buf: &mut Vec<u8>, spans_tag: u32, deltas_tag: u32, s: &crate::snapshot::Spans) {
     for &(offset, length) in &s.spans {
         let (o, l) = (zigzag32(offset), u64::from(length));
         encode_key(spans_tag, WireType::LengthDelimited, buf);
@@ -354,14 +342,6 @@ fn put_spans(buf: &mut Vec<u8>, spans_tag: u32, deltas_tag: u32, s: &crate::aggr
             encode_varint(zigzag64(d), buf);
         }
     }
-}
-
-fn zigzag32(v: i32) -> u64 {
-    u64::from(((v << 1) ^ (v >> 31)) as u32)
-}
-
-fn zigzag64(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
 }
 
 #[cfg(test)]
@@ -533,7 +513,7 @@ pub(crate) mod tests {
     }
 
     fn spans(s: &[crate::proto::BucketSpan], deltas: &[i64]) -> Option<Vec<(i32, u64)>> {
-        crate::aggregate::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: deltas.to_vec() }.decode()
+        crate::snapshot::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: deltas.to_vec() }.decode()
     }
 
     #[test]

@@ -13,9 +13,10 @@
 
 use super::remote_write::{Compressor, Request, STALE_NAN, Src, Values, family_orders, metric_type, overflow_order, put_histogram};
 use super::symbols::Symbols;
+use super::wire::{put_varint, varint_len};
 use super::{HistogramSeries, Sample, Sink, walk};
-use crate::aggregate::NativeSnapshot;
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
+use crate::snapshot::NativeSnapshot;
 use crate::snapshot::Snapshot;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
@@ -172,16 +173,6 @@ const META_TYPE_KEY: u8 = 1 << 3;
 const META_HELP_KEY: u8 = 3 << 3;
 const META_UNIT_KEY: u8 = 4 << 3;
 
-/// Appends `v` as a protobuf varint.
-#[inline(always)]
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
 /// The start of a `TimeSeries` of `series_len` bytes: its key and length, then its packed label refs
 /// (`refs_len` bytes); a sample or a histogram and the metadata follow.
 fn put_series_head(out: &mut Vec<u8>, series_len: usize, refs_len: usize, refs: &[u32]) {
@@ -192,12 +183,6 @@ fn put_series_head(out: &mut Vec<u8>, series_len: usize, refs_len: usize, refs: 
     for &r in refs {
         put_varint(out, u64::from(r));
     }
-}
-
-/// Bytes of `v` as a varint.
-#[inline(always)]
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn suffix_slot(suffix: &str) -> usize {
@@ -524,7 +509,7 @@ mod tests {
                 assert_eq!((h.sum, h.schema, h.zero_threshold, h.timestamp), (want.sum(), 3, want.zero_threshold(), 1_700_000_000_123));
                 assert_eq!(h.start_timestamp, created / 1000 * 1000);
                 let decode = |s: &[v2::BucketSpan], d: &[i64]| {
-                    crate::aggregate::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: d.to_vec() }.decode()
+                    crate::snapshot::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: d.to_vec() }.decode()
                 };
                 assert_eq!(decode(&h.positive_spans, &h.positive_deltas).unwrap(), pos);
                 assert_eq!(decode(&h.negative_spans, &h.negative_deltas).unwrap(), neg);

@@ -167,13 +167,11 @@ mod tests {
                 pushed += n;
                 dropped += q.push(Request { body: Bytes::from((i as u64).to_le_bytes().to_vec()), samples: *n, ts_ms: i as i64, origin: None, v2: false });
                 prop_assert!(q.samples() <= cap);
-                if *pop {
-                    if let Some(r) = q.pop() {
-                        let id = u64::from_le_bytes(r.body[..].try_into().unwrap());
-                        prop_assert!(last_seen.is_none_or(|l| id > l));
-                        last_seen = Some(id);
-                        popped += r.samples;
-                    }
+                if *pop && let Some(r) = q.pop() {
+                    let id = u64::from_le_bytes(r.body[..].try_into().unwrap());
+                    prop_assert!(last_seen.is_none_or(|l| id > l));
+                    last_seen = Some(id);
+                    popped += r.samples;
                 }
             }
             prop_assert_eq!(pushed, popped + dropped + q.samples());
