@@ -33,16 +33,37 @@ pub enum AgentError {
     Decrease(String),
     /// A null, NaN or infinity.
     #[error("{verb} {metric}: value{at} is null or infinite")]
-    NotFinite { verb: &'static str, metric: String, at: String },
+    NotFinite {
+        /// The operation (`inc`, `set`, `observe`, ...).
+        verb: &'static str,
+        /// The metric's name.
+        metric: String,
+        /// Where in a vector (empty for an atom).
+        at: String,
+    },
     /// An operation the metric type does not have.
     #[error("{kind} {metric} does not support {verb}")]
-    WrongOp { kind: &'static str, metric: String, verb: &'static str },
+    WrongOp {
+        /// The metric's type.
+        kind: &'static str,
+        /// The metric's name.
+        metric: String,
+        /// The operation asked for.
+        verb: &'static str,
+    },
     /// `set` given a vector.
     #[error("set {0}: takes one value, not a vector")]
     SetVector(String),
     /// Handler or connection index outside the table.
     #[error("{what} index {index} is out of range 0..{max}")]
-    Index { what: &'static str, index: i64, max: usize },
+    Index {
+        /// What was indexed (`handler`, `connection kind`).
+        what: &'static str,
+        /// The index given.
+        index: i64,
+        /// The table's length.
+        max: usize,
+    },
     /// `.prom.stop[]` was called.
     #[error("stopped: call .prom.init again to restart")]
     Stopped,

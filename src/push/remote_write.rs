@@ -74,7 +74,7 @@ impl RemoteWrite {
     pub fn new(common: Common, cfg: config::RemoteWrite, index: usize, replay: &mut Replay) -> Result<RemoteWrite, client::ClientError> {
         let key = format!("remote_write[{index}]");
         let client = client::build(&cfg.auth, cfg.remote_timeout_ms, &key)?;
-        let url = reqwest::Url::parse(&cfg.url).map_err(|e| client::ClientError { key: format!("{key}.url"), why: e.to_string() })?;
+        let url = cfg.endpoint.clone();
         let mut queue = Queue::new(cfg.queue.capacity as u64);
         let replayed = replay.take(&cfg.name, &[spool::Kind::RemoteWrite1, spool::Kind::RemoteWrite2]);
         // New samples must come after the replayed ones, even if the clock went back since.
