@@ -7,7 +7,7 @@
 use super::accounting::Reason;
 use super::queue::Request;
 use super::redact::Redactor;
-use super::retry::{self, Backoff};
+use super::retry::{self, Backoff, Ending};
 use super::deadline::Deadline;
 use super::leftovers::SpoolTo;
 use super::pipeline::{Common, Pipeline, Sending};
@@ -104,18 +104,24 @@ impl Pushgateway {
             };
             let sent = self.call(method, Some(req.body.clone()), deadline).await;
             (out.attempts, out.status) = (sent.attempts, sent.status);
-            if sent.ok {
-                self.pending = None;
-                self.common.ledger.lock().sent(req.samples, req.body.len() as u64);
-                (out.samples, out.bytes) = (req.samples, req.body.len() as u64);
-            } else {
+            if !sent.ok() {
                 out.ok = false;
-                out.message = self.redactor.redact(&sent.message);
-                out.cause = self.redactor.redact(&sent.cause);
-                if sent.permanent {
+                out.message = self.redactor.redact(sent.message());
+                out.cause = self.redactor.redact(sent.cause());
+            }
+            match sent.ending {
+                Ending::Delivered { .. } => {
+                    self.pending = None;
+                    self.common.ledger.lock().sent(req.samples, req.body.len() as u64);
+                    (out.samples, out.bytes) = (req.samples, req.body.len() as u64);
+                }
+                Ending::Refused(_) => {
                     self.pending = None;
                     self.common.ledger.lock().fail(Reason::Http4xx, req.samples);
-                } else if !last {
+                }
+                // The final state waits for give_up, which says it is not spooled.
+                Ending::GaveUp { .. } if last => {}
+                Ending::GaveUp { .. } => {
                     self.pending = None;
                     self.common.ledger.lock().fail(Reason::Deadline, req.samples);
                 }
@@ -130,7 +136,7 @@ impl Pushgateway {
         let started = Instant::now();
         let sent = self.call(reqwest::Method::DELETE, None, deadline).await;
         let mut out = Outcome::new("pushgateway");
-        (out.ok, out.status, out.message, out.attempts) = (sent.ok, sent.status, self.redactor.redact(&sent.message), sent.attempts);
+        (out.ok, out.status, out.message, out.attempts) = (sent.ok(), sent.status, self.redactor.redact(sent.message()), sent.attempts);
         out.millis = started.elapsed().as_secs_f64() * 1e3;
         out
     }

@@ -14,7 +14,7 @@ use super::accounting::Reason;
 use super::queue::{Queue, Request};
 use super::redact::Redactor;
 use super::replay::Replay;
-use super::retry::Written;
+use super::retry::{Ending, Refusal, Written};
 use super::retry::{self, Backoff, Failure};
 use super::spool;
 use super::deadline::Deadline;
@@ -240,40 +240,43 @@ impl RemoteWrite {
             out.attempts += sent.attempts;
             out.status = sent.status;
             let probing = v2 && self.speaks == Protocol::Auto;
-            if probing && (sent.status == 415 || sent.status == 400 || (sent.ok && sent.written == Written::Absent)) {
+            let without_counts = matches!(sent.ending, Ending::Delivered { written: Written::Absent });
+            if probing && (sent.status == 415 || sent.status == 400 || without_counts) {
                 // Not a 2.0 receiver: the same data goes again as 1.0, and never as 2.0 again.
-                let how = if sent.ok { "without written counts" } else { "to a 2.0 request" };
+                let how = if without_counts { "without written counts" } else { "to a 2.0 request" };
                 self.fall_back(&format!("HTTP {} {how}", sent.status));
                 self.common.ledger.lock().retried += samples;
                 continue;
             }
-            if sent.ok {
-                self.queue.pop();
-                if probing {
-                    self.speaks = Protocol::V2;
+            if !sent.ok() {
+                out.ok = false;
+                out.message = self.redactor.redact(sent.message());
+                out.cause = self.redactor.redact(sent.cause());
+            }
+            match sent.ending {
+                Ending::Delivered { written } => {
+                    self.queue.pop();
+                    if probing {
+                        self.speaks = Protocol::V2;
+                    }
+                    self.accepted(written, sent.status, samples, body.len() as u64, v2, &mut out);
                 }
-                self.accepted(&sent, samples, body.len() as u64, v2, &mut out);
-                continue;
+                Ending::Refused(why) => {
+                    self.queue.pop();
+                    let why = match why {
+                        Refusal::Expired => Reason::AgeLimit,
+                        Refusal::Receiver(m) if too_old(&m) => Reason::TooOld,
+                        Refusal::Receiver(_) => Reason::Http4xx,
+                    };
+                    self.common.ledger.lock().fail(why, samples);
+                }
+                Ending::GaveUp { retry_after, .. } => {
+                    if let Some(after) = retry_after {
+                        self.not_before = Some(Instant::now() + after.min(MAX_RETRY_AFTER));
+                    }
+                    break;
+                }
             }
-            out.ok = false;
-            out.message = self.redactor.redact(&sent.message);
-            out.cause = self.redactor.redact(&sent.cause);
-            if sent.permanent {
-                self.queue.pop();
-                let why = if sent.expired {
-                    Reason::AgeLimit
-                } else if too_old(&sent.cause) {
-                    Reason::TooOld
-                } else {
-                    Reason::Http4xx
-                };
-                self.common.ledger.lock().fail(why, samples);
-                continue;
-            }
-            if let Some(after) = sent.retry_after {
-                self.not_before = Some(Instant::now() + after.min(MAX_RETRY_AFTER));
-            }
-            break;
         }
         out.millis = started.elapsed().as_secs_f64() * 1e3;
         out
@@ -281,8 +284,8 @@ impl RemoteWrite {
 
     /// Accounts for a request the receiver accepted: all of it, or for 2.0 what it says it wrote
     /// (the rest is `rejected`; counts that are not numbers are taken as all, larger ones capped).
-    fn accepted(&mut self, sent: &retry::Sent, samples: u64, bytes: u64, v2: bool, out: &mut Outcome) {
-        let written = match sent.written {
+    fn accepted(&mut self, said: Written, status: u16, samples: u64, bytes: u64, v2: bool, out: &mut Outcome) {
+        let written = match said {
             _ if !v2 => samples,
             Written::Nonsense => samples,
             Written::Count(n) => n.min(samples),
@@ -296,15 +299,15 @@ impl RemoteWrite {
         out.bytes += bytes;
         if written < samples {
             out.ok = false;
-            out.message = match sent.written {
+            out.message = match said {
                 Written::Absent => format!(
                     "HTTP {}: the receiver wrote none of {samples} samples (no written-count headers: not a 2.0 receiver)",
-                    sent.status
+                    status
                 ),
-                _ => format!("HTTP {}: the receiver wrote {written} of {samples} samples", sent.status),
+                _ => format!("HTTP {status}: the receiver wrote {written} of {samples} samples"),
             };
             out.cause = "fewer samples written than sent".into();
-        } else if sent.written == Written::Nonsense {
+        } else if said == Written::Nonsense {
             out.message = "the receiver's written-count headers are not numbers; counted as written".into();
         }
     }

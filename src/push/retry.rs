@@ -82,24 +82,67 @@ pub struct Answer {
 /// How a call ended after its retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
-    /// Accepted.
-    pub ok: bool,
-    /// Last HTTP status (0: none).
-    pub status: u16,
-    /// Receiver's message or transport error, empty on success.
-    pub message: String,
-    /// The cause alone, without attempt counts: what "log once per cause" compares.
-    pub cause: String,
     /// Attempts made.
     pub attempts: u32,
-    /// The call failed for good: retrying the same request can never succeed.
-    pub permanent: bool,
-    /// It failed for good because the request aged past its limit ([`Failure::Expired`]).
-    pub expired: bool,
-    /// The receiver's last `Retry-After`, so the next round does not call before it is due.
-    pub retry_after: Option<Duration>,
-    /// What an accepting 2.0 receiver said it wrote.
-    pub written: Written,
+    /// Last HTTP status (0: none, e.g. connection refused).
+    pub status: u16,
+    /// Delivered, refused for good, or given up at the deadline.
+    pub ending: Ending,
+}
+
+/// The three ways a call ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// A 2xx, with what a 2.0 receiver said it wrote.
+    Delivered {
+        /// The written-count headers' word.
+        written: Written,
+    },
+    /// Refused for good: retrying the same request can never succeed.
+    Refused(Refusal),
+    /// Still failing when the deadline came.
+    GaveUp {
+        /// What is shown: why it kept failing, with the attempt count.
+        message: String,
+        /// The cause alone, without attempt counts: what "log once per cause" compares.
+        cause: String,
+        /// The receiver's last `Retry-After`, so the next round does not call before it is due.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Why a request was refused for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The receiver's 4xx (or a request that could not be built), with its message.
+    Receiver(String),
+    /// The request aged past its sample age limit before a retry ([`Failure::Expired`]).
+    Expired,
+}
+
+impl Sent {
+    /// Delivered.
+    pub fn ok(&self) -> bool {
+        matches!(self.ending, Ending::Delivered { .. })
+    }
+
+    /// What the outcome shows; empty when delivered.
+    pub fn message(&self) -> &str {
+        match &self.ending {
+            Ending::Delivered { .. } => "",
+            Ending::Refused(Refusal::Receiver(m)) => m,
+            Ending::Refused(Refusal::Expired) => EXPIRED,
+            Ending::GaveUp { message, .. } => message,
+        }
+    }
+
+    /// The cause alone, without attempt counts; empty when delivered.
+    pub fn cause(&self) -> &str {
+        match &self.ending {
+            Ending::GaveUp { cause, .. } => cause,
+            _ => self.message(),
+        }
+    }
 }
 
 /// Backoff bounds.
@@ -183,45 +226,15 @@ where
     };
     let attempts = attempts.load(Ordering::Relaxed);
     let (last_status, last_message, retry_after) = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    match res {
-        Ok(Ok(a)) => Sent {
-            ok: true,
-            status: a.status,
-            message: String::new(),
-            cause: String::new(),
-            attempts,
-            permanent: false,
-            expired: false,
-            retry_after: None,
-            written: a.written,
-        },
-        Ok(Err(Failure::Permanent { status, message })) => Sent {
-            ok: false,
-            status,
-            cause: message.clone(),
-            message,
-            attempts,
-            permanent: true,
-            expired: false,
-            retry_after: None,
-            written: Written::Absent,
-        },
-        Ok(Err(Failure::Expired)) => Sent {
-            ok: false,
-            status: last_status,
-            message: EXPIRED.into(),
-            cause: EXPIRED.into(),
-            attempts,
-            permanent: true,
-            expired: true,
-            retry_after: None,
-            written: Written::Absent,
-        },
+    let (status, ending) = match res {
+        Ok(Ok(a)) => (a.status, Ending::Delivered { written: a.written }),
+        Ok(Err(Failure::Permanent { status, message })) => (status, Ending::Refused(Refusal::Receiver(message))),
+        Ok(Err(Failure::Expired)) => (last_status, Ending::Refused(Refusal::Expired)),
         Ok(Err(Failure::Retry { status, message: cause, after })) => {
             let message = format!("deadline reached after {attempts} attempt(s); last error: {cause}");
-            Sent { ok: false, status, message, cause, attempts, permanent: false, expired: false, retry_after: after, written: Written::Absent }
+            (status, Ending::GaveUp { message, cause, retry_after: after })
         }
-        Err(_) => {
+        Err(()) => {
             // Report why it kept failing, not only that time ran out; a receiver that never
             // answered has no error of its own to report.
             let (message, cause) = match last_message.as_str() {
@@ -233,17 +246,8 @@ where
                 }
                 m => (format!("deadline reached after {attempts} attempt(s); last error: {m}"), m.to_string()),
             };
-            Sent {
-                ok: false,
-                status: last_status,
-                message,
-                cause,
-                attempts,
-                permanent: false,
-                expired: false,
-                retry_after,
-                written: Written::Absent,
-            }
+            (last_status, Ending::GaveUp { message, cause, retry_after })
         }
-    }
+    };
+    Sent { attempts, status, ending }
 }
