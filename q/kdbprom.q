@@ -89,7 +89,8 @@
 / is said once per text (again after a success), not at every sample
 .prom.pollerr:@[value;`.prom.pollerr;""];
 .prom.poll:{r:@[{.prom.on_poll x;""};::;::];if[count[r]&not r~.prom.pollerr;.prom.x.log[`WARN;".prom.on_poll failed: ",r]];.prom.pollerr:r};
-.prom.book:{.prom.nextsample:.z.p+1000000*.prom.settings`interval_ms;.prom.trap:0=system"e";if[.prom.wrapping;.prom.wrapall[]];
+/ \e is read trapped: under -u a system command signals, and the re-wrap after it must still run
+.prom.book:{.prom.nextsample:.z.p+1000000*.prom.settings`interval_ms;.prom.trap:@[{0=system"e"};::;{.prom.trap}];if[.prom.wrapping;.prom.wrapall[]];
   if[.prom.has`.prom.on_poll;.prom.poll[]];};
 / sample: both steps, each trapped on its own (a -b client's .prom.push[] still reads what it can); never signals
 .prom.sample:{@[.prom.book;::;::];@[.prom.sampled;::;::];};

@@ -222,6 +222,20 @@ fn sample_takes_q_w_as_q_builds_it() {
     h.ok("kdbprom_sample", &[h.dict(&["used", "newkey"], &[h.j(5), h.j(9)]), h.j(1)]);
     let t = text(h);
     assert!(t.contains("\nkdb_memory_used_bytes 5\n") && t.contains("\nkdb_memory_heap_bytes 20\n"), "{t}");
+    // A client's .prom.push[] on a secondary thread (-s, -p -N) samples off q's main thread: it is
+    // accepted and ignored, so a frozen main loop still shows as a stale sample.
+    let stamp = |t: &str| t.lines().find(|l| l.starts_with("kdbprom_last_sample_timestamp_seconds ")).map(str::to_string);
+    let before = stamp(&text(h));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let qw = h.dict(&["used"], &[h.j(999)]);
+            assert!(h.ok("kdbprom_sample", &[qw, h.j(77)]).is_null());
+        });
+    });
+    let t = text(h);
+    assert!(t.contains("\nkdb_memory_used_bytes 5\n") && !t.contains("\nkdb_open_handles 77\n"), "{t}");
+    assert_eq!(stamp(&t), before, "the last sample time is the main thread's");
     // After stop a sample (from the .z.ts wrapper) is silent, as the other wrapper calls are.
     let st = h.ok("kdbprom_stop", &[h.id()]);
     (h.r0)(st);

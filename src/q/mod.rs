@@ -229,6 +229,7 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             }
         };
         agent.set_sample_interval(via != "none");
+        *INIT_THREAD.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::thread::current().id());
         exit::register();
         let c = agent.config();
         let instrument = reply::new_symbols(&c.instrument.names());
@@ -607,11 +608,19 @@ pub extern "C" fn kdbprom_sample(qw: K, handles: K) -> K {
         let mem: Vec<(&str, f64)> = m.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?))).collect();
         let handles = handles.atom_f64().ok_or_else(|| must_be("sample: handles", "a number", handles.type_name()))?;
         with_agent(|a| {
-            a.sample(&mem, handles);
+            // Only q's main thread (where .prom.init ran) can see a frozen main loop: a sample
+            // taken by a client's .prom.push[] on a secondary thread (-s, -p -N) must not stamp
+            // kdbprom_last_sample_timestamp_seconds while the main loop is stuck.
+            if *INIT_THREAD.lock().unwrap_or_else(|p| p.into_inner()) == Some(std::thread::current().id()) {
+                a.sample(&mem, handles);
+            }
             Ok(NOTHING)
         })
     })
 }
+
+/// The thread `.prom.init` ran on: q's main thread.
+static INIT_THREAD: std::sync::Mutex<Option<std::thread::ThreadId>> = std::sync::Mutex::new(None);
 
 /// KX 1.x `.prom.newmetric[metric;type;labelnames;help]`.
 #[unsafe(no_mangle)]
