@@ -156,3 +156,52 @@ fn forced_2_0_never_falls_back_and_counts_a_silent_receiver_as_rejected() {
     assert_eq!(c.failed(kdbprom::push::accounting::Reason::Rejected), s.iter().map(samples).sum::<u64>(), "{c:?}");
     assert_eq!(c.sent, 0);
 }
+
+/// A 1.0-only receiver is found out once, then remembered per URL in the spool directory for a
+/// day: the next run (a new agent, the same spool directory) sends 1.0 from its first request.
+/// After a day it probes again, and so does every run without a spool directory.
+#[test]
+fn a_fallback_is_remembered_per_url_in_the_spool_directory_for_a_day() {
+    let (url, seen) =
+        mock_with(|_, s| if is_v2(s) { (415, String::new(), String::new()) } else { (204, String::new(), String::new()) });
+    let dir = std::env::temp_dir().join(format!("kdbprom-negotiated-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spooled = |spool: &str| {
+        let mut c = cfg(&url, "auto");
+        c["spool"] = serde_json::json!({ "dir": spool });
+        c
+    };
+    let run = |c: serde_json::Value| -> Vec<Seen> {
+        let before = seen.lock().unwrap().len();
+        let a = agent(c);
+        settle(&seen, before + 1);
+        a.push().unwrap();
+        a.stop().unwrap();
+        seen.lock().unwrap()[before..].to_vec()
+    };
+    let kinds = |s: &[Seen]| s.iter().map(is_v2).collect::<Vec<_>>();
+
+    let first = run(spooled(dir.to_str().unwrap()));
+    assert!(is_v2(&first[0]) && first[1..].iter().all(|r| !is_v2(r)), "the first run probes: {:?}", kinds(&first));
+    let memory = dir.join(kdbprom::push::negotiated::FILE);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&memory).unwrap()).unwrap();
+    // The key is the URL as parsed (`http://host:port/`).
+    let key = format!("{url}/");
+    assert_eq!(m[&key]["protocol"], "1.0", "{m}");
+
+    let second = run(spooled(dir.to_str().unwrap()));
+    assert!(!second.is_empty() && second.iter().all(|r| !is_v2(r)), "the next run speaks 1.0 at once: {:?}", kinds(&second));
+
+    // A day and a minute later: probed again.
+    let mut m = m;
+    m[&key]["at_ms"] = serde_json::json!(m[&key]["at_ms"].as_i64().unwrap() - 86_460_000);
+    std::fs::write(&memory, m.to_string()).unwrap();
+    let third = run(spooled(dir.to_str().unwrap()));
+    assert!(is_v2(&third[0]), "re-probed after a day: {:?}", kinds(&third));
+
+    // No spool directory, nothing remembered: each run probes.
+    let fourth = run(spooled(""));
+    let fifth = run(spooled(""));
+    assert!(is_v2(&fourth[0]) && is_v2(&fifth[0]), "{:?} {:?}", kinds(&fourth), kinds(&fifth));
+    std::fs::remove_dir_all(dir).unwrap();
+}

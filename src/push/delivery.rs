@@ -4,6 +4,7 @@
 use super::accounting::Ledger;
 use super::client::ClientError;
 use super::leftovers::SpoolTo;
+use super::negotiated::Memory;
 use super::pipeline::{Common, Pipeline};
 use super::replay::Replay;
 use super::slot::Slot;
@@ -73,7 +74,8 @@ impl Delivery {
             add("pushgateway", &mut |common| Ok(Box::new(pushgateway::Pushgateway::new(common, p.clone(), &c.job, instance)?)))?;
         }
         for (i, r) in c.remote_write.iter().enumerate() {
-            add(&r.name, &mut |common| Ok(Box::new(remote_write::RemoteWrite::new(common, r.clone(), i, &mut replay)?)))?;
+            let memory = spool.as_ref().map(|(to, _)| Memory::at(&to.dir));
+            add(&r.name, &mut |common| Ok(Box::new(remote_write::RemoteWrite::new(common, r.clone(), i, &mut replay, memory.clone())?)))?;
         }
         replay.report_unclaimed();
         let mut rw_labels: Vec<(String, String)> = c.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

@@ -25,6 +25,7 @@ pub mod client;
 pub mod deadline;
 pub mod delivery;
 pub mod leftovers;
+pub mod negotiated;
 pub mod pipeline;
 pub mod pushgateway;
 pub mod queue;

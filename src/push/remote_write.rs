@@ -19,6 +19,7 @@ use super::retry::{self, Backoff, Failure};
 use super::spool;
 use super::deadline::Deadline;
 use super::leftovers::{SpoolTo, spool_left};
+use super::negotiated::Memory;
 use super::pipeline::{Common, Pipeline, Sending};
 use super::round::Round;
 use super::{Outcome, client};
@@ -49,6 +50,8 @@ pub struct RemoteWrite {
     queue: Queue,
     /// Set from the receiver's `Retry-After`: no request before then.
     not_before: Option<Instant>,
+    /// Where a fallback to 1.0 is remembered for the next runs (the spool directory).
+    memory: Option<Memory>,
 }
 
 fn now_ms() -> i64 {
@@ -71,7 +74,15 @@ fn too_old(message: &str) -> bool {
 impl RemoteWrite {
     /// Builds the target; `index` is its position in `remote_write` for error texts. Spool files of
     /// a previous run for this target go to the front of the queue, before any new data.
-    pub fn new(common: Common, cfg: config::RemoteWrite, index: usize, replay: &mut Replay) -> Result<RemoteWrite, client::ClientError> {
+    /// With `memory` (the spool directory's), an `auto` target that found its receiver takes only
+    /// 1.0 less than a day ago speaks 1.0 at once.
+    pub fn new(
+        common: Common,
+        cfg: config::RemoteWrite,
+        index: usize,
+        replay: &mut Replay,
+        memory: Option<Memory>,
+    ) -> Result<RemoteWrite, client::ClientError> {
         let key = format!("remote_write[{index}]");
         let client = client::build(&cfg.auth, cfg.remote_timeout_ms, &key)?;
         let url = cfg.endpoint.clone();
@@ -82,7 +93,8 @@ impl RemoteWrite {
         common.ledger.lock().admit(replayed.iter().map(|r| r.samples).sum());
         queue.push_front_all(replayed);
         let redactor = Redactor::new(&cfg.auth);
-        let speaks = cfg.protocol;
+        let remembered = cfg.protocol == Protocol::Auto && memory.as_ref().is_some_and(|m| m.only_v1(url.as_str(), now_ms()));
+        let speaks = if remembered { Protocol::V1 } else { cfg.protocol };
         Ok(RemoteWrite {
             common,
             cfg,
@@ -95,6 +107,7 @@ impl RemoteWrite {
             last_ts,
             queue,
             not_before: None,
+            memory,
         })
     }
 
@@ -128,7 +141,14 @@ impl RemoteWrite {
 
     /// The receiver showed it takes only 1.0: say so once, speak 1.0 from now on.
     fn fall_back(&mut self, why: &str) {
-        crate::warn!("{} takes only remote-write 1.0 ({why}); sending 1.0 from now on", self.common.name);
+        let until = match &self.memory {
+            Some(m) => {
+                m.remember_v1(self.url.as_str(), now_ms());
+                "remembered for a day in the spool directory"
+            }
+            None => "probed again by the next run (no spool directory to remember it in)",
+        };
+        crate::warn!("{} takes only remote-write 1.0 ({why}); sending 1.0 from now on, {until}", self.common.name);
         self.speaks = Protocol::V1;
     }
 
