@@ -93,10 +93,10 @@ impl Flusher {
     pub fn stop(&mut self, timeout: Duration) -> Option<Vec<Outcome>> {
         let (tx, rx) = std_mpsc::channel();
         let outcomes = if self.send(Command::Stop(tx)) { rx.recv_timeout(timeout).ok() } else { None };
-        if outcomes.is_some() {
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
-            }
+        if outcomes.is_some()
+            && let Some(t) = self.thread.take()
+        {
+            let _ = t.join();
         }
         outcomes
     }
