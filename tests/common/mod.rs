@@ -4,6 +4,8 @@
 //! an error if it carries a message, `::` otherwise (the extension returns (K)0 for `::`).
 #![allow(dead_code, unsafe_code)]
 
+pub mod life;
+
 use kdbplus::api::{K, S};
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_LOCAL, RTLD_NOW};
 use std::ffi::{CStr, CString, c_char};

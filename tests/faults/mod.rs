@@ -47,7 +47,7 @@ pub enum Fault {
 }
 
 /// One request the proxy received.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Seen {
     pub method: String,
     /// The request target as sent (path and query).
@@ -68,6 +68,22 @@ pub struct Seen {
     pub written: Option<(u64, u64)>,
     /// When the request had been fully read.
     pub at: Instant,
+}
+
+impl std::fmt::Debug for Seen {
+    /// Everything but the body's bytes (its length is there).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seen")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("status", &self.status)
+            .field("body_len", &self.body_len)
+            .field("headers", &self.headers)
+            .field("fault", &self.fault)
+            .field("written", &self.written)
+            .field("at", &self.at)
+            .finish()
+    }
 }
 
 impl Seen {

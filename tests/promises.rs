@@ -1,0 +1,344 @@
+//! What the README promises and no other test held: each test drives the real .so in the libe host
+//! against real receivers (through the fault proxy where a fault is needed) and checks the
+//! library's figures against what the test did and what the proxy logged, not against each other.
+
+mod common;
+mod faults;
+mod servers;
+
+use common::life::{Life, sample_lines, wait_until};
+use common::{host, lock, rw};
+use faults::{Fault, Proxy};
+use kdbprom::push::spool;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const INSTANCE: &str = "promises-host:1";
+/// No interval rounds: every round is init, a `.prom.push[]` or the final push.
+const NO_INTERVAL_ROUNDS: i64 = 86_400_000;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn now_s() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// A remote-write 1.0 body of `fixture_value{job,instance,k=<i>} = i` at `ts_ms`, for i in 0..n.
+fn v1_body(job: &str, n: usize, ts_ms: i64) -> bytes::Bytes {
+    use kdbprom::proto::{Label, Sample, TimeSeries, WriteRequest};
+    use prost::Message;
+    let label = |n: &str, v: &str| Label { name: n.into(), value: v.into() };
+    let req = WriteRequest {
+        timeseries: (0..n)
+            .map(|i| TimeSeries {
+                labels: vec![label("__name__", "fixture_value"), label("instance", "i2"), label("job", job), label("k", &i.to_string())],
+                samples: vec![Sample { value: i as f64, timestamp: ts_ms }],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap().into()
+}
+
+/// The same series as a remote-write 2.0 body (symbols table, label references).
+fn v2_body(job: &str, n: usize, ts_ms: i64) -> bytes::Bytes {
+    use kdbprom::proto::v2;
+    use prost::Message;
+    let mut symbols = vec![String::new(), "__name__".into(), "fixture_value".into(), "instance".into(), "i2".into(), "job".into(), job.into(), "k".into()];
+    let timeseries = (0..n)
+        .map(|i| {
+            symbols.push(i.to_string());
+            v2::TimeSeries {
+                labels_refs: vec![1, 2, 3, 4, 5, 6, 7, symbols.len() as u32 - 1],
+                samples: vec![v2::Sample { value: i as f64, timestamp: ts_ms, ..Default::default() }],
+                ..Default::default()
+            }
+        })
+        .collect();
+    let req = v2::Request { symbols, timeseries, ..Default::default() };
+    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap().into()
+}
+
+/// A spool file for `job`'s target `prom` written by "another run" of this host.
+fn spool_fixture(dir: &std::path::Path, job: &str, kind: spool::Kind, body: bytes::Bytes, samples: u64, ts_ms: i64) {
+    let h = spool::Header {
+        job: job.into(),
+        instance: "i2".into(),
+        host: kdbprom::builtin::local_host(),
+        target: "prom".into(),
+        kind,
+        created_ms: ts_ms,
+    };
+    spool::write(dir, &h, &[spool::Entry { body, samples, ts_ms }], 1 << 20).unwrap();
+}
+
+/// README "Daily replays": samples Prometheus refuses as older than its head block are counted
+/// `too_old` and not retried. A spool file three hours old is replayed at init to a real
+/// Prometheus: it answers 400 (out of bounds), the proxy sees that one request and no other
+/// carrying those samples, and `too_old` is exactly the samples the test wrote into the file.
+#[test]
+fn a_replay_prometheus_refuses_as_too_old_is_counted_and_not_retried() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let dir = servers::tmpdir("too-old");
+    let job = "p_too_old";
+    let n = 5;
+    let url = format!("{}/api/v1/write", proxy.url());
+    // A first run gives Prometheus a head block that ends now (an empty one takes any time).
+    let first = Life::init(
+        job,
+        INSTANCE,
+        &[("interval_ms", h.j(NO_INTERVAL_ROUNDS)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))]))],
+    );
+    assert!(first.push()["prom"].ok);
+    let _ = first.stop();
+    let before = proxy.requests() as usize;
+    spool_fixture(&dir, job, spool::Kind::RemoteWrite1, v1_body(job, n, now_ms() - 3 * 3_600_000), n as u64, now_ms() - 3 * 3_600_000);
+    let a = Life::init(
+        job,
+        INSTANCE,
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("spool", h.dict(&["dir"], &[h.str(dir.to_str().unwrap())])),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))])),
+        ],
+    );
+    a.gauge("t_seq");
+    a.set("t_seq", 1.0);
+    assert!(a.push()["prom"].ok);
+    let fin = a.stop();
+    let log = proxy.log()[before..].to_vec();
+    let refused: Vec<_> = log.iter().filter(|s| s.status == 400).collect();
+    eprintln!("statuses {:?}", log.iter().map(|s| s.status).collect::<Vec<_>>());
+    assert_eq!(refused.len(), 1, "one refused request, not retried: {log:?}");
+    assert_eq!(refused[0].rw_samples(), n as u64, "it carried the file's samples");
+    let fixture = |s: &&faults::Seen| s.rw_points().iter().any(|(l, _)| l.contains("fixture_value"));
+    assert_eq!(log.iter().filter(fixture).count(), 1, "no other request carried them");
+    let p = &fin.targets["prom"];
+    assert_eq!(p.failed("too_old"), n as i64, "{p:?}");
+    p.assert_failed_only(&["too_old"]);
+    assert_eq!(p.sent as u64, faults::witness(&log).delivered_samples, "{p:?}");
+    assert!(servers::matrix(prom.port, "fixture_value").is_empty(), "Prometheus holds none of them");
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().path().to_string_lossy().ends_with(".spool")), "the file is done with");
+}
+
+/// README "Retries": a 4xx other than 429 (and 408) is tried once: counted `http_4xx`, the
+/// proxy logs exactly one request for that round, and the request leaves the queue (the next
+/// push sends only the new round).
+#[test]
+fn a_4xx_is_counted_http_4xx_and_not_retried() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let job = "p_4xx";
+    let url = format!("{}/api/v1/write", proxy.url());
+    let a = Life::init(
+        job,
+        INSTANCE,
+        &[("interval_ms", h.j(NO_INTERVAL_ROUNDS)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))]))],
+    );
+    a.gauge("t_seq");
+    a.set("t_seq", 1.0);
+    assert!(a.push()["prom"].ok);
+    for (i, status) in [403u16, 404, 413].into_iter().enumerate() {
+        let before = proxy.requests() as usize;
+        let failed_before = a.target("prom").failed("http_4xx");
+        proxy.set_fault(Fault::Status(status, "no".into()));
+        a.set("t_seq", 2.0 + i as f64);
+        let o = a.push();
+        assert!(!o["prom"].ok && o["prom"].status == status as i64 && o["prom"].attempts == 1, "{o:?}");
+        let log = proxy.log();
+        assert_eq!(log.len(), before + 1, "HTTP {status}: one request, not retried");
+        let p = a.target("prom");
+        assert_eq!(p.failed("http_4xx") - failed_before, log[before].rw_samples() as i64, "HTTP {status}: {p:?}");
+        assert_eq!(p.queued, 0, "the refused request left the queue: {p:?}");
+        p.assert_failed_only(&["http_4xx"]);
+        proxy.set_fault(Fault::Pass);
+    }
+    let before = proxy.requests() as usize;
+    a.set("t_seq", 9.0);
+    assert!(a.push()["prom"].ok);
+    let log = proxy.log();
+    assert_eq!(log.len(), before + 1, "the next push sends only its own round");
+    let fin = a.stop();
+    let p = &fin.targets["prom"];
+    let refused: u64 = log.iter().filter(|s| (400..500).contains(&s.status)).map(|s| s.rw_samples()).sum();
+    assert_eq!(p.failed("http_4xx") as u64, refused, "{p:?}");
+    let t: Vec<f64> = servers::matrix(prom.port, &format!("t_seq{{job=\"{job}\"}}"))[0].1.iter().map(|s| s.1).collect();
+    assert!(!t.iter().any(|v| (2.0..5.0).contains(v)), "refused rounds never arrived: {t:?}");
+}
+
+/// `queue.max_samples_per_send` splits a round on the wire: every request the proxy logs holds at
+/// most that many samples, together exactly the round, and Prometheus holds every series.
+#[test]
+fn max_samples_per_send_splits_a_round_into_requests() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let job = "p_split";
+    let max = 7;
+    let url = format!("{}/api/v1/write", proxy.url());
+    let queue = h.dict(&["max_samples_per_send"], &[h.j(max)]);
+    let a = Life::init(
+        job,
+        INSTANCE,
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0")), ("queue", queue)])),
+        ],
+    );
+    a.declare("gauge", "t_many", &["k"], None);
+    let n = 50;
+    for i in 0..n {
+        let id = a.series("t_many", &[&i.to_string()]);
+        a.set_id(id, i as f64);
+    }
+    wait_until("the init round", Duration::from_secs(5), || {
+        let p = a.target("prom");
+        p.sent > 0 && p.queued == 0
+    });
+    let before = proxy.requests() as usize;
+    let o = a.push();
+    assert!(o["prom"].ok, "{o:?}");
+    // Metadata goes in requests of its own (no samples): those are not split by samples.
+    let log: Vec<_> = proxy.log()[before..].iter().filter(|s| s.rw_samples() > 0 || !metadata_only(s)).cloned().collect();
+    let sizes: Vec<u64> = log.iter().map(|s| s.rw_samples()).collect();
+    eprintln!("a round of {} samples sent as {} requests: {sizes:?}", o["prom"].samples, log.len());
+    assert!(log.iter().all(|s| s.status == 204), "{log:?}");
+    assert!(sizes.iter().all(|&s| s >= 1 && s <= max as u64), "every request at most {max} samples: {sizes:?}");
+    assert_eq!(sizes.iter().sum::<u64>(), o["prom"].samples as u64, "together the round");
+    assert!(log.len() as u64 >= (o["prom"].samples as u64).div_ceil(max as u64), "{sizes:?}");
+    let mine: usize = log.iter().map(|s| s.rw_points().iter().filter(|(l, _)| l.contains("__name__=t_many")).count()).sum();
+    assert_eq!(mine, n, "each of the {n} series once");
+    let _ = a.stop();
+    assert_eq!(servers::query(prom.port, &format!("count(t_many{{job=\"{job}\"}})"))[0].1, n as f64);
+}
+
+/// A 1.0 request that carries metadata and no time series.
+fn metadata_only(s: &faults::Seen) -> bool {
+    use prost::Message;
+    let w = kdbprom::proto::WriteRequest::decode(&snap::raw::Decoder::new().decompress_vec(&s.body).unwrap()[..]).unwrap();
+    w.timeseries.is_empty() && !w.metadata.is_empty()
+}
+
+/// `last_success` (README "Every sample is accounted for": `kdbprom_last_success_timestamp_seconds`):
+/// 0 before any accepted request, the time of the last accepted request after one, unchanged by
+/// failures.
+#[test]
+fn last_success_is_zero_until_a_success_then_moves_only_on_success() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    proxy.set_fault(Fault::Status(503, "down".into()));
+    let url = format!("{}/api/v1/write", proxy.url());
+    let a = Life::init(
+        "p_last",
+        INSTANCE,
+        &[("interval_ms", h.j(1_000)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))]))],
+    );
+    assert!(proxy.wait_requests(2, Duration::from_secs(5)), "the init round is being refused");
+    assert_eq!(a.target("prom").last_success, 0.0, "0 = never");
+    assert!(!a.push()["prom"].ok);
+    assert_eq!(a.target("prom").last_success, 0.0, "still never");
+    let t0 = now_s();
+    proxy.set_fault(Fault::Pass);
+    assert!(a.push()["prom"].ok);
+    let t1 = now_s();
+    let moved = a.target("prom").last_success;
+    // The figure is the time of the accepted request: within the push.
+    assert!(moved >= t0 - 0.01 && moved <= t1 + 0.01, "{t0} <= {moved} <= {t1}");
+    // Down again; once a request has been refused, no success can come, so the figure read then
+    // is the last success (an interval round may have succeeded in between).
+    proxy.set_fault(Fault::Status(503, "down again".into()));
+    let n = proxy.requests();
+    assert!(proxy.wait_requests(n + 1, Duration::from_secs(3)));
+    let t2 = now_s();
+    let first = a.target("prom").last_success;
+    assert!(first >= moved && first <= t2, "{moved} <= {first} <= {t2}");
+    assert!(!a.push()["prom"].ok);
+    let n = proxy.requests();
+    assert!(proxy.wait_requests(n + 2, Duration::from_secs(5)), "more refused rounds");
+    assert_eq!(a.target("prom").last_success, first, "failures leave it");
+    proxy.set_fault(Fault::Pass);
+    let t3 = now_s();
+    assert!(a.push()["prom"].ok);
+    let later = a.target("prom").last_success;
+    assert!(later >= t3 - 0.01 && later > first, "moves on the next success: {first} -> {later}");
+    let _ = a.stop();
+}
+
+/// README "Textfile": a failure to write it counts as `write_error` (every sample of the round).
+/// The file's directory is replaced by a regular file after init (mode bits do not stop root).
+#[test]
+fn a_textfile_that_cannot_be_written_counts_write_error() {
+    let _g = lock();
+    let h = host();
+    let dir = servers::tmpdir("textfile-we");
+    let file = dir.join("p.prom");
+    let a = Life::init("p_textfile", INSTANCE, &[("interval_ms", h.j(NO_INTERVAL_ROUNDS)), ("textfile", h.str(file.to_str().unwrap()))]);
+    a.gauge("t_seq");
+    a.set("t_seq", 1.0);
+    let o = a.push();
+    assert!(o["textfile"].ok, "{o:?}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.lines().any(|l| l.starts_with("t_seq{") && l.ends_with("} 1")), "{written}");
+    assert_eq!(o["textfile"].samples as usize, sample_lines(&written), "the round is the file's sample lines");
+    let p = a.target("textfile");
+    assert_eq!(p.failed("write_error"), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, "not a directory").unwrap();
+    a.set("t_seq", 2.0);
+    let expected = sample_lines(&a.text()) as i64;
+    let o = a.push();
+    assert!(!o["textfile"].ok, "{o:?}");
+    eprintln!("textfile failure: {}", o["textfile"].message);
+    let p = a.target("textfile");
+    p.assert_failed_only(&["write_error"]);
+    assert_eq!(p.failed("write_error"), expected, "every sample of the round: {p:?}");
+    let _ = a.stop();
+    let _ = std::fs::remove_file(&dir);
+}
+
+/// README "Each target one pipeline … a slow or dead receiver must not use up the others'
+/// deadline": with one remote-write target behind a proxy that never answers, a value set now is
+/// in the healthy target's Prometheus within one interval (plus the query's own latency).
+#[test]
+fn a_hung_target_does_not_delay_a_healthy_one() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    proxy.set_fault(Fault::Hang);
+    let job = "p_hung_other";
+    let interval = 1_000;
+    let targets = h.list(&[
+        rw(h, &format!("{}/api/v1/write", proxy.url()), "hung", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))]),
+        rw(h, &format!("http://127.0.0.1:{}/api/v1/write", prom.port), "healthy", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))]),
+    ]);
+    let a = Life::init(job, INSTANCE, &[("interval_ms", h.j(interval)), ("exit_deadline_ms", h.j(500)), ("remote_write", targets)]);
+    a.gauge("t_seq");
+    assert!(proxy.wait_requests(1, Duration::from_secs(5)), "the hung target is hanging");
+    let sel = format!("t_seq{{job=\"{job}\"}}");
+    let mut worst = Duration::ZERO;
+    for v in 1..=3 {
+        a.set("t_seq", v as f64);
+        let t = Instant::now();
+        wait_until(&format!("t_seq = {v} in Prometheus"), Duration::from_secs(10), || {
+            servers::query(prom.port, &sel).first().is_some_and(|r| r.1 == v as f64)
+        });
+        worst = worst.max(t.elapsed());
+    }
+    eprintln!("healthy target beside a hung one: slowest value arrived after {worst:?}");
+    assert!(worst <= Duration::from_millis(interval as u64 + 500), "a value took {worst:?} with interval_ms {interval}");
+    let st = a.stats();
+    assert_eq!(st.targets["hung"].sent, 0, "{:?}", st.targets["hung"]);
+    assert!(st.targets["healthy"].sent > 0);
+    let _ = a.stop();
+}
