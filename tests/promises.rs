@@ -342,3 +342,147 @@ fn a_hung_target_does_not_delay_a_healthy_one() {
     assert!(st.targets["healthy"].sent > 0);
     let _ = a.stop();
 }
+
+/// `native_request_histograms: true` end to end: `kdb_request_duration_seconds` goes out as a
+/// native histogram (the proxy sees histogram points for it and no `_bucket` series) and a
+/// Prometheus started with `--enable-feature=native-histograms` holds it as one: its count is the
+/// requests the test made, and there is no classic bucket series.
+#[test]
+fn native_request_histograms_arrive_as_native_histograms() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus_with(&["--enable-feature=native-histograms"]);
+    let proxy = Proxy::start(prom.port);
+    let job = "p_native_req";
+    let url = format!("{}/api/v1/write", proxy.url());
+    let a = Life::init(
+        job,
+        INSTANCE,
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("native_request_histograms", h.b(true)),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))])),
+        ],
+    );
+    // What the sync handler wrapper calls around each request: begin, then end (handler 0 = sync).
+    let n = 12;
+    for _ in 0..n {
+        assert!(h.ok("kdbprom_begin", &[h.j(0)]).is_null());
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(h.ok("kdbprom_end", &[h.j(0)]).is_null());
+    }
+    let before = proxy.requests() as usize;
+    assert!(a.push()["prom"].ok);
+    let _ = a.stop();
+    let log = proxy.log()[before..].to_vec();
+    let pts: Vec<(String, i64)> = log.iter().flat_map(|s| s.rw_points()).collect();
+    assert!(pts.iter().any(|(l, _)| l.starts_with("__name__=kdb_request_duration_seconds,")), "the histogram went out");
+    assert!(!pts.iter().any(|(l, _)| l.contains("kdb_request_duration_seconds_bucket")), "no classic buckets on the wire");
+    let sel = format!("kdb_request_duration_seconds{{job=\"{job}\",handler=\"sync\"}}");
+    let count = servers::query(prom.port, &format!("histogram_count({sel})"));
+    assert_eq!(count.len(), 1, "a native histogram series in Prometheus: {count:?}");
+    assert_eq!(count[0].1, n as f64, "its count is the requests made");
+    let sum = servers::query(prom.port, &format!("histogram_sum({sel})"))[0].1;
+    assert!(sum >= n as f64 * 0.001 && sum < 5.0, "its sum is the requests' time: {sum}");
+    let classic = servers::query(prom.port, &format!("count({{__name__=\"kdb_request_duration_seconds_bucket\",job=\"{job}\"}})"));
+    assert!(classic.is_empty(), "no classic bucket series: {classic:?}");
+}
+
+/// README "Replay": a remote-write 2.0 spool file (written by a run that spoke 2.0) is replayed to
+/// a target configured `protocol: "1.0"`: it arrives rewritten as 1.0, with its own timestamps.
+#[test]
+fn a_2_0_spool_file_is_replayed_to_a_1_0_target() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let dir = servers::tmpdir("v2-spool");
+    let job = "p_v2_spool";
+    let n = 4;
+    let ts = now_ms() - 20_000;
+    spool_fixture(&dir, job, spool::Kind::RemoteWrite2, v2_body(job, n, ts), n as u64, ts);
+    let url = format!("{}/api/v1/write", proxy.url());
+    let a = Life::init(
+        job,
+        INSTANCE,
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("spool", h.dict(&["dir"], &[h.str(dir.to_str().unwrap())])),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))])),
+        ],
+    );
+    assert!(a.push()["prom"].ok);
+    let fin = a.stop();
+    let log = proxy.log();
+    assert!(log.iter().all(|s| !s.is_v2()), "a 1.0 target gets only 1.0: {log:?}");
+    let carrying: Vec<_> = log.iter().filter(|s| s.rw_points().iter().any(|(l, _)| l.contains("fixture_value"))).collect();
+    assert_eq!(carrying.len(), 1, "{carrying:?}");
+    assert_eq!(carrying[0].status, 204);
+    let fixture_pts: Vec<_> = carrying[0].rw_points().into_iter().filter(|(l, _)| l.contains("fixture_value")).collect();
+    assert_eq!(fixture_pts.len(), n);
+    assert!(fixture_pts.iter().all(|(_, t)| *t == ts), "original timestamps: {fixture_pts:?}");
+    let m = servers::matrix(prom.port, &format!("fixture_value{{job=\"{job}\"}}"));
+    assert_eq!(m.len(), n, "{m:?}");
+    for (labels, samples) in &m {
+        let k: f64 = labels["k"].as_str().unwrap().parse().unwrap();
+        assert_eq!(samples.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), vec![(ts, k)], "{labels:?}");
+    }
+    let p = &fin.targets["prom"];
+    p.assert_failed_only(&[]);
+    assert_eq!(p.sent as u64, faults::witness(&log).delivered_samples, "{p:?}");
+}
+
+/// The sliding window of summaries: observations older than `summary_max_age_ms` leave the
+/// quantiles (not the count or the sum). 100 observations of 1000, then 600 ms later 10 of 1: the
+/// median reads 1000 until the window (2 s, 5 slices of 400 ms) has passed the first ones, then 1.
+#[test]
+fn summary_quantiles_slide_out_after_summary_max_age_ms() {
+    let _g = lock();
+    let h = host();
+    let dir = servers::tmpdir("summary-window");
+    let max_age = 2_000u64;
+    let a = Life::init(
+        "p_summary",
+        INSTANCE,
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("summary_max_age_ms", h.j(max_age as i64)),
+            ("textfile", h.str(dir.join("s.prom").to_str().unwrap())),
+        ],
+    );
+    a.declare("summary", "t_lat", &[], Some(&[0.5]));
+    let t0 = Instant::now();
+    for _ in 0..100 {
+        a.observe("t_lat", 1000.0);
+    }
+    // The 1s go into a later slice than the 1000s (a slice is 400 ms), so they stay when the 1000s leave.
+    std::thread::sleep(Duration::from_millis(600));
+    for _ in 0..10 {
+        a.observe("t_lat", 1.0);
+    }
+    let median = |t: &str| -> f64 {
+        let l = t.lines().find(|l| l.starts_with("t_lat{") && l.contains("quantile=\"0.5\"")).unwrap_or_else(|| panic!("{t}"));
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let count = |t: &str| -> f64 { t.lines().find(|l| l.starts_with("t_lat_count")).unwrap().rsplit(' ').next().unwrap().parse().unwrap() };
+    let first = a.text();
+    assert!((median(&first) - 1000.0).abs() < 20.0 && count(&first) == 110.0, "{first}");
+    let mut changed = None;
+    while t0.elapsed() < Duration::from_millis(max_age + 1_500) {
+        let t = a.text();
+        if median(&t) < 500.0 {
+            changed = Some((t0.elapsed(), t));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (at, t) = changed.expect("the old observations never left the quantiles");
+    eprintln!("the median moved after {at:?}");
+    let slice = Duration::from_millis(max_age / 5);
+    assert!(at >= Duration::from_millis(max_age) - slice, "left too early: {at:?}");
+    assert!(at <= Duration::from_millis(max_age) + slice + Duration::from_millis(300), "left too late: {at:?}");
+    // Only the ten 1s are left in the window; the count and sum keep everything.
+    assert!((median(&t) - 1.0).abs() < 0.05, "{t}");
+    assert_eq!(count(&t), 110.0, "{t}");
+    let _ = a.stop();
+}
