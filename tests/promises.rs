@@ -4,6 +4,7 @@
 
 mod common;
 mod faults;
+mod mock;
 mod servers;
 
 use common::life::{Life, sample_lines, wait_until};
@@ -485,4 +486,147 @@ fn summary_quantiles_slide_out_after_summary_max_age_ms() {
     assert!((median(&t) - 1.0).abs() < 0.05, "{t}");
     assert_eq!(count(&t), 110.0, "{t}");
     let _ = a.stop();
+}
+
+/// Set in the child process of [`kdbprom_config_and_overrides_and_password_env_in_a_child`].
+const CHILD_ENV: &str = "PROMISES_ENV_CHILD";
+const SECRET_ENV: &str = "PROMISES_SECRET";
+
+/// The child: `.prom.init[::]` in a process whose environment is the configuration; one gauge
+/// (`env_value` 7), one push, stop. As an ordinary test (no variable) it does nothing.
+#[test]
+fn env_config_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let _g = lock();
+    let h = host();
+    let r = h.ok("kdbprom_init", &[h.id(), h.id()]);
+    let settings: std::collections::HashMap<String, kdbplus::api::K> = h.dict_items(r).into_iter().collect();
+    println!("SETTINGS job={} instance={}", h.sym(settings["job"]), h.sym(settings["instance"]));
+    let a = Life { h };
+    a.gauge("env_value");
+    a.set("env_value", 7.0);
+    let o = a.push();
+    println!("PUSHED {o:?}");
+    assert!(o["rw_file"].ok, "{o:?}");
+    let _ = a.stop();
+    std::process::exit(0);
+}
+
+/// README "The environment": with `.prom.init[::]`, the JSON file `KDBPROM_CONFIG` names is the
+/// base and each `KDBPROM_<KEY PATH>` variable sets its key over it; `password_env` names the
+/// variable holding the password. A child process (this binary again) gets that environment; the
+/// receiver (a mock) sees the overridden job, the file's instance, label and target name, the
+/// overridden protocol (1.0 only) and username, and the password from the variable.
+#[test]
+fn kdbprom_config_and_overrides_and_password_env_in_a_child() {
+    use base64::Engine;
+    let _g = lock();
+    let (url, seen) = mock::mock(vec![(204, "", "")]);
+    let dir = servers::tmpdir("env-config");
+    let file = dir.join("kdbprom.json");
+    let cfg = serde_json::json!({
+        "job": "from_file", "instance": "file-inst", "interval_ms": NO_INTERVAL_ROUNDS, "exit_deadline_ms": 1000,
+        "labels": {"team": "t1"},
+        "remote_write": [{"url": format!("{url}/api/v1/write"), "name": "rw_file", "stale_markers": false,
+                          "basic_auth": {"username": "file-user", "password_env": SECRET_ENV}}],
+    });
+    std::fs::write(&file, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "env_config_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .env("HOST_HARNESS_STATE_CHOSEN", "1")
+        .env("XDG_STATE_HOME", &state)
+        .env("KDBPROM_CONFIG", &file)
+        .env("KDBPROM_JOB", "from_env")
+        .env("KDBPROM_REMOTE_WRITE_PROTOCOL", "1.0")
+        .env("KDBPROM_REMOTE_WRITE_BASIC_AUTH_USERNAME", "env-user")
+        .env(SECRET_ENV, "s3cret")
+        .output()
+        .expect("re-execute the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {stdout}\n{stderr}");
+    assert!(stdout.contains("SETTINGS job=from_env instance=file-inst"), "{stdout}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the child pushed: {stdout}\n{stderr}");
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("env-user:s3cret"));
+    let mut found = false;
+    for s in &seen {
+        assert_eq!(s.headers.get("authorization"), Some(&auth), "{:?}", s.headers);
+        assert_eq!(s.headers.get("content-type").map(String::as_str), Some("application/x-protobuf"), "1.0 only: {:?}", s.headers);
+        use prost::Message;
+        let w = kdbprom::proto::WriteRequest::decode(&snap::raw::Decoder::new().decompress_vec(&s.body).unwrap()[..]).unwrap();
+        for t in &w.timeseries {
+            let l: std::collections::BTreeMap<&str, &str> = t.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+            assert_eq!((l["job"], l["instance"], l.get("team").copied()), ("from_env", "file-inst", Some("t1")), "{l:?}");
+            if l["__name__"] == "env_value" && t.samples.iter().any(|x| x.value == 7.0) {
+                found = true;
+            }
+        }
+    }
+    assert!(found, "env_value 7 arrived");
+}
+
+/// Pushgateway `basic_auth` (username + `password_file`) and `timeout_ms`: every PUT carries the
+/// credentials; when the gateway takes 800 ms to answer, each attempt gives up after 300 ms, so the
+/// round (a 1 s deadline) makes several attempts instead of waiting on one.
+#[test]
+fn pushgateway_basic_auth_and_timeout_ms() {
+    use base64::Engine;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let _g = lock();
+    let h = host();
+    let slow = Arc::new(AtomicBool::new(false));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let (s2, a2) = (slow.clone(), arrived.clone());
+    let (url, seen) = mock::mock_with(move |_, _| {
+        a2.fetch_add(1, Ordering::SeqCst);
+        if s2.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(800));
+        }
+        (200, String::new(), String::new())
+    });
+    let dir = servers::tmpdir("pgw-auth");
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "pgw-secret\n").unwrap();
+    let job = "p_pgw_auth";
+    let pgw = h.dict(
+        &["url", "timeout_ms", "basic_auth"],
+        &[h.str(&url), h.j(300), h.dict(&["username", "password_file"], &[h.str("pgw-user"), h.str(pw.to_str().unwrap())])],
+    );
+    let a = Life::init(job, INSTANCE, &[("interval_ms", h.j(1_000)), ("pushgateway", pgw)]);
+    a.gauge("t_seq");
+    a.set("t_seq", 1.0);
+    assert!(a.push()["pushgateway"].ok);
+    slow.store(true, Ordering::SeqCst);
+    // An interval round may be under way: count from a quiet moment (no attempt for 100 ms).
+    let mut last = arrived.load(Ordering::SeqCst);
+    wait_until("a quiet moment", Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = arrived.load(Ordering::SeqCst);
+        std::mem::replace(&mut last, now) == now
+    });
+    let before = arrived.load(Ordering::SeqCst);
+    let t = Instant::now();
+    let o = a.push();
+    let took = t.elapsed();
+    let attempts = arrived.load(Ordering::SeqCst) - before;
+    eprintln!("slow gateway: {attempts} attempts in {took:?}: {:?}", o["pushgateway"]);
+    assert!(!o["pushgateway"].ok, "{o:?}");
+    assert!(o["pushgateway"].message.to_lowercase().contains("time"), "the outcome says it timed out: {o:?}");
+    assert!(attempts >= 2, "each attempt gave up at timeout_ms 300, not after the gateway's 800 ms: {attempts} in {took:?}");
+    slow.store(false, Ordering::SeqCst);
+    let _ = a.stop();
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("pgw-user:pgw-secret"));
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    for s in &seen {
+        assert_eq!(s.headers.get("authorization"), Some(&auth), "{} {}: {:?}", s.method, s.path, s.headers);
+        assert!(s.path.starts_with(&format!("/metrics/job/{job}/")), "{}", s.path);
+    }
 }
