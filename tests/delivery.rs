@@ -983,3 +983,87 @@ fn stop_aborting_a_hung_pushgateway_round_leaves_nothing_unaccounted() {
     assert!(std::fs::read_dir(&spool).unwrap().next().is_none(), "nothing written to the spool directory");
     proxy.set_fault(Fault::Pass);
 }
+
+/// `queue_full` counted exactly from the test's own rounds: with no interval rounds and a receiver
+/// that asks for a day of quiet (`Retry-After`, capped at 5 minutes and remembered), each push
+/// queues one round and sends nothing, so the queue (room for three rounds) pushes out the oldest
+/// rounds one by one. At stop the three newest go to the spool. Expected figures: rounds made ×
+/// the samples of one round as the spool file holds it (decoded), the proxy's log for what was sent.
+#[test]
+fn queue_full_counts_exactly_the_rounds_pushed_out() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let url = format!("{}/api/v1/write", proxy.url());
+    let cfg = |queue: K| rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0")), ("queue", queue)]);
+    // A probe run measures one round (the series Prometheus shows after a push).
+    let probe = "d_qexact_probe";
+    init(h, probe, &[("interval_ms", h.j(NO_INTERVAL_ROUNDS)), ("remote_write", cfg(h.dict(&["max_samples_per_send"], &[h.j(5_000)])))]);
+    gauge(h, "t_seq");
+    set(h, "t_seq", 0.0);
+    assert!(push(h)["prom"].ok);
+    let round = query(prom.port, &format!("count({{job=\"{probe}\"}})"))[0].1 as i64;
+    let _ = stop(h);
+
+    let spool = servers::tmpdir("qexact");
+    let job = "d_qexact";
+    // Room for three rounds and a little (a round after a failure may carry a few more series),
+    // never four.
+    let cap = 3 * round + round / 2;
+    let first_request = proxy.requests() as usize;
+    init(
+        h,
+        job,
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("exit_deadline_ms", h.j(1_000)),
+            ("spool", h.dict(&["dir"], &[h.str(spool.to_str().unwrap())])),
+            ("remote_write", cfg(h.dict(&["capacity", "max_samples_per_send"], &[h.j(cap), h.j(cap)]))),
+        ],
+    );
+    gauge(h, "t_seq");
+    set(h, "t_seq", 0.0);
+    assert!(push(h)["prom"].ok);
+    proxy.set_fault(Fault::RetryAfter(429, "86400".into()));
+    let k = 7;
+    for i in 1..=k {
+        set(h, "t_seq", i as f64);
+        assert!(!push(h)["prom"].ok);
+    }
+    let fin = stop(h);
+    let log = proxy.log()[first_request..].to_vec();
+    let refused: Vec<_> = log.iter().filter(|s| s.status == 429).collect();
+    assert_eq!(refused.len(), 1, "one request asked for quiet, none after it: {log:?}");
+    assert_eq!(log.last().unwrap().status, 429, "nothing was sent after it: {log:?}");
+
+    // The spool holds the newest three rounds: t_seq k-1, k and the final round's k.
+    use kdbprom::push::spool as sp;
+    let files: Vec<_> = std::fs::read_dir(&spool).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "spool")).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let f = sp::read(&files[0]).unwrap();
+    let mut sizes = Vec::new();
+    let mut values = Vec::new();
+    for e in &f.entries {
+        use prost::Message;
+        let w = kdbprom::proto::WriteRequest::decode(&snap::raw::Decoder::new().decompress_vec(&e.body).unwrap()[..]).unwrap();
+        sizes.push(w.timeseries.iter().map(|t| t.samples.len() as i64).sum::<i64>());
+        let v = w.timeseries.iter().find(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == "t_seq")).map(|t| t.samples[0].value);
+        values.push(v.unwrap());
+    }
+    eprintln!("queue_full exact: round {round}, spooled rounds {sizes:?} with t_seq {values:?}");
+    assert_eq!(values, vec![(k - 1) as f64, k as f64, k as f64], "the three newest rounds, in order");
+    let per = sizes[0];
+    assert!(sizes.iter().all(|&s| s == per), "rounds after the failure have one size: {sizes:?}");
+    // Rounds made after the quiet began: k pushes (the first of them sent once and refused) + the
+    // final round; all but three were pushed out of the queue.
+    let p = &fin.targets["prom"];
+    let w = faults::witness(&log);
+    assert_eq!(p.sent as u64, w.delivered_samples, "{p:?} {w:?}");
+    assert_eq!(p.spooled, 3 * per, "{p:?}");
+    assert_eq!(p.spooled as u64, spool_file_samples(&spool), "{p:?}");
+    assert_eq!(p.failed("queue_full"), (k as i64 + 1 - 3) * per, "{} rounds of {per} pushed out: {p:?}", k + 1 - 3);
+    p.assert_failed_only(&["queue_full"]);
+    assert_eq!(p.samples_in, w.delivered_samples as i64 + (k as i64 + 1) * per, "{p:?}");
+    assert_eq!(refused[0].rw_samples() as i64, per, "the refused request was round 1");
+}
