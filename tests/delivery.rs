@@ -356,6 +356,7 @@ fn an_outage_leaves_no_gap_and_every_sample_is_accounted() {
     assert_eq!(w.never_delivered, 0, "{w:?}");
     assert_eq!(p.sent as u64, w.delivered_samples, "samples_sent vs samples in requests answered 2xx: {p:?} {w:?}");
     assert_eq!(w.delivered, w.delivered_samples, "nothing was delivered twice: {w:?}");
+    assert_eq!(p.retried as u64, w.retried_samples + w.resent_samples, "retried = the retries' samples + the 1.0 resend: {p:?} {w:?}");
 }
 
 #[test]
@@ -519,6 +520,7 @@ fn old_samples_are_dropped_at_the_age_limit() {
     assert_eq!(p.failed("age_limit") as u64, w.never_delivered, "{p:?} {w:?}");
     assert_eq!(p.samples_in as u64, w.seen, "every round reached the proxy: {p:?} {w:?}");
     assert_eq!(p.sent as u64, w.delivered_samples, "{p:?} {w:?}");
+    assert_eq!(p.retried as u64, w.retried_samples + w.resent_samples, "{p:?} {w:?}");
 }
 
 #[test]
@@ -845,6 +847,7 @@ fn a_request_retried_past_the_age_limit_is_dropped_not_sent() {
     assert_eq!(p.failed("age_limit") as u64, w.never_delivered, "{p:?} {w:?}");
     assert_eq!(p.samples_in as u64, w.seen, "{p:?} {w:?}");
     assert_eq!(p.sent as u64, w.delivered_samples, "{p:?} {w:?}");
+    assert_eq!(p.retried as u64, w.retried_samples + w.resent_samples, "{p:?} {w:?}");
 }
 
 /// A `Retry-After` in the past is no wait at all; one a day ahead is taken as 5 minutes: no request

@@ -170,6 +170,9 @@ pub struct Witness {
     pub delivered_samples: u64,
     /// Samples of the requests that were retries (`Retry-Attempt`).
     pub retried_samples: u64,
+    /// Samples of 2.0 requests answered 2xx without written counts: not understood, so sent again
+    /// as 1.0 (a resend without `Retry-Attempt`).
+    pub resent_samples: u64,
 }
 
 /// Counts the remote-write samples in `log` (requests with an empty body are skipped).
@@ -185,6 +188,9 @@ pub fn witness(log: &[Seen]) -> Witness {
         }
         if s.is_retry() {
             w.retried_samples += pts.len() as u64;
+        }
+        if s.ok() && !s.accepted() {
+            w.resent_samples += pts.len() as u64;
         }
         seen.extend(pts);
     }
