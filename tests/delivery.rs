@@ -461,7 +461,10 @@ fn old_samples_are_dropped_at_the_age_limit() {
     init(
         h,
         job,
-        &[("interval_ms", h.j(NO_INTERVAL_ROUNDS)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)]))],
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)])),
+        ],
     );
     gauge(h, "t_seq");
     set(h, "t_seq", 0.0);
@@ -801,7 +804,10 @@ fn a_request_retried_past_the_age_limit_is_dropped_not_sent() {
     init(
         h,
         job,
-        &[("interval_ms", h.j(NO_INTERVAL_ROUNDS)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)]))],
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)])),
+        ],
     );
     gauge(h, "t_seq");
     set(h, "t_seq", 0.0);
@@ -1042,7 +1048,8 @@ fn queue_full_counts_exactly_the_rounds_pushed_out() {
 
     // The spool holds the newest three rounds: t_seq k-1, k and the final round's k.
     use kdbprom::push::spool as sp;
-    let files: Vec<_> = std::fs::read_dir(&spool).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "spool")).collect();
+    let files: Vec<_> =
+        std::fs::read_dir(&spool).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "spool")).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let f = sp::read(&files[0]).unwrap();
     let mut sizes = Vec::new();
@@ -1051,7 +1058,8 @@ fn queue_full_counts_exactly_the_rounds_pushed_out() {
         use prost::Message;
         let w = kdbprom::proto::WriteRequest::decode(&snap::raw::Decoder::new().decompress_vec(&e.body).unwrap()[..]).unwrap();
         sizes.push(w.timeseries.iter().map(|t| t.samples.len() as i64).sum::<i64>());
-        let v = w.timeseries.iter().find(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == "t_seq")).map(|t| t.samples[0].value);
+        let v =
+            w.timeseries.iter().find(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == "t_seq")).map(|t| t.samples[0].value);
         values.push(v.unwrap());
     }
     eprintln!("queue_full exact: round {round}, spooled rounds {sizes:?} with t_seq {values:?}");

@@ -47,7 +47,16 @@ fn v1_body(job: &str, n: usize, ts_ms: i64) -> bytes::Bytes {
 fn v2_body(job: &str, n: usize, ts_ms: i64) -> bytes::Bytes {
     use kdbprom::proto::v2;
     use prost::Message;
-    let mut symbols = vec![String::new(), "__name__".into(), "fixture_value".into(), "instance".into(), "i2".into(), "job".into(), job.into(), "k".into()];
+    let mut symbols = vec![
+        String::new(),
+        "__name__".into(),
+        "fixture_value".into(),
+        "instance".into(),
+        "i2".into(),
+        "job".into(),
+        job.into(),
+        "k".into(),
+    ];
     let timeseries = (0..n)
         .map(|i| {
             symbols.push(i.to_string());
@@ -93,7 +102,10 @@ fn a_replay_prometheus_refuses_as_too_old_is_counted_and_not_retried() {
     let first = Life::init(
         job,
         INSTANCE,
-        &[("interval_ms", h.j(NO_INTERVAL_ROUNDS)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))]))],
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))])),
+        ],
     );
     assert!(first.push()["prom"].ok);
     let _ = first.stop();
@@ -141,7 +153,10 @@ fn a_4xx_is_counted_http_4xx_and_not_retried() {
     let a = Life::init(
         job,
         INSTANCE,
-        &[("interval_ms", h.j(NO_INTERVAL_ROUNDS)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))]))],
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))])),
+        ],
     );
     a.gauge("t_seq");
     a.set("t_seq", 1.0);
@@ -321,7 +336,12 @@ fn a_hung_target_does_not_delay_a_healthy_one() {
     let interval = 1_000;
     let targets = h.list(&[
         rw(h, &format!("{}/api/v1/write", proxy.url()), "hung", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))]),
-        rw(h, &format!("http://127.0.0.1:{}/api/v1/write", prom.port), "healthy", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))]),
+        rw(
+            h,
+            &format!("http://127.0.0.1:{}/api/v1/write", prom.port),
+            "healthy",
+            &[("stale_markers", h.b(false)), ("protocol", h.str("1.0"))],
+        ),
     ]);
     let a = Life::init(job, INSTANCE, &[("interval_ms", h.j(interval)), ("exit_deadline_ms", h.j(500)), ("remote_write", targets)]);
     a.gauge("t_seq");

@@ -315,7 +315,9 @@ fn histogram_line_with_q_argument_types() {
     h.ok("kdbprom_observe", &[h.s("hl_bytes"), h.j(50)]);
     h.ok("kdbprom_observe", &[h.s("h_seconds"), h.floats(&[0.05, 0.5, 5.0])]);
     let t = text(h);
-    for want in ["h_seconds_bucket{le=\"0.1\"} 1\n", "h_seconds_bucket{le=\"1.0\"} 2\n", "h_seconds_bucket{le=\"+Inf\"} 3\n", "h_seconds_count 3\n"] {
+    for want in
+        ["h_seconds_bucket{le=\"0.1\"} 1\n", "h_seconds_bucket{le=\"1.0\"} 2\n", "h_seconds_bucket{le=\"+Inf\"} 3\n", "h_seconds_count 3\n"]
+    {
         assert!(t.contains(want), "{want} in {t}");
     }
     assert!(t.contains("hl_bytes_bucket{le=\"10.0\"} 0\nhl_bytes_bucket{le=\"100.0\"} 1\n"), "{t}");
@@ -362,7 +364,11 @@ fn log_lines_as_the_script_writes_them() {
     });
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    for (line, want) in lines.iter().zip([" kdbprom WARN .prom.on_poll failed: type", " kdbprom ERROR final push failed: timeout", " kdbprom INFO .z.ts changed"]) {
+    for (line, want) in lines.iter().zip([
+        " kdbprom WARN .prom.on_poll failed: type",
+        " kdbprom ERROR final push failed: timeout",
+        " kdbprom INFO .z.ts changed",
+    ]) {
         let (time, rest) = line.split_at(24);
         assert_eq!(rest, want, "{line}");
         assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T' && humantime::parse_rfc3339(time).is_ok(), "UTC time first: {line}");

@@ -94,7 +94,9 @@ fn four_threads_under_rotating_faults_keep_exact_totals_and_flat_memory() {
     // Let the queue drain through a healthy receiver (a round made after the threads stopped is
     // delivered and nothing waits), then stop.
     let after = proxy.forwarded();
-    wait_until("the queue drains", Duration::from_secs(30), || proxy.forwarded() >= after + 2 && a.stats().target("prom").unwrap().queued == 0);
+    wait_until("the queue drains", Duration::from_secs(30), || {
+        proxy.forwarded() >= after + 2 && a.stats().target("prom").unwrap().queued == 0
+    });
     let (st, pushed) = a.stop().unwrap();
     let c = st.target("prom").unwrap();
     assert!(c.balanced(), "{c:?}");
