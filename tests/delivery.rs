@@ -2,6 +2,11 @@
 //! through the fault proxy (tests/faults) to a real Prometheus or Pushgateway, and every scenario
 //! checks what the receiver holds against counts the test keeps itself, then the accounting
 //! identity `samples_in = sent + failed + queued + spooled` on the final stats.
+//!
+//! The identity alone proves nothing (the library keeps it by construction), so each figure is also
+//! held against what the test knows without the library: the rounds it made (series × pushes), the
+//! request bodies the fault proxy logged (decoded here: [`faults::witness`]), and the spool files
+//! read back and decoded.
 
 mod common;
 mod faults;
@@ -160,6 +165,47 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
+/// Samples in the remote-write spool files in `dir`, counted by decoding each entry's body (not
+/// from the count the file stores).
+fn spool_file_samples(dir: &std::path::Path) -> u64 {
+    use kdbprom::push::spool::{self, Kind};
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "spool") {
+            continue;
+        }
+        let f = spool::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let ct = match f.header.kind {
+            Kind::RemoteWrite1 => "application/x-protobuf",
+            Kind::RemoteWrite2 => "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            Kind::Pushgateway => panic!("a Pushgateway spool file in {}", dir.display()),
+        };
+        for entry in &f.entries {
+            let seen = faults::Seen {
+                method: "POST".into(),
+                path: String::new(),
+                status: 0,
+                body_len: entry.body.len(),
+                body: entry.body.to_vec(),
+                headers: [("content-type".to_string(), ct.to_string())].into(),
+                fault: Fault::Pass,
+                written: None,
+                at: Instant::now(),
+            };
+            n += seen.rw_samples();
+        }
+    }
+    n
+}
+
+/// Where the rounds of a test with no interval rounds (`interval_ms` a day) come from: init,
+/// each `.prom.push[]` and the final push.
+const NO_INTERVAL_ROUNDS: i64 = 86_400_000;
+
+/// The longest `.prom.stop[]` may take past `exit_deadline_ms` in these tests.
+const STOP_SLACK: Duration = Duration::from_millis(250);
+
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
     while !f() {
@@ -302,6 +348,15 @@ fn an_outage_leaves_no_gap_and_every_sample_is_accounted() {
     assert_eq!((p.failed_total(), p.queued, p.spooled), (0, 0, 0), "{p:?}");
     assert!(p.retried > 0, "{p:?}");
     assert_eq!(fin.top["samples_sent"], p.sent);
+    // The same figures from the request bodies the proxy logged: no round was dropped, so every
+    // sample taken in reached the proxy at least once and was answered 2xx once.
+    let w = faults::witness(&proxy.log());
+    eprintln!("outage witness {w:?}");
+    assert_eq!(p.samples_in as u64, w.seen, "samples_in vs distinct samples the proxy received: {p:?} {w:?}");
+    assert_eq!(w.never_delivered, 0, "{w:?}");
+    assert_eq!(p.sent as u64, w.delivered_samples, "samples_sent vs samples in requests answered 2xx: {p:?} {w:?}");
+    assert_eq!(w.delivered, w.delivered_samples, "nothing was delivered twice: {w:?}");
+    assert_eq!(p.retried as u64, w.retried_samples + w.resent_samples, "retried = the retries' samples + the 1.0 resend: {p:?} {w:?}");
 }
 
 #[test]
@@ -328,6 +383,7 @@ fn a_full_queue_drops_the_oldest_and_counts_them_exactly() {
 
     // Room for three rounds.
     let job = "d_qfull";
+    let probe_requests = proxy.requests() as usize;
     let cap = 3 * round;
     init(
         h,
@@ -377,6 +433,16 @@ fn a_full_queue_drops_the_oldest_and_counts_them_exactly() {
     assert!(p.failed("queue_full") >= (k as i64 - 3) * round, "at least {} rounds dropped: {p:?}", k - 3);
     assert_eq!(p.failed("queue_full") % round, 0, "whole rounds are dropped: {p:?}");
     assert_eq!((p.queued, p.spooled), (0, 0));
+    // From the proxy's log: what was sent is what the requests answered 2xx carried; a dropped
+    // round the proxy saw refused never came back. (Interval rounds run during the outage, so the
+    // number of rounds dropped unseen is not known to the test: queue_full is bounded below here,
+    // exactly by the identity above.)
+    let w = faults::witness(&proxy.log()[probe_requests..]);
+    eprintln!("queue_full witness {w:?}");
+    assert_eq!(p.sent as u64, w.delivered_samples, "{p:?} {w:?}");
+    assert_eq!(w.delivered, w.delivered_samples, "nothing delivered twice: {w:?}");
+    assert!(p.failed("queue_full") as u64 >= w.never_delivered, "{p:?} {w:?}");
+    assert!(p.samples_in as u64 >= w.seen, "{p:?} {w:?}");
 }
 
 #[test]
@@ -389,7 +455,17 @@ fn old_samples_are_dropped_at_the_age_limit() {
     let job = "d_age";
     let limit = 1_500;
     let queue = h.dict(&["sample_age_limit_ms", "max_backoff_ms"], &[h.j(limit), h.j(100)]);
-    init(h, job, &[("interval_ms", h.j(1_000)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)]))]);
+    // No interval rounds: every round is one the test made, so the failed samples are counted from
+    // the test's pushes (a failing round retries its request until the age limit drops it, and
+    // the round ends there).
+    init(
+        h,
+        job,
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)])),
+        ],
+    );
     gauge(h, "t_seq");
     set(h, "t_seq", 0.0);
     assert!(push(h)["prom"].ok);
@@ -438,6 +514,16 @@ fn old_samples_are_dropped_at_the_age_limit() {
     assert!(p.failed("age_limit") > 0, "{p:?}");
     assert_eq!(p.failed("age_limit"), p.samples_in - got, "{p:?}");
     assert_eq!((p.queued, p.spooled), (0, 0));
+    // The test's own count: k failing pushes, each one round of one sample per series (the
+    // series Prometheus shows for the job); and the proxy saw exactly those refused, never 2xx.
+    let round = query(prom.port, &format!("count({{job=\"{job}\"}})"))[0].1 as i64;
+    assert_eq!(p.failed("age_limit"), k as i64 * round, "{k} rounds of {round} samples: {p:?}");
+    let w = faults::witness(&proxy.log());
+    eprintln!("age_limit witness {w:?}");
+    assert_eq!(p.failed("age_limit") as u64, w.never_delivered, "{p:?} {w:?}");
+    assert_eq!(p.samples_in as u64, w.seen, "every round reached the proxy: {p:?} {w:?}");
+    assert_eq!(p.sent as u64, w.delivered_samples, "{p:?} {w:?}");
+    assert_eq!(p.retried as u64, w.retried_samples + w.resent_samples, "{p:?} {w:?}");
 }
 
 #[test]
@@ -514,7 +600,8 @@ fn stop_with_a_hung_receiver_returns_within_the_exit_deadline() {
     let t = Instant::now();
     let fin = stop(h);
     let took = t.elapsed();
-    assert!(took <= Duration::from_millis(1_050), "stop took {took:?} with exit_deadline_ms 1000");
+    assert!(took <= Duration::from_millis(1_000) + STOP_SLACK, "stop took {took:?} with exit_deadline_ms 1000");
+    assert!(took >= Duration::from_millis(500), "the final push gave the hung receiver time: {took:?}");
     eprintln!("stop with a hung receiver took {took:?}");
     assert!(!fin.pushed["prom"].ok, "{:?}", fin.pushed);
     assert!(fin.pushed["prom"].message.contains("spooled to"), "{:?}", fin.pushed);
@@ -530,6 +617,10 @@ fn stop_with_a_hung_receiver_returns_within_the_exit_deadline() {
     assert!(p.spooled > 0 && p.spool_bytes > 0, "{p:?}");
     // Prometheus holds exactly what was sent before the hang.
     assert_eq!(received(prom.port, job), p.sent, "{p:?}");
+    // Spooled: what the spool file holds, decoded here; sent: what the proxy saw answered 2xx.
+    assert_eq!(p.spooled as u64, spool_file_samples(&dir), "{p:?}");
+    let w = faults::witness(&proxy.log());
+    assert_eq!(p.sent as u64, w.delivered_samples, "{p:?} {w:?}");
     drop(proxy);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -634,6 +725,8 @@ fn a_garbage_200_counts_as_sent_for_remote_write_1() {
     assert_eq!((p.failed_total(), p.queued, p.spooled), (0, 0, 0), "{p:?}");
     assert_eq!(p.samples_in, p.sent);
     assert_eq!(p.sent, received(prom.port, job) + round, "sent = what Prometheus holds + the garbage round: {p:?}");
+    let w = faults::witness(&proxy.log());
+    assert_eq!(p.sent as u64, w.delivered_samples, "the 2xx answers' samples, the garbage one included: {p:?} {w:?}");
 }
 
 #[test]
@@ -687,6 +780,10 @@ fn pushgateway_outage_counts_rounds_as_deadline_and_recovers() {
     assert_eq!(p.failed("deadline"), failed_rounds * round, "two failed rounds of {round} samples: {p:?}");
     assert_eq!((p.queued, p.spooled), (0, 0));
     assert_eq!(p.samples_in, p.sent + failed_rounds * round);
+    // What was sent is what the PUTs answered 2xx carried, counted from their bodies.
+    let log = proxy.log();
+    let delivered: u64 = log.iter().filter(|s| s.ok()).map(|s| s.text_samples()).sum();
+    assert_eq!(p.sent as u64, delivered, "{p:?}");
 }
 
 /// `queue.sample_age_limit_ms` holds for a request that is already being retried: one that grows
@@ -702,8 +799,16 @@ fn a_request_retried_past_the_age_limit_is_dropped_not_sent() {
     let url = format!("{}/api/v1/write", proxy.url());
     let limit = 1_000;
     let queue = h.dict(&["sample_age_limit_ms", "max_backoff_ms"], &[h.j(limit), h.j(100)]);
-    // A 3 s round deadline: the request keeps being retried well past the 1 s limit.
-    init(h, job, &[("interval_ms", h.j(3_000)), ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)]))]);
+    // No interval rounds (a 30 s round deadline): the request keeps being retried well past the
+    // 1 s limit, and every round is one the test made.
+    init(
+        h,
+        job,
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("remote_write", rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("queue", queue)])),
+        ],
+    );
     gauge(h, "t_seq");
     set(h, "t_seq", 0.0);
     assert!(push(h)["prom"].ok);
@@ -735,6 +840,20 @@ fn a_request_retried_past_the_age_limit_is_dropped_not_sent() {
     p.assert_failed_only(&["age_limit"]);
     assert_eq!(p.failed("age_limit"), p.samples_in - received(prom.port, job), "{p:?}");
     assert!(p.failed("age_limit") > 0, "{p:?}");
+    // The test's own count: one failing push of one round (a sample per series Prometheus shows
+    // for the job); the proxy saw its request refused, retried, and never answered 2xx.
+    let round = query(prom.port, &format!("count({{job=\"{job}\"}})"))[0].1 as i64;
+    assert_eq!(p.failed("age_limit"), round, "{p:?}");
+    let log = proxy.log();
+    let refused: Vec<_> = log.iter().filter(|s| s.status == 503).collect();
+    assert!(refused.len() >= 2 && refused.iter().skip(1).all(|s| s.is_retry()), "retried while refused: {refused:?}");
+    assert!(refused.iter().all(|s| s.rw_samples() == round as u64), "each attempt carries the round: {refused:?}");
+    let w = faults::witness(&log);
+    eprintln!("age_limit retry witness {w:?}, {} attempts", refused.len());
+    assert_eq!(p.failed("age_limit") as u64, w.never_delivered, "{p:?} {w:?}");
+    assert_eq!(p.samples_in as u64, w.seen, "{p:?} {w:?}");
+    assert_eq!(p.sent as u64, w.delivered_samples, "{p:?} {w:?}");
+    assert_eq!(p.retried as u64, w.retried_samples + w.resent_samples, "{p:?} {w:?}");
 }
 
 /// A `Retry-After` in the past is no wait at all; one a day ahead is taken as 5 minutes: no request
@@ -788,12 +907,15 @@ fn retry_after_in_the_past_retries_at_once_and_one_far_ahead_is_capped_and_spool
     assert_eq!(proxy.requests(), asked, "no request while the receiver asked for quiet");
     let t = Instant::now();
     let fin = stop(h);
-    assert!(t.elapsed() < Duration::from_millis(1_050), "stop within the exit deadline: {:?}", t.elapsed());
+    assert!(t.elapsed() <= Duration::from_millis(1_000) + STOP_SLACK, "stop within the exit deadline: {:?}", t.elapsed());
     assert_eq!(proxy.requests(), asked, "not even the final push");
     let p = &fin.targets["prom"];
     p.assert_identity();
     assert_eq!((p.failed_total(), p.queued), (0, 0), "{p:?}");
     assert!(p.spooled > 0 && p.spooled == p.samples_in - p.sent, "everything unsent is spooled: {p:?}");
+    assert_eq!(p.spooled as u64, spool_file_samples(&spool), "the spool file holds what was counted spooled: {p:?}");
+    let w = faults::witness(&proxy.log());
+    assert_eq!(p.sent as u64, w.delivered_samples, "{p:?} {w:?}");
 }
 
 /// The receiver itself dies (SIGKILL) and comes back on the same port with its data: the rounds
@@ -853,15 +975,106 @@ fn stop_aborting_a_hung_pushgateway_round_leaves_nothing_unaccounted() {
     assert!(proxy.wait_requests(1, Duration::from_secs(5)));
     let t = Instant::now();
     let fin = stop(h);
-    assert!(t.elapsed() < Duration::from_millis(1_050), "{:?}", t.elapsed());
+    assert!(t.elapsed() <= Duration::from_millis(1_000) + STOP_SLACK, "{:?}", t.elapsed());
     let p = &fin.targets["pushgateway"];
     p.assert_identity();
     assert_eq!(p.queued, 0, "nothing is left waiting after stop: {p:?}");
     assert_eq!(p.sent, 0);
     assert_eq!(p.spooled, 0, "a Pushgateway state is not spooled: {p:?}");
     assert!(p.samples_in > 0 && p.failed("deadline") == p.samples_in, "both states given up and counted: {p:?}");
+    // The test's count: the init state and the final state, as the proxy holds their bodies (both hung).
+    let log = proxy.log();
+    eprintln!("hung pushgateway: {} requests, samples {:?}", log.len(), log.iter().map(|s| s.text_samples()).collect::<Vec<_>>());
+    assert_eq!(log.len(), 2, "the init round's request and the final one: {log:?}");
+    assert_eq!(p.failed("deadline") as u64, log.iter().map(|s| s.text_samples()).sum::<u64>(), "{p:?}");
     let note = &fin.pushed["pushgateway"].message;
     assert!(note.contains("not spooled"), "the outcome says so: {note}");
     assert!(std::fs::read_dir(&spool).unwrap().next().is_none(), "nothing written to the spool directory");
     proxy.set_fault(Fault::Pass);
+}
+
+/// `queue_full` counted exactly from the test's own rounds: with no interval rounds and a receiver
+/// that asks for a day of quiet (`Retry-After`, capped at 5 minutes and remembered), each push
+/// queues one round and sends nothing, so the queue (room for three rounds) pushes out the oldest
+/// rounds one by one. At stop the three newest go to the spool. Expected figures: rounds made ×
+/// the samples of one round as the spool file holds it (decoded), the proxy's log for what was sent.
+#[test]
+fn queue_full_counts_exactly_the_rounds_pushed_out() {
+    let _g = lock();
+    let h = host();
+    let prom = servers::prometheus(None);
+    let proxy = Proxy::start(prom.port);
+    let url = format!("{}/api/v1/write", proxy.url());
+    let cfg = |queue: K| rw(h, &url, "prom", &[("stale_markers", h.b(false)), ("protocol", h.str("1.0")), ("queue", queue)]);
+    // A probe run measures one round (the series Prometheus shows after a push).
+    let probe = "d_qexact_probe";
+    init(h, probe, &[("interval_ms", h.j(NO_INTERVAL_ROUNDS)), ("remote_write", cfg(h.dict(&["max_samples_per_send"], &[h.j(5_000)])))]);
+    gauge(h, "t_seq");
+    set(h, "t_seq", 0.0);
+    assert!(push(h)["prom"].ok);
+    let round = query(prom.port, &format!("count({{job=\"{probe}\"}})"))[0].1 as i64;
+    let _ = stop(h);
+
+    let spool = servers::tmpdir("qexact");
+    let job = "d_qexact";
+    // Room for three rounds and a little (a round after a failure may carry a few more series),
+    // never four.
+    let cap = 3 * round + round / 2;
+    let first_request = proxy.requests() as usize;
+    init(
+        h,
+        job,
+        &[
+            ("interval_ms", h.j(NO_INTERVAL_ROUNDS)),
+            ("exit_deadline_ms", h.j(1_000)),
+            ("spool", h.dict(&["dir"], &[h.str(spool.to_str().unwrap())])),
+            ("remote_write", cfg(h.dict(&["capacity", "max_samples_per_send"], &[h.j(cap), h.j(cap)]))),
+        ],
+    );
+    gauge(h, "t_seq");
+    set(h, "t_seq", 0.0);
+    assert!(push(h)["prom"].ok);
+    proxy.set_fault(Fault::RetryAfter(429, "86400".into()));
+    let k = 7;
+    for i in 1..=k {
+        set(h, "t_seq", i as f64);
+        assert!(!push(h)["prom"].ok);
+    }
+    let fin = stop(h);
+    let log = proxy.log()[first_request..].to_vec();
+    let refused: Vec<_> = log.iter().filter(|s| s.status == 429).collect();
+    assert_eq!(refused.len(), 1, "one request asked for quiet, none after it: {log:?}");
+    assert_eq!(log.last().unwrap().status, 429, "nothing was sent after it: {log:?}");
+
+    // The spool holds the newest three rounds: t_seq k-1, k and the final round's k.
+    use kdbprom::push::spool as sp;
+    let files: Vec<_> =
+        std::fs::read_dir(&spool).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "spool")).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let f = sp::read(&files[0]).unwrap();
+    let mut sizes = Vec::new();
+    let mut values = Vec::new();
+    for e in &f.entries {
+        use prost::Message;
+        let w = kdbprom::proto::WriteRequest::decode(&snap::raw::Decoder::new().decompress_vec(&e.body).unwrap()[..]).unwrap();
+        sizes.push(w.timeseries.iter().map(|t| t.samples.len() as i64).sum::<i64>());
+        let v =
+            w.timeseries.iter().find(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == "t_seq")).map(|t| t.samples[0].value);
+        values.push(v.unwrap());
+    }
+    eprintln!("queue_full exact: round {round}, spooled rounds {sizes:?} with t_seq {values:?}");
+    assert_eq!(values, vec![(k - 1) as f64, k as f64, k as f64], "the three newest rounds, in order");
+    let per = sizes[0];
+    assert!(sizes.iter().all(|&s| s == per), "rounds after the failure have one size: {sizes:?}");
+    // Rounds made after the quiet began: k pushes (the first of them sent once and refused) + the
+    // final round; all but three were pushed out of the queue.
+    let p = &fin.targets["prom"];
+    let w = faults::witness(&log);
+    assert_eq!(p.sent as u64, w.delivered_samples, "{p:?} {w:?}");
+    assert_eq!(p.spooled, 3 * per, "{p:?}");
+    assert_eq!(p.spooled as u64, spool_file_samples(&spool), "{p:?}");
+    assert_eq!(p.failed("queue_full"), (k as i64 + 1 - 3) * per, "{} rounds of {per} pushed out: {p:?}", k + 1 - 3);
+    p.assert_failed_only(&["queue_full"]);
+    assert_eq!(p.samples_in, w.delivered_samples as i64 + (k as i64 + 1) * per, "{p:?}");
+    assert_eq!(refused[0].rw_samples() as i64, per, "the refused request was round 1");
 }

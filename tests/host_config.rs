@@ -811,6 +811,7 @@ fn push_and_text_return_within_push_timeout_ms_while_the_receiver_hangs() {
         );
         let t0 = Instant::now();
         stop(h);
-        assert!(t0.elapsed() < Duration::from_secs(2), "stop within its exit deadline: {:?}", t0.elapsed());
+        // exit_deadline_ms 200, and 250 ms past it at most.
+        assert!(t0.elapsed() <= Duration::from_millis(200 + 250), "stop within its exit deadline: {:?}", t0.elapsed());
     }
 }

@@ -1,7 +1,9 @@
 //! Every line of q/kdbprom.q that calls the library, called as that line calls it: the same export,
 //! the same argument types (a q literal `0` is a long, `0b` a boolean, `count` a long, `.Q.w[]` a
 //! dictionary of longs, `system"p"` cast with `"j"$`), in the order the script makes the calls.
-//! Each test names the q line it stands for. (`.prom.histogram` is covered by tests/host.rs.)
+//! Each test names the q line it stands for. The last test reads q/kdbprom.q and fails when an
+//! export the script binds (`` .prom.bind[`name;rank] ``), or a call form it uses (`` .prom.x.decl[`histogram;…] ``,
+//! `` .prom.x.log[`WARN;…] ``), is not exercised here with that rank and that first argument.
 
 mod common;
 use common::{Host, host, lock};
@@ -314,4 +316,128 @@ fn api_lines_with_q_argument_types() {
     let st = h.ok("kdbprom_stop", &[h.id()]);
     assert!(h.dict_items(st).iter().any(|(k, _)| k == "pushed"));
     (h.r0)(st);
+}
+
+/// `` .prom.histogram:{[n;h;l;b].prom.x.decl[`histogram;n;h;l;b]} ``: b a float vector (or a long one).
+#[test]
+fn histogram_line_with_q_argument_types() {
+    let _g = lock();
+    let h = host();
+    init(h, &["job"], &[h.s("hist")]);
+    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("h_seconds"), h.str("H."), h.list(&[]), h.floats(&[0.1, 1.0])]);
+    h.ok("kdbprom_declare", &[h.s("histogram"), h.s("hl_bytes"), h.str("HL."), h.list(&[]), h.longs(&[10, 100])]);
+    h.ok("kdbprom_observe", &[h.s("hl_bytes"), h.j(50)]);
+    h.ok("kdbprom_observe", &[h.s("h_seconds"), h.floats(&[0.05, 0.5, 5.0])]);
+    let t = text(h);
+    for want in
+        ["h_seconds_bucket{le=\"0.1\"} 1\n", "h_seconds_bucket{le=\"1.0\"} 2\n", "h_seconds_bucket{le=\"+Inf\"} 3\n", "h_seconds_count 3\n"]
+    {
+        assert!(t.contains(want), "{want} in {t}");
+    }
+    assert!(t.contains("hl_bytes_bucket{le=\"10.0\"} 0\nhl_bytes_bucket{le=\"100.0\"} 1\n"), "{t}");
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+}
+
+/// What kdbprom writes on fd 2 while `f` runs (the .so's own std writes there, not through the
+/// test harness's capture).
+fn stderr_of(f: impl FnOnce()) -> String {
+    use std::io::{Read, Seek};
+    let mut tmp = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(std::env::temp_dir().join(format!("kdbprom-q-lines-stderr-{}", std::process::id())))
+        .unwrap();
+    // SAFETY (test): fd 2 is saved, pointed at the file, and restored; only under the test lock.
+    let saved = unsafe { libc::dup(2) };
+    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&tmp), 2) };
+    f();
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    let mut out = String::new();
+    tmp.seek(std::io::SeekFrom::Start(0)).unwrap();
+    tmp.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// `` .prom.x.log[`WARN;".prom.on_poll failed: ",r] ``, `` .prom.x.log[`ERROR;"final push failed: ",x] ``,
+/// `` .prom.x.log[`INFO;…] ``: one line each on stderr in the library's format (UTC time,
+/// `kdbprom`, the level, the text); any other level is refused by name. Works with no agent.
+#[test]
+fn log_lines_as_the_script_writes_them() {
+    let _g = lock();
+    let h = host();
+    let _ = h.call("kdbprom_stop", &[h.id()]);
+    let out = stderr_of(|| {
+        for (level, text) in [("WARN", ".prom.on_poll failed: type"), ("ERROR", "final push failed: timeout"), ("INFO", ".z.ts changed")] {
+            assert!(h.ok("kdbprom_log", &[h.s(level), h.str(text)]).is_null());
+        }
+    });
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (line, want) in lines.iter().zip([
+        " kdbprom WARN .prom.on_poll failed: type",
+        " kdbprom ERROR final push failed: timeout",
+        " kdbprom INFO .z.ts changed",
+    ]) {
+        let (time, rest) = line.split_at(24);
+        assert_eq!(rest, want, "{line}");
+        assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T' && humantime::parse_rfc3339(time).is_ok(), "UTC time first: {line}");
+    }
+    assert_eq!(h.err("kdbprom_log", &[h.s("DEBUG"), h.str("x")]), "prom: log: level must be one of `ERROR`WARN`INFO, not `DEBUG");
+}
+
+/// The exports the script binds, as (export, rank) from its `` .prom.bind[`name;rank] `` lines,
+/// and its call forms, as (export, rank, first symbol) from each `` .prom.x.<alias>[`sym;… `` call.
+fn script_bindings() -> (Vec<(String, usize)>, Vec<(String, usize, String)>) {
+    let q = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/q/kdbprom.q")).unwrap();
+    let mut binds = Vec::new();
+    let mut alias: HashMap<String, (String, usize)> = HashMap::new();
+    for line in q.lines().filter(|l| !l.starts_with('/')) {
+        let Some((lhs, rest)) = line.split_once(":.prom.bind[`") else { continue };
+        let (name, rank) = rest.split_once(']').unwrap().0.split_once(';').unwrap_or_else(|| panic!("rank in {line}"));
+        let b = (format!("kdbprom_{name}"), rank.parse::<usize>().unwrap_or_else(|_| panic!("rank in {line}")));
+        alias.insert(lhs.to_string(), b.clone());
+        binds.push(b);
+    }
+    let mut forms = Vec::new();
+    for (a, (export, rank)) in &alias {
+        for (i, _) in q.match_indices(&format!("{a}[`")) {
+            let sym: String = q[i + a.len() + 2..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            forms.push((export.clone(), *rank, sym));
+        }
+    }
+    forms.sort();
+    forms.dedup();
+    (binds, forms)
+}
+
+/// Every export the script binds is called here with the rank it is bound with, and every call
+/// form with a literal first symbol is called with that symbol: a new binding (or a new
+/// `` .prom.x.log[`DEBUG;…] ``) with no test here fails this. Runs the tests above itself, so the
+/// calls it checks are this file's, whatever order the harness picks.
+#[test]
+fn every_binding_and_call_form_of_the_script_is_exercised() {
+    let (binds, forms) = script_bindings();
+    assert!(binds.len() >= 22 && binds.contains(&("kdbprom_log".to_string(), 2)), "parsed the bindings: {binds:?}");
+    assert!(forms.contains(&("kdbprom_declare".to_string(), 5, "histogram".to_string())), "parsed the call forms: {forms:?}");
+    init_returns_the_handler_groups_to_wrap();
+    procinfo_start_time_from_proc_and_negative_port();
+    sampler_none_unless_a_timer_is_asked_for();
+    wrapper_calls_for_every_handler();
+    sample_takes_q_w_as_q_builds_it();
+    updval_gets_each_glyph_as_a_symbol();
+    api_lines_with_q_argument_types();
+    histogram_line_with_q_argument_types();
+    log_lines_as_the_script_writes_them();
+    let calls = common::calls();
+    let called = |e: &str, r: usize| calls.iter().any(|c| c.export == e && c.rank == r);
+    let missing: Vec<_> = binds.iter().filter(|(e, r)| !called(e, *r)).collect();
+    assert!(missing.is_empty(), "bound by q/kdbprom.q but not exercised by tests/q_lines.rs: {missing:?}");
+    let missing: Vec<_> =
+        forms.iter().filter(|(e, r, s)| !calls.iter().any(|c| &c.export == e && c.rank == *r && c.first.as_deref() == Some(s))).collect();
+    assert!(missing.is_empty(), "call forms of q/kdbprom.q not exercised by tests/q_lines.rs: {missing:?}");
 }

@@ -367,7 +367,8 @@ fn unreachable_refused_hung_and_rejecting_receivers_fail_cleanly_and_in_time() {
     assert!(st["pushes_failed"] >= 3, "{st:?}");
     let t = Instant::now();
     let _ = h.call("kdbprom_stop", &[h.id()]);
-    assert!(t.elapsed() < Duration::from_millis(1_800), "stop bounded by exit_deadline_ms: {:?}", t.elapsed());
+    // exit_deadline_ms 800, and 250 ms past it at most.
+    assert!(t.elapsed() <= Duration::from_millis(800 + 250), "stop bounded by exit_deadline_ms: {:?}", t.elapsed());
     drop(hung);
     // Unreadable secrets and certificates fail init, naming the key.
     let bad = |extra: (&str, K)| h.list(&[rw(h, "http://127.0.0.1:9/w", "x", &[extra])]);

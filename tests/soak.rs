@@ -14,6 +14,14 @@ use kdbprom::registry::Kind;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()).unwrap()
@@ -70,8 +78,12 @@ fn four_threads_under_rotating_faults_keep_exact_totals_and_flat_memory() {
             });
         }
         for (n, f) in faults.iter().cycle().take(20).enumerate() {
+            // Each fault holds 3 s and until a request met it (a refused connect leaves no request:
+            // the 3 s alone), so every fault in the list was really applied.
+            let (at, seen) = (Instant::now(), proxy.requests() as usize);
             proxy.set_fault(f.clone());
-            std::thread::sleep(Duration::from_secs(3));
+            let met = || *f == Fault::Refuse || proxy.log()[seen..].iter().any(|r| r.fault == *f);
+            wait_until(&format!("a request under {f:?}"), Duration::from_secs(20), || at.elapsed() >= Duration::from_secs(3) && met());
             if n >= 3 {
                 rss.push(rss_kib());
             }
@@ -79,8 +91,12 @@ fn four_threads_under_rotating_faults_keep_exact_totals_and_flat_memory() {
         proxy.set_fault(Fault::Pass);
         run.store(false, Ordering::Relaxed);
     });
-    // Let the queue drain through a healthy receiver, then stop.
-    std::thread::sleep(Duration::from_secs(3));
+    // Let the queue drain through a healthy receiver (a round made after the threads stopped is
+    // delivered and nothing waits), then stop.
+    let after = proxy.forwarded();
+    wait_until("the queue drains", Duration::from_secs(30), || {
+        proxy.forwarded() >= after + 2 && a.stats().target("prom").unwrap().queued == 0
+    });
     let (st, pushed) = a.stop().unwrap();
     let c = st.target("prom").unwrap();
     assert!(c.balanced(), "{c:?}");

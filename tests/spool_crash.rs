@@ -117,9 +117,16 @@ fn sigkill_mid_write_leaves_only_whole_files() {
     let mut rng = Rng::new(seed);
 
     // Round 0 runs until a few files exist; the others are killed 0–50 ms after they start, which
-    // lands in start-up, in content generation, in a write, an fsync or a rename.
+    // lands in start-up, in content generation, in a write, an fsync or a rename. Every fourth
+    // round, and every round after the 40th until one has, waits for a new `.tmp` to appear and
+    // kills the writer at once: a kill that leaves a new `.tmp` behind landed mid-write, and at
+    // least one must have, or the test proved nothing about half-written files.
     const ROUNDS: u64 = 40;
-    for round in 0..ROUNDS {
+    const MAX_ROUNDS: u64 = 200;
+    let (mut mid_write, mut aimed) = (0, 0);
+    let mut round = 0;
+    while round < ROUNDS || (mid_write == 0 && round < MAX_ROUNDS) {
+        let tmps_before = count(&dir, ".spool.tmp");
         let mut child = spawn(&dir, round * 1_000_000);
         if round == 0 {
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -128,12 +135,28 @@ fn sigkill_mid_write_leaves_only_whole_files() {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
-        std::thread::sleep(Duration::from_micros(rng.next() % 50_000));
+        if round % 4 == 3 || round >= ROUNDS {
+            aimed += 1;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while count(&dir, ".spool.tmp") == tmps_before {
+                assert!(Instant::now() < deadline, "the writer never started a file");
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::sleep(Duration::from_micros(rng.next() % 50_000));
+        }
         child.0.kill().unwrap();
         child.0.wait().unwrap();
+        if count(&dir, ".spool.tmp") > tmps_before {
+            mid_write += 1;
+        }
+        round += 1;
     }
+    println!("{round} kills, {aimed} aimed at a write in progress, {mid_write} left a .tmp (killed mid-write)");
+    assert!(mid_write >= 1, "no SIGKILL of {round} landed mid-write (no .tmp left behind)");
 
     let tmps = files(&dir, ".tmp");
+    assert!(tmps.len() >= mid_write, "{tmps:?}");
     let whole = count(&dir, ".spool");
     let t = Instant::now();
     let s = spool::scan(&dir, spool::Owner { job: JOB, host: "h", instance: INSTANCE });

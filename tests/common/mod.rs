@@ -4,6 +4,8 @@
 //! an error if it carries a message, `::` otherwise (the extension returns (K)0 for `::`).
 #![allow(dead_code, unsafe_code)]
 
+pub mod life;
+
 use kdbplus::api::{K, S};
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_LOCAL, RTLD_NOW};
 use std::ffi::{CStr, CString, c_char};
@@ -117,6 +119,22 @@ pub fn host() -> &'static Host {
     })
 }
 
+/// One call made through [`Host::call`]: the export, its rank, and its first argument when that is
+/// a symbol (the call form: `` .prom.x.decl[`histogram;…] ``, `` .prom.x.log[`WARN;…] ``).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Call {
+    pub export: String,
+    pub rank: usize,
+    pub first: Option<String>,
+}
+
+static CALLS: Mutex<std::collections::BTreeSet<Call>> = Mutex::new(std::collections::BTreeSet::new());
+
+/// Every distinct call this test process made through [`Host::call`] (and so `ok`/`err`).
+pub fn calls() -> std::collections::BTreeSet<Call> {
+    CALLS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// Tests share one loaded .so and so one agent: run them one at a time.
 pub fn lock() -> MutexGuard<'static, ()> {
     static M: Mutex<()> = Mutex::new(());
@@ -145,6 +163,8 @@ impl Host {
 
     /// Calls export `name` with borrowed arguments (they are freed here afterwards, as q would).
     pub fn call(&self, name: &str, args: &[K]) -> Result<K, String> {
+        let first = args.first().filter(|&&a| !a.is_null() && self.qtype(a) == -11).map(|&a| self.sym(a));
+        CALLS.lock().unwrap_or_else(|p| p.into_inner()).insert(Call { export: name.to_string(), rank: args.len(), first });
         let r = match args.len() {
             1 => self.export::<K1>(name)(args[0]),
             2 => self.export::<K2>(name)(args[0], args[1]),

@@ -47,7 +47,7 @@ pub enum Fault {
 }
 
 /// One request the proxy received.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Seen {
     pub method: String,
     /// The request target as sent (path and query).
@@ -56,19 +56,148 @@ pub struct Seen {
     pub status: u16,
     /// The request body length (after de-chunking).
     pub body_len: usize,
+    /// The request body as received (after de-chunking): what the test counts samples from.
+    pub body: Vec<u8>,
     /// The selected request headers present, lower-case names: content-type, content-encoding,
     /// x-prometheus-remote-write-version, retry-attempt.
     pub headers: BTreeMap<String, String>,
     /// The fault applied.
     pub fault: Fault,
+    /// The remote-write 2.0 written counts of the answer, when the upstream answered with them
+    /// (`x-prometheus-remote-write-samples-written`, `…-histograms-written`).
+    pub written: Option<(u64, u64)>,
     /// When the request had been fully read.
     pub at: Instant,
+}
+
+impl std::fmt::Debug for Seen {
+    /// Everything but the body's bytes (its length is there).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seen")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("status", &self.status)
+            .field("body_len", &self.body_len)
+            .field("headers", &self.headers)
+            .field("fault", &self.fault)
+            .field("written", &self.written)
+            .field("at", &self.at)
+            .finish()
+    }
 }
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
+
+    /// Answered 2xx (by the upstream or the fault).
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// A remote-write 2.0 request (by its Content-Type).
+    pub fn is_v2(&self) -> bool {
+        self.header("content-type").is_some_and(|t| t.contains("io.prometheus.write.v2.Request"))
+    }
+
+    /// Accepted as remote write: answered 2xx, and for a 2.0 request with written counts (a 2.0
+    /// request answered without them was not understood: the library resends it as 1.0).
+    pub fn accepted(&self) -> bool {
+        self.ok() && (!self.is_v2() || self.written.is_some())
+    }
+
+    /// A retry of an earlier request (it carries `Retry-Attempt`).
+    pub fn is_retry(&self) -> bool {
+        self.header("retry-attempt").is_some()
+    }
+
+    /// A remote-write body, decoded here (snappy, then protobuf 1.0 or 2.0 by Content-Type):
+    /// (series labels, timestamp) of every sample and histogram it carries, in body order.
+    pub fn rw_points(&self) -> Vec<(String, i64)> {
+        use kdbprom::proto::{WriteRequest, v2};
+        use prost::Message;
+        let raw = snap::raw::Decoder::new().decompress_vec(&self.body).expect("a snappy remote-write body");
+        if self.is_v2() {
+            let r = v2::Request::decode(&raw[..]).expect("a remote-write 2.0 body");
+            r.timeseries
+                .iter()
+                .flat_map(|t| {
+                    let l: Vec<String> =
+                        t.labels_refs.chunks(2).map(|p| format!("{}={}", r.symbols[p[0] as usize], r.symbols[p[1] as usize])).collect();
+                    let l = l.join(",");
+                    let s = t.samples.iter().map(|x| x.timestamp);
+                    let h = t.histograms.iter().map(|x| x.timestamp);
+                    s.chain(h).map(move |ts| (l.clone(), ts)).collect::<Vec<_>>()
+                })
+                .collect()
+        } else {
+            let r = WriteRequest::decode(&raw[..]).expect("a remote-write 1.0 body");
+            r.timeseries
+                .iter()
+                .flat_map(|t| {
+                    let l: Vec<String> = t.labels.iter().map(|l| format!("{}={}", l.name, l.value)).collect();
+                    let l = l.join(",");
+                    let s = t.samples.iter().map(|x| x.timestamp);
+                    let h = t.histograms.iter().map(|x| x.timestamp);
+                    s.chain(h).map(move |ts| (l.clone(), ts)).collect::<Vec<_>>()
+                })
+                .collect()
+        }
+    }
+
+    /// Samples (and histograms) a remote-write body carries.
+    pub fn rw_samples(&self) -> u64 {
+        self.rw_points().len() as u64
+    }
+
+    /// Sample lines of a text-exposition body (a Pushgateway push): every line but comments and blanks.
+    pub fn text_samples(&self) -> u64 {
+        String::from_utf8_lossy(&self.body).lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).count() as u64
+    }
+}
+
+/// What a proxy log says about remote-write samples, counted by the test from the bodies.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Witness {
+    /// Distinct (series, timestamp) points in any request the proxy received.
+    pub seen: u64,
+    /// Distinct points in an accepted request ([`Seen::accepted`]).
+    pub delivered: u64,
+    /// Distinct points received, never in an accepted request.
+    pub never_delivered: u64,
+    /// Samples of the accepted requests (with repeats, as the receiver was sent them).
+    pub delivered_samples: u64,
+    /// Samples of the requests that were retries (`Retry-Attempt`).
+    pub retried_samples: u64,
+    /// Samples of 2.0 requests answered 2xx without written counts: not understood, so sent again
+    /// as 1.0 (a resend without `Retry-Attempt`).
+    pub resent_samples: u64,
+}
+
+/// Counts the remote-write samples in `log` (requests with an empty body are skipped).
+pub fn witness(log: &[Seen]) -> Witness {
+    use std::collections::BTreeSet;
+    let (mut seen, mut ok) = (BTreeSet::new(), BTreeSet::new());
+    let mut w = Witness::default();
+    for s in log.iter().filter(|s| !s.body.is_empty()) {
+        let pts = s.rw_points();
+        if s.accepted() {
+            w.delivered_samples += pts.len() as u64;
+            ok.extend(pts.iter().cloned());
+        }
+        if s.is_retry() {
+            w.retried_samples += pts.len() as u64;
+        }
+        if s.ok() && !s.accepted() {
+            w.resent_samples += pts.len() as u64;
+        }
+        seen.extend(pts);
+    }
+    w.seen = seen.len() as u64;
+    w.delivered = ok.len() as u64;
+    w.never_delivered = seen.difference(&ok).count() as u64;
+    w
 }
 
 const LOGGED: [&str; 4] = ["content-type", "content-encoding", "x-prometheus-remote-write-version", "retry-attempt"];
@@ -341,6 +470,8 @@ fn serve_conn(inner: &Inner, mut r: BufReader<TcpStream>, mut w: &TcpStream) -> 
                 path: req.path.clone(),
                 status: 0,
                 body_len: req.body.len(),
+                body: req.body.clone(),
+                written: None,
                 headers,
                 fault: fault.clone(),
                 at: Instant::now(),
@@ -354,6 +485,11 @@ fn serve_conn(inner: &Inner, mut r: BufReader<TcpStream>, mut w: &TcpStream) -> 
                 Ok(resp) => {
                     if (200..300).contains(&resp.status) {
                         inner.forwarded.fetch_add(1, SeqCst);
+                    }
+                    let n = |h: &str| header(&resp.headers, h).and_then(|v| v.trim().parse::<u64>().ok());
+                    if let Some(samples) = n("x-prometheus-remote-write-samples-written") {
+                        let histograms = n("x-prometheus-remote-write-histograms-written").unwrap_or(0);
+                        inner.state.lock().unwrap().log[idx].written = Some((samples, histograms));
                     }
                     (resp.status, relay(&resp, &req.method, close))
                 }
