@@ -119,7 +119,9 @@ impl Agent {
         let instance = config.instance.clone().unwrap_or_else(|| process.instance());
         let registry = Arc::new(Registry::new(limits));
         let builtins = builtin::declare_with(&registry, process, config.native_request_histograms)?;
-        let delivery = Delivery::build(&config, &instance, &registry)?;
+        let delivery = Delivery::build(&config, &instance)?;
+        let target_series =
+            delivery.slots.iter().map(|s| crate::telemetry::target(&registry, &s.name)).collect::<Result<Vec<_>, _>>()?;
         let ledgers = delivery.ledgers();
         let ring = Arc::new(Ring::new(config.ring_capacity, config.ring_vector_bytes));
         let stats = Arc::new(Stats::default());
@@ -133,6 +135,7 @@ impl Agent {
             slice: Duration::from_millis(config.summary_max_age_ms / slices as u64),
             slices,
             delivery,
+            target_series,
             on_round,
         };
         let lock = instance_lock(&config.job, &instance);
@@ -397,7 +400,6 @@ impl Drop for Agent {
 impl From<BuildError> for AgentError {
     fn from(e: BuildError) -> AgentError {
         match e {
-            BuildError::Registry(e) => AgentError::Registry(e),
             BuildError::Client(e) => AgentError::Client(e),
         }
     }

@@ -17,7 +17,7 @@ use crate::push::round::Round;
 use crate::registry::Registry;
 use crate::ring::Ring;
 use crate::stats::Stats;
-use crate::telemetry::{self, Own, RingFigures};
+use crate::telemetry::{self, Own, RingFigures, TargetSeries};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
@@ -61,6 +61,8 @@ pub struct Shared {
     pub slices: usize,
     /// Delivery.
     pub delivery: Delivery,
+    /// Each target's self-metric series, by slot id.
+    pub target_series: Vec<TargetSeries>,
     /// Called as each push round starts: asks q's main thread for a process sample, which then
     /// rides in the next push (the q boundary wires it to `sd1`; None in plain Rust).
     pub on_round: Option<Hook>,
@@ -177,7 +179,7 @@ impl State {
         telemetry::publish_ring(&mut self.agg, reg, &s.own, ring);
         telemetry::publish_overflow(&mut self.agg, reg, &s.own);
         for slot in &s.delivery.slots {
-            telemetry::publish_target(&mut self.agg, reg, &slot.series, &slot.ledger.get());
+            telemetry::publish_target(&mut self.agg, reg, &s.target_series[slot.id], &slot.ledger.get());
         }
     }
 
@@ -252,9 +254,8 @@ impl State {
     fn account(&mut self, outcomes: &[(usize, Outcome)]) {
         let reg = self.shared.registry.clone();
         for (id, o) in outcomes {
-            let slot = &mut self.shared.delivery.slots[*id];
-            slot.finish(o);
-            telemetry::push_done(&mut self.agg, &reg, &slot.series, o);
+            self.shared.delivery.slots[*id].finish(o);
+            telemetry::push_done(&mut self.agg, &reg, &self.shared.target_series[*id], o);
         }
     }
 

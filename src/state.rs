@@ -8,7 +8,33 @@
 //! `<state dir>/kdbprom-<job>-<instance>.lock` while it runs; a second one finds it held and warns.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a directory kdbprom writes into (the spool's, the textfile's) cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {op} {}: {source}", .path.display())]
+pub struct DirError {
+    /// What was being done (`create directory`, `create a file in`, `remove`).
+    pub op: &'static str,
+    /// The directory or file it was done to.
+    pub path: PathBuf,
+    /// The operating system's answer.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Creates `dir` if it is missing and checks that a file can be created in it (as root, mode bits
+/// do not stop writes, so this tries), so a directory that cannot be written is refused at
+/// `.prom.init`, not found out at the first push.
+pub fn writable(dir: &Path) -> Result<(), DirError> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let err = |op, path: &Path, source| DirError { op, path: path.to_path_buf(), source };
+    std::fs::create_dir_all(dir).map_err(|e| err("create directory", dir, e))?;
+    let probe = dir.join(format!(".kdbprom-probe-{}-{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    File::options().write(true).create_new(true).open(&probe).map_err(|e| err("create a file in", dir, e))?;
+    std::fs::remove_file(&probe).map_err(|e| err("remove", &probe, e))
+}
 
 /// `$XDG_STATE_HOME/kdbprom`, else `$HOME/.local/state/kdbprom` (the XDG base directory rules);
 /// None when neither variable is set.

@@ -17,13 +17,7 @@ pub(super) fn textfile(o: &Obj<'_>, p: PathBuf) -> Result<PathBuf, ConfigError> 
         }
         _ => {}
     }
-    crate::push::spool::check_dir(dir).map_err(|e| {
-        let why = match &e {
-            crate::push::spool::SpoolError::Io { op, path, source } => format!("cannot {op} {}: {source}", path.display()),
-            e => e.to_string(),
-        };
-        o.invalid("textfile", &why)
-    })?;
+    crate::state::writable(dir).map_err(|e| o.invalid("textfile", &e.to_string()))?;
     Ok(p)
 }
 
@@ -31,14 +25,10 @@ pub(super) fn textfile(o: &Obj<'_>, p: PathBuf) -> Result<PathBuf, ConfigError> 
 /// written refuses the config; the default place only warns, and there is no spool.
 pub(super) fn spool_dir(spool: Option<Spool>) -> Result<Option<Spool>, ConfigError> {
     let Some(sp) = spool else { return Ok(None) };
-    match (crate::push::spool::check_dir(&sp.dir), sp.explicit) {
+    match (crate::state::writable(&sp.dir), sp.explicit) {
         (Ok(()), _) => Ok(Some(sp)),
         (Err(e), true) => {
-            let cause = match &e {
-                crate::push::spool::SpoolError::Io { source, .. } => source.to_string(),
-                e => e.to_string(),
-            };
-            Err(ConfigError::Invalid { key: "spool.dir".into(), why: format!("cannot write to {}: {cause}", sp.dir.display()) })
+            Err(ConfigError::Invalid { key: "spool.dir".into(), why: format!("cannot write to {}: {}", sp.dir.display(), e.source) })
         }
         // The default place: a process without a usable home still runs, without a spool.
         (Err(e), false) => {

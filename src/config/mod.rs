@@ -407,7 +407,7 @@ impl Config {
             if k == "job" || k == "instance" {
                 return Err(ConfigError::Invalid { key: format!("labels.{k}"), why: "set it with the job/instance keys".into() });
             }
-            if k == crate::push::textfile::JOB_LABEL || k == crate::push::textfile::INSTANCE_LABEL {
+            if TEXTFILE_LABELS.contains(&k.as_str()) {
                 return Err(ConfigError::Invalid {
                     key: format!("labels.{k}"),
                     why: "is reserved: the textfile's copy of job/instance".into(),
@@ -441,6 +441,10 @@ impl Config {
         serde_json::from_str(&text).map_err(|e| file_err(e.to_string()))
     }
 }
+
+/// The labels a textfile's series carry for their process's `job` and `instance` (node_exporter's
+/// scrape sets `job` and `instance` itself); reserved, so static labels cannot take them.
+pub const TEXTFILE_LABELS: [&str; 2] = ["kdb_job", "kdb_instance"];
 
 /// The file a textfile target writes: `textfile` itself when it ends in `.prom`, else
 /// `kdbprom_<job>_<instance>.prom` in that directory, so two processes on one host never share a

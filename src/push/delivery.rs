@@ -10,17 +10,12 @@ use super::replay::Replay;
 use super::slot::Slot;
 use super::{pushgateway, remote_write, textfile};
 use crate::config::Config;
-use crate::registry::{Registry, RegistryError};
-use crate::telemetry;
 use std::time::Duration;
 use thiserror::Error;
 
 /// Why the targets could not be built.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum BuildError {
-    /// A target's self-metric series could not be declared.
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
     /// A target's HTTP client could not be built (TLS files, URL).
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -44,11 +39,11 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Builds the targets of `c` for `instance`, each with its self-metric series in `reg` and
-    /// what the previous run of the job on this host spooled for it. With none configured,
+    /// Builds the targets of `c` for `instance`, each with what the previous run of the job on
+    /// this host spooled for it. With none configured,
     /// nothing is pushed or written anywhere (an HDB's working directory is its database root):
     /// this says so once, and `.prom.text[]` and `/metrics` still answer.
-    pub fn build(c: &Config, instance: &str, reg: &Registry) -> Result<Delivery, BuildError> {
+    pub fn build(c: &Config, instance: &str) -> Result<Delivery, BuildError> {
         let spool = c.spool.as_ref().map(|s| {
             let to = SpoolTo { dir: s.dir.clone(), job: c.job.clone(), instance: instance.into(), host: crate::builtin::local_host() };
             (to, s.max_bytes)
@@ -63,7 +58,7 @@ impl Delivery {
         let mut add = |name: &str, make: &mut dyn FnMut(Common) -> Result<Box<dyn Pipeline>, BuildError>| -> Result<(), BuildError> {
             let ledger = Ledger::default();
             let pipeline = make(Common::new(name, ledger.clone()))?;
-            slots.push(Slot::new(slots.len(), name, ledger, telemetry::target(reg, name)?, pipeline));
+            slots.push(Slot::new(slots.len(), name, ledger, pipeline));
             Ok(())
         };
         if let Some(p) = &c.textfile {

@@ -1,10 +1,10 @@
-//! A target's place in the delivery: its id, name, accounting and self-metric series, which the
-//! flusher and `.prom.stats[]` read at any time, and its pipeline, which a round borrows by value.
+//! A target's place in the delivery: its id, name and accounting, which the flusher and
+//! `.prom.stats[]` read at any time, and its pipeline, which a round borrows by value. (Its
+//! self-metric series are the flusher's, by slot id: delivery knows nothing of telemetry.)
 
 use super::Outcome;
 use super::accounting::Ledger;
 use super::pipeline::Pipeline;
-use crate::telemetry::TargetSeries;
 
 /// One configured target.
 pub struct Slot {
@@ -14,8 +14,6 @@ pub struct Slot {
     pub name: String,
     /// Where its samples went (the pipeline holds a clone and does the moving).
     pub ledger: Ledger,
-    /// Its `kdbprom_*{target}` series.
-    pub series: TargetSeries,
     /// The failure last written to stderr, so each cause is logged once, not every round.
     logged: Option<String>,
     /// None while a round has it.
@@ -24,8 +22,8 @@ pub struct Slot {
 
 impl Slot {
     /// A slot holding `pipeline`.
-    pub fn new(id: usize, name: &str, ledger: Ledger, series: TargetSeries, pipeline: Box<dyn Pipeline>) -> Slot {
-        Slot { id, name: name.into(), ledger, series, logged: None, pipeline: Some(pipeline) }
+    pub fn new(id: usize, name: &str, ledger: Ledger, pipeline: Box<dyn Pipeline>) -> Slot {
+        Slot { id, name: name.into(), ledger, logged: None, pipeline: Some(pipeline) }
     }
 
     /// The pipeline, when no round has it.

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The label carrying the kdbprom `job` in a textfile (node_exporter's scrape sets `job`).
-pub const JOB_LABEL: &str = "kdb_job";
+pub const JOB_LABEL: &str = crate::config::TEXTFILE_LABELS[0];
 /// The label carrying the kdbprom `instance` in a textfile.
-pub const INSTANCE_LABEL: &str = "kdb_instance";
+pub const INSTANCE_LABEL: &str = crate::config::TEXTFILE_LABELS[1];
 
 /// A configured textfile.
 pub struct Textfile {

@@ -12,10 +12,7 @@ use std::sync::atomic::Ordering;
 /// Creates `dir` if it is missing and checks that a file can be created in it (as root, mode bits
 /// do not stop writes, so this tries). For `.prom.init`: an error names the directory.
 pub fn check_dir(dir: &Path) -> Result<(), SpoolError> {
-    fs::create_dir_all(dir).map_err(|e| SpoolError::io("create directory", dir, e))?;
-    let probe = dir.join(format!(".kdbprom-probe-{}-{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
-    OpenOptions::new().write(true).create_new(true).open(&probe).map_err(|e| SpoolError::io("create a file in", dir, e))?;
-    fs::remove_file(&probe).map_err(|e| SpoolError::io("remove", &probe, e))
+    crate::state::writable(dir).map_err(|e| SpoolError::Io { op: e.op, path: e.path, source: e.source })
 }
 
 /// Writes `entries` (oldest first) as one file in `dir`, creating `dir` if it is missing.
