@@ -120,6 +120,7 @@ impl Agent {
         let registry = Arc::new(Registry::new(limits));
         let builtins = builtin::declare_with(&registry, process, config.native_request_histograms)?;
         let delivery = Delivery::build(&config, &instance)?;
+        let process_series = if config.process_metrics { Some(crate::process::declare(&registry, &crate::process::read())?) } else { None };
         let target_series =
             delivery.slots.iter().map(|s| crate::telemetry::target(&registry, &s.name)).collect::<Result<Vec<_>, _>>()?;
         let ledgers = delivery.ledgers();
@@ -136,6 +137,7 @@ impl Agent {
             slices,
             delivery,
             target_series,
+            process: process_series,
             on_round,
         };
         let lock = instance_lock(&config.job, &instance);

@@ -111,11 +111,17 @@ pub fn process_start_time() -> Option<f64> {
 
 /// Clock ticks per second of /proc's times: `AT_CLKTCK` (17) of this process's auxiliary vector,
 /// which is what `sysconf(_SC_CLK_TCK)` returns; USER_HZ (100 on Linux) if it cannot be read.
-fn clock_ticks() -> f64 {
+pub fn clock_ticks() -> f64 {
+    auxv(17).map_or(100.0, |v| v as f64)
+}
+
+/// The non-zero value of `key` in this process's auxiliary vector (what `getauxval` returns),
+/// read from /proc without libc's help.
+pub fn auxv(key: usize) -> Option<usize> {
     const W: usize = std::mem::size_of::<usize>();
     let word = |b: &[u8]| usize::from_ne_bytes(b.try_into().unwrap_or([0; W]));
-    let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
-    auxv.chunks_exact(2 * W).map(|e| (word(&e[..W]), word(&e[W..]))).find(|&(k, v)| k == 17 && v > 0).map_or(100.0, |(_, v)| v as f64)
+    let auxv = std::fs::read("/proc/self/auxv").ok()?;
+    auxv.chunks_exact(2 * W).map(|e| (word(&e[..W]), word(&e[W..]))).find(|&(k, v)| k == key && v > 0).map(|(_, v)| v)
 }
 
 /// This machine's name: the default instance when q does not say (`.z.h` normally does), and the

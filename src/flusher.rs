@@ -63,6 +63,8 @@ pub struct Shared {
     pub delivery: Delivery,
     /// Each target's self-metric series, by slot id.
     pub target_series: Vec<TargetSeries>,
+    /// The process collector's series, when `process_metrics` is on.
+    pub process: Option<crate::process::Series>,
     /// Called as each push round starts: asks q's main thread for a process sample, which then
     /// rides in the next push (the q boundary wires it to `sd1`; None in plain Rust).
     pub on_round: Option<Hook>,
@@ -178,6 +180,9 @@ impl State {
         let ring = RingFigures { recorded: self.agg.applied() + queued + dropped, dropped, queued, series: reg.live_series() as u64 };
         telemetry::publish_ring(&mut self.agg, reg, &s.own, ring);
         telemetry::publish_overflow(&mut self.agg, reg, &s.own);
+        if let Some(p) = &s.process {
+            crate::process::publish(&mut self.agg, reg, p, &crate::process::read());
+        }
         for slot in &s.delivery.slots {
             telemetry::publish_target(&mut self.agg, reg, &s.target_series[slot.id], &slot.ledger.get());
         }

@@ -19,6 +19,7 @@ pub mod flusher;
 pub mod handles;
 pub mod log;
 pub mod name;
+pub mod process;
 pub mod proto;
 pub mod push;
 pub mod registry;

@@ -107,6 +107,7 @@ pub(super) const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("on_series_limit", EnvKind::Str),
     ("instrument", EnvKind::Instrument),
     ("serve_metrics", EnvKind::Bool),
+    ("process_metrics", EnvKind::Bool),
     ("native_request_histograms", EnvKind::Bool),
     ("summary_max_age_ms", EnvKind::Num),
     ("summary_age_buckets", EnvKind::Num),

@@ -301,6 +301,9 @@ pub struct Config {
     pub instrument: Instrument,
     /// Answer `GET /metrics` from `.z.ph` (KX exporter 1.x behaviour).
     pub serve_metrics: bool,
+    /// The process collector: `process_cpu_seconds_total`, memory, file descriptors and network
+    /// bytes from /proc (default true).
+    pub process_metrics: bool,
     /// Declare `kdb_request_duration_seconds` as a native histogram (no classic buckets).
     pub native_request_histograms: bool,
     /// Sliding window of summaries.
@@ -347,6 +350,7 @@ impl Default for Config {
             on_series_limit: crate::registry::OnSeriesLimit::Overflow,
             instrument: Instrument::ALL,
             serve_metrics: false,
+            process_metrics: true,
             native_request_histograms: false,
             summary_max_age_ms: 600_000,
             summary_age_buckets: 5,
@@ -382,6 +386,7 @@ impl Config {
             },
             instrument: o.instrument("instrument", d.instrument)?,
             serve_metrics: o.bool("serve_metrics", d.serve_metrics)?,
+            process_metrics: o.bool("process_metrics", d.process_metrics)?,
             native_request_histograms: o.bool("native_request_histograms", d.native_request_histograms)?,
             summary_max_age_ms: o.num("summary_max_age_ms", d.summary_max_age_ms, 1_000, 86_400_000)?,
             summary_age_buckets: o.num("summary_age_buckets", d.summary_age_buckets as u64, 1, 60)? as usize,
