@@ -292,6 +292,11 @@ fn protobuf_by_default_gzip_and_text_read_back_from_the_gateway() {
         let values = declare_and_record(h, job);
         assert_eq!(push(h), (true, 200), "{job}");
         check(&gateway(pgw.port), job, job, &values, native);
+        // A text scrape of the gateway shows a native histogram's count and sum (and the implied `+Inf` bucket).
+        let text = servers::http().get(format!("http://127.0.0.1:{}/metrics", pgw.port)).send().unwrap().text().unwrap();
+        let count = text.lines().find(|l| l.starts_with(&format!("{job}_native_seconds_count{{"))).unwrap_or_else(|| panic!("{text}"));
+        assert!(count.ends_with(&format!(" {}", values.len())), "{count}");
+        assert!(text.lines().any(|l| l.starts_with(&format!("{job}_native_seconds_sum{{"))), "{text}");
         // PUT replaces the group: a new gauge value wins, the rest stays.
         h.ok("kdbprom_set", &[h.s(&format!("{job}_depth")), h.f(9.5)]);
         assert_eq!(push(h), (true, 200), "{job}");
