@@ -117,6 +117,8 @@ pub(super) const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("spool.max_bytes", EnvKind::Num),
     ("pushgateway.url", EnvKind::Str),
     ("pushgateway.method", EnvKind::Str),
+    ("pushgateway.format", EnvKind::Str),
+    ("pushgateway.compression", EnvKind::Str),
     ("pushgateway.timeout_ms", EnvKind::Num),
     ("pushgateway.basic_auth.username", EnvKind::Str),
     ("pushgateway.basic_auth.password_file", EnvKind::Str),

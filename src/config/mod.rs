@@ -129,6 +129,27 @@ pub enum PushMethod {
     Post,
 }
 
+/// The body format of Pushgateway pushes (`pushgateway.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushgatewayFormat {
+    /// Length-delimited `io.prometheus.client.MetricFamily` messages (the default, as client_golang
+    /// sends): native histograms go whole.
+    #[default]
+    Protobuf,
+    /// The text exposition 0.0.4: a native histogram shows its classic buckets, or `_sum` and `_count`.
+    Text,
+}
+
+/// The `Content-Encoding` of Pushgateway pushes (`pushgateway.compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushgatewayCompression {
+    /// The body as it is (the default).
+    #[default]
+    None,
+    /// gzip (the Pushgateway takes it from 1.5.0).
+    Gzip,
+}
+
 /// The `pushgateway` block.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pushgateway {
@@ -144,6 +165,10 @@ pub struct Pushgateway {
     pub auth: Auth,
     /// Per-request timeout.
     pub timeout_ms: u64,
+    /// Protobuf (default) or text.
+    pub format: PushgatewayFormat,
+    /// No compression (default) or gzip.
+    pub compression: PushgatewayCompression,
 }
 
 /// Remote-write protocol version.

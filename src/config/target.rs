@@ -2,7 +2,10 @@
 
 use super::checks::secret;
 use super::reader::{Obj, hide_userinfo};
-use super::{Auth, BasicAuth, ConfigError, Protocol, Proxy, PushMethod, Pushgateway, Queue, RemoteWrite, Tls};
+use super::{
+    Auth, BasicAuth, ConfigError, Protocol, Proxy, PushMethod, Pushgateway, PushgatewayCompression, PushgatewayFormat, Queue, RemoteWrite,
+    Tls,
+};
 use serde_json::{Map, Value};
 
 /// Header names a user may not set: the protocol's own and `Authorization` (use an auth block).
@@ -33,6 +36,16 @@ pub(super) fn pushgateway(mut o: Obj<'_>) -> Result<Pushgateway, ConfigError> {
         Some("POST") => PushMethod::Post,
         Some(_) => return Err(o.invalid("method", "must be PUT or POST")),
     };
+    let format = match o.opt_str("format")?.as_deref() {
+        None | Some("protobuf") => PushgatewayFormat::Protobuf,
+        Some("text") => PushgatewayFormat::Text,
+        Some(x) => return Err(o.invalid("format", &format!(r#"must be "protobuf" or "text", not '{x}'"#))),
+    };
+    let compression = match o.opt_str("compression")?.as_deref() {
+        None | Some("none") => PushgatewayCompression::None,
+        Some("gzip") => PushgatewayCompression::Gzip,
+        Some(x) => return Err(o.invalid("compression", &format!(r#"must be "none" or "gzip", not '{x}'"#))),
+    };
     let grouping = o.str_map("grouping")?;
     for k in grouping.keys() {
         crate::name::check_label(k).map_err(|e| o.invalid(&format!("grouping.{k}"), &e.to_string()))?;
@@ -51,6 +64,8 @@ pub(super) fn pushgateway(mut o: Obj<'_>) -> Result<Pushgateway, ConfigError> {
         delete_on_exit: o.bool("delete_on_exit", false)?,
         auth: auth(&mut o)?,
         timeout_ms: o.num("timeout_ms", 5_000, 1, 600_000)?,
+        format,
+        compression,
     };
     o.finish()?;
     Ok(p)

@@ -11,6 +11,7 @@
 
 pub mod downgrade;
 pub mod float;
+pub mod metric_family;
 pub mod remote_write;
 pub mod remote_write2;
 pub mod symbols;

@@ -1,0 +1,470 @@
+//! The Pushgateway's protobuf: a snapshot as length-delimited `io.prometheus.client.MetricFamily`
+//! messages (each preceded by its length as a varint), one per family, as client_golang pushes.
+//!
+//! Driven by the same [`walk`] as the text exposition, so both show the same series and values.
+//! Counters and gauges are one `Counter`/`Gauge` each; a summary's quantiles, sum and count are
+//! one `Summary`; a classic histogram is one `Histogram` with cumulative buckets (the `+Inf` one
+//! left out: it is the count). A native histogram goes whole in the same `Histogram` message:
+//! schema, zero threshold and count, and per sign its spans and delta-encoded integer counts
+//! (the very [`Spans`](crate::snapshot::Spans) remote write sends), next to its classic buckets
+//! when the family has both. No field `timestamp_ms`: the Pushgateway refuses it. Labels are the
+//! family's and the constant ones, sorted by name, empty values left out; job, instance and the
+//! grouping labels come from the URL.
+
+use super::wire::{put_string, put_varint, varint_len, zigzag32, zigzag64};
+use super::{HistogramSeries, Sample, Sink, walk};
+use crate::registry::{Family, Kind, OVERFLOW_LABEL};
+use crate::snapshot::{NativeSnapshot, Snapshot, Spans};
+
+/// The Content-Type of this format (client_golang's spelling).
+pub const CONTENT_TYPE: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+// Field keys (field number << 3 | wire type), each one byte.
+const LEN: u8 = 2;
+const F64: u8 = 1;
+const FAMILY_NAME: u8 = 1 << 3 | LEN;
+const FAMILY_HELP: u8 = 2 << 3 | LEN;
+const FAMILY_TYPE: u8 = 3 << 3;
+const FAMILY_METRIC: u8 = 4 << 3 | LEN;
+const METRIC_LABEL: u8 = 1 << 3 | LEN;
+const METRIC_GAUGE: u8 = 2 << 3 | LEN;
+const METRIC_COUNTER: u8 = 3 << 3 | LEN;
+const METRIC_SUMMARY: u8 = 4 << 3 | LEN;
+const METRIC_HISTOGRAM: u8 = 7 << 3 | LEN;
+/// `Gauge.value`, `Counter.value`, `Quantile.quantile`.
+const VALUE: u8 = 1 << 3 | F64;
+/// `Quantile.value`, `Summary.sample_sum`, `Histogram.sample_sum`, `Bucket.upper_bound`.
+const SECOND_F64: u8 = 2 << 3 | F64;
+/// `Summary.sample_count`, `Histogram.sample_count`, `Bucket.cumulative_count`.
+const COUNT: u8 = 1 << 3;
+const SUMMARY_QUANTILE: u8 = 3 << 3 | LEN;
+const HISTOGRAM_BUCKET: u8 = 3 << 3 | LEN;
+const SCHEMA: u8 = 5 << 3;
+const ZERO_THRESHOLD: u8 = 6 << 3 | F64;
+const ZERO_COUNT: u8 = 7 << 3;
+const NEGATIVE_SPAN: u8 = 9 << 3 | LEN;
+const NEGATIVE_DELTA: u8 = 10 << 3 | LEN;
+const POSITIVE_SPAN: u8 = 12 << 3 | LEN;
+const POSITIVE_DELTA: u8 = 13 << 3 | LEN;
+
+/// `MetricType` of a kind.
+fn metric_type(kind: Kind) -> u64 {
+    match kind {
+        Kind::Counter => 0,
+        Kind::Gauge => 1,
+        Kind::Summary => 2,
+        Kind::Histogram => 4,
+    }
+}
+
+/// Where a label of the current family takes its value from.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    Family(usize),
+    Const(usize),
+    Overflow,
+}
+
+/// Buffers kept from one push to the next.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    /// The whole body.
+    out: Vec<u8>,
+    /// The current family's `MetricFamily` fields after the header.
+    family: Vec<u8>,
+    /// The current `Metric`.
+    metric: Vec<u8>,
+    /// The current series' `Counter`/`Gauge`/`Summary`/`Histogram` body.
+    value: Vec<u8>,
+    /// A summary's quantiles or a histogram's buckets, gathered until its `_count`.
+    parts: Vec<u8>,
+    /// One native span or one packed delta list before its length is known.
+    scratch: Vec<u8>,
+}
+
+impl Encoder {
+    /// Encodes `snap` with `const_labels` (the static labels) on every series; the body stays in
+    /// the encoder until the next call.
+    pub fn encode(&mut self, snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> &[u8] {
+        self.out.clear();
+        self.family.clear();
+        let mut sink = FamilySink {
+            enc: self,
+            const_labels,
+            kind: Kind::Counter,
+            header: Vec::new(),
+            params: Vec::new(),
+            order: Vec::new(),
+            names: Vec::new(),
+            part: 0,
+            sum: 0.0,
+        };
+        walk(snap, &mut sink);
+        sink.end_family();
+        &self.out
+    }
+}
+
+/// Encodes `snap` into a new buffer (see [`Encoder::encode`]).
+///
+/// ```
+/// use kdbprom::registry::{Kind, Limits, Registry};
+/// use kdbprom::aggregate::Aggregator;
+/// use kdbprom::event::{Event, Op};
+/// use prost::Message;
+/// let reg = Registry::new(Limits::default());
+/// reg.declare("rows_total", "Rows.", Kind::Counter, &["table"], &[]).unwrap();
+/// let mut agg = Aggregator::new(5);
+/// agg.apply(&reg, Event { series: reg.series("rows_total", &["t"]).unwrap(), op: Op::Inc, value: 3.0 });
+/// let body = kdbprom::encode::metric_family::encode(&agg.snapshot(&reg), &[("env".into(), "prod".into())]);
+/// let f = kdbprom::proto::client::MetricFamily::decode_length_delimited(&body[..]).unwrap();
+/// assert_eq!((f.name(), f.help(), f.metric[0].counter.as_ref().unwrap().value()), ("rows_total", "Rows.", 3.0));
+/// let labels: Vec<_> = f.metric[0].label.iter().map(|l| (l.name(), l.value())).collect();
+/// assert_eq!(labels, [("env", "prod"), ("table", "t")]);
+/// ```
+pub fn encode(snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> Vec<u8> {
+    Encoder::default().encode(snap, const_labels).to_vec()
+}
+
+struct FamilySink<'e, 'c> {
+    enc: &'e mut Encoder,
+    const_labels: &'c [(String, String)],
+    kind: Kind,
+    /// The family's name, help and type fields.
+    header: Vec<u8>,
+    /// Classic bounds or quantiles.
+    params: Vec<f64>,
+    /// Label sources sorted by name, and the names in that order.
+    order: Vec<Src>,
+    names: Vec<String>,
+    /// Buckets or quantiles of the current series seen so far.
+    part: usize,
+    sum: f64,
+}
+
+impl FamilySink<'_, '_> {
+    /// Writes the finished family (when it has a series): its length, header and metrics.
+    fn end_family(&mut self) {
+        let e = &mut *self.enc;
+        if e.family.is_empty() {
+            return;
+        }
+        put_varint(&mut e.out, (self.header.len() + e.family.len()) as u64);
+        e.out.extend_from_slice(&self.header);
+        e.out.extend_from_slice(&e.family);
+        e.family.clear();
+    }
+
+    /// Writes a `Metric` of `s`'s labels holding `e.value` as field `key` into the family.
+    fn metric(&mut self, s: &Sample<'_>, key: u8) {
+        let e = &mut *self.enc;
+        e.metric.clear();
+        for (&src, name) in self.order.iter().zip(&self.names) {
+            let v: &str = match src {
+                Src::Family(i) => &s.label_values[i],
+                Src::Const(i) => &self.const_labels[i].1,
+                Src::Overflow if s.overflow => "true",
+                Src::Overflow => "",
+            };
+            // Empty values mean "no label", as in the text exposition.
+            if v.is_empty() {
+                continue;
+            }
+            let len = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(v.len() as u64) + v.len();
+            e.metric.push(METRIC_LABEL);
+            put_varint(&mut e.metric, len as u64);
+            put_string(&mut e.metric, 1, &[name]);
+            put_string(&mut e.metric, 2, &[v]);
+        }
+        put_message(&mut e.metric, key, &e.value);
+        put_message(&mut e.family, FAMILY_METRIC, &e.metric);
+    }
+}
+
+/// Appends one classic `Bucket` to a `Histogram` body.
+fn put_bucket(out: &mut Vec<u8>, bound: f64, cumulative: u64) {
+    out.push(HISTOGRAM_BUCKET);
+    put_varint(out, (1 + varint_len(cumulative) + 9) as u64);
+    out.push(COUNT);
+    put_varint(out, cumulative);
+    out.push(SECOND_F64);
+    out.extend_from_slice(&bound.to_le_bytes());
+}
+
+/// Appends `body` as the length-delimited field `key`.
+fn put_message(out: &mut Vec<u8>, key: u8, body: &[u8]) {
+    out.push(key);
+    put_varint(out, body.len() as u64);
+    out.extend_from_slice(body);
+}
+
+/// Appends one sign's spans (`BucketSpan` messages) and packed zigzag deltas.
+fn put_spans(out: &mut Vec<u8>, scratch: &mut Vec<u8>, span_key: u8, delta_key: u8, s: &Spans) {
+    for &(offset, length) in &s.spans {
+        scratch.clear();
+        scratch.push(1 << 3);
+        put_varint(scratch, zigzag32(offset));
+        scratch.push(2 << 3);
+        put_varint(scratch, u64::from(length));
+        put_message(out, span_key, scratch);
+    }
+    if !s.deltas.is_empty() {
+        scratch.clear();
+        for &d in &s.deltas {
+            put_varint(scratch, zigzag64(d));
+        }
+        put_message(out, delta_key, scratch);
+    }
+}
+
+/// Appends the native fields of `n` to a `Histogram` body.
+fn put_native(out: &mut Vec<u8>, scratch: &mut Vec<u8>, n: &NativeSnapshot) {
+    // Written even when 0 (proto2 presence): the schema marks the histogram as native.
+    out.push(SCHEMA);
+    put_varint(out, zigzag32(i32::from(n.schema)));
+    out.push(ZERO_THRESHOLD);
+    out.extend_from_slice(&n.zero_threshold.to_le_bytes());
+    out.push(ZERO_COUNT);
+    put_varint(out, n.zero_count);
+    put_spans(out, scratch, NEGATIVE_SPAN, NEGATIVE_DELTA, &n.negative);
+    put_spans(out, scratch, POSITIVE_SPAN, POSITIVE_DELTA, &n.positive);
+    // Without buckets and a zero threshold, a no-op span tells it from a classic histogram.
+    if n.zero_threshold == 0.0 && n.positive.spans.is_empty() && n.negative.spans.is_empty() {
+        put_message(out, POSITIVE_SPAN, &[1 << 3, 0, 2 << 3, 0]);
+    }
+}
+
+impl Sink for FamilySink<'_, '_> {
+    fn family(&mut self, f: &Family) {
+        self.end_family();
+        self.kind = f.kind;
+        self.header.clear();
+        self.header.push(FAMILY_NAME);
+        put_varint(&mut self.header, f.name.len() as u64);
+        self.header.extend_from_slice(f.name.as_bytes());
+        if !f.help.is_empty() {
+            self.header.push(FAMILY_HELP);
+            put_varint(&mut self.header, f.help.len() as u64);
+            self.header.extend_from_slice(f.help.as_bytes());
+        }
+        self.header.push(FAMILY_TYPE);
+        put_varint(&mut self.header, metric_type(f.kind));
+        self.params.clear();
+        self.params.extend_from_slice(&f.params);
+        let mut labels: Vec<(&str, Src)> = f.label_names.iter().enumerate().map(|(i, n)| (&**n, Src::Family(i))).collect();
+        labels.extend(self.const_labels.iter().enumerate().map(|(i, (n, _))| (n.as_str(), Src::Const(i))));
+        labels.push((OVERFLOW_LABEL, Src::Overflow));
+        labels.sort_by(|a, b| a.0.cmp(b.0));
+        self.order.clear();
+        self.names.clear();
+        for (n, src) in labels {
+            self.order.push(src);
+            self.names.push(n.to_string());
+        }
+        self.part = 0;
+        self.enc.parts.clear();
+    }
+
+    fn sample(&mut self, s: &Sample<'_>) {
+        let kind = self.kind;
+        let e = &mut *self.enc;
+        match (kind, s.suffix) {
+            (Kind::Counter | Kind::Gauge, _) => {
+                e.value.clear();
+                e.value.push(VALUE);
+                e.value.extend_from_slice(&s.value.to_le_bytes());
+                self.metric(s, if kind == Kind::Counter { METRIC_COUNTER } else { METRIC_GAUGE });
+            }
+            (Kind::Summary, "") => {
+                let q = self.params.get(self.part).copied().unwrap_or(f64::NAN);
+                e.parts.push(SUMMARY_QUANTILE);
+                e.parts.push(18);
+                e.parts.push(VALUE);
+                e.parts.extend_from_slice(&q.to_le_bytes());
+                e.parts.push(SECOND_F64);
+                e.parts.extend_from_slice(&s.value.to_le_bytes());
+                self.part += 1;
+            }
+            (Kind::Histogram, "_bucket") => {
+                // The last one is `+Inf`: the count says it.
+                if let Some(&bound) = self.params.get(self.part) {
+                    put_bucket(&mut e.parts, bound, s.value as u64);
+                }
+                self.part += 1;
+            }
+            (_, "_sum") => self.sum = s.value,
+            (_, "_count") => {
+                e.value.clear();
+                e.value.push(COUNT);
+                put_varint(&mut e.value, s.value as u64);
+                e.value.push(SECOND_F64);
+                e.value.extend_from_slice(&self.sum.to_le_bytes());
+                e.value.extend_from_slice(&e.parts);
+                e.parts.clear();
+                self.part = 0;
+                self.metric(s, if kind == Kind::Summary { METRIC_SUMMARY } else { METRIC_HISTOGRAM });
+            }
+            _ => {}
+        }
+    }
+
+    fn native(&mut self, _: &Family, h: &HistogramSeries<'_>, n: &NativeSnapshot) {
+        let e = &mut *self.enc;
+        e.parts.clear();
+        if h.has_classic_buckets() {
+            for (&bound, &c) in self.params.iter().zip(h.cumulative) {
+                put_bucket(&mut e.parts, bound, c);
+            }
+        }
+        e.value.clear();
+        e.value.push(COUNT);
+        put_varint(&mut e.value, h.count);
+        e.value.push(SECOND_F64);
+        e.value.extend_from_slice(&h.sum.to_le_bytes());
+        e.value.extend_from_slice(&e.parts);
+        e.parts.clear();
+        put_native(&mut e.value, &mut e.scratch, n);
+        self.metric(&h.series, METRIC_HISTOGRAM);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::Aggregator;
+    use crate::encode::remote_write::tests::{native_registry, overflow_registry};
+    use crate::event::{Event, Op};
+    use crate::proto::client::{self, MetricFamily, MetricType};
+    use crate::registry::{Limits, Registry};
+    use prost::Message;
+
+    /// Every message of a delimited body.
+    pub(crate) fn decode(mut body: &[u8]) -> Vec<MetricFamily> {
+        let mut out = Vec::new();
+        while !body.is_empty() {
+            out.push(MetricFamily::decode_length_delimited(&mut body).unwrap());
+        }
+        out
+    }
+
+    fn labels(m: &client::Metric) -> Vec<(&str, &str)> {
+        m.label.iter().map(|l| (l.name(), l.value())).collect()
+    }
+
+    fn spans(s: &[client::BucketSpan]) -> Vec<(i32, u32)> {
+        s.iter().map(|s| (s.offset(), s.length())).collect()
+    }
+
+    #[test]
+    fn counters_gauges_summaries_and_classic_histograms() {
+        let reg = Registry::new(Limits::default());
+        reg.declare("rows_total", "Rows.", Kind::Counter, &["table"], &[]).unwrap();
+        reg.declare("depth", "", Kind::Gauge, &[], &[]).unwrap();
+        reg.declare("lat_seconds", "Latency.", Kind::Histogram, &["path", "Zone"], &[0.5, 1.0]).unwrap();
+        reg.declare("size_bytes", "Sizes.", Kind::Summary, &[], &[0.5, 0.9]).unwrap();
+        let mut agg = Aggregator::new(1);
+        let mut ev = |series, op, value| agg.apply(&reg, Event { series, op, value });
+        ev(reg.series("rows_total", &["a"]).unwrap(), Op::Inc, 3.0);
+        ev(reg.series("rows_total", &["b\"\n"]).unwrap(), Op::Inc, 4.5);
+        ev(reg.by_name("depth").unwrap(), Op::Set, -2.25);
+        let lat = reg.series("lat_seconds", &["/q", ""]).unwrap();
+        for v in [0.1, 0.7, 0.7, 3.0] {
+            ev(lat, Op::Observe, v);
+        }
+        for v in [10.0, 20.0, 30.0] {
+            ev(reg.by_name("size_bytes").unwrap(), Op::Observe, v);
+        }
+        let body = Encoder::default().encode(&agg.snapshot(&reg), &[("env".into(), "prod".into())]).to_vec();
+        let f = decode(&body);
+        let by: std::collections::HashMap<&str, &MetricFamily> = f.iter().map(|f| (f.name(), f)).collect();
+        assert_eq!(f.len(), 4);
+
+        let rows = by["rows_total"];
+        assert_eq!((rows.help(), rows.r#type()), ("Rows.", MetricType::Counter));
+        assert_eq!(rows.metric.len(), 2);
+        assert_eq!(labels(&rows.metric[0]), [("env", "prod"), ("table", "a")]);
+        assert_eq!(rows.metric[0].counter.as_ref().unwrap().value(), 3.0);
+        assert_eq!(labels(&rows.metric[1]), [("env", "prod"), ("table", "b\"\n")]);
+        assert!(rows.metric.iter().all(|m| m.timestamp_ms.is_none() && m.gauge.is_none()));
+
+        let depth = by["depth"];
+        assert_eq!((depth.help.as_deref(), depth.r#type()), (None, MetricType::Gauge));
+        assert_eq!(depth.metric[0].gauge.as_ref().unwrap().value(), -2.25);
+
+        let lat = by["lat_seconds"];
+        assert_eq!(lat.r#type(), MetricType::Histogram);
+        let m = &lat.metric[0];
+        // The empty Zone value is no label; labels sorted by name (capitals first).
+        assert_eq!(labels(m), [("env", "prod"), ("path", "/q")]);
+        let h = m.histogram.as_ref().unwrap();
+        assert_eq!((h.sample_count(), h.sample_sum()), (4, 4.5));
+        let b: Vec<(f64, u64)> = h.bucket.iter().map(|b| (b.upper_bound(), b.cumulative_count())).collect();
+        assert_eq!(b, [(0.5, 1), (1.0, 3)]);
+        assert!(h.schema.is_none() && h.positive_span.is_empty(), "a classic histogram has no native fields");
+
+        let size = by["size_bytes"];
+        assert_eq!(size.r#type(), MetricType::Summary);
+        let s = size.metric[0].summary.as_ref().unwrap();
+        assert_eq!((s.sample_count(), s.sample_sum()), (3, 60.0));
+        let q: Vec<f64> = s.quantile.iter().map(|q| q.quantile()).collect();
+        assert_eq!(q, [0.5, 0.9]);
+        assert!((s.quantile[0].value() - 20.0).abs() < 0.5, "{:?}", s.quantile);
+    }
+
+    #[test]
+    fn native_histograms_whole_beside_their_classic_buckets() {
+        let (reg, mut agg, want) = native_registry();
+        let f = decode(Encoder::default().encode(&agg.snapshot(&reg), &[]));
+        let want_n = want.snapshot();
+        assert_eq!(f.len(), 2);
+        for fam in &f {
+            let h = fam.metric[0].histogram.as_ref().unwrap();
+            assert_eq!((h.sample_count(), h.sample_sum().to_bits()), (want.count(), want.sum().to_bits()));
+            assert_eq!(
+                (h.schema(), h.zero_threshold(), h.zero_count()),
+                (i32::from(want_n.schema), want_n.zero_threshold, want_n.zero_count)
+            );
+            assert_eq!((spans(&h.positive_span), &h.positive_delta), (want_n.positive.spans.clone(), &want_n.positive.deltas));
+            assert_eq!((spans(&h.negative_span), &h.negative_delta), (want_n.negative.spans.clone(), &want_n.negative.deltas));
+            assert!(h.positive_count.is_empty() && h.zero_count_float.is_none());
+        }
+        assert_eq!(labels(&f[0].metric[0]), [("path", "/q")]);
+        assert!(f[0].metric[0].histogram.as_ref().unwrap().bucket.is_empty(), "native only");
+        let b: Vec<(f64, u64)> =
+            f[1].metric[0].histogram.as_ref().unwrap().bucket.iter().map(|b| (b.upper_bound(), b.cumulative_count())).collect();
+        assert_eq!(b, [(0.001, 5), (1.0, 10)]);
+    }
+
+    #[test]
+    fn overflow_series_carry_only_the_overflow_label_and_an_empty_native_one_a_noop_span() {
+        let (reg, mut agg) = overflow_registry();
+        let f = decode(Encoder::default().encode(&agg.snapshot(&reg), &[("env".into(), "prod".into())]));
+        let names: Vec<&str> = f.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["rows_total", "lat_seconds", "n_seconds"]);
+        assert_eq!(labels(&f[0].metric[1]), [("env", "prod"), (OVERFLOW_LABEL, "true")]);
+        assert_eq!(f[0].metric[1].counter.as_ref().unwrap().value(), 5.0);
+        assert_eq!(f[2].metric[1].histogram.as_ref().unwrap().sample_count(), 2);
+
+        let mut out = Vec::new();
+        let n = NativeSnapshot {
+            schema: 0,
+            zero_threshold: 0.0,
+            zero_count: 0,
+            count: 0,
+            sum: 0.0,
+            positive: Spans::default(),
+            negative: Spans::default(),
+        };
+        put_native(&mut out, &mut Vec::new(), &n);
+        let h = client::Histogram::decode(&out[..]).unwrap();
+        assert_eq!((h.schema, spans(&h.positive_span)), (Some(0), vec![(0, 0)]));
+    }
+
+    #[test]
+    fn an_empty_snapshot_is_an_empty_body() {
+        let reg = Registry::new(Limits::default());
+        reg.declare("rows_total", "Rows.", Kind::Counter, &["table"], &[]).unwrap();
+        let mut agg = Aggregator::new(1);
+        assert!(Encoder::default().encode(&agg.snapshot(&reg), &[]).is_empty());
+    }
+}
