@@ -736,7 +736,8 @@ fn pushgateway_outage_counts_rounds_as_deadline_and_recovers() {
     let pgw = servers::pushgateway();
     let proxy = Proxy::start(pgw.port);
     let job = "d_pgw";
-    init(h, job, &[("interval_ms", h.j(1_000)), ("pushgateway", h.dict(&["url"], &[h.str(&proxy.url())]))]);
+    // Text bodies: the test counts the sample lines the proxy logged (protobuf is tests/pushgateway_formats.rs).
+    init(h, job, &[("interval_ms", h.j(1_000)), ("pushgateway", h.dict(&["url", "format"], &[h.str(&proxy.url()), h.str("text")]))]);
     gauge(h, "t_seq");
     set(h, "t_seq", 1.0);
     let o = push(h);
@@ -968,7 +969,7 @@ fn stop_aborting_a_hung_pushgateway_round_leaves_nothing_unaccounted() {
             ("interval_ms", h.j(60_000)),
             ("exit_deadline_ms", h.j(1_000)),
             ("spool", h.dict(&["dir"], &[h.str(spool.to_str().unwrap())])),
-            ("pushgateway", h.dict(&["url"], &[h.str(&proxy.url())])),
+            ("pushgateway", h.dict(&["url", "format"], &[h.str(&proxy.url()), h.str("text")])),
         ],
     );
     // The round started at init hangs: it holds the target when stop comes.

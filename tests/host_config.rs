@@ -258,8 +258,18 @@ fn readme_quick_start_batch_job_to_the_pushgateway() {
     let seen = log.lock().unwrap();
     assert!(!seen.is_empty());
     assert!(seen.iter().all(|s| s.path == "/metrics/job/eod_load/instance/qhost"), "{:?}", seen.iter().map(|s| &s.path).collect::<Vec<_>>());
-    let body = String::from_utf8_lossy(&seen[0].body).into_owned();
-    assert!(body.contains("desk=\"rates\""), "{body}");
+    // The Pushgateway gets delimited protobuf by default: every series carries the static label.
+    use prost::Message;
+    let mut body = &seen[0].body[..];
+    let mut labelled = 0;
+    while !body.is_empty() {
+        let mf = kdbprom::proto::client::MetricFamily::decode_length_delimited(&mut body).unwrap();
+        for m in &mf.metric {
+            assert!(m.label.iter().any(|l| l.name() == "desk" && l.value() == "rates"), "{}: {:?}", mf.name(), m.label);
+            labelled += 1;
+        }
+    }
+    assert!(labelled > 10, "{labelled} series");
 }
 
 /// The README's quick start 2: a long-running process to Mimir with a tenant and basic auth read

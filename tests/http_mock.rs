@@ -84,7 +84,7 @@ fn retries_5xx_with_retry_after_drops_4xx_and_429_when_told() {
 fn pushgateway_methods_paths_content_type_and_delete_on_exit() {
     let (url, seen) = mock(vec![(200, "", ""), (200, "", ""), (202, "", "")]);
     let a = agent(serde_json::json!({"job": "eod", "instance": "h:1", "interval_ms": 3_600_000,
-        "pushgateway": {"url": url, "method": "POST", "grouping": {"path": "/var/tmp", "desk": "rates a"}, "delete_on_exit": true}}));
+        "pushgateway": {"url": url, "method": "POST", "format": "text", "grouping": {"path": "/var/tmp", "desk": "rates a"}, "delete_on_exit": true}}));
     let (_, outcomes) = a.stop().unwrap();
     assert!(outcomes.iter().all(|o| o.ok), "{outcomes:?}");
     let s = seen.lock().unwrap().clone();
