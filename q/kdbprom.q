@@ -84,7 +84,9 @@
 / main thread the first assignment signals 'noupdate, before anything is read.
 / sampled only reads: q runs sd1 callbacks in our socket's handle context, where -b forbids global writes and -u
 / system commands. book writes: \e re-read, handlers assigned since re-wrapped (tick's u.q assigns .z.pc late).
-.prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];count .z.W]};
+/ .z.W's bytes per handle (a list of message sizes each in kdb+ 4.x, one number in 3.x): the library counts the
+/ handles and derives the output-queue gauges, the slow-subscriber signal
+.prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];"j"$sum each value .z.W]};
 / KX exporter 1.x's .prom.on_poll, where a script defines it, runs here (it may write globals), trapped; its error
 / is said once per text (again after a success), not at every sample
 .prom.pollerr:@[value;`.prom.pollerr;""];

@@ -285,7 +285,9 @@ impl Agent {
     }
 
     /// Sets the process gauges from `.Q.w[]` (by key, so new keys do not shift anything) and the handle count.
-    pub fn sample(&self, memory: &[(&str, f64)], handles: f64) {
+    /// `queued`, when q gave `.z.W`'s bytes per handle, sets the output-queue gauges (sum, largest,
+    /// handles with bytes waiting).
+    pub fn sample(&self, memory: &[(&str, f64)], handles: f64, queued: Option<&[f64]>) {
         for (i, (key, _, _)) in MEMORY.iter().enumerate() {
             if let Some((_, v)) = memory.iter().find(|(k, v)| k == key && v.is_finite()) {
                 self.ring.push(Event { series: self.builtins.memory[i], op: Op::Set, value: *v });
@@ -293,6 +295,13 @@ impl Agent {
         }
         if handles.is_finite() {
             self.ring.push(Event { series: self.builtins.handles, op: Op::Set, value: handles });
+        }
+        if let Some(q) = queued {
+            let q = || q.iter().copied().filter(|b| b.is_finite() && *b > 0.0);
+            let figures = [q().sum::<f64>(), q().fold(0.0, f64::max), q().count() as f64];
+            for (series, value) in self.builtins.output_queues.into_iter().zip(figures) {
+                self.ring.push(Event { series, op: Op::Set, value });
+            }
         }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         self.ring.push(Event { series: self.builtins.last_sample, op: Op::Set, value: now });

@@ -130,6 +130,13 @@ pub fn local_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
+/// The output-queue gauges, read from `.z.W` at each sample: the slow-subscriber signal.
+pub const OUTPUT_QUEUES: [(&str, &str); 3] = [
+    ("kdb_ipc_output_queue_bytes", "Bytes waiting in the output queues of all handles (sum over .z.W)."),
+    ("kdb_ipc_output_queue_max_bytes", "Bytes waiting in the fullest output queue (max over .z.W)."),
+    ("kdb_ipc_output_queue_handles", "Handles with bytes waiting in their output queue."),
+];
+
 /// Series ids of every built-in, so the exports never look names up.
 #[derive(Debug, Clone)]
 pub struct Builtins {
@@ -147,6 +154,8 @@ pub struct Builtins {
     pub memory: [SeriesId; 8],
     /// `kdb_open_handles`.
     pub handles: SeriesId,
+    /// `kdb_ipc_output_queue_bytes`, `kdb_ipc_output_queue_max_bytes`, `kdb_ipc_output_queue_handles`.
+    pub output_queues: [SeriesId; 3],
     /// `kdbprom_last_sample_timestamp_seconds`: when a q sample last succeeded.
     pub last_sample: SeriesId,
     /// `kdbprom_sample_interval_seconds`: how often q is sampled, 0 when not periodically.
@@ -182,6 +191,11 @@ pub fn declare_with(reg: &Registry, p: &ProcessInfo, native_requests: bool) -> R
         *m = reg.by_name(name)?;
     }
     reg.declare("kdb_open_handles", "Open handles (count .z.W).", Gauge, &[], &[])?;
+    let mut output_queues = [0; 3];
+    for (o, (name, help)) in output_queues.iter_mut().zip(OUTPUT_QUEUES) {
+        reg.declare(name, help, Gauge, &[], &[])?;
+        *o = reg.by_name(name)?;
+    }
     reg.declare("kdb_connections_opened_total", "Connections opened (.z.po, .z.wo).", Counter, &["kind"], &[])?;
     reg.declare("kdb_connections_closed_total", "Connections closed (.z.pc, .z.wc).", Counter, &["kind"], &[])?;
     reg.declare("kdb_requests_total", "Requests handled, by handler.", Counter, &["handler"], &[])?;
@@ -215,6 +229,7 @@ pub fn declare_with(reg: &Registry, p: &ProcessInfo, native_requests: bool) -> R
         closed: each(reg, "kdb_connections_closed_total", CONNECTIONS)?,
         memory,
         handles: reg.by_name("kdb_open_handles")?,
+        output_queues,
         last_sample: reg.by_name("kdbprom_last_sample_timestamp_seconds")?,
         sample_interval: reg.by_name("kdbprom_sample_interval_seconds")?,
         own,

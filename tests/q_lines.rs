@@ -203,9 +203,10 @@ fn wrapper_calls_for_every_handler() {
     assert_eq!(h.err("kdbprom_text", &[h.id()]), "prom: stopped: call .prom.init again to restart");
 }
 
-/// `.prom.x.sample[.Q.w[];count .z.W]`: `.Q.w[]` is `` `used`heap`peak`wmax`mmap`mphy`syms`symw ``
-/// mapped to longs (`(system"w"),system"w 0"`: a long vector once joined; a general list where a
-/// q build returns mixed types), and `count` a long.
+/// `.prom.x.sample[.Q.w[];"j"$sum each value .z.W]`: `.Q.w[]` is
+/// `` `used`heap`peak`wmax`mmap`mphy`syms`symw `` mapped to longs (`(system"w"),system"w 0"`: a long
+/// vector once joined; a general list where a q build returns mixed types), and the bytes waiting
+/// per handle a long vector (a plain count, release 2's form, is still taken).
 #[test]
 fn sample_takes_q_w_as_q_builds_it() {
     let _g = lock();
@@ -213,9 +214,18 @@ fn sample_takes_q_w_as_q_builds_it() {
     init(h, &["job"], &[h.s("s")]);
     let keys = ["used", "heap", "peak", "wmax", "mmap", "mphy", "syms", "symw"];
     let qw = (h.xd)(h.syms(&keys), h.longs(&[1, 2, 3, 0, 0, 6, 7, 8]));
-    h.ok("kdbprom_sample", &[qw, h.j(4)]);
+    h.ok("kdbprom_sample", &[qw, h.longs(&[0, 1500, 0, 250])]);
     let t = text(h);
     assert!(t.contains("\nkdb_memory_used_bytes 1\n") && t.contains("\nkdb_open_handles 4\n"), "{t}");
+    // The slow-subscriber signal: bytes waiting over all handles, in the fullest one, and handles waiting.
+    for line in ["kdb_ipc_output_queue_bytes 1750", "kdb_ipc_output_queue_max_bytes 1500", "kdb_ipc_output_queue_handles 2"] {
+        assert!(t.contains(&format!("\n{line}\n")), "{line}: {t}");
+    }
+    // No handle open: `"j"$sum each value .z.W` of an empty .z.W is an empty list.
+    let qw = (h.xd)(h.syms(&keys), h.longs(&[1, 2, 3, 0, 0, 6, 7, 8]));
+    h.ok("kdbprom_sample", &[qw, h.longs(&[])]);
+    let t = text(h);
+    assert!(t.contains("\nkdb_open_handles 0\n") && t.contains("\nkdb_ipc_output_queue_bytes 0\n"), "{t}");
     let vals: Vec<K> = [10, 20, 30, 0, 0, 60, 70, 80].iter().map(|&v| h.j(v)).collect();
     h.ok("kdbprom_sample", &[h.dict(&keys, &vals), h.j(0)]);
     let t = text(h);

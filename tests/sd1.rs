@@ -32,10 +32,10 @@ pub extern "C" fn k(_h: i32, expr: *const c_char, _end: K) -> K {
     EVALS.lock().unwrap().push(expr.clone());
     let h = host();
     match expr.as_str() {
-        // .prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];count .z.W]}
+        // .prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];"j"$sum each value .z.W]}
         ".prom.sampled[]" => {
             let qw = h.dict(&["used", "heap"], &[h.j(USED.load(Ordering::SeqCst)), h.j(1 << 26)]);
-            match h.call("kdbprom_sample", &[qw, h.j(2)]) {
+            match h.call("kdbprom_sample", &[qw, h.longs(&[0, 0])]) {
                 Ok(_) => h.id(),
                 Err(e) => error_object(h, &e),
             }

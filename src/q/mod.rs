@@ -606,13 +606,21 @@ pub extern "C" fn kdbprom_sample(qw: K, handles: K) -> K {
             return Err(must_be("sample: .Q.w[]", "a dictionary", qw.type_name()));
         };
         let mem: Vec<(&str, f64)> = m.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?))).collect();
-        let handles = handles.atom_f64().ok_or_else(|| must_be("sample: handles", "a number", handles.type_name()))?;
+        // `count .z.W` (a number), or `sum each value .z.W`: bytes waiting per handle.
+        let (handles, queued) = match handles.atom_f64() {
+            Some(n) => (n, None),
+            None if handles.qtype() >= 0 => {
+                let q = floats(handles, "sample: .z.W bytes").map_err(|_| must_be("sample: handles", "a number or numbers", handles.type_name()))?;
+                (q.len() as f64, Some(q))
+            }
+            None => return Err(must_be("sample: handles", "a number", handles.type_name())),
+        };
         with_agent(|a| {
             // Only q's main thread (where .prom.init ran) can see a frozen main loop: a sample
             // taken by a client's .prom.push[] on a secondary thread (-s, -p -N) must not stamp
             // kdbprom_last_sample_timestamp_seconds while the main loop is stuck.
             if *INIT_THREAD.lock().unwrap_or_else(|p| p.into_inner()) == Some(std::thread::current().id()) {
-                a.sample(&mem, handles);
+                a.sample(&mem, handles, queued.as_deref());
             }
             Ok(NOTHING)
         })
