@@ -83,14 +83,17 @@ impl RemoteWrite {
         queue.push_front_all(replayed);
         let redactor = Redactor::new(&cfg.auth);
         let speaks = cfg.protocol;
+        let (mut encoder, mut encoder2) = (Encoder::default(), remote_write2::Encoder::default());
+        encoder.send_native_histograms(cfg.send_native_histograms);
+        encoder2.send_native_histograms(cfg.send_native_histograms);
         Ok(RemoteWrite {
             common,
             cfg,
             url,
             client,
             redactor,
-            encoder: Encoder::default(),
-            encoder2: remote_write2::Encoder::default(),
+            encoder,
+            encoder2,
             speaks,
             last_ts,
             queue,
