@@ -297,11 +297,7 @@ fn scenario() {
     // Stale markers ended every series: nothing of the job now, everything just before.
     let after = now_s() + 0.001;
     for (series, _) in &samples {
-        let sel = if series.starts_with("rw2_native_seconds") {
-            format!("rw2_native_seconds{{job=\"{JOB}\"}}")
-        } else {
-            selector(series)
-        };
+        let sel = if series.starts_with("rw2_native_seconds") { format!("rw2_native_seconds{{job=\"{JOB}\"}}") } else { selector(series) };
         assert_eq!(query_at(prom.port, &sel, before_stop).len(), 1, "{sel} before the stop");
         assert!(query_at(prom.port, &sel, after).is_empty(), "{sel} ended by its stale marker at the stop");
     }
@@ -333,7 +329,11 @@ fn scenario() {
         ex.len(),
         all.len()
     );
-    assert_eq!(stored, (sent as usize + zero + native_zero) as f64, "Prometheus stored what was sent and one zero sample per started series");
+    assert_eq!(
+        stored,
+        (sent as usize + zero + native_zero) as f64,
+        "Prometheus stored what was sent and one zero sample per started series"
+    );
 }
 
 #[test]

@@ -73,10 +73,7 @@ fn the_key_is_a_boolean_defaulting_to_true_and_the_environment_sets_it() {
     assert!(!Config::from_env(&env("false")).unwrap().remote_write[0].send_native_histograms);
     assert!(Config::from_env(&env("YES")).unwrap().remote_write[0].send_native_histograms);
     let e = Config::from_env(&env("maybe")).unwrap_err().to_string();
-    assert!(
-        e.contains("remote_write[0].send_native_histograms (from environment KDBPROM_REMOTE_WRITE_SEND_NATIVE_HISTOGRAMS)"),
-        "{e}"
-    );
+    assert!(e.contains("remote_write[0].send_native_histograms (from environment KDBPROM_REMOTE_WRITE_SEND_NATIVE_HISTOGRAMS)"), "{e}");
 }
 
 /// Bookworm's Prometheus 2.42 without the native-histograms flag, over 1.0 and over `auto` (whose

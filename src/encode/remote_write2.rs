@@ -586,7 +586,8 @@ mod tests {
             for t in &w.timeseries {
                 let kind = t.metadata.unwrap().r#type;
                 kinds.insert(kind);
-                let starts: Vec<i64> = t.samples.iter().map(|s| s.start_timestamp).chain(t.histograms.iter().map(|h| h.start_timestamp)).collect();
+                let starts: Vec<i64> =
+                    t.samples.iter().map(|s| s.start_timestamp).chain(t.histograms.iter().map(|h| h.start_timestamp)).collect();
                 assert_eq!(starts.len(), 1);
                 if kind == 2 {
                     assert_eq!((starts[0], t.created_timestamp), (0, 0), "a gauge has none");

@@ -113,7 +113,10 @@ pub fn prometheus3_bin() -> PathBuf {
 pub fn prometheus3_version() -> String {
     let bin = prometheus3_bin();
     let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| {
-        panic!("{} is required: run scripts/install-deps.sh (it runs scripts/fetch-sid.sh, Prometheus 3.x from Debian sid): {e}", bin.display())
+        panic!(
+            "{} is required: run scripts/install-deps.sh (it runs scripts/fetch-sid.sh, Prometheus 3.x from Debian sid): {e}",
+            bin.display()
+        )
     });
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     text.lines().next().unwrap_or_default().to_string()
