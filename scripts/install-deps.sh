@@ -2,7 +2,8 @@
 # Installs what the tests and the demo need on a fresh Debian machine, skipping what is present:
 # Prometheus (promtool, remote-write receiver), the Pushgateway, VictoriaMetrics and node_exporter
 # (the textfile collector) from Debian;
-# python prometheus_client (a reference text parser) in .work/py; KX's libe.so in .kx/.
+# python prometheus_client (a reference text parser) in .work/py; KX's libe.so in .kx/; Prometheus 3.x
+# from Debian sid unpacked in .work/sid/ (a remote-write 2.0 receiver; nothing installed: scripts/fetch-sid.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -23,3 +24,4 @@ if ! .work/py/bin/python -c 'import prometheus_client, bcrypt' 2>/dev/null; then
   .work/py/bin/pip install -q prometheus_client==0.26.0 bcrypt==5.0.0
 fi
 scripts/fetch-libe.sh
+scripts/fetch-sid.sh

@@ -121,17 +121,25 @@ fn remote_write_2_golden() {
             let labels: Vec<String> = ts.labels_refs.chunks(2).map(|p| format!("{}={:?}", sym(p[0]), sym(p[1]))).collect();
             let m = ts.metadata.unwrap_or_default();
             let meta = format!("type={} help={:?} unit={:?}", m.r#type, sym(m.help_ref), sym(m.unit_ref));
-            // Start timestamps are the series' creation time: only whether one is set is stable.
+            // Start timestamps are the series' creation time: only whether one is set is stable, and
+            // whether rc.3's layout (TimeSeries field 6) holds the same value as rc.4's (3/17).
+            let created = |start: i64| match ts.created_timestamp {
+                0 => "none",
+                c if c == start => "=start",
+                _ => "DIFFERS",
+            };
             for s in &ts.samples {
                 let start = if s.start_timestamp > 0 { "set" } else { "none" };
-                writeln!(out, "{{{}}} {:?} @{} start={start} {meta}", labels.join(", "), s.value, s.timestamp).unwrap();
+                let created = created(s.start_timestamp);
+                writeln!(out, "{{{}}} {:?} @{} start={start} created={created} {meta}", labels.join(", "), s.value, s.timestamp).unwrap();
             }
             for h in &ts.histograms {
                 let spans = |s: &[v2::BucketSpan]| s.iter().map(|s| format!("{}:{}", s.offset, s.length)).collect::<Vec<_>>().join(" ");
                 let start = if h.start_timestamp > 0 { "set" } else { "none" };
+                let created = created(h.start_timestamp);
                 writeln!(
                     out,
-                    "{{{}}} histogram count={:?} sum={:?} schema={} zero_threshold={:?} zero_count={:?} positive=[{}] {:?} negative=[{}] {:?} @{} start={start} {meta}",
+                    "{{{}}} histogram count={:?} sum={:?} schema={} zero_threshold={:?} zero_count={:?} positive=[{}] {:?} negative=[{}] {:?} @{} start={start} created={created} {meta}",
                     labels.join(", "),
                     h.count,
                     h.sum,

@@ -142,6 +142,7 @@ pub(super) const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("remote_write.tls.ca_file", EnvKind::Str),
     ("remote_write.proxy_url", EnvKind::Str),
     ("remote_write.proxy_from_environment", EnvKind::Bool),
+    ("remote_write.send_native_histograms", EnvKind::Bool),
 ];
 
 /// The variable of an [`ENV_KEYS`] path: `remote_write.tenant` → `KDBPROM_REMOTE_WRITE_TENANT`.

@@ -226,6 +226,10 @@ pub struct RemoteWrite {
     /// Send Prometheus' stale marker for every series on a clean stop, and for a removed series
     /// at the next push (default true).
     pub stale_markers: bool,
+    /// Native histograms whole (default true); false sends what the text exposition shows (classic
+    /// buckets, or `_sum` and `_count` only), for a receiver without native histograms (a
+    /// Prometheus 2.40–3.7 without `--enable-feature=native-histograms` answers 500 to them).
+    pub send_native_histograms: bool,
 }
 
 /// The `spool` block: where a target's undelivered data waits for the next run. On by default.

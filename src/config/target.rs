@@ -144,6 +144,7 @@ pub(super) fn remote_write(mut o: Obj<'_>) -> Result<RemoteWrite, ConfigError> {
         remote_timeout_ms: o.num("remote_timeout_ms", 30_000, 1, 600_000)?,
         queue,
         stale_markers: o.bool("stale_markers", true)?,
+        send_native_histograms: o.bool("send_native_histograms", true)?,
     };
     o.finish()?;
     Ok(rw)

@@ -54,6 +54,8 @@ pub struct Encoder {
     histogram: Vec<u8>,
     metadata: Vec<u8>,
     compressor: Compressor,
+    /// Native histograms are sent as what the text exposition shows (`send_native_histograms: false`).
+    classic_only: bool,
 }
 
 /// Snappy block compression into a buffer kept from one request to the next (both protocols).
@@ -84,6 +86,12 @@ impl Compressor {
 }
 
 impl Encoder {
+    /// Whether native histograms go whole (the default) or as what the text exposition shows:
+    /// their classic buckets, or `_sum` and `_count` only (for a receiver without native histograms).
+    pub fn send_native_histograms(&mut self, on: bool) {
+        self.classic_only = !on;
+    }
+
     /// Encodes `snap` with `const_labels` (job, instance, static labels) on every series, all samples
     /// stamped `ts_ms`.
     pub fn encode(
@@ -227,8 +235,11 @@ impl Sink for RwSink<'_, '_> {
     }
 
     fn native(&mut self, _: &Family, h: &HistogramSeries<'_>, n: &NativeSnapshot) {
-        if h.has_classic_buckets() {
+        if self.enc.classic_only || h.has_classic_buckets() {
             h.classic(self);
+        }
+        if self.enc.classic_only {
+            return; // what the text exposition shows, and no more
         }
         self.labels(&h.series);
         let body = &mut self.enc.histogram;

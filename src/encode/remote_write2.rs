@@ -3,13 +3,18 @@
 //!
 //! Each request has its own symbols table (`""` first, every string once); each series carries
 //! sorted label refs, its metadata (type, help, and the unit its name ends with) and, for
-//! counters, histograms and summaries, the series' creation time (to the second) as start timestamp. Written
+//! counters, histograms and summaries, the series' creation time (to the second) as start timestamp,
+//! in both layouts receivers read: rc.4's `Sample.start_timestamp` (3) / `Histogram.start_timestamp`
+//! (17) and rc.3's `TimeSeries.created_timestamp` (6), equal (Prometheus 3.5 LTS and Mimir ≤ 3.2
+//! read only field 6, Prometheus ≥ 3.8 only fields 3/17; a receiver skips the one it does not know). Written
 //! straight into reused buffers, like the 1.0 encoder, and driven by the same [`walk`], so the
 //! two protocols cannot disagree on a sample.
 //!
 //! A native histogram is one series named after its family holding one integer `Histogram`
 //! (field 3) with the series' start timestamp, metadata type HISTOGRAM, counted as one sample;
-//! declared with classic buckets as well, its `_bucket`, `_sum` and `_count` series go too.
+//! declared with classic buckets as well, its `_bucket`, `_sum` and `_count` series go too. With
+//! [`Encoder::send_native_histograms`] off, only what the text exposition shows goes: the classic
+//! buckets, or `_sum` and `_count` for a native-only family.
 
 use super::remote_write::{Compressor, Request, STALE_NAN, Src, Values, family_orders, metric_type, overflow_order, put_histogram};
 use super::symbols::Symbols;
@@ -55,9 +60,18 @@ pub struct Encoder {
     histogram: Vec<u8>,
     raw: Vec<u8>,
     compressor: Compressor,
+    /// Native histograms are sent as what the text exposition shows (`send_native_histograms: false`).
+    classic_only: bool,
 }
 
 impl Encoder {
+    /// Whether native histograms go whole (the default) or as what the text exposition shows:
+    /// their classic buckets, or `_sum` and `_count` only (for a receiver without native
+    /// histograms, e.g. a Prometheus 2.40–3.7 without `--enable-feature=native-histograms`).
+    pub fn send_native_histograms(&mut self, on: bool) {
+        self.classic_only = !on;
+    }
+
     /// Encodes `snap` with `const_labels` (job, instance, static labels) on every series, all
     /// samples stamped `ts_ms`.
     pub fn encode(
@@ -168,6 +182,8 @@ const HISTOGRAM_KEY: u8 = 3 << 3 | 2;
 const VALUE_KEY: u8 = 1 << 3 | 1;
 const TIMESTAMP_KEY: u8 = 2 << 3;
 const START_KEY: u8 = 3 << 3;
+/// rc.3's `TimeSeries.created_timestamp`, written after the metadata.
+const CREATED_KEY: u8 = 6 << 3;
 const METADATA_KEY: u8 = 5 << 3 | 2;
 const META_TYPE_KEY: u8 = 1 << 3;
 const META_HELP_KEY: u8 = 3 << 3;
@@ -182,6 +198,16 @@ fn put_series_head(out: &mut Vec<u8>, series_len: usize, refs_len: usize, refs: 
     put_varint(out, refs_len as u64);
     for &r in refs {
         put_varint(out, u64::from(r));
+    }
+}
+
+/// rc.3's `TimeSeries.created_timestamp` (field 6) holding `start`, the same value as the sample's
+/// or histogram's rc.4 start timestamp; nothing when there is none.
+#[inline]
+fn put_created(out: &mut Vec<u8>, start: i64) {
+    if start > 0 {
+        out.push(CREATED_KEY);
+        put_varint(out, start as u64);
     }
 }
 
@@ -268,8 +294,10 @@ impl Sink for Sink2<'_, '_> {
         };
         // Lengths first, so the series is written once, straight into the request.
         let refs_len: usize = e.refs.iter().map(|&r| varint_len(u64::from(r))).sum();
-        let sample_len = 1 + 8 + self.ts_bytes.len() + if start > 0 { 1 + varint_len(start as u64) } else { 0 };
-        let series_len = 1 + varint_len(refs_len as u64) + refs_len + 1 + varint_len(sample_len as u64) + sample_len + c.meta.len();
+        let start_len = if start > 0 { 1 + varint_len(start as u64) } else { 0 };
+        let sample_len = 1 + 8 + self.ts_bytes.len() + start_len;
+        let series_len =
+            1 + varint_len(refs_len as u64) + refs_len + 1 + varint_len(sample_len as u64) + sample_len + c.meta.len() + start_len;
         let out = &mut e.series;
         out.reserve(series_len + 12);
         put_series_head(out, series_len, refs_len, &e.refs);
@@ -283,12 +311,16 @@ impl Sink for Sink2<'_, '_> {
             put_varint(out, start as u64);
         }
         out.extend_from_slice(&c.meta);
+        put_created(out, start);
         self.counted();
     }
 
     fn native(&mut self, _: &Family, h: &HistogramSeries<'_>, n: &NativeSnapshot) {
-        if h.has_classic_buckets() {
+        if self.enc.classic_only || h.has_classic_buckets() {
             h.classic(self);
+        }
+        if self.enc.classic_only {
+            return; // what the text exposition shows, and no more
         }
         self.refs(&h.series);
         let start = self.start_ms(&h.series);
@@ -298,13 +330,16 @@ impl Sink for Sink2<'_, '_> {
         put_histogram(body, n, self.ts_ms, start, self.values == Values::Stale);
         let refs_len: usize = e.refs.iter().map(|&r| varint_len(u64::from(r))).sum();
         let c = &self.cache;
-        let series_len = 1 + varint_len(refs_len as u64) + refs_len + 1 + varint_len(body.len() as u64) + body.len() + c.meta.len();
+        let start_len = if start > 0 { 1 + varint_len(start as u64) } else { 0 };
+        let series_len =
+            1 + varint_len(refs_len as u64) + refs_len + 1 + varint_len(body.len() as u64) + body.len() + c.meta.len() + start_len;
         let out = &mut e.series;
         put_series_head(out, series_len, refs_len, &e.refs);
         out.push(HISTOGRAM_KEY);
         put_varint(out, body.len() as u64);
         out.extend_from_slice(body);
         out.extend_from_slice(&c.meta);
+        put_created(out, start);
         self.counted();
     }
 }
@@ -423,8 +458,8 @@ mod tests {
             first.labels_refs.chunks(2).map(|p| (w.symbols[p[0] as usize].as_str(), w.symbols[p[1] as usize].as_str())).collect();
         assert_eq!(labels, [("Zone", "eu"), ("__name__", "lat_seconds_bucket"), ("instance", "h:1"), ("job", "eod"), ("le", "0.5")]);
         assert_eq!(
-            (first.samples[0].value, first.samples[0].timestamp, first.samples[0].start_timestamp),
-            (0.0, 1_700_000_000_123, created / 1000 * 1000)
+            (first.samples[0].value, first.samples[0].timestamp, first.samples[0].start_timestamp, first.created_timestamp),
+            (0.0, 1_700_000_000_123, created / 1000 * 1000, created / 1000 * 1000)
         );
         let m = first.metadata.unwrap();
         assert_eq!(
@@ -433,7 +468,11 @@ mod tests {
         );
         let last = decode(&reqs[1]);
         let depth = last.timeseries.last().unwrap();
-        assert_eq!((depth.samples[0].value, depth.samples[0].start_timestamp, depth.metadata.unwrap().r#type), (3.0, 0, 2));
+        assert_eq!(
+            (depth.samples[0].value, depth.samples[0].start_timestamp, depth.created_timestamp, depth.metadata.unwrap().r#type),
+            (3.0, 0, 0, 2),
+            "a gauge has no start timestamp in either layout"
+        );
         let stale = Encoder::default().encode(&agg.snapshot(&reg), &consts, 9, 100, Values::Stale);
         assert!(decode(&stale[0]).timeseries.iter().all(|t| t.samples[0].value.to_bits() == STALE_NAN));
     }
@@ -507,7 +546,7 @@ mod tests {
                 assert_eq!(h.count, Some(Count::CountInt(NATIVE_VALUES.len() as u64)));
                 assert_eq!(h.zero_count, Some(ZeroCount::ZeroCountInt(want.zero_count())));
                 assert_eq!((h.sum, h.schema, h.zero_threshold, h.timestamp), (want.sum(), 3, want.zero_threshold(), 1_700_000_000_123));
-                assert_eq!(h.start_timestamp, created / 1000 * 1000);
+                assert_eq!((h.start_timestamp, t.created_timestamp), (created / 1000 * 1000, created / 1000 * 1000));
                 let decode = |s: &[v2::BucketSpan], d: &[i64]| {
                     crate::snapshot::Spans { spans: s.iter().map(|s| (s.offset, s.length)).collect(), deltas: d.to_vec() }.decode()
                 };
@@ -523,5 +562,139 @@ mod tests {
         assert_eq!(hs.len(), 2);
         assert!(hs.iter().all(|h| h.sum.to_bits() == STALE_NAN && h.count == Some(Count::CountInt(0)) && h.positive_spans.is_empty()));
         assert!(w.timeseries.iter().flat_map(|t| &t.samples).all(|s| s.value.to_bits() == STALE_NAN));
+    }
+
+    /// Every kind with a start timestamp carries it in both layouts, equal: rc.4's
+    /// `Sample.start_timestamp` / `Histogram.start_timestamp` and rc.3's
+    /// `TimeSeries.created_timestamp`; a gauge in neither.
+    #[test]
+    fn start_timestamps_in_both_layouts_and_equal() {
+        use crate::encode::remote_write::tests::native_registry;
+        let (reg, mut agg, _) = native_registry();
+        reg.declare("c_total", "C.", Kind::Counter, &[], &[]).unwrap();
+        reg.declare("g", "G.", Kind::Gauge, &[], &[]).unwrap();
+        reg.declare("s_seconds", "S.", Kind::Summary, &[], &[0.5, 0.9]).unwrap();
+        for (m, op) in [("c_total", Op::Inc), ("g", Op::Set), ("s_seconds", Op::Observe)] {
+            agg.apply(&reg, Event { series: reg.by_name(m).unwrap(), op, value: 2.0 });
+        }
+        let snap = agg.snapshot(&reg);
+        let consts = vec![("job".to_string(), "j".to_string())];
+        for values in [Values::Current, Values::Stale] {
+            let reqs = Encoder::default().encode(&snap, &consts, 1_700_000_000_123, 1000, values);
+            let w = decode(&reqs[0]);
+            let mut kinds = std::collections::BTreeSet::new();
+            for t in &w.timeseries {
+                let kind = t.metadata.unwrap().r#type;
+                kinds.insert(kind);
+                let starts: Vec<i64> =
+                    t.samples.iter().map(|s| s.start_timestamp).chain(t.histograms.iter().map(|h| h.start_timestamp)).collect();
+                assert_eq!(starts.len(), 1);
+                if kind == 2 {
+                    assert_eq!((starts[0], t.created_timestamp), (0, 0), "a gauge has none");
+                } else {
+                    assert!(starts[0] > 0 && starts[0] % 1000 == 0, "{kind}: {starts:?}");
+                    assert_eq!(t.created_timestamp, starts[0], "kind {kind}: field 6 equals field 3/17");
+                }
+            }
+            assert_eq!(kinds, [1, 2, 3, 5].into(), "counter, gauge, histogram, summary");
+        }
+    }
+
+    /// `send_native_histograms: false` sends what the text exposition shows, over 1.0 and 2.0: a
+    /// native-only family as `_sum` and `_count`, a family with classic buckets as those; never a
+    /// `Histogram` message. Stale markers likewise.
+    #[test]
+    fn without_native_histograms_what_the_text_shows() {
+        use crate::encode::remote_write::tests::{NATIVE_VALUES, native_registry};
+        let (reg, mut agg, want) = native_registry();
+        let snap = agg.snapshot(&reg);
+        let consts = vec![("job".to_string(), "j".to_string())];
+        let expect: std::collections::BTreeMap<String, f64> = [
+            ("b_seconds_bucket{le=0.001}".to_string(), 5.0),
+            ("b_seconds_bucket{le=1.0}".to_string(), 10.0),
+            ("b_seconds_bucket{le=+Inf}".to_string(), 12.0),
+            ("b_seconds_count".to_string(), 12.0),
+            ("b_seconds_sum".to_string(), want.sum()),
+            ("n_seconds_count".to_string(), NATIVE_VALUES.len() as f64),
+            ("n_seconds_sum".to_string(), want.sum()),
+        ]
+        .into();
+        let key = |name: &str, le: Option<&str>| match le {
+            Some(le) => format!("{name}{{le={le}}}"),
+            None => name.to_string(),
+        };
+        for values in [Values::Current, Values::Stale] {
+            let mut e2 = Encoder::default();
+            e2.send_native_histograms(false);
+            let reqs = e2.encode(&snap, &consts, 5, 1000, values);
+            assert_eq!(reqs.iter().map(|r| r.samples).sum::<usize>(), expect.len());
+            let w = decode(&reqs[0]);
+            let mut got = std::collections::BTreeMap::new();
+            for t in &w.timeseries {
+                assert!(t.histograms.is_empty(), "no native histogram over 2.0");
+                let l: std::collections::BTreeMap<&str, &str> =
+                    t.labels_refs.chunks(2).map(|p| (w.symbols[p[0] as usize].as_str(), w.symbols[p[1] as usize].as_str())).collect();
+                got.insert(key(l["__name__"], l.get("le").copied()), t.samples[0].value);
+                assert_eq!(t.created_timestamp, t.samples[0].start_timestamp);
+            }
+            let mut e1 = super::super::remote_write::Encoder::default();
+            e1.send_native_histograms(false);
+            let reqs = e1.encode(&snap, &consts, 5, 1000, values);
+            let raw = snap::raw::Decoder::new().decompress_vec(&reqs[0].body).unwrap();
+            let w1 = crate::proto::WriteRequest::decode(&raw[..]).unwrap();
+            let mut got1 = std::collections::BTreeMap::new();
+            for t in &w1.timeseries {
+                assert!(t.histograms.is_empty(), "no native histogram over 1.0");
+                let l: std::collections::BTreeMap<&str, &str> = t.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+                got1.insert(key(l["__name__"], l.get("le").copied()), t.samples[0].value);
+            }
+            let bits = |m: &std::collections::BTreeMap<String, f64>| m.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&got1), "1.0 and 2.0 carry the same samples");
+            match values {
+                Values::Current => assert_eq!(bits(&got), bits(&expect)),
+                Values::Stale => {
+                    assert_eq!(got.keys().collect::<Vec<_>>(), expect.keys().collect::<Vec<_>>());
+                    assert!(got.values().all(|v| v.to_bits() == STALE_NAN));
+                }
+            }
+        }
+        // The default sends them whole.
+        let reqs = Encoder::default().encode(&snap, &consts, 5, 1000, Values::Current);
+        assert_eq!(decode(&reqs[0]).timeseries.iter().filter(|t| !t.histograms.is_empty()).count(), 2);
+    }
+
+    /// What rc.3's field 6 costs beside rc.4's field 3 (BENCHMARKS.md): a 1,000-series counter
+    /// snapshot in one request, as encoded and with field 6 taken out (decoded, cleared, encoded
+    /// again with prost, whose bytes are the encoder's: checked). Raw, it is 7 bytes a counter
+    /// sample (a key and a 6-byte varint of milliseconds); snappy stores most of it once, as every
+    /// series made in one second has the same value.
+    #[test]
+    fn the_cost_of_the_second_start_timestamp_layout() {
+        let reg = Registry::new(Limits::default());
+        reg.declare("kdb_rows_total", "Rows.", Kind::Counter, &["table"], &[]).unwrap();
+        let mut agg = Aggregator::new(1);
+        for i in 0..1000 {
+            let s = reg.series("kdb_rows_total", &[&format!("table_{i:04}")]).unwrap();
+            agg.apply(&reg, Event { series: s, op: Op::Inc, value: f64::from(i) * 3.0 + 1.0 });
+        }
+        let consts = vec![("instance".to_string(), "host:5010".to_string()), ("job".to_string(), "eod".to_string())];
+        let reqs = Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_796_670_914_123, 2000, Values::Current);
+        assert_eq!((reqs.len(), reqs[0].samples), (1, 1000));
+        let raw = snap::raw::Decoder::new().decompress_vec(&reqs[0].body).unwrap();
+        let mut w = v2::Request::decode(&raw[..]).unwrap();
+        assert_eq!(w.encode_to_vec(), raw, "prost writes what the encoder writes");
+        assert!(w.timeseries.iter().all(|t| t.created_timestamp > 0 && t.created_timestamp == t.samples[0].start_timestamp));
+        w.timeseries.iter_mut().for_each(|t| t.created_timestamp = 0);
+        let without = w.encode_to_vec();
+        let zipped = |b: &[u8]| snap::raw::Encoder::new().compress_vec(b).unwrap().len();
+        let (raw_with, raw_without) = (raw.len() as f64 / 1000.0, without.len() as f64 / 1000.0);
+        let (wire_with, wire_without) = (reqs[0].body.len() as f64 / 1000.0, zipped(&without) as f64 / 1000.0);
+        eprintln!(
+            "1,000 counters, one request: raw {raw_with:.2} vs {raw_without:.2} bytes/sample (+{:.2}); snappy {wire_with:.2} vs {wire_without:.2} (+{:.2})",
+            raw_with - raw_without,
+            wire_with - wire_without
+        );
+        assert_eq!(raw.len() - without.len(), 7 * 1000, "a key and a 6-byte varint a series");
+        assert!(wire_with - wire_without < 1.5, "snappy keeps it small: +{:.2} bytes a sample", wire_with - wire_without);
     }
 }

@@ -95,14 +95,17 @@ impl RemoteWrite {
         let redactor = Redactor::new(&cfg.auth);
         let remembered = cfg.protocol == Protocol::Auto && memory.as_ref().is_some_and(|m| m.only_v1(url.as_str(), now_ms()));
         let speaks = if remembered { Protocol::V1 } else { cfg.protocol };
+        let (mut encoder, mut encoder2) = (Encoder::default(), remote_write2::Encoder::default());
+        encoder.send_native_histograms(cfg.send_native_histograms);
+        encoder2.send_native_histograms(cfg.send_native_histograms);
         Ok(RemoteWrite {
             common,
             cfg,
             url,
             client,
             redactor,
-            encoder: Encoder::default(),
-            encoder2: remote_write2::Encoder::default(),
+            encoder,
+            encoder2,
             speaks,
             last_ts,
             queue,

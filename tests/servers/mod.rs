@@ -103,6 +103,41 @@ pub fn prometheus_with(extra: &[&str]) -> Server {
     start("prometheus", args, port, dir, "http://127.0.0.1:PORT/-/ready")
 }
 
+/// Where scripts/fetch-sid.sh unpacks Prometheus 3.x from Debian sid (receivers.md §9).
+pub fn prometheus3_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".work/sid/x/usr/bin/prometheus")
+}
+
+/// The sid Prometheus' version line (`prometheus, version 3.5.3+ds1 ...`); fails, naming the
+/// script that fetches it, when it is missing.
+pub fn prometheus3_version() -> String {
+    let bin = prometheus3_bin();
+    let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| {
+        panic!(
+            "{} is required: run scripts/install-deps.sh (it runs scripts/fetch-sid.sh, Prometheus 3.x from Debian sid): {e}",
+            bin.display()
+        )
+    });
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// Prometheus 3.x from Debian sid (a remote-write 2.0 receiver) on loopback with
+/// `--web.enable-remote-write-receiver --enable-feature=native-histograms,created-timestamp-zero-ingestion`
+/// and `extra_flags`. Missing, it fails naming scripts/install-deps.sh, never skips.
+pub fn prometheus3(extra_flags: &[&str]) -> Server {
+    let bin = prometheus3_bin();
+    assert!(
+        bin.is_file(),
+        "{} is missing: run scripts/install-deps.sh (it fetches Prometheus 3.x from Debian sid into .work/sid/ with scripts/fetch-sid.sh)",
+        bin.display()
+    );
+    let (port, dir, mut args) = prometheus_args();
+    args.push("--enable-feature=native-histograms,created-timestamp-zero-ingestion".into());
+    args.extend(extra_flags.iter().map(|a| a.to_string()));
+    start(bin.to_str().unwrap(), args, port, dir, "http://127.0.0.1:PORT/-/ready")
+}
+
 /// A free port, a fresh data dir with a minimal config, and the arguments every test Prometheus gets.
 fn prometheus_args() -> (u16, PathBuf, Vec<String>) {
     let port = free_port();
