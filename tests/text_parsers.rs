@@ -64,6 +64,7 @@ fn session() -> String {
     a.sample(
         &[("used", 1.0), ("heap", 2.0), ("peak", 3.0), ("wmax", 0.0), ("mmap", 0.0), ("mphy", 8e9), ("syms", 10.0), ("symw", 400.0)],
         2.0,
+        Some(&[0.0, 4096.0]),
     );
     a.text().unwrap()
 }

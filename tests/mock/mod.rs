@@ -2,13 +2,16 @@
 //! answers: each request is logged and answered by a function of what was seen so far.
 #![allow(dead_code)]
 
+#[path = "../http/mod.rs"]
+mod http;
+
 use kdbprom::agent::Agent;
 use kdbprom::builtin::ProcessInfo;
 use kdbprom::config::Config;
 use kdbprom::event::Op;
 use kdbprom::registry::Kind;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,26 +50,9 @@ pub fn mock_with(answer: impl Fn(usize, &Seen) -> (u16, String, String) + Send +
                 let mut r = BufReader::new(conn.try_clone().unwrap());
                 let mut w = conn;
                 loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut parts = line.split_whitespace();
-                    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-                    let mut headers = HashMap::new();
-                    loop {
-                        let mut h = String::new();
-                        r.read_line(&mut h).unwrap();
-                        let h = h.trim_end();
-                        if h.is_empty() {
-                            break;
-                        }
-                        let (k, v) = h.split_once(':').unwrap();
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                    }
-                    let n = headers.get("content-length").map_or(0, |v| v.parse().unwrap());
-                    let mut body = vec![0; n];
-                    r.read_exact(&mut body).unwrap();
+                    let Ok(Some(req)) = http::read_request(&mut r, &mut &w) else { return };
+                    let headers: HashMap<String, String> = req.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+                    let (method, path, body) = (req.method, req.path, req.body);
                     let seen = Seen { method, path, headers, body, at: Instant::now() };
                     let (status, extra, text) = answer(log.lock().unwrap().len(), &seen);
                     log.lock().unwrap().push(seen);
