@@ -6,10 +6,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use kdbprom::agent::Agent;
 use kdbprom::builtin::ProcessInfo;
 use kdbprom::config::Config;
-use kdbprom::encode::remote_write::{Encoder, Values};
+use kdbprom::encode::remote_write::{V1Encoder, Values};
 use kdbprom::event::Op;
-use kdbprom::push::queue::{Queue, Request};
-use kdbprom::push::spool::{self, Entry, Header, Kind as SpoolKind};
+use kdbprom::push::queue::{Queue, Queued};
+use kdbprom::push::spool::{self, Entry, Header, BodyKind as SpoolKind};
 use kdbprom::registry::Kind;
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -90,16 +90,16 @@ fn queue_and_replay(c: &mut Criterion) {
     let mut d = common::data();
     let snap = d.agg.snapshot(&d.reg);
     let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "bench".to_string())];
-    let mut enc = Encoder::default();
+    let mut enc = V1Encoder::default();
     let mut q = Queue::new(u64::MAX);
     let mut ts = 1_700_000_000_000;
     for _ in 0..20 {
         ts += 10_000;
         for r in enc.encode(&snap, &consts, ts, 2_000, Values::Current) {
-            q.push(Request { body: r.body, samples: r.samples as u64, ts_ms: ts, origin: None, v2: false });
+            q.push(Queued { body: r.body, samples: r.samples as u64, ts_ms: ts, origin: None, v2: false });
         }
     }
-    let per_request = std::mem::size_of::<Request>() as f64;
+    let per_request = std::mem::size_of::<Queued>() as f64;
     let bytes = q.bytes() as f64 + q.len() as f64 * per_request;
     eprintln!(
         "delivery_queue: {} samples in {} requests hold {:.0} bytes: {:.2} bytes per queued sample (bodies {:.2}, request records {:.3})",

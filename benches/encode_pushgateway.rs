@@ -63,7 +63,7 @@ fn encode_pushgateway(c: &mut Criterion) {
     for (name, (reg, mut agg)) in [("counters", counters()), ("mixed", mixed())] {
         let snap = agg.snapshot(&reg);
         let labels = [("env".to_string(), "prod".to_string())];
-        let mut enc = metric_family::Encoder::default();
+        let mut enc = metric_family::FamilyEncoder::default();
         let (t, p) = (text::encode(&snap, &labels), enc.encode(&snap, &labels).to_vec());
         let (mut tz, mut pz) = (Vec::new(), Vec::new());
         gzip(t.as_bytes(), &mut tz);

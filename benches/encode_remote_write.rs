@@ -14,9 +14,9 @@ fn encode_remote_write(c: &mut Criterion) {
     let snap = d.agg.snapshot(&d.reg);
     assert_eq!(snap.sample_count(), common::SERIES);
     let consts = vec![("instance".to_string(), "host:5010".to_string()), ("job".to_string(), "bench".to_string())];
-    let mut v1 = remote_write::Encoder::default();
-    let mut v2 = remote_write2::Encoder::default();
-    let wire = |reqs: Vec<remote_write::Request>| reqs.iter().map(|r| r.body.len()).sum::<usize>() as f64 / common::SERIES as f64;
+    let mut v1 = remote_write::V1Encoder::default();
+    let mut v2 = remote_write2::V2Encoder::default();
+    let wire = |reqs: Vec<remote_write::Encoded>| reqs.iter().map(|r| r.body.len()).sum::<usize>() as f64 / common::SERIES as f64;
     let (b1, b2) = (
         wire(v1.encode(&snap, &consts, 1_700_000_000_000, 2_000, Values::Current)),
         wire(v2.encode(&snap, &consts, 1_700_000_000_000, 2_000, Values::Current)),

@@ -146,8 +146,8 @@ fn main() {
             println!("kdbprom steady: {s} samples in {secs} s, {c:.3} CPU s, {:.3} CPU s per million samples", c / s as f64 * 1e6);
         }
         Some("replay") => {
-            use kdbprom::encode::remote_write::{Encoder, Values};
-            use kdbprom::push::spool::{self, Entry, Header, Kind as SpoolKind};
+            use kdbprom::encode::remote_write::{V1Encoder, Values};
+            use kdbprom::push::spool::{self, Entry, Header, BodyKind as SpoolKind};
             let rw = &args[2];
             let dir = std::env::temp_dir().join(format!("kdbprom-e2e-replay-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
@@ -163,7 +163,7 @@ fn main() {
             let snap = agg.snapshot(&reg);
             let labels = vec![("job".to_string(), "e2e_replay".to_string()), ("instance".to_string(), "r:1".to_string())];
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-            let mut enc = Encoder::default();
+            let mut enc = V1Encoder::default();
             let entries: Vec<Entry> = (0..100)
                 .flat_map(|r| {
                     let ts = now - 1_000_000 + r * 10_000;

@@ -168,7 +168,7 @@ fn now_ms() -> i64 {
 /// Samples in the remote-write spool files in `dir`, counted by decoding each entry's body (not
 /// from the count the file stores).
 fn spool_file_samples(dir: &std::path::Path) -> u64 {
-    use kdbprom::push::spool::{self, Kind};
+    use kdbprom::push::spool::{self, BodyKind};
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -177,9 +177,9 @@ fn spool_file_samples(dir: &std::path::Path) -> u64 {
         }
         let f = spool::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         let ct = match f.header.kind {
-            Kind::RemoteWrite1 => "application/x-protobuf",
-            Kind::RemoteWrite2 => "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-            Kind::Pushgateway => panic!("a Pushgateway spool file in {}", dir.display()),
+            BodyKind::RemoteWrite1 => "application/x-protobuf",
+            BodyKind::RemoteWrite2 => "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            BodyKind::Pushgateway => panic!("a Pushgateway spool file in {}", dir.display()),
         };
         for entry in &f.entries {
             let seen = faults::Seen {

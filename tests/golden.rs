@@ -58,7 +58,7 @@ fn remote_write_golden() {
         ("instance".to_string(), "host:5010".to_string()),
         ("job".to_string(), "eod".to_string()),
     ];
-    let reqs = remote_write::Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_000, 10, remote_write::Values::Current);
+    let reqs = remote_write::V1Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_000, 10, remote_write::Values::Current);
     let mut out = String::new();
     for (i, r) in reqs.iter().enumerate() {
         let w = WriteRequest::decode(&snap::raw::Decoder::new().decompress_vec(&r.body).unwrap()[..]).unwrap();
@@ -105,7 +105,7 @@ fn remote_write_2_golden() {
         ("instance".to_string(), "host:5010".to_string()),
         ("job".to_string(), "eod".to_string()),
     ];
-    let reqs = kdbprom::encode::remote_write2::Encoder::default().encode(
+    let reqs = kdbprom::encode::remote_write2::V2Encoder::default().encode(
         &agg.snapshot(&reg),
         &consts,
         1_700_000_000_000,

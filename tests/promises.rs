@@ -72,7 +72,7 @@ fn v2_body(job: &str, n: usize, ts_ms: i64) -> bytes::Bytes {
 }
 
 /// A spool file for `job`'s target `prom` written by "another run" of this host.
-fn spool_fixture(dir: &std::path::Path, job: &str, kind: spool::Kind, body: bytes::Bytes, samples: u64, ts_ms: i64) {
+fn spool_fixture(dir: &std::path::Path, job: &str, kind: spool::BodyKind, body: bytes::Bytes, samples: u64, ts_ms: i64) {
     let h = spool::Header {
         job: job.into(),
         instance: "i2".into(),
@@ -110,7 +110,7 @@ fn a_replay_prometheus_refuses_as_too_old_is_counted_and_not_retried() {
     assert!(first.push()["prom"].ok);
     let _ = first.stop();
     let before = proxy.requests() as usize;
-    spool_fixture(&dir, job, spool::Kind::RemoteWrite1, v1_body(job, n, now_ms() - 3 * 3_600_000), n as u64, now_ms() - 3 * 3_600_000);
+    spool_fixture(&dir, job, spool::BodyKind::RemoteWrite1, v1_body(job, n, now_ms() - 3 * 3_600_000), n as u64, now_ms() - 3 * 3_600_000);
     let a = Life::init(
         job,
         INSTANCE,
@@ -421,7 +421,7 @@ fn a_2_0_spool_file_is_replayed_to_a_1_0_target() {
     let job = "p_v2_spool";
     let n = 4;
     let ts = now_ms() - 20_000;
-    spool_fixture(&dir, job, spool::Kind::RemoteWrite2, v2_body(job, n, ts), n as u64, ts);
+    spool_fixture(&dir, job, spool::BodyKind::RemoteWrite2, v2_body(job, n, ts), n as u64, ts);
     let url = format!("{}/api/v1/write", proxy.url());
     let a = Life::init(
         job,

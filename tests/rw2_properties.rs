@@ -67,10 +67,10 @@ proptest! {
         }
         let snap = agg.snapshot(&reg);
         let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), job)];
-        let mut r1 = remote_write::Encoder::default().encode(&snap, &consts, 1_700_000_000_000, max, Values::Current);
+        let mut r1 = remote_write::V1Encoder::default().encode(&snap, &consts, 1_700_000_000_000, max, Values::Current);
         // 1.0 sends family metadata in the last request, alone when the samples filled the others.
         r1.retain(|r| r.samples > 0);
-        let r2 = remote_write2::Encoder::default().encode(&snap, &consts, 1_700_000_000_000, max, Values::Current);
+        let r2 = remote_write2::V2Encoder::default().encode(&snap, &consts, 1_700_000_000_000, max, Values::Current);
         prop_assert_eq!(r1.iter().map(|r| r.samples).collect::<Vec<_>>(), r2.iter().map(|r| r.samples).collect::<Vec<_>>());
         for (a, b) in r1.iter().zip(&r2) {
             let w = decode_v2(&b.body);

@@ -7,7 +7,7 @@
 //! parent can check each file it gets back entry by entry.
 
 use bytes::Bytes;
-use kdbprom::push::spool::{self, Entry, Header, Kind};
+use kdbprom::push::spool::{self, BodyKind, Entry, Header};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -52,7 +52,7 @@ fn entries_for(seq: u64) -> Vec<Entry> {
 
 fn header_for(seq: u64) -> Header {
     let created_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-    Header { job: JOB.into(), instance: INSTANCE.into(), host: "h".into(), target: format!("crash-{seq}"), kind: Kind::RemoteWrite1, created_ms }
+    Header { job: JOB.into(), instance: INSTANCE.into(), host: "h".into(), target: format!("crash-{seq}"), kind: BodyKind::RemoteWrite1, created_ms }
 }
 
 /// The writer child. As an ordinary test (no env var) it does nothing.
@@ -167,7 +167,7 @@ fn sigkill_mid_write_leaves_only_whole_files() {
     assert!(s.files.len() >= 3 && s.files.len() == whole, "{} returned of {whole}", s.files.len());
     for f in &s.files {
         assert!(f.path.extension().is_some_and(|e| e == "spool"), "{}", f.path.display());
-        assert_eq!((f.header.job.as_str(), f.header.instance.as_str(), f.header.kind), (JOB, INSTANCE, Kind::RemoteWrite1));
+        assert_eq!((f.header.job.as_str(), f.header.instance.as_str(), f.header.kind), (JOB, INSTANCE, BodyKind::RemoteWrite1));
         let seq: u64 = f.header.target.strip_prefix("crash-").and_then(|s| s.parse().ok()).expect("target names the seq");
         let want = entries_for(seq);
         assert_eq!(f.entries.len(), want.len(), "{}", f.path.display());

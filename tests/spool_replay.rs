@@ -433,7 +433,7 @@ fn fixture_body(job: &str, instance: &str, value: f64, ts_ms: i64) -> bytes::Byt
 
 fn fixture(dir: &Path, job: &str, ts_ms: i64) -> PathBuf {
     let h =
-        spool::Header { job: job.into(), instance: "i2".into(), host: local_host(), target: "prom".into(), kind: spool::Kind::RemoteWrite1, created_ms: ts_ms };
+        spool::Header { job: job.into(), instance: "i2".into(), host: local_host(), target: "prom".into(), kind: spool::BodyKind::RemoteWrite1, created_ms: ts_ms };
     let e = spool::Entry { body: fixture_body(job, "i2", 42.0, ts_ms), samples: 1, ts_ms };
     spool::write(dir, &h, &[e], 1 << 20).unwrap().path
 }
@@ -663,7 +663,7 @@ fn pushgateway_final_state_is_given_up_not_spooled() {
         instance: "i1".into(),
         host: local_host(),
         target: "pushgateway".into(),
-        kind: spool::Kind::Pushgateway,
+        kind: spool::BodyKind::Pushgateway,
         created_ms: ts,
     };
     let body = bytes::Bytes::from_static(b"# TYPE run_value gauge\nrun_value 111\n");
@@ -745,7 +745,7 @@ fn a_spool_write_that_fails_keeps_the_previous_runs_file() {
         instance: "i5".into(),
         host: local_host(),
         target: "prom".into(),
-        kind: spool::Kind::RemoteWrite1,
+        kind: spool::BodyKind::RemoteWrite1,
         created_ms: ts,
     };
     let e = spool::Entry { body: fixture_body("keep_job", "i5", 42.0, ts), samples: 1, ts_ms: ts };
@@ -787,7 +787,7 @@ fn a_clock_that_went_back_between_runs_never_sends_samples_out_of_order() {
         instance: "i2".into(),
         host: local_host(),
         target: "prom".into(),
-        kind: spool::Kind::RemoteWrite1,
+        kind: spool::BodyKind::RemoteWrite1,
         created_ms: ahead,
     };
     let e = spool::Entry { body: fixture_body("clock_job", "i2", 42.0, ahead), samples: 1, ts_ms: ahead };

@@ -152,7 +152,7 @@ pub enum PushgatewayCompression {
 
 /// The `pushgateway` block.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pushgateway {
+pub struct PushgatewayConfig {
     /// Base URL, e.g. `http://127.0.0.1:9091`.
     pub url: String,
     /// PUT (default) or POST.
@@ -184,7 +184,7 @@ pub enum Protocol {
 
 /// The `queue` block of a remote-write target.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Queue {
+pub struct QueueConfig {
     /// Samples kept for retry before the oldest are dropped (default 500 000).
     pub capacity: usize,
     /// Batch size (at most `capacity`).
@@ -201,10 +201,10 @@ pub struct Queue {
 
 /// One `remote_write` entry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RemoteWrite {
+pub struct RemoteWriteConfig {
     /// Full write URL.
     pub url: String,
-    /// [`RemoteWrite::url`] parsed, checked at init: the target sends to it without parsing again.
+    /// [`RemoteWriteConfig::url`] parsed, checked at init: the target sends to it without parsing again.
     pub endpoint: reqwest::Url,
     /// Name used in self-metrics, outcomes and spool files (defaults to the URL's host:port);
     /// unique among targets, printable, without `/`, at most 128 bytes.
@@ -222,7 +222,7 @@ pub struct RemoteWrite {
     /// Per-attempt timeout.
     pub remote_timeout_ms: u64,
     /// Batching and retries.
-    pub queue: Queue,
+    pub queue: QueueConfig,
     /// Send Prometheus' stale marker for every series on a clean stop, and for a removed series
     /// at the next push (default true).
     pub stale_markers: bool,
@@ -340,9 +340,9 @@ pub struct Config {
     /// Slices the window is cut into.
     pub summary_age_buckets: usize,
     /// Pushgateway target.
-    pub pushgateway: Option<Pushgateway>,
+    pub pushgateway: Option<PushgatewayConfig>,
     /// Remote-write targets.
-    pub remote_write: Vec<RemoteWrite>,
+    pub remote_write: Vec<RemoteWriteConfig>,
     /// Textfile-collector target: a directory (the file in it is named by job and instance,
     /// [`textfile_path`]) or a path ending in `.prom` (that file).
     pub textfile: Option<PathBuf>,

@@ -3,7 +3,7 @@
 use super::checks::secret;
 use super::reader::{Obj, hide_userinfo};
 use super::{
-    Auth, BasicAuth, ConfigError, Protocol, Proxy, PushMethod, Pushgateway, PushgatewayCompression, PushgatewayFormat, Queue, RemoteWrite,
+    Auth, BasicAuth, ConfigError, Protocol, Proxy, PushMethod, PushgatewayConfig, PushgatewayCompression, PushgatewayFormat, QueueConfig, RemoteWriteConfig,
     Tls,
 };
 use serde_json::{Map, Value};
@@ -29,7 +29,7 @@ const RESERVED_HEADERS: [&str; 16] = [
 ];
 
 /// The `pushgateway` block.
-pub(super) fn pushgateway(mut o: Obj<'_>) -> Result<Pushgateway, ConfigError> {
+pub(super) fn pushgateway(mut o: Obj<'_>) -> Result<PushgatewayConfig, ConfigError> {
     let url = o.url("url")?;
     let method = match o.opt_str("method")?.as_deref().map(str::to_ascii_uppercase).as_deref() {
         None | Some("PUT") => PushMethod::Put,
@@ -57,7 +57,7 @@ pub(super) fn pushgateway(mut o: Obj<'_>) -> Result<Pushgateway, ConfigError> {
             return Err(o.invalid("grouping.instance", "the instance comes from the instance key"));
         }
     }
-    let p = Pushgateway {
+    let p = PushgatewayConfig {
         url,
         method,
         grouping,
@@ -72,7 +72,7 @@ pub(super) fn pushgateway(mut o: Obj<'_>) -> Result<Pushgateway, ConfigError> {
 }
 
 /// One `remote_write` entry.
-pub(super) fn remote_write(mut o: Obj<'_>) -> Result<RemoteWrite, ConfigError> {
+pub(super) fn remote_write(mut o: Obj<'_>) -> Result<RemoteWriteConfig, ConfigError> {
     let url = o.url("url")?;
     let protocol = match o.opt_str("protocol")?.as_deref() {
         None | Some("auto") => Protocol::Auto,
@@ -117,7 +117,7 @@ pub(super) fn remote_write(mut o: Obj<'_>) -> Result<RemoteWrite, ConfigError> {
         Some(q) => q,
         None => Obj::new(&empty, &o.key("queue"))?,
     };
-    let queue = Queue {
+    let queue = QueueConfig {
         capacity: q.num("capacity", 500_000, 1, 10_000_000)? as usize,
         max_samples_per_send: q.num("max_samples_per_send", 2_000, 1, 1_000_000)? as usize,
         min_backoff_ms: q.num("min_backoff_ms", 30, 1, 3_600_000)?,
@@ -132,7 +132,7 @@ pub(super) fn remote_write(mut o: Obj<'_>) -> Result<RemoteWrite, ConfigError> {
         return Err(q.invalid("min_backoff_ms", "must not exceed queue.max_backoff_ms"));
     }
     q.finish()?;
-    let rw = RemoteWrite {
+    let rw = RemoteWriteConfig {
         url,
         endpoint,
         name,

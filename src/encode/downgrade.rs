@@ -112,8 +112,8 @@ mod tests {
         let consts = vec![("job".to_string(), "j".to_string())];
         let snap = agg.snapshot(&reg);
         let decode = |b: &[u8]| proto::WriteRequest::decode(&snap::raw::Decoder::new().decompress_vec(b).unwrap()[..]).unwrap();
-        let v1 = remote_write::Encoder::default().encode(&snap, &consts, 77, 100, remote_write::Values::Current);
-        let v2 = remote_write2::Encoder::default().encode(&snap, &consts, 77, 100, remote_write::Values::Current);
+        let v1 = remote_write::V1Encoder::default().encode(&snap, &consts, 77, 100, remote_write::Values::Current);
+        let v2 = remote_write2::V2Encoder::default().encode(&snap, &consts, 77, 100, remote_write::Values::Current);
         let (want, got) = (decode(&v1[0].body), decode(&downgrade(&v2[0].body).unwrap()));
         assert_eq!(got.timeseries, want.timeseries);
         let names = |w: &proto::WriteRequest| w.metadata.iter().map(|m| (m.metric_family_name.clone(), m.r#type)).collect::<Vec<_>>();

@@ -67,7 +67,7 @@ enum Src {
 
 /// Buffers kept from one push to the next.
 #[derive(Debug, Default)]
-pub struct Encoder {
+pub struct FamilyEncoder {
     /// The whole body.
     out: Vec<u8>,
     /// The current family's `MetricFamily` fields after the header.
@@ -82,7 +82,7 @@ pub struct Encoder {
     scratch: Vec<u8>,
 }
 
-impl Encoder {
+impl FamilyEncoder {
     /// Encodes `snap` with `const_labels` (the static labels) on every series; the body stays in
     /// the encoder until the next call.
     pub fn encode(&mut self, snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> &[u8] {
@@ -105,7 +105,7 @@ impl Encoder {
     }
 }
 
-/// Encodes `snap` into a new buffer (see [`Encoder::encode`]).
+/// Encodes `snap` into a new buffer (see [`FamilyEncoder::encode`]).
 ///
 /// ```
 /// use kdbprom::registry::{Kind, Limits, Registry};
@@ -123,11 +123,11 @@ impl Encoder {
 /// assert_eq!(labels, [("env", "prod"), ("table", "t")]);
 /// ```
 pub fn encode(snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> Vec<u8> {
-    Encoder::default().encode(snap, const_labels).to_vec()
+    FamilyEncoder::default().encode(snap, const_labels).to_vec()
 }
 
 struct FamilySink<'e, 'c> {
-    enc: &'e mut Encoder,
+    enc: &'e mut FamilyEncoder,
     const_labels: &'c [(String, String)],
     kind: Kind,
     /// The family's name, help and type fields.
@@ -374,7 +374,7 @@ mod tests {
         for v in [10.0, 20.0, 30.0] {
             ev(reg.by_name("size_bytes").unwrap(), Op::Observe, v);
         }
-        let body = Encoder::default().encode(&agg.snapshot(&reg), &[("env".into(), "prod".into())]).to_vec();
+        let body = FamilyEncoder::default().encode(&agg.snapshot(&reg), &[("env".into(), "prod".into())]).to_vec();
         let f = decode(&body);
         let by: std::collections::HashMap<&str, &MetricFamily> = f.iter().map(|f| (f.name(), f)).collect();
         assert_eq!(f.len(), 4);
@@ -414,7 +414,7 @@ mod tests {
     #[test]
     fn native_histograms_whole_beside_their_classic_buckets() {
         let (reg, mut agg, want) = native_registry();
-        let f = decode(Encoder::default().encode(&agg.snapshot(&reg), &[]));
+        let f = decode(FamilyEncoder::default().encode(&agg.snapshot(&reg), &[]));
         let want_n = want.snapshot();
         assert_eq!(f.len(), 2);
         for fam in &f {
@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn overflow_series_carry_only_the_overflow_label_and_an_empty_native_one_a_noop_span() {
         let (reg, mut agg) = overflow_registry();
-        let f = decode(Encoder::default().encode(&agg.snapshot(&reg), &[("env".into(), "prod".into())]));
+        let f = decode(FamilyEncoder::default().encode(&agg.snapshot(&reg), &[("env".into(), "prod".into())]));
         let names: Vec<&str> = f.iter().map(|f| f.name()).collect();
         assert_eq!(names, ["rows_total", "lat_seconds", "n_seconds"]);
         assert_eq!(labels(&f[0].metric[1]), [("env", "prod"), (OVERFLOW_LABEL, "true")]);
@@ -465,6 +465,6 @@ mod tests {
         let reg = Registry::new(Limits::default());
         reg.declare("rows_total", "Rows.", Kind::Counter, &["table"], &[]).unwrap();
         let mut agg = Aggregator::new(1);
-        assert!(Encoder::default().encode(&agg.snapshot(&reg), &[]).is_empty());
+        assert!(FamilyEncoder::default().encode(&agg.snapshot(&reg), &[]).is_empty());
     }
 }

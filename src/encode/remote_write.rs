@@ -38,7 +38,7 @@ pub const HEADERS: [(&str, &str); 3] =
 
 /// One request body, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub struct Encoded {
     /// Snappy (block format) of the serialised WriteRequest.
     pub body: Bytes,
     /// Samples in it.
@@ -47,7 +47,7 @@ pub struct Request {
 
 /// Buffers kept from one push to the next.
 #[derive(Debug, Default)]
-pub struct Encoder {
+pub struct V1Encoder {
     raw: Vec<u8>,
     series: Vec<u8>,
     /// A native histogram's `Histogram` message, before its length is known.
@@ -85,7 +85,7 @@ impl Compressor {
     }
 }
 
-impl Encoder {
+impl V1Encoder {
     /// Whether native histograms go whole (the default) or as what the text exposition shows:
     /// their classic buckets, or `_sum` and `_count` only (for a receiver without native histograms).
     pub fn send_native_histograms(&mut self, on: bool) {
@@ -101,7 +101,7 @@ impl Encoder {
         ts_ms: i64,
         max_samples: usize,
         values: Values,
-    ) -> Vec<Request> {
+    ) -> Vec<Encoded> {
         self.raw.clear();
         self.metadata.clear();
         let mut sink = RwSink {
@@ -126,10 +126,10 @@ impl Encoder {
         out
     }
 
-    fn finish_request(&mut self, samples: usize) -> Request {
+    fn finish_request(&mut self, samples: usize) -> Encoded {
         let body = self.compressor.compress(&self.raw);
         self.raw.clear();
-        Request { body, samples }
+        Encoded { body, samples }
     }
 }
 
@@ -145,13 +145,13 @@ pub(crate) enum Src {
 }
 
 struct RwSink<'e, 'c> {
-    enc: &'e mut Encoder,
+    enc: &'e mut V1Encoder,
     const_labels: &'c [(String, String)],
     ts_ms: i64,
     values: Values,
     max: usize,
     n: usize,
-    out: Vec<Request>,
+    out: Vec<Encoded>,
     /// Label order of the current family without and with its `le`/`quantile` label.
     order: Vec<Src>,
     order_extra: Vec<Src>,
@@ -364,7 +364,7 @@ pub(crate) mod tests {
     use crate::registry::{Limits, Registry};
     use prost::Message;
 
-    fn decode(r: &Request) -> WriteRequest {
+    fn decode(r: &Encoded) -> WriteRequest {
         let raw = snap::raw::Decoder::new().decompress_vec(&r.body).unwrap();
         WriteRequest::decode(&raw[..]).unwrap()
     }
@@ -381,7 +381,7 @@ pub(crate) mod tests {
         let mut agg = Aggregator::new(1);
         agg.apply(&reg, Event { series: s, op: Op::Observe, value: 0.7 });
         let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "eod".to_string())];
-        let reqs = Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_123, 2, Values::Current);
+        let reqs = V1Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_123, 2, Values::Current);
         assert_eq!(reqs.iter().map(|r| r.samples).collect::<Vec<_>>(), vec![2, 2, 1]);
         let all: Vec<_> = reqs.iter().map(decode).collect();
         let first = &all[0].timeseries[0];
@@ -399,7 +399,7 @@ pub(crate) mod tests {
         assert!(all[..2].iter().all(|w| w.metadata.is_empty()));
         assert_eq!(all[2].metadata[0].metric_family_name, "lat_seconds");
         assert_eq!((all[2].metadata[0].r#type, all[2].metadata[0].help.as_str()), (3, "Latency."));
-        let stale = Encoder::default().encode(&agg.snapshot(&reg), &consts, 7, 100, Values::Stale);
+        let stale = V1Encoder::default().encode(&agg.snapshot(&reg), &consts, 7, 100, Values::Stale);
         let w = decode(&stale[0]);
         assert_eq!(w.timeseries.len(), 5);
         assert!(w.metadata.is_empty());
@@ -456,7 +456,7 @@ pub(crate) mod tests {
         use crate::proto::histogram::Count;
         let (reg, mut agg) = overflow_registry();
         let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "eod".to_string())];
-        let reqs = Encoder::default().encode(&agg.snapshot(&reg), &consts, 5, 1000, Values::Current);
+        let reqs = V1Encoder::default().encode(&agg.snapshot(&reg), &consts, 5, 1000, Values::Current);
         let w = decode(&reqs[0]);
         type Series = (Vec<(String, String)>, Option<f64>, Option<u64>);
         let got: Vec<Series> = w
@@ -516,7 +516,7 @@ pub(crate) mod tests {
         assert_eq!(got, want);
         assert!(got.iter().all(|(l, _, _)| l.windows(2).all(|p| p[0].0 < p[1].0)), "sorted");
         // Stale markers end the overflow series under the same labels.
-        let stale = decode(&Encoder::default().encode(&agg.snapshot(&reg), &consts, 5, 1000, Values::Stale)[0]);
+        let stale = decode(&V1Encoder::default().encode(&agg.snapshot(&reg), &consts, 5, 1000, Values::Stale)[0]);
         assert_eq!(
             stale.timeseries.iter().map(|t| labels(&t.labels)).collect::<Vec<_>>(),
             want.iter().map(|w| w.0.clone()).collect::<Vec<_>>()
@@ -535,7 +535,7 @@ pub(crate) mod tests {
         let snap = agg.snapshot(&reg);
         // n: 1 histogram; b: 3 buckets, _sum, _count and 1 histogram.
         assert_eq!(snap.sample_count(), 1 + 6);
-        let reqs = Encoder::default().encode(&snap, &consts, 1_700_000_000_123, 4, Values::Current);
+        let reqs = V1Encoder::default().encode(&snap, &consts, 1_700_000_000_123, 4, Values::Current);
         assert_eq!(reqs.iter().map(|r| r.samples).collect::<Vec<_>>(), vec![4, 3]);
         let all: Vec<_> = reqs.iter().map(decode).collect();
         let series: Vec<_> = all.iter().flat_map(|w| &w.timeseries).collect();
@@ -577,7 +577,7 @@ pub(crate) mod tests {
             [("n_seconds", 3), ("b_seconds", 3)]
         );
         // Stale markers: a histogram whose sum is the stale NaN, with no counts.
-        let stale = Encoder::default().encode(&agg.snapshot(&reg), &consts, 7, 100, Values::Stale);
+        let stale = V1Encoder::default().encode(&agg.snapshot(&reg), &consts, 7, 100, Values::Stale);
         assert_eq!(stale.iter().map(|r| r.samples).sum::<usize>(), 7);
         let w = decode(&stale[0]);
         let hs: Vec<_> = w.timeseries.iter().flat_map(|t| &t.histograms).collect();

@@ -13,10 +13,10 @@
 //! A native histogram is one series named after its family holding one integer `Histogram`
 //! (field 3) with the series' start timestamp, metadata type HISTOGRAM, counted as one sample;
 //! declared with classic buckets as well, its `_bucket`, `_sum` and `_count` series go too. With
-//! [`Encoder::send_native_histograms`] off, only what the text exposition shows goes: the classic
+//! [`V2Encoder::send_native_histograms`] off, only what the text exposition shows goes: the classic
 //! buckets, or `_sum` and `_count` for a native-only family.
 
-use super::remote_write::{Compressor, Request, STALE_NAN, Src, Values, family_orders, metric_type, overflow_order, put_histogram};
+use super::remote_write::{Compressor, Encoded, STALE_NAN, Src, Values, family_orders, metric_type, overflow_order, put_histogram};
 use super::symbols::Symbols;
 use super::wire::{put_varint, varint_len};
 use super::{HistogramSeries, Sample, Sink, walk};
@@ -50,7 +50,7 @@ pub fn unit_of(name: &str) -> &'static str {
 
 /// Buffers kept from one push to the next.
 #[derive(Debug, Default)]
-pub struct Encoder {
+pub struct V2Encoder {
     symbols: Symbols,
     /// Bumped whenever the symbols table restarts, so refs cached per family are re-interned.
     generation: u64,
@@ -64,7 +64,7 @@ pub struct Encoder {
     classic_only: bool,
 }
 
-impl Encoder {
+impl V2Encoder {
     /// Whether native histograms go whole (the default) or as what the text exposition shows:
     /// their classic buckets, or `_sum` and `_count` only (for a receiver without native
     /// histograms, e.g. a Prometheus 2.40–3.7 without `--enable-feature=native-histograms`).
@@ -81,7 +81,7 @@ impl Encoder {
         ts_ms: i64,
         max_samples: usize,
         values: Values,
-    ) -> Vec<Request> {
+    ) -> Vec<Encoded> {
         self.reset();
         let mut sink = Sink2 {
             enc: self,
@@ -121,7 +121,7 @@ impl Encoder {
         self.series.clear();
     }
 
-    fn finish_request(&mut self, samples: usize) -> Request {
+    fn finish_request(&mut self, samples: usize) -> Encoded {
         self.raw.clear();
         for s in self.symbols.iter() {
             encode_key(4, WireType::LengthDelimited, &mut self.raw);
@@ -131,19 +131,19 @@ impl Encoder {
         self.raw.extend_from_slice(&self.series);
         let body = self.compressor.compress(&self.raw);
         self.reset();
-        Request { body, samples }
+        Encoded { body, samples }
     }
 }
 
 struct Sink2<'e, 'c> {
-    enc: &'e mut Encoder,
+    enc: &'e mut V2Encoder,
     const_labels: &'c [(String, String)],
     values: Values,
     /// The timestamp of every sample of the call.
     ts_ms: i64,
     max: usize,
     n: usize,
-    out: Vec<Request>,
+    out: Vec<Encoded>,
     order: Vec<Src>,
     order_extra: Vec<Src>,
     /// The family's metadata type, help and unit, and whether its samples carry a start timestamp.
@@ -423,7 +423,7 @@ mod tests {
     use crate::registry::{Limits, Registry};
     use prost::Message;
 
-    fn decode(r: &Request) -> v2::Request {
+    fn decode(r: &Encoded) -> v2::Request {
         let raw = snap::raw::Decoder::new().decompress_vec(&r.body).unwrap();
         v2::Request::decode(&raw[..]).unwrap()
     }
@@ -439,7 +439,7 @@ mod tests {
         agg.apply(&reg, Event { series: s, op: Op::Observe, value: 0.7 });
         agg.apply(&reg, Event { series: reg.by_name("depth").unwrap(), op: Op::Set, value: 3.0 });
         let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "eod".to_string())];
-        let reqs = Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_123, 4, Values::Current);
+        let reqs = V2Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_123, 4, Values::Current);
         assert_eq!(reqs.iter().map(|r| r.samples).collect::<Vec<_>>(), vec![4, 2]);
         for r in &reqs {
             let w = decode(r);
@@ -473,7 +473,7 @@ mod tests {
             (3.0, 0, 0, 2),
             "a gauge has no start timestamp in either layout"
         );
-        let stale = Encoder::default().encode(&agg.snapshot(&reg), &consts, 9, 100, Values::Stale);
+        let stale = V2Encoder::default().encode(&agg.snapshot(&reg), &consts, 9, 100, Values::Stale);
         assert!(decode(&stale[0]).timeseries.iter().all(|t| t.samples[0].value.to_bits() == STALE_NAN));
     }
 
@@ -483,7 +483,7 @@ mod tests {
         let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "eod".to_string())];
         let snap = agg.snapshot(&reg);
         // The 1.0 encoder's label sets (its own test pins them) are the 2.0 encoder's.
-        let v1 = super::super::remote_write::Encoder::default().encode(&snap, &consts, 5, 1000, Values::Current);
+        let v1 = super::super::remote_write::V1Encoder::default().encode(&snap, &consts, 5, 1000, Values::Current);
         let raw = snap::raw::Decoder::new().decompress_vec(&v1[0].body).unwrap();
         let v1 = crate::proto::WriteRequest::decode(&raw[..]).unwrap();
         let want: Vec<Vec<(String, String)>> =
@@ -492,7 +492,7 @@ mod tests {
         // Small requests: every one restarts the symbols table, so each overflow series is written
         // against a fresh table as well as after other series.
         for max in [1, 3, 1000] {
-            let reqs = Encoder::default().encode(&snap, &consts, 5, max, Values::Current);
+            let reqs = V2Encoder::default().encode(&snap, &consts, 5, max, Values::Current);
             let mut got = Vec::new();
             for r in &reqs {
                 let w = decode(r);
@@ -516,7 +516,7 @@ mod tests {
         let (reg, mut agg, want) = native_registry();
         let created = reg.slot(reg.series("n_seconds", &["/q", ""]).unwrap()).unwrap().created_ms;
         let consts = vec![("instance".to_string(), "h:1".to_string()), ("job".to_string(), "eod".to_string())];
-        let reqs = Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_123, 4, Values::Current);
+        let reqs = V2Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_123, 4, Values::Current);
         assert_eq!(reqs.iter().map(|r| r.samples).collect::<Vec<_>>(), vec![4, 3], "a native histogram is one sample");
         let (pos, neg) = want.buckets();
         let mut histograms = 0;
@@ -556,7 +556,7 @@ mod tests {
             }
         }
         assert_eq!(histograms, 2);
-        let stale = Encoder::default().encode(&agg.snapshot(&reg), &consts, 9, 100, Values::Stale);
+        let stale = V2Encoder::default().encode(&agg.snapshot(&reg), &consts, 9, 100, Values::Stale);
         let w = decode(&stale[0]);
         let hs: Vec<_> = w.timeseries.iter().flat_map(|t| &t.histograms).collect();
         assert_eq!(hs.len(), 2);
@@ -580,7 +580,7 @@ mod tests {
         let snap = agg.snapshot(&reg);
         let consts = vec![("job".to_string(), "j".to_string())];
         for values in [Values::Current, Values::Stale] {
-            let reqs = Encoder::default().encode(&snap, &consts, 1_700_000_000_123, 1000, values);
+            let reqs = V2Encoder::default().encode(&snap, &consts, 1_700_000_000_123, 1000, values);
             let w = decode(&reqs[0]);
             let mut kinds = std::collections::BTreeSet::new();
             for t in &w.timeseries {
@@ -624,7 +624,7 @@ mod tests {
             None => name.to_string(),
         };
         for values in [Values::Current, Values::Stale] {
-            let mut e2 = Encoder::default();
+            let mut e2 = V2Encoder::default();
             e2.send_native_histograms(false);
             let reqs = e2.encode(&snap, &consts, 5, 1000, values);
             assert_eq!(reqs.iter().map(|r| r.samples).sum::<usize>(), expect.len());
@@ -637,7 +637,7 @@ mod tests {
                 got.insert(key(l["__name__"], l.get("le").copied()), t.samples[0].value);
                 assert_eq!(t.created_timestamp, t.samples[0].start_timestamp);
             }
-            let mut e1 = super::super::remote_write::Encoder::default();
+            let mut e1 = super::super::remote_write::V1Encoder::default();
             e1.send_native_histograms(false);
             let reqs = e1.encode(&snap, &consts, 5, 1000, values);
             let raw = snap::raw::Decoder::new().decompress_vec(&reqs[0].body).unwrap();
@@ -659,7 +659,7 @@ mod tests {
             }
         }
         // The default sends them whole.
-        let reqs = Encoder::default().encode(&snap, &consts, 5, 1000, Values::Current);
+        let reqs = V2Encoder::default().encode(&snap, &consts, 5, 1000, Values::Current);
         assert_eq!(decode(&reqs[0]).timeseries.iter().filter(|t| !t.histograms.is_empty()).count(), 2);
     }
 
@@ -678,7 +678,7 @@ mod tests {
             agg.apply(&reg, Event { series: s, op: Op::Inc, value: f64::from(i) * 3.0 + 1.0 });
         }
         let consts = vec![("instance".to_string(), "host:5010".to_string()), ("job".to_string(), "eod".to_string())];
-        let reqs = Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_796_670_914_123, 2000, Values::Current);
+        let reqs = V2Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_796_670_914_123, 2000, Values::Current);
         assert_eq!((reqs.len(), reqs[0].samples), (1, 1000));
         let raw = snap::raw::Decoder::new().decompress_vec(&reqs[0].body).unwrap();
         let mut w = v2::Request::decode(&raw[..]).unwrap();

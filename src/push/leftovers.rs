@@ -29,8 +29,8 @@ impl SpoolTo {
 /// The replayed files `left` came from are removed only after the new file is in place.
 pub fn spool_left(
     c: &Common,
-    kind: super::spool::Kind,
-    left: Vec<super::queue::Request>,
+    kind: super::spool::BodyKind,
+    left: Vec<super::queue::Queued>,
     to: Option<&SpoolTo>,
     budget: &mut u64,
 ) -> Option<String> {

@@ -10,7 +10,7 @@ use super::accounting::Reason;
 use super::deadline::Deadline;
 use super::leftovers::SpoolTo;
 use super::pipeline::{Common, Pipeline, Sending};
-use super::queue::Request;
+use super::queue::Queued;
 use super::redact::Redactor;
 use super::retry::{self, Backoff, Ending};
 use super::round::Round;
@@ -70,22 +70,22 @@ pub fn group_path(base: &str, job: &str, labels: &[(String, String)]) -> String 
 pub struct Pushgateway {
     /// Name (`pushgateway`) and accounting.
     pub common: Common,
-    cfg: config::Pushgateway,
+    cfg: config::PushgatewayConfig,
     /// The group URL.
     pub url: reqwest::Url,
     client: reqwest::Client,
     redactor: Redactor,
     /// This round's state.
-    pending: Option<Request>,
+    pending: Option<Queued>,
     /// The protobuf encoder's buffers, kept between rounds.
-    encoder: metric_family::Encoder,
+    encoder: metric_family::FamilyEncoder,
     /// The gzip buffer, kept between rounds.
     zipped: Vec<u8>,
 }
 
 impl Pushgateway {
     /// Builds the target for `job` and `instance` plus the configured grouping labels.
-    pub fn new(common: Common, cfg: config::Pushgateway, job: &str, instance: &str) -> Result<Pushgateway, client::ClientError> {
+    pub fn new(common: Common, cfg: config::PushgatewayConfig, job: &str, instance: &str) -> Result<Pushgateway, client::ClientError> {
         let client = client::build(&cfg.auth, cfg.timeout_ms, "pushgateway")?;
         let mut key = vec![("instance".to_string(), instance.to_string())];
         key.extend(cfg.grouping.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -109,7 +109,7 @@ impl Pushgateway {
                 bytes::Bytes::copy_from_slice(&self.zipped)
             }
         };
-        let req = Request { body, samples: r.samples(), ts_ms: r.now_ms, origin: None, v2: false };
+        let req = Queued { body, samples: r.samples(), ts_ms: r.now_ms, origin: None, v2: false };
         let mut l = self.common.ledger.lock();
         l.admit(req.samples);
         if let Some(old) = self.pending.replace(req) {

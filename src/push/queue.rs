@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// One encoded request and what it carries.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct Queued {
     /// The body exactly as it goes on the wire; cloning it per attempt copies no bytes.
     pub body: Bytes,
     /// Samples in it.
@@ -27,7 +27,7 @@ pub struct Request {
 /// Requests in the order they were made.
 #[derive(Debug, Default)]
 pub struct Queue {
-    items: VecDeque<Request>,
+    items: VecDeque<Queued>,
     samples: u64,
     bytes: u64,
     capacity: u64,
@@ -43,14 +43,14 @@ impl Queue {
     /// is at most `max_samples_per_send` ≤ capacity). Returns the samples dropped.
     ///
     /// ```
-    /// use kdbprom::push::queue::{Queue, Request};
-    /// let req = |n| Request { body: bytes::Bytes::from_static(b"x"), samples: n, ts_ms: 0, origin: None, v2: false };
+    /// use kdbprom::push::queue::{Queue, Queued};
+    /// let req = |n| Queued { body: bytes::Bytes::from_static(b"x"), samples: n, ts_ms: 0, origin: None, v2: false };
     /// let mut q = Queue::new(10);
     /// assert_eq!(q.push(req(6)), 0);
     /// assert_eq!(q.push(req(6)), 6);
     /// assert_eq!((q.len(), q.samples()), (1, 6));
     /// ```
-    pub fn push(&mut self, r: Request) -> u64 {
+    pub fn push(&mut self, r: Queued) -> u64 {
         self.samples += r.samples;
         self.bytes += r.body.len() as u64;
         self.items.push_back(r);
@@ -63,7 +63,7 @@ impl Queue {
 
     /// Puts replayed requests (oldest first) ahead of everything queued; nothing is evicted, since
     /// what was spooled was bounded by the spool's own cap.
-    pub fn push_front_all(&mut self, rs: Vec<Request>) {
+    pub fn push_front_all(&mut self, rs: Vec<Queued>) {
         for r in rs.into_iter().rev() {
             self.samples += r.samples;
             self.bytes += r.body.len() as u64;
@@ -85,7 +85,7 @@ impl Queue {
     }
 
     /// The oldest request.
-    pub fn front(&self) -> Option<&Request> {
+    pub fn front(&self) -> Option<&Queued> {
         self.items.front()
     }
 
@@ -98,7 +98,7 @@ impl Queue {
     }
 
     /// Removes the oldest request.
-    pub fn pop(&mut self) -> Option<Request> {
+    pub fn pop(&mut self) -> Option<Queued> {
         let r = self.items.pop_front()?;
         self.samples -= r.samples;
         self.bytes -= r.body.len() as u64;
@@ -106,7 +106,7 @@ impl Queue {
     }
 
     /// Takes every request, oldest first.
-    pub fn take_all(&mut self) -> Vec<Request> {
+    pub fn take_all(&mut self) -> Vec<Queued> {
         self.samples = 0;
         self.bytes = 0;
         self.items.drain(..).collect()
@@ -138,8 +138,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn req(id: u8, samples: u64, ts_ms: i64) -> Request {
-        Request { body: Bytes::from(vec![id]), samples, ts_ms, origin: None, v2: false }
+    fn req(id: u8, samples: u64, ts_ms: i64) -> Queued {
+        Queued { body: Bytes::from(vec![id]), samples, ts_ms, origin: None, v2: false }
     }
 
     #[test]
@@ -165,7 +165,7 @@ mod tests {
             let mut last_seen: Option<u64> = None;
             for (i, (n, pop)) in sizes.iter().zip(pops.iter().cycle()).enumerate() {
                 pushed += n;
-                dropped += q.push(Request { body: Bytes::from((i as u64).to_le_bytes().to_vec()), samples: *n, ts_ms: i as i64, origin: None, v2: false });
+                dropped += q.push(Queued { body: Bytes::from((i as u64).to_le_bytes().to_vec()), samples: *n, ts_ms: i as i64, origin: None, v2: false });
                 prop_assert!(q.samples() <= cap);
                 if *pop && let Some(r) = q.pop() {
                     let id = u64::from_le_bytes(r.body[..].try_into().unwrap());

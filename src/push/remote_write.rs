@@ -11,7 +11,7 @@
 //! is rewritten and sent again as 1.0, once.
 
 use super::accounting::Reason;
-use super::queue::{Queue, Request};
+use super::queue::{Queue, Queued};
 use super::redact::Redactor;
 use super::replay::Replay;
 use super::retry::{Ending, Refusal, Written};
@@ -25,7 +25,7 @@ use super::round::Round;
 use super::{Outcome, client};
 use crate::config::{self, Protocol};
 use crate::encode::downgrade::downgrade;
-use crate::encode::remote_write::{self as rw1, Encoder, Values};
+use crate::encode::remote_write::{self as rw1, V1Encoder, Values};
 use crate::encode::remote_write2;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
@@ -38,12 +38,12 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 pub struct RemoteWrite {
     /// Name and accounting.
     pub common: Common,
-    cfg: config::RemoteWrite,
+    cfg: config::RemoteWriteConfig,
     url: reqwest::Url,
     client: reqwest::Client,
     redactor: Redactor,
-    encoder: Encoder,
-    encoder2: remote_write2::Encoder,
+    encoder: V1Encoder,
+    encoder2: remote_write2::V2Encoder,
     /// What the target speaks now: `Auto` until the receiver has shown which.
     speaks: Protocol,
     last_ts: i64,
@@ -78,7 +78,7 @@ impl RemoteWrite {
     /// 1.0 less than a day ago speaks 1.0 at once.
     pub fn new(
         common: Common,
-        cfg: config::RemoteWrite,
+        cfg: config::RemoteWriteConfig,
         index: usize,
         replay: &mut Replay,
         memory: Option<Memory>,
@@ -87,7 +87,7 @@ impl RemoteWrite {
         let client = client::build(&cfg.auth, cfg.remote_timeout_ms, &key)?;
         let url = cfg.endpoint.clone();
         let mut queue = Queue::new(cfg.queue.capacity as u64);
-        let replayed = replay.take(&cfg.name, &[spool::Kind::RemoteWrite1, spool::Kind::RemoteWrite2]);
+        let replayed = replay.take(&cfg.name, &[spool::BodyKind::RemoteWrite1, spool::BodyKind::RemoteWrite2]);
         // New samples must come after the replayed ones, even if the clock went back since.
         let last_ts = replayed.iter().map(|r| r.ts_ms).max().unwrap_or(0);
         common.ledger.lock().admit(replayed.iter().map(|r| r.samples).sum());
@@ -95,7 +95,7 @@ impl RemoteWrite {
         let redactor = Redactor::new(&cfg.auth);
         let remembered = cfg.protocol == Protocol::Auto && memory.as_ref().is_some_and(|m| m.only_v1(url.as_str(), now_ms()));
         let speaks = if remembered { Protocol::V1 } else { cfg.protocol };
-        let (mut encoder, mut encoder2) = (Encoder::default(), remote_write2::Encoder::default());
+        let (mut encoder, mut encoder2) = (V1Encoder::default(), remote_write2::V2Encoder::default());
         encoder.send_native_histograms(cfg.send_native_histograms);
         encoder2.send_native_histograms(cfg.send_native_histograms);
         Ok(RemoteWrite {
@@ -120,7 +120,7 @@ impl RemoteWrite {
         let max = self.cfg.queue.max_samples_per_send;
         let v2 = self.speaks != Protocol::V1;
         let (enc1, enc2) = (&mut self.encoder, &mut self.encoder2);
-        let mut encode = |snap, ts, values| -> Vec<(rw1::Request, i64)> {
+        let mut encode = |snap, ts, values| -> Vec<(rw1::Encoded, i64)> {
             let reqs = if v2 { enc2.encode(snap, r.rw_labels, ts, max, values) } else { enc1.encode(snap, r.rw_labels, ts, max, values) };
             reqs.into_iter().map(|q| (q, ts)).collect()
         };
@@ -137,7 +137,7 @@ impl RemoteWrite {
             let samples = q.samples as u64;
             let mut l = self.common.ledger.lock();
             l.admit(samples);
-            let dropped = self.queue.push(Request { body: q.body, samples, ts_ms, origin: None, v2 });
+            let dropped = self.queue.push(Queued { body: q.body, samples, ts_ms, origin: None, v2 });
             l.fail(Reason::QueueFull, dropped);
         }
     }
@@ -340,8 +340,8 @@ impl RemoteWrite {
         let mut left = self.queue.take_all();
         // One file holds one kind: a mixed queue (a replayed 1.0 file ahead of 2.0 rounds) is
         // written as 1.0, which every receiver takes.
-        let kind = if left.iter().all(|r| r.v2) { spool::Kind::RemoteWrite2 } else { spool::Kind::RemoteWrite1 };
-        if kind == spool::Kind::RemoteWrite1 {
+        let kind = if left.iter().all(|r| r.v2) { spool::BodyKind::RemoteWrite2 } else { spool::BodyKind::RemoteWrite1 };
+        if kind == spool::BodyKind::RemoteWrite1 {
             for r in left.iter_mut().filter(|r| r.v2) {
                 if let Ok(b) = downgrade(&r.body) {
                     (r.body, r.v2) = (b, false);

@@ -5,7 +5,7 @@
 //! place for the run after it; a run that stops cleanly writes what is still queued to a new
 //! file before the old one goes.
 
-use super::queue::Request;
+use super::queue::Queued;
 use super::spool::{self, SpoolFile};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -57,7 +57,7 @@ impl Replay {
         }
         let mut by_target: HashMap<String, Vec<SpoolFile>> = HashMap::new();
         for f in scan.files {
-            if f.header.kind == spool::Kind::Pushgateway {
+            if f.header.kind == spool::BodyKind::Pushgateway {
                 // Release 2 spooled a Pushgateway's final state; a replay is overwritten by this
                 // run's first push before a scrape can be sure to see it, so it is not claimed.
                 crate::warn!(
@@ -77,7 +77,7 @@ impl Replay {
 
     /// Takes the files of `target` (oldest first) as requests tied to their files; files of
     /// other kinds than `kinds` are reported and kept.
-    pub fn take(&mut self, target: &str, kinds: &[spool::Kind]) -> Vec<Request> {
+    pub fn take(&mut self, target: &str, kinds: &[spool::BodyKind]) -> Vec<Queued> {
         let files = self.by_target.remove(target).unwrap_or_default();
         let mut out = Vec::new();
         for f in files {
@@ -86,8 +86,8 @@ impl Replay {
                 continue;
             }
             let origin = Arc::new(Origin(f.path, AtomicBool::new(false), f.lock));
-            let v2 = f.header.kind == spool::Kind::RemoteWrite2;
-            out.extend(f.entries.into_iter().map(|e| Request {
+            let v2 = f.header.kind == spool::BodyKind::RemoteWrite2;
+            out.extend(f.entries.into_iter().map(|e| Queued {
                 body: e.body,
                 samples: e.samples,
                 ts_ms: e.ts_ms,

@@ -2,7 +2,7 @@
 //! back and verified (lengths, both checksums, version and kind) before anything in it is used.
 
 use super::dir::claim;
-use super::{ENTRY_OVERHEAD, Entry, Header, Kind, MAGIC, Owner, PREFIX_LEN, SpoolFile, VERSION};
+use super::{ENTRY_OVERHEAD, Entry, Header, BodyKind, MAGIC, Owner, PREFIX_LEN, SpoolFile, VERSION};
 use bytes::Bytes;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -199,7 +199,7 @@ pub(super) fn load(path: &Path, only: Option<Owner<'_>>) -> Result<Loaded, Probl
     if version != 1 && version != VERSION {
         return bad(format!("unsupported version {version} (this kdbprom reads versions 1 and {VERSION})"));
     }
-    let Some(kind) = Kind::from_u8(kind) else {
+    let Some(kind) = BodyKind::from_u8(kind) else {
         return bad(format!("unknown kind {kind}"));
     };
     if reserved != 0 {

@@ -100,7 +100,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// What kind of body a file holds (decides how it is replayed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
-pub enum Kind {
+pub enum BodyKind {
     /// Snappy-compressed `prometheus.WriteRequest` bodies, replayed with their own timestamps.
     RemoteWrite1 = 1,
     /// Text exposition bodies for the Pushgateway, replayed as the last state.
@@ -109,13 +109,13 @@ pub enum Kind {
     RemoteWrite2 = 3,
 }
 
-impl Kind {
+impl BodyKind {
     /// The kind stored as `b`, if this version knows it.
-    pub fn from_u8(b: u8) -> Option<Kind> {
+    pub fn from_u8(b: u8) -> Option<BodyKind> {
         match b {
-            1 => Some(Kind::RemoteWrite1),
-            2 => Some(Kind::Pushgateway),
-            3 => Some(Kind::RemoteWrite2),
+            1 => Some(BodyKind::RemoteWrite1),
+            2 => Some(BodyKind::Pushgateway),
+            3 => Some(BodyKind::RemoteWrite2),
             _ => None,
         }
     }
@@ -133,7 +133,7 @@ pub struct Header {
     /// The target name (`pushgateway`, or a remote-write `name`).
     pub target: String,
     /// How the bodies are replayed.
-    pub kind: Kind,
+    pub kind: BodyKind,
     /// Wall-clock time of the write (ms since the epoch); orders files of one job and instance.
     pub created_ms: i64,
 }

@@ -30,7 +30,7 @@ impl Drop for TempDir {
 }
 
 fn header(job: &str, instance: &str, target: &str, created_ms: i64) -> Header {
-    Header { job: job.into(), instance: instance.into(), host: "h".into(), target: target.into(), kind: Kind::RemoteWrite1, created_ms }
+    Header { job: job.into(), instance: instance.into(), host: "h".into(), target: target.into(), kind: BodyKind::RemoteWrite1, created_ms }
 }
 
 /// [`scan`] as `job` on host `h` (and `instance`, which matters for version-1 files only).
@@ -68,7 +68,7 @@ fn small_file(job: &str) -> Vec<u8> {
 #[test]
 fn round_trip() {
     let d = TempDir::new("rt");
-    let h = Header { kind: Kind::Pushgateway, ..header("job", "host:9", "pushgateway", 1_700_000_000_123) };
+    let h = Header { kind: BodyKind::Pushgateway, ..header("job", "host:9", "pushgateway", 1_700_000_000_123) };
     let es = vec![entry(0, 10), entry(1, 0), entry(2, 5000)];
     let w = write(&d.0, &h, &es, 1 << 20).unwrap();
     assert_eq!((w.entries, w.samples, w.dropped_entries, w.dropped_samples), (3, 6, 0, 0));
@@ -458,7 +458,7 @@ proptest! {
         pg in any::<bool>(),
     ) {
         let d = TempDir::new("prop");
-        let h = Header { job, instance, host, target, kind: if pg { Kind::Pushgateway } else { Kind::RemoteWrite1 }, created_ms };
+        let h = Header { job, instance, host, target, kind: if pg { BodyKind::Pushgateway } else { BodyKind::RemoteWrite1 }, created_ms };
         let w = write(&d.0, &h, &es, u64::MAX).unwrap();
         prop_assert_eq!(w.entries, es.len());
         let s = scan(&d.0, Owner { job: &h.job, host: &h.host, instance: "any" });
