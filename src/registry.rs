@@ -5,7 +5,6 @@
 //! record path and the flusher read lives in append-only [`boxcar::Vec`]s, so a lookup by
 //! [`SeriesId`] is an index, never a lock or a hash.
 
-use crate::aggregate::native::NativeConfig;
 use crate::event::{Op, SeriesId};
 use crate::name::{NameError, check_label, check_metric};
 use arc_swap::ArcSwap;
@@ -13,6 +12,30 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
+
+/// client_golang's default zero threshold for native histograms, 2^-128.
+pub const DEFAULT_ZERO_THRESHOLD: f64 = 2.938735877055719e-39;
+/// Default cap on a native histogram's populated buckets (positive + negative) before its schema is reduced.
+pub const DEFAULT_MAX_BUCKETS: usize = 160;
+
+/// How a native histogram is set up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NativeConfig {
+    /// Initial schema, -4..=8 (clamped into that range by [`crate::aggregate::NativeHistogram::new`]).
+    pub schema: i8,
+    /// Observations with `|v| <= zero_threshold` count in the zero bucket.
+    pub zero_threshold: f64,
+    /// Populated buckets (both signs) allowed before the schema is lowered; 0 means no limit.
+    pub max_buckets: usize,
+}
+
+impl Default for NativeConfig {
+    /// Schema 3 (factor 1.1), 2^-128 zero threshold, 160 buckets: client_golang's usual choice.
+    fn default() -> Self {
+        NativeConfig { schema: 3, zero_threshold: DEFAULT_ZERO_THRESHOLD, max_buckets: DEFAULT_MAX_BUCKETS }
+    }
+}
+
 
 /// Index of a family in the registry.
 pub type FamilyId = u32;

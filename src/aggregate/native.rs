@@ -28,12 +28,9 @@ pub use bucket::{bucket_index, upper_bound};
 use bucket::{ENTRY_BOUND_MASK, ENTRY_K_SHIFT, ceil_log2_shifted, pow2, split, tables};
 use side::{MAX_WINDOW_CAP, MIN_WINDOW_CAP, Side};
 
-/// client_golang's default zero threshold, 2^-128.
-pub const DEFAULT_ZERO_THRESHOLD: f64 = 2.938735877055719e-39;
+pub use crate::registry::{DEFAULT_MAX_BUCKETS, DEFAULT_ZERO_THRESHOLD, NativeConfig};
 /// Default growth factor (schema 3).
 pub const DEFAULT_FACTOR: f64 = 1.1;
-/// Default cap on populated buckets (positive + negative) before the schema is reduced.
-pub const DEFAULT_MAX_BUCKETS: usize = 160;
 /// Lowest standard exponential schema (the coarsest: base 2^16).
 pub const MIN_SCHEMA: i8 = -4;
 /// Highest standard exponential schema (the finest: 256 buckets per doubling).
@@ -43,24 +40,7 @@ pub const MAX_SCHEMA: i8 = 8;
 /// (client_golang's choice: a span costs more bytes than one or two zero deltas).
 pub const SPAN_BRIDGE: u32 = 2;
 
-/// How a native histogram is set up.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NativeConfig {
-    /// Initial schema, -4..=8 (clamped into that range by [`NativeHistogram::new`]).
-    pub schema: i8,
-    /// Observations with `|v| <= zero_threshold` count in the zero bucket.
-    pub zero_threshold: f64,
-    /// Populated buckets (both signs) allowed before the schema is lowered; 0 means no limit.
-    pub max_buckets: usize,
-}
-
-impl Default for NativeConfig {
-    /// Schema 3 (factor 1.1), 2^-128 zero threshold, 160 buckets: client_golang's usual choice.
-    fn default() -> Self {
-        NativeConfig { schema: 3, zero_threshold: DEFAULT_ZERO_THRESHOLD, max_buckets: DEFAULT_MAX_BUCKETS }
-    }
-}
-
+// The factor arithmetic lives beside the bucket math; the type is the registry's, which keeps it per family.
 impl NativeConfig {
     /// The coarsest schema whose growth factor 2^(2^-n) does not exceed `factor` (factor 1.1 → schema 3,
     /// as client_golang chooses), clamped to 8 for factors below 2^(2^-8) and to -4 for factors of
