@@ -35,6 +35,8 @@
 .prom.x.upd:.prom.bind[`updval;3];
 / stderr lines in the library's format (UTC time, level): .prom.x.log[`WARN;"text"]
 .prom.x.log:.prom.bind[`log;2];
+.prom.x.collect:.prom.bind[`collect;2];
+.prom.x.collectfail:.prom.bind[`collectfail;2];
 
 / the q API
 .prom.series:.prom.bind[`series;2];
@@ -84,9 +86,15 @@
 / main thread the first assignment signals 'noupdate, before anything is read.
 / sampled only reads: q runs sd1 callbacks in our socket's handle context, where -b forbids global writes and -u
 / system commands. book writes: \e re-read, handlers assigned since re-wrapped (tick's u.q assigns .z.pc late).
+/ .prom.collect[name;f]: f, a niladic function, sets the whole declared family name at each sample (a number, a
+/ dictionary label value -> number, or a keyed table); .prom.collect[name;::] removes it. Collectors run in the
+/ read-only step on q's main thread, each trapped: a failure is counted and leaves the family as it was.
+.prom.collectors:@[value;`.prom.collectors;(`$())!()];
+.prom.collect:{[n;f]$[(::)~f;.prom.collectors:(enlist n)_ .prom.collectors;100h>type f;'"prom: collect ",string[n],": f must be a function";.prom.collectors[n]:f];};
+.prom.run1:{[n;f].[{.prom.x.collect[x;y[]]};(n;f);{[n;e].prom.x.collectfail[n;e]}[n]]};
 / .z.W's bytes per handle (a list of message sizes each in kdb+ 4.x, one number in 3.x): the library counts the
 / handles and derives the output-queue gauges, the slow-subscriber signal
-.prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];"j"$sum each value .z.W]};
+.prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];"j"$sum each value .z.W];.prom.run1'[key .prom.collectors;value .prom.collectors];};
 / KX exporter 1.x's .prom.on_poll, where a script defines it, runs here (it may write globals), trapped; its error
 / is said once per text (again after a success), not at every sample
 .prom.pollerr:@[value;`.prom.pollerr;""];

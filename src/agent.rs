@@ -90,6 +90,8 @@ pub struct Agent {
     stopped: AtomicBool,
     /// Handles whose opening was counted.
     handles: crate::handles::Handles,
+    /// `.prom.collect`'s last results.
+    collectors: crate::collect::Collectors,
     /// The lock of this job and instance in the state directory, released at stop.
     lock: Mutex<Option<crate::state::InstanceLock>>,
     /// Every target's name and accounting, in configuration order.
@@ -152,6 +154,7 @@ impl Agent {
             flusher: Mutex::new(Some(flusher)),
             stopped: AtomicBool::new(false),
             handles: Default::default(),
+            collectors: Default::default(),
             lock: Mutex::new(lock),
             ledgers,
         };
@@ -197,6 +200,11 @@ impl Agent {
     /// The series of an unlabelled family by name.
     pub fn by_name(&self, name: &str) -> Result<SeriesId, AgentError> {
         Ok(self.registry.by_name(name)?)
+    }
+
+    /// What `.prom.collect`'s functions returned last.
+    pub fn collectors(&self) -> &crate::collect::Collectors {
+        &self.collectors
     }
 
     /// Forgets a series (`.prom.remove`).

@@ -220,6 +220,13 @@ pub fn declare_with(reg: &Registry, p: &ProcessInfo, native_requests: bool) -> R
         &[],
         &[],
     )?;
+    reg.declare(
+        "kdbprom_collect_errors_total",
+        "Runs of a .prom.collect function that failed or returned what cannot set its family.",
+        Counter,
+        &["collector"],
+        &[],
+    )?;
     let own = crate::telemetry::declare(reg)?;
     Ok(Builtins {
         requests: each(reg, "kdb_requests_total", HANDLERS)?,

@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod aggregate;
 pub mod builtin;
+pub mod collect;
 pub mod compat;
 pub mod config;
 pub mod encode;

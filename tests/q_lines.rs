@@ -400,6 +400,81 @@ fn log_lines_as_the_script_writes_them() {
     assert_eq!(h.err("kdbprom_log", &[h.s("DEBUG"), h.str("x")]), "prom: log: level must be one of `ERROR`WARN`INFO, not `DEBUG");
 }
 
+/// `.prom.run1[n;f]` → `.prom.x.collect[n;f[]]`, trapped into `.prom.x.collectfail[n;error]`: a
+/// number sets an unlabelled gauge, a dictionary one label, a keyed table several; a series the
+/// function stops returning is removed; a counter's total becomes increments; a bad result or a
+/// signal changes nothing and is counted in `kdbprom_collect_errors_total{collector}`.
+#[test]
+fn collectors_as_the_script_runs_them() {
+    let _g = lock();
+    let h = host();
+    init(h, &["job"], &[h.s("c")]);
+    let decl = |kind: &str, name: &str, labels: &[&str]| {
+        let l = if labels.is_empty() { h.id() } else { h.syms(labels) };
+        h.ok("kdbprom_declare", &[h.s(kind), h.s(name), h.str("c"), l, h.id()]);
+    };
+    decl("gauge", "tp_log_bytes", &[]);
+    decl("gauge", "tp_subs", &["table"]);
+    decl("gauge", "rdb_lag", &["table", "host"]);
+    decl("counter", "tp_rows_total", &["table"]);
+    let collect = |name: &str, r: K| h.call("kdbprom_collect", &[h.s(name), r]);
+    let has = |t: &str, line: &str| t.lines().any(|l| l == line);
+
+    // hcount .u.L: a number.
+    collect("tp_log_bytes", h.j(4096)).unwrap();
+    // count each .u.w: `trade`quote!3 5.
+    collect("tp_subs", h.qdict(&["trade", "quote"], &[h.j(3), h.j(5)])).unwrap();
+    // ([table:`trade`quote; host:`h1`h2] lag:0.5 1.5): a keyed table.
+    let keys = h.qdict(&["table", "host"], &[h.syms(&["trade", "quote"]), h.syms(&["h1", "h2"])]);
+    let vals = h.qdict(&["lag"], &[h.floats(&[0.5, 1.5])]);
+    collect("rdb_lag", (h.xd)((h.xt)(keys), (h.xt)(vals))).unwrap();
+    collect("tp_rows_total", h.qdict(&["trade"], &[h.j(10)])).unwrap();
+    let t = text(h);
+    for line in [
+        "tp_log_bytes 4096",
+        "tp_subs{table=\"trade\"} 3",
+        "tp_subs{table=\"quote\"} 5",
+        "rdb_lag{table=\"trade\",host=\"h1\"} 0.5",
+        "rdb_lag{table=\"quote\",host=\"h2\"} 1.5",
+        "tp_rows_total{table=\"trade\"} 10",
+    ] {
+        assert!(has(&t, line), "{line}:\n{t}");
+    }
+
+    // The quote subscriber went away: its series goes; the counter's total grew by 5.
+    collect("tp_subs", h.qdict(&["trade"], &[h.j(4)])).unwrap();
+    collect("tp_rows_total", h.qdict(&["trade"], &[h.j(15)])).unwrap();
+    let t = text(h);
+    assert!(has(&t, "tp_subs{table=\"trade\"} 4") && !t.contains("tp_subs{table=\"quote\"}"), "{t}");
+    assert!(has(&t, "tp_rows_total{table=\"trade\"} 15"), "{t}");
+
+    // Refused results change nothing; the script hands each error to collectfail, which counts it.
+    let bad = [
+        ("tp_subs", h.str("three"), "prom: collect tp_subs must be a number, a dictionary or a keyed table, not a char vector"),
+        ("tp_subs", h.qdict(&["trade"], &[h.f(f64::NAN)]), "prom: collect tp_subs: a value is null or infinite"),
+        ("tp_rows_total", h.qdict(&["trade"], &[h.j(12)]), "prom: collect tp_rows_total: counter [\"trade\"] went back from 15 to 12"),
+        ("rdb_lag", h.qdict(&["trade"], &[h.j(1)]), "prom: collect rdb_lag: 1 label value(s) where the family has 2 label(s)"),
+        ("nosuch", h.j(1), "prom: collect nosuch: no such family (declare it with .prom.gauge or .prom.counter first)"),
+    ];
+    let n = bad.len();
+    for (name, r, want) in bad {
+        let e = collect(name, r).unwrap_err();
+        assert_eq!(e, want);
+        assert!(h.ok("kdbprom_collectfail", &[h.s(name), h.str(&e)]).is_null());
+    }
+    // A function that signals: the trap's handler gets q's error text.
+    assert!(h.ok("kdbprom_collectfail", &[h.s("tp_subs"), h.str("type")]).is_null());
+    let t = text(h);
+    assert!(has(&t, "tp_subs{table=\"trade\"} 4") && has(&t, "tp_rows_total{table=\"trade\"} 15"), "unchanged: {t}");
+    let errors: f64 = t
+        .lines()
+        .filter(|l| l.starts_with("kdbprom_collect_errors_total{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(errors, (n + 1) as f64, "{t}");
+    assert!(has(&t, "kdbprom_collect_errors_total{collector=\"tp_subs\"} 3"), "{t}");
+}
+
 /// The exports the script binds, as (export, rank) from its `` .prom.bind[`name;rank] `` lines,
 /// and its call forms, as (export, rank, first symbol) from each `` .prom.x.<alias>[`sym;… `` call.
 fn script_bindings() -> (Vec<(String, usize)>, Vec<(String, usize, String)>) {
@@ -443,6 +518,7 @@ fn every_binding_and_call_form_of_the_script_is_exercised() {
     api_lines_with_q_argument_types();
     histogram_line_with_q_argument_types();
     log_lines_as_the_script_writes_them();
+    collectors_as_the_script_runs_them();
     let calls = common::calls();
     let called = |e: &str, r: usize| calls.iter().any(|c| c.export == e && c.rank == r);
     let missing: Vec<_> = binds.iter().filter(|(e, r)| !called(e, *r)).collect();

@@ -142,8 +142,8 @@ impl<'a> KRef<'a> {
         }
     }
 
-    /// A dictionary's keys and values; None for anything else.
-    fn dict(self) -> Option<(KRef<'a>, KRef<'a>)> {
+    /// A dictionary's keys and values (a keyed table's key and value tables); None for anything else.
+    pub fn dict(self) -> Option<(KRef<'a>, KRef<'a>)> {
         if self.qtype() != t::DICT {
             return None;
         }
@@ -152,8 +152,16 @@ impl<'a> KRef<'a> {
         Some((kv[0], kv[1]))
     }
 
+    /// A general list's items; None for anything else.
+    pub fn objects(self) -> Option<&'a [KRef<'a>]> {
+        match self.items()? {
+            Items::Obj(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// A table's column names and columns (the dictionary it holds); None for anything else.
-    fn table(self) -> Option<(KRef<'a>, KRef<'a>)> {
+    pub fn table(self) -> Option<(KRef<'a>, KRef<'a>)> {
         if self.qtype() != t::TABLE {
             return None;
         }

@@ -722,3 +722,64 @@ pub extern "C" fn kdbprom_log(level: K, msg: K) -> K {
         Ok(NOTHING)
     })
 }
+
+/// A collector's result as rows (label values → value): a number (an unlabelled family), a
+/// dictionary label value → number (one label), or a keyed table, its key columns the label
+/// values and its one value column the numbers.
+fn collected(r: KRef, name: &str) -> Result<Vec<(Vec<String>, f64)>, String> {
+    let what = format!("collect {name}");
+    if let Some(v) = r.atom_f64() {
+        return Ok(vec![(vec![], v)]);
+    }
+    let Some((keys, values)) = r.dict() else {
+        return Err(must_be(&what, "a number, a dictionary or a keyed table", r.type_name()));
+    };
+    let numbers = |v: KRef| v.vector_f64().map(|c| c.into_owned()).ok_or_else(|| must_be(format!("{what}: values"), "numbers", v.type_name()));
+    let (labels, nums): (Vec<Vec<String>>, Vec<f64>) = match (keys.table(), values.table()) {
+        (Some((_, kcols)), Some((_, vcols))) => {
+            let vcols = vcols.objects().unwrap_or_default();
+            let [vcol] = vcols else { return Err(format!("{what}: a keyed table needs one value column, not {}", vcols.len())) };
+            let kcols = kcols.objects().unwrap_or_default();
+            let cols: Vec<Vec<String>> = kcols
+                .iter()
+                .map(|c| c.texts(format_args!("{what}: label values")).map(|v| v.iter().map(|s| s.to_string()).collect()))
+                .collect::<Result<_, _>>()?;
+            let nums = numbers(*vcol)?;
+            let rows = (0..nums.len()).map(|i| cols.iter().map(|c| c.get(i).cloned().unwrap_or_default()).collect()).collect();
+            (rows, nums)
+        }
+        _ => {
+            let labels = keys.texts(format_args!("{what}: label values"))?.iter().map(|s| vec![s.to_string()]).collect();
+            (labels, numbers(values)?)
+        }
+    };
+    if labels.len() != nums.len() {
+        return Err(format!("{what}: {} label set(s) for {} value(s)", labels.len(), nums.len()));
+    }
+    Ok(labels.into_iter().zip(nums).collect())
+}
+
+/// `.prom.x.collect[name;f[]]`: a collector's result sets the whole family `name` (called by the
+/// q script at each sample, trapped; an error here is counted through `collectfail`).
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_collect(name: K, result: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (name, result) = unsafe { (KRef::new(&name), KRef::new(&result)) };
+    guard(|| {
+        let name = name.symbol("collect: name")?;
+        let rows = collected(result, name)?;
+        with_agent(|a| a.collectors().apply(a, name, &rows).map(|()| NOTHING).map_err(|e| e.to_string()))
+    })
+}
+
+/// `.prom.x.collectfail[name;error]`: a collector's function signalled or its result was refused.
+#[unsafe(no_mangle)]
+pub extern "C" fn kdbprom_collectfail(name: K, why: K) -> K {
+    // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
+    let (name, why) = unsafe { (KRef::new(&name), KRef::new(&why)) };
+    guard(|| {
+        let name = name.symbol("collectfail: name")?;
+        let why = why.text("collectfail: error")?;
+        with_agent(|a| a.collectors().failed(a, name, &why).map(|()| NOTHING).map_err(err))
+    })
+}
