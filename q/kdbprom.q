@@ -69,7 +69,7 @@
 / wrapper calls; undef: handlers that were not defined before ours. The first entry (` -> ::) keeps the values a
 / general list.
 .prom.none:(enlist`)!enlist(::);
-.prom.settings:@[value;`.prom.settings;`instrument`serve_metrics`interval_ms`sampler!(`$();0b;10000;`none)];
+.prom.settings:@[value;`.prom.settings;`instrument`serve_metrics`interval_ms`sampler`collect_tables!(`$();0b;10000;`none;0b)];
 .prom.inited:@[value;`.prom.inited;0b];
 .prom.wrapping:@[value;`.prom.wrapping;0b];
 .prom.mine:@[value;`.prom.mine;.prom.none];
@@ -222,6 +222,8 @@
   .prom.unwrap[];
   .prom.settings:r;
   .prom.inited:1b;
+  / collect_tables: rows of the root namespace's in-memory tables (partitioned ones left out: counting them reads disk)
+  .prom.collectors:$[r`collect_tables;@[.prom.collectors;`kdb_table_rows;:;{t!count each value each t:tables[]except@[value;`.Q.pt;`$()]}];(enlist`kdb_table_rows)_ .prom.collectors];
   .prom.timer[];
   .prom.rewrap[];
   .prom.sample[];};

@@ -121,6 +121,9 @@ impl Agent {
         let instance = config.instance.clone().unwrap_or_else(|| process.instance());
         let registry = Arc::new(Registry::new(limits));
         let builtins = builtin::declare_with(&registry, process, config.native_request_histograms)?;
+        if config.collect_tables {
+            registry.declare("kdb_table_rows", "Rows of the root namespace's in-memory tables (collect_tables).", Kind::Gauge, &["table"], &[])?;
+        }
         let delivery = Delivery::build(&config, &instance)?;
         let process_series = if config.process_metrics { Some(crate::process::declare(&registry, &crate::process::read())?) } else { None };
         let target_series =

@@ -408,7 +408,13 @@ fn log_lines_as_the_script_writes_them() {
 fn collectors_as_the_script_runs_them() {
     let _g = lock();
     let h = host();
-    init(h, &["job"], &[h.s("c")]);
+    // collect_tables: init says so (the script then registers `kdb_table_rows`), and declares it.
+    let settings = init(h, &["job", "collect_tables"], &[h.s("c"), h.b(true)]);
+    assert!(h.boolean(settings["collect_tables"]), "init tells the script to collect the tables");
+    // t!count each value each t:tables[]except .Q.pt
+    h.ok("kdbprom_collect", &[h.s("kdb_table_rows"), h.qdict(&["trade", "quote"], &[h.j(100), h.j(7)])]);
+    let t = text(h);
+    assert!(t.lines().any(|l| l == "kdb_table_rows{table=\"trade\"} 100") && t.contains("kdb_table_rows{table=\"quote\"} 7"), "{t}");
     let decl = |kind: &str, name: &str, labels: &[&str]| {
         let l = if labels.is_empty() { h.id() } else { h.syms(labels) };
         h.ok("kdbprom_declare", &[h.s(kind), h.s(name), h.str("c"), l, h.id()]);

@@ -108,6 +108,7 @@ pub(super) const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("instrument", EnvKind::Instrument),
     ("serve_metrics", EnvKind::Bool),
     ("process_metrics", EnvKind::Bool),
+    ("collect_tables", EnvKind::Bool),
     ("native_request_histograms", EnvKind::Bool),
     ("summary_max_age_ms", EnvKind::Num),
     ("summary_age_buckets", EnvKind::Num),

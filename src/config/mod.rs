@@ -333,6 +333,9 @@ pub struct Config {
     /// The process collector: `process_cpu_seconds_total`, memory, file descriptors and network
     /// bytes from /proc (default true).
     pub process_metrics: bool,
+    /// `kdb_table_rows{table}` for the root namespace's in-memory tables, collected by the q
+    /// script at each sample (default false: counting a big splayed table is not free).
+    pub collect_tables: bool,
     /// Declare `kdb_request_duration_seconds` as a native histogram (no classic buckets).
     pub native_request_histograms: bool,
     /// Sliding window of summaries.
@@ -380,6 +383,7 @@ impl Default for Config {
             instrument: Instrument::ALL,
             serve_metrics: false,
             process_metrics: true,
+            collect_tables: false,
             native_request_histograms: false,
             summary_max_age_ms: 600_000,
             summary_age_buckets: 5,
@@ -416,6 +420,7 @@ impl Config {
             instrument: o.instrument("instrument", d.instrument)?,
             serve_metrics: o.bool("serve_metrics", d.serve_metrics)?,
             process_metrics: o.bool("process_metrics", d.process_metrics)?,
+            collect_tables: o.bool("collect_tables", d.collect_tables)?,
             native_request_histograms: o.bool("native_request_histograms", d.native_request_histograms)?,
             summary_max_age_ms: o.num("summary_max_age_ms", d.summary_max_age_ms, 1_000, 86_400_000)?,
             summary_age_buckets: o.num("summary_age_buckets", d.summary_age_buckets as u64, 1, 60)? as usize,

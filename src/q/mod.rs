@@ -244,6 +244,9 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             // How process metrics are sampled: `sd1` (q's main loop, woken by the flusher),
             // `timer` (the .z.ts wrapper, opt-in) or `none` (at init, push, stop and exit only).
             ("sampler", reply::new_symbol(via)),
+            // The q script registers the `kdb_table_rows` collector when true.
+            // SAFETY: kb only allocates.
+            ("collect_tables", unsafe { kb(c.collect_tables.into()) }),
         ]);
         install(agent, events);
         if let Err(e) = early::apply(current().expect("just installed")) {
