@@ -73,6 +73,30 @@ check[".z.exit wrapped";.z.exit~.prom.mine`exit];
 check["not sampled periodically: kdbprom_sample_interval_seconds 0";0=val"kdbprom_sample_interval_seconds"];
 check["sampled at init: kdbprom_last_sample_timestamp_seconds is now";60>abs unow[]-val"kdbprom_last_sample_timestamp_seconds"];
 check["process metrics from that sample";0<val"kdb_memory_used_bytes"];
+check["the process collector: resident memory from /proc";0<val"process_resident_memory_bytes"];
+check["output queues sampled (nothing waiting here)";0=val"kdb_ipc_output_queue_bytes"];
+
+/ .prom.collect: a dictionary, a number, a keyed table; a dropped series goes; a failing function is counted
+.prom.gauge[`qt_subs;"Subscribers.";`table];
+.prom.gauge[`qt_log;"Log bytes.";()];
+.prom.gauge[`qt_lag;"Lag.";`table`host];
+subs:`trade`quote!3 5;
+.prom.collect[`qt_subs;{subs}];
+.prom.collect[`qt_log;{4096}];
+.prom.collect[`qt_lag;{([table:`trade`quote;host:`h1`h2]lag:0.5 1.5)}];
+.prom.sample[];
+check["collect: a dictionary";(3=val"qt_subs{table=\"trade\"}")&5=val"qt_subs{table=\"quote\"}"];
+check["collect: a number";4096=val"qt_log"];
+check["collect: a keyed table";1.5=val"qt_lag{table=\"quote\",host=\"h2\"}"];
+subs:enlist[`trade]!enlist 4;
+.prom.sample[];
+check["collect: a series no longer returned is removed";(4=val"qt_subs{table=\"trade\"}")&null val"qt_subs{table=\"quote\"}"];
+.prom.collect[`qt_log;{'"boom"}];
+.prom.sample[];.prom.sample[];
+check["collect: a failing function is counted and changes nothing";(2=val"kdbprom_collect_errors_total{collector=\"qt_log\"}")&4096=val"qt_log"];
+check["collect: a non-function is refused";(err[.prom.collect[`qt_log];42])like"prom: collect qt_log: f must be a function"];
+.prom.collect[`qt_log;::];
+check["collect: removed";not`qt_log in key .prom.collectors];
 
 / requests through the wrappers
 s0:val"kdb_requests_total{handler=\"sync\"}";
