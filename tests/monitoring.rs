@@ -53,7 +53,7 @@ fn promtool(args: &[&str]) -> String {
 #[test]
 fn rules_pass_promtool_check_and_unit_tests() {
     let c = promtool(&["check", "rules", "alerts.yml", "kx1-compat.rules.yml"]);
-    assert!(c.contains("SUCCESS: 14 rules found"), "{c}");
+    assert!(c.contains("SUCCESS: 17 rules found"), "{c}");
     let t = promtool(&["test", "rules", "alerts_test.yml", "kx1-compat_test.yml"]);
     assert_eq!(t.matches("SUCCESS").count(), 2, "{t}");
 }
@@ -66,7 +66,7 @@ fn alert_names(rules: &str) -> Vec<String> {
 #[test]
 fn every_alert_is_tested_firing_and_not_firing() {
     let names = alert_names(&read("alerts.yml"));
-    assert_eq!(names.len(), 14, "{names:?}");
+    assert_eq!(names.len(), 17, "{names:?}");
     // In alerts_test.yml each case is `alertname: X` followed by `exp_alerts: []` (must not fire)
     // or `exp_alerts:` with `- exp_labels:` items (must fire with those).
     let test = read("alerts_test.yml");
@@ -472,10 +472,21 @@ fn dashboard_has_job_and_instance_variables_and_covers_the_issue() {
         "kdbprom_queue_length",
         "kdbprom_queue_samples",
         "kdbprom_spool_samples",
+        // issue 17: the process collector, output queues and .prom.collect failures
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "kdb_ipc_output_queue_bytes",
+        "kdb_ipc_output_queue_max_bytes",
+        "kdb_ipc_output_queue_handles",
+        "kdbprom_collect_errors_total",
     ] {
         assert!(all.contains(m), "no panel shows {m}");
     }
     assert!(all.contains("by (handler"), "requests are not split by handler");
+    assert!(all.contains("rate(process_cpu_seconds_total{"), "CPU is not shown as a rate");
+    assert!(all.contains("by (collector)"), "collector failures are not split by collector");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,8 +515,9 @@ fn pushed_ok(h: &Host, d: kdbplus::api::K) -> BTreeMap<String, bool> {
 }
 
 /// Starts the receivers and the library, and records `rounds` rounds of a demo workload, each
-/// pushed at once: process samples, connections, requests of every handler (some failing, some
-/// slow), a user counter. The agent is left running (stale markers would end the series at stop).
+/// pushed at once: process samples (with .z.W's bytes per handle, one handle's queue growing),
+/// connections, requests of every handler (some failing, some slow), a user counter, and a
+/// `.prom.collect` gauge whose collector has failed once. The agent is left running (stale markers would end the series at stop).
 /// With `native`, the request durations are a native histogram (`native_request_histograms`) and
 /// Prometheus runs with `--enable-feature=native-histograms` to take them.
 fn session(h: &Host, rounds: usize, native: bool) -> Session {
@@ -552,9 +564,15 @@ fn session(h: &Host, rounds: usize, native: bool) -> Session {
             h.long(s)
         })
         .collect();
+    // A .prom.collect family as the script's sampler runs it: one good result, and one failure
+    // handed to collectfail (so kdbprom_collect_errors_total{collector} has a series).
+    h.ok("kdbprom_declare", &[h.s("gauge"), h.s("tp_subscribers"), h.str("Subscribers by table."), h.syms(&["table"]), h.id()]);
+    h.ok("kdbprom_collect", &[h.s("tp_subscribers"), h.qdict(&["trade"], &[h.j(3)])]);
+    h.ok("kdbprom_collectfail", &[h.s("tp_subscribers"), h.str("type")]);
     for round in 0..rounds {
         let r = round as i64;
-        // .Q.w[] and count .z.W, as the q script's sampler passes them (a -w limit is set).
+        // .Q.w[] and `"j"$sum each value .z.W` (bytes waiting per handle), as the q script's sampler
+        // passes them (a -w limit is set): three handles, one with a queue that grows each round.
         let qw = (h.xd)(
             h.syms(&["used", "heap", "peak", "wmax", "mmap", "mphy", "syms", "symw"]),
             h.longs(&[
@@ -568,7 +586,7 @@ fn session(h: &Host, rounds: usize, native: bool) -> Session {
                 56_789 + r * 400,
             ]),
         );
-        h.ok("kdbprom_sample", &[qw, h.j(3 + r % 2)]);
+        h.ok("kdbprom_sample", &[qw, h.longs(&[0, 2_000_000 + r * 100_000, 10])]);
         // handles 100+: two IPC connections opened and one closed, a websocket opened (per round)
         for (kind, handle, opened) in [(0, 100, true), (0, 101, true), (0, 100, false), (1, 102, true)] {
             h.ok("kdbprom_conn", &[h.j(kind), h.i(handle), h.b(opened)]);
@@ -688,7 +706,7 @@ fn every_dashboard_panel_returns_data_from_a_live_session() {
     }
     stop(h);
     assert!(failures.is_empty(), "{} panel expressions checked; failures:\n{}", panels.len(), failures.join("\n"));
-    assert!(panels.len() >= 49, "{} panel expressions", panels.len());
+    assert!(panels.len() >= 59, "{} panel expressions", panels.len());
 }
 
 #[test]
@@ -791,13 +809,13 @@ fn every_metric_monitoring_refers_to_is_emitted() {
             continue;
         };
         for (label, op, value) in &s.matchers {
-            // job, instance and target values are configuration, metric values the user's own
-            // family names, and schedule a static label the operator sets (`labels`, read by the
-            // *Weekdays overdue alerts): not vocabulary.
+            // job, instance and target values are configuration, metric and collector values the
+            // user's own family names, and schedule a static label the operator sets (`labels`, read
+            // by the *Weekdays overdue alerts): not vocabulary.
             if op != "="
                 || value.is_empty()
                 || value.contains('$')
-                || ["job", "instance", "target", "metric", "schedule"].contains(&label.as_str())
+                || ["job", "instance", "target", "metric", "collector", "schedule"].contains(&label.as_str())
             {
                 continue;
             }
