@@ -51,10 +51,13 @@ pub enum CollectError {
     Agent(#[from] AgentError),
 }
 
+/// One collector's last result: label values → (series, value).
+type Last = HashMap<Vec<String>, (SeriesId, f64)>;
+
 /// Every collector's last result, and the causes already logged.
 #[derive(Debug, Default)]
 pub struct Collectors {
-    last: Mutex<HashMap<String, HashMap<Vec<String>, (SeriesId, f64)>>>,
+    last: Mutex<HashMap<String, Last>>,
     logged: Mutex<HashSet<(String, String)>>,
 }
 

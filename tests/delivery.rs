@@ -303,10 +303,8 @@ fn an_outage_leaves_no_gap_and_every_sample_is_accounted() {
         if failing && outage.is_none() {
             outage = Some((now_ms(), 0));
         }
-        if !failing {
-            if let Some((s, 0)) = outage {
-                outage = Some((s, now_ms()));
-            }
+        if !failing && let Some((s, 0)) = outage {
+            outage = Some((s, now_ms()));
         }
         proxy.set_fault(fault.clone());
         set(h, "t_seq", v);

@@ -67,7 +67,7 @@ fn v2_body(job: &str, n: usize, ts_ms: i64) -> bytes::Bytes {
             }
         })
         .collect();
-    let req = v2::Request { symbols, timeseries, ..Default::default() };
+    let req = v2::Request { symbols, timeseries };
     snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap().into()
 }
 

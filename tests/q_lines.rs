@@ -483,7 +483,10 @@ fn collectors_as_the_script_runs_them() {
 
 /// The exports the script binds, as (export, rank) from its `` .prom.bind[`name;rank] `` lines,
 /// and its call forms, as (export, rank, first symbol) from each `` .prom.x.<alias>[`sym;… `` call.
-fn script_bindings() -> (Vec<(String, usize)>, Vec<(String, usize, String)>) {
+/// (export, rank), and (export, rank, first symbol).
+type Bindings = (Vec<(String, usize)>, Vec<(String, usize, String)>);
+
+fn script_bindings() -> Bindings {
     let q = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/q/kdbprom.q")).unwrap();
     let mut binds = Vec::new();
     let mut alias: HashMap<String, (String, usize)> = HashMap::new();

@@ -71,7 +71,7 @@ fn four_threads_under_rotating_faults_keep_exact_totals_and_flat_memory() {
                     }
                     a.record(h, Op::Observe, (i % 100) as f64 * 1e-3).unwrap();
                     i += 1;
-                    if i % 64 == 0 {
+                    if i.is_multiple_of(64) {
                         std::thread::sleep(Duration::from_micros(200));
                     }
                 }

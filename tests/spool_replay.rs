@@ -319,10 +319,10 @@ fn run1(spec: &str) -> ! {
 
 /// If this process is a run-1 child for `kind`, acts as run 1 and exits.
 fn maybe_run1(kind: &str) {
-    if let Ok(spec) = std::env::var(RUN1_ENV) {
-        if spec.starts_with(&format!("{kind}\n")) {
-            run1(&spec);
-        }
+    if let Ok(spec) = std::env::var(RUN1_ENV)
+        && spec.starts_with(&format!("{kind}\n"))
+    {
+        run1(&spec);
     }
 }
 

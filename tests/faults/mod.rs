@@ -17,6 +17,7 @@
 //!   reset. The next `set_fault` of another fault re-binds the same port.
 #![allow(dead_code)]
 
+#[allow(clippy::duplicate_mod)] // tests/mock reads HTTP the same way; a test may load both
 #[path = "../http/mod.rs"]
 mod http;
 use http::{Request, bad, content_length, header, is_chunked, read_chunked, read_head, read_request};
