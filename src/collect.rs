@@ -74,7 +74,8 @@ impl Collectors {
         let counter = family.kind == Kind::Counter;
         let want = family.label_names.len();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let before = last.get(name).cloned().unwrap_or_default();
+        let none = Last::new();
+        let before = last.get(name).unwrap_or(&none);
         let mut seen = HashSet::new();
         for (labels, v) in rows {
             if labels.len() != want {
@@ -105,7 +106,7 @@ impl Collectors {
             }
             now.insert(labels.clone(), (sid, *v));
         }
-        for (labels, (sid, _)) in &before {
+        for (labels, (sid, _)) in before {
             if !now.contains_key(labels) {
                 a.remove(*sid)?;
             }

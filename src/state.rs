@@ -73,10 +73,18 @@ pub enum Locked {
     Unknown,
 }
 
+/// `s` fit for a file name: characters outside `[A-Za-z0-9_.-]` become `_`.
+///
+/// ```
+/// assert_eq!(kdbprom::state::file_safe("box:5010/é"), "box_5010__");
+/// ```
+pub fn file_safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+}
+
 /// Takes the lock of `job` and `instance` in `dir` (created if missing).
 pub fn lock(dir: &std::path::Path, job: &str, instance: &str) -> Locked {
-    let safe = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect::<String>();
-    let path = dir.join(format!("kdbprom-{}-{}.lock", safe(job), safe(instance)));
+    let path = dir.join(format!("kdbprom-{}-{}.lock", file_safe(job), file_safe(instance)));
     let Ok(file) = std::fs::create_dir_all(dir).and_then(|()| File::options().create(true).truncate(false).write(true).open(&path)) else {
         return Locked::Unknown;
     };

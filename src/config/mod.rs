@@ -499,7 +499,7 @@ pub fn textfile_path(textfile: &std::path::Path, job: &str, instance: &str) -> P
     if textfile.extension().is_some_and(|e| e == "prom") {
         return textfile.to_path_buf();
     }
-    let safe = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect::<String>();
+    let safe = crate::state::file_safe;
     textfile.join(format!("kdbprom_{}_{}.prom", safe(job), safe(instance)))
 }
 
