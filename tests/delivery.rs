@@ -12,6 +12,7 @@ mod common;
 mod faults;
 mod servers;
 
+use common::life::{Outcome, Stats, outcomes, parse_stats, wait_until};
 use common::{Host, host, lock, rw};
 use faults::{Fault, Proxy};
 use kdbplus::api::K;
@@ -23,106 +24,6 @@ const INSTANCE: &str = "delivery-host:1";
 
 // ---------------------------------------------------------------------------------------------
 // The library through its exports.
-
-#[derive(Debug, Clone)]
-struct Outcome {
-    ok: bool,
-    status: i64,
-    message: String,
-    samples: i64,
-    attempts: i64,
-}
-
-fn outcomes(h: &Host, d: K) -> HashMap<String, Outcome> {
-    h.dict_items(d)
-        .into_iter()
-        .map(|(t, o)| {
-            let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
-            let o = Outcome {
-                ok: h.boolean(f["ok"]),
-                status: h.long(f["status"]),
-                message: h.string(f["message"]),
-                samples: h.long(f["samples"]),
-                attempts: h.long(f["attempts"]),
-            };
-            (t, o)
-        })
-        .collect()
-}
-
-/// One target's figures as `.prom.stats[]` / `.prom.stop[]` give them.
-#[derive(Debug, Clone, Default)]
-struct Tgt {
-    samples_in: i64,
-    sent: i64,
-    failed: HashMap<String, i64>,
-    retried: i64,
-    queued: i64,
-    spooled: i64,
-    spool_bytes: i64,
-    last_success: f64,
-}
-
-impl Tgt {
-    fn failed(&self, reason: &str) -> i64 {
-        *self.failed.get(reason).unwrap_or_else(|| panic!("no samples_failed.{reason} in {self:?}"))
-    }
-    fn failed_total(&self) -> i64 {
-        self.failed.values().sum()
-    }
-    /// in = sent + failed + queued + spooled.
-    fn assert_identity(&self) {
-        assert_eq!(self.samples_in, self.sent + self.failed_total() + self.queued + self.spooled, "accounting identity: {self:?}");
-    }
-    /// Every reason but `except` is zero.
-    fn assert_failed_only(&self, except: &[&str]) {
-        for (r, n) in &self.failed {
-            if !except.contains(&r.as_str()) {
-                assert_eq!(*n, 0, "samples_failed.{r}: {self:?}");
-            }
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Stats {
-    top: HashMap<String, i64>,
-    targets: HashMap<String, Tgt>,
-    pushed: HashMap<String, Outcome>,
-}
-
-fn parse_stats(h: &Host, d: K) -> Stats {
-    let mut st = Stats::default();
-    for (k, v) in h.dict_items(d) {
-        match k.as_str() {
-            "targets" => {
-                for (name, td) in h.dict_items(v) {
-                    let mut t = Tgt::default();
-                    for (f, x) in h.dict_items(td) {
-                        match f.as_str() {
-                            "samples_failed" => t.failed = h.long_dict(x).into_iter().collect(),
-                            "last_success" => t.last_success = h.float(x),
-                            "samples_in" => t.samples_in = h.long(x),
-                            "samples_sent" => t.sent = h.long(x),
-                            "samples_retried" => t.retried = h.long(x),
-                            "queue_samples" => t.queued = h.long(x),
-                            "spool_samples" => t.spooled = h.long(x),
-                            "spool_bytes" => t.spool_bytes = h.long(x),
-                            other => panic!("unexpected target field {other}"),
-                        }
-                    }
-                    st.targets.insert(name, t);
-                }
-            }
-            "pushed" => st.pushed = outcomes(h, v),
-            _ if h.qtype(v) == -7 => {
-                st.top.insert(k, h.long(v));
-            }
-            _ => {}
-        }
-    }
-    st
-}
 
 fn stats(h: &Host) -> Stats {
     let d = h.ok("kdbprom_stats", &[h.id()]);
@@ -205,14 +106,6 @@ const NO_INTERVAL_ROUNDS: i64 = 86_400_000;
 
 /// The longest `.prom.stop[]` may take past `exit_deadline_ms` in these tests.
 const STOP_SLACK: Duration = Duration::from_millis(250);
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // What the receivers hold.

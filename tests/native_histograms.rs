@@ -39,21 +39,7 @@ fn outcomes(h: &Host, d: K) -> HashMap<String, (bool, i64, i64)> {
 /// A fixed sample of 1,000 values: 990 lognormal-ish latencies around 5 ms (σ = 1.2 in log
 /// space, from splitmix64 through Box-Muller), 5 zeros and 5 negative values.
 fn sample() -> Vec<f64> {
-    let mut s = 0x005e_ed0f_2042_u64;
-    let mut unif = move || {
-        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut v: Vec<f64> = (0..990)
-        .map(|_| {
-            let (u1, u2) = (unif().max(1e-300), unif());
-            let g = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-            (0.005f64.ln() + 1.2 * g).exp()
-        })
-        .collect();
+    let mut v = common::lognormal(0x005e_ed0f_2042_u64, 990, 1.2);
     v.extend([0.0; 5]);
     v.extend([-0.001, -0.02, -0.3, -1.5, -7.0]);
     v

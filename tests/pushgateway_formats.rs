@@ -53,21 +53,7 @@ fn push(h: &Host) -> (bool, i64) {
 /// A fixed sample: 300 lognormal-ish latencies around 5 ms (splitmix64 through Box-Muller), exact
 /// powers of two (upper bounds of their buckets), zeros, values inside the zero bucket, negatives.
 fn sample() -> Vec<f64> {
-    let mut s = 0x0bad_cafe_u64;
-    let mut unif = move || {
-        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut v: Vec<f64> = (0..300)
-        .map(|_| {
-            let (u1, u2) = (unif().max(1e-300), unif());
-            let g = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-            (0.005f64.ln() + 1.5 * g).exp()
-        })
-        .collect();
+    let mut v = common::lognormal(0x0bad_cafe_u64, 300, 1.5);
     v.extend([1.0, 2.0, 0.5, 0.25, 0.0, 0.0, 0.0, 1e-7, -5e-7, 1e-6, -0.001, -0.02, -0.3, -1.5, -7.0, -2.0, 1234.5]);
     v
 }

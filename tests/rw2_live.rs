@@ -18,11 +18,13 @@
 
 mod common;
 mod servers;
+mod http;
 
+use common::life::outcomes;
 use common::{Host, host, lock, rw};
 use kdbplus::api::K;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,31 +68,9 @@ fn serve(conn: TcpStream, upstream: u16, log: &Mutex<Vec<Exchange>>) {
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
     loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("/").to_string());
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        let n = headers.get("content-length").map_or(0, |v| v.parse().unwrap());
-        let mut body = vec![0; n];
-        if r.read_exact(&mut body).is_err() {
-            return;
-        }
+        let Ok(Some(req)) = http::read_request(&mut r, &mut &w) else { return };
+        let headers: BTreeMap<String, String> = req.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        let (method, path, body) = (req.method, req.path, req.body);
         let mut req = client.request(method.parse().unwrap(), format!("http://127.0.0.1:{upstream}{path}")).body(body);
         for k in ["content-type", "content-encoding", "x-prometheus-remote-write-version", "user-agent", "retry-attempt"] {
             if let Some(v) = headers.get(k) {
@@ -129,17 +109,6 @@ fn init(h: &Host, keys: &[&str], vals: &[K]) {
     (h.r0)(r);
 }
 
-/// Per target: (ok, status, samples, message) of a push or stop outcome dictionary.
-fn outcomes(h: &Host, d: K) -> HashMap<String, (bool, i64, i64, String)> {
-    h.dict_items(d)
-        .into_iter()
-        .map(|(t, o)| {
-            let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
-            (t, (h.boolean(f["ok"]), h.long(f["status"]), h.long(f["samples"]), h.string(f["message"])))
-        })
-        .collect()
-}
-
 /// Target `name` in a stats dictionary (`.prom.stats[]` or `.prom.stop[]`): samples_sent and
 /// samples_failed by reason.
 fn target_stats(h: &Host, st: K, name: &str) -> (u64, Vec<(String, i64)>) {
@@ -151,19 +120,6 @@ fn target_stats(h: &Host, st: K, name: &str) -> (u64, Vec<(String, i64)>) {
 
 fn now_s() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
-}
-
-/// The results of an instant query at `at` (Unix seconds).
-fn query_at(port: u16, q: &str, at: f64) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = servers::http()
-        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-        .query(&[("query", q), ("time", &format!("{at:.3}"))])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(v["status"], "success", "{q}: {v}");
-    v["data"]["result"].as_array().unwrap().clone()
 }
 
 /// A counter of Prometheus' own /metrics (no labels).
@@ -230,7 +186,7 @@ fn scenario() {
     let d = h.ok("kdbprom_push", &[h.id()]);
     let o = outcomes(h, d);
     (h.r0)(d);
-    assert!(o["prom3"].0 && o["prom3"].1 == 204, "{o:?}");
+    assert!(o["prom3"].ok && o["prom3"].status == 204, "{o:?}");
     let pushed_at = now_s();
 
     // Every kind's value is exact: what the text shows is what Prometheus holds.
@@ -241,7 +197,7 @@ fn scenario() {
             continue; // a native histogram: its text is _sum/_count, stored whole (checked below)
         }
         let sel = selector(series);
-        let r = query_at(prom.port, &sel, pushed_at);
+        let r = servers::api_query(prom.port, &sel, pushed_at);
         assert_eq!(r.len(), 1, "{sel}: {r:?}");
         let got: f64 = r[0]["value"][1].as_str().unwrap().parse().unwrap();
         assert_eq!(got.to_bits(), want.to_bits(), "{sel}: Prometheus has {got}, the text shows {want}");
@@ -250,7 +206,7 @@ fn scenario() {
         assert!(samples.iter().any(|(s, _)| s.starts_with(kind)), "{kind} in {samples:?}");
     }
     // The native histogram, whole: count, sum, and each bucket's count is the values in its range.
-    let r = query_at(prom.port, &format!("rw2_native_seconds{{job=\"{JOB}\",path=\"/q\"}}"), pushed_at);
+    let r = servers::api_query(prom.port, &format!("rw2_native_seconds{{job=\"{JOB}\",path=\"/q\"}}"), pushed_at);
     assert_eq!(r.len(), 1, "{r:?}");
     let hist = &r[0]["histogram"][1];
     assert_eq!((hist["count"].as_str(), hist["sum"].as_str()), (Some("6"), Some("10.5")), "{hist}");
@@ -264,7 +220,7 @@ fn scenario() {
         total += n;
     }
     assert_eq!(total, 6.0, "{hist}");
-    assert!(query_at(prom.port, &format!("rw2_native_seconds_count{{job=\"{JOB}\"}}"), pushed_at).is_empty(), "no classic series");
+    assert!(servers::api_query(prom.port, &format!("rw2_native_seconds_count{{job=\"{JOB}\"}}"), pushed_at).is_empty(), "no classic series");
 
     // The counter's zero sample at its start timestamp (whole seconds, before the first push).
     for table in ["trade", "quote"] {
@@ -289,7 +245,7 @@ fn scenario() {
     let st = h.ok("kdbprom_stop", &[h.id()]);
     let pushed = h.dict_items(st).into_iter().find(|(k, _)| k == "pushed").unwrap().1;
     let fin = outcomes(h, pushed);
-    assert!(fin["prom3"].0, "the final push and its stale markers: {fin:?}");
+    assert!(fin["prom3"].ok, "the final push and its stale markers: {fin:?}");
     let (sent, failed) = target_stats(h, st, "prom3");
     (h.r0)(st);
     assert!(failed.iter().all(|(_, n)| *n == 0), "nothing failed: {failed:?}");
@@ -298,8 +254,8 @@ fn scenario() {
     let after = now_s() + 0.001;
     for (series, _) in &samples {
         let sel = if series.starts_with("rw2_native_seconds") { format!("rw2_native_seconds{{job=\"{JOB}\"}}") } else { selector(series) };
-        assert_eq!(query_at(prom.port, &sel, before_stop).len(), 1, "{sel} before the stop");
-        assert!(query_at(prom.port, &sel, after).is_empty(), "{sel} ended by its stale marker at the stop");
+        assert_eq!(servers::api_query(prom.port, &sel, before_stop).len(), 1, "{sel} before the stop");
+        assert!(servers::api_query(prom.port, &sel, after).is_empty(), "{sel} ended by its stale marker at the stop");
     }
 
     // Stayed on 2.0, every answer with written counts, and samples_sent is what the receiver counted.
@@ -319,7 +275,7 @@ fn scenario() {
     let all = servers::matrix_at(prom.port, &format!("{{job=\"{JOB}\",__name__!=\"rw2_native_seconds\"}}"), before_stop);
     let zero = all.iter().filter(|(_, p)| p.len() >= 2 && p[0].1 == 0.0 && p[0].0 % 1000 == 0).count();
     // The native histogram's zero sample: a first histogram with count 0.
-    let r = query_at(prom.port, &format!("rw2_native_seconds{{job=\"{JOB}\"}}[1h]"), before_stop);
+    let r = servers::api_query(prom.port, &format!("rw2_native_seconds{{job=\"{JOB}\"}}[1h]"), before_stop);
     let hs = r[0]["histograms"].as_array().unwrap();
     let native_zero = usize::from(hs.len() >= 2 && hs[0][1]["count"] == "0");
     assert_eq!(native_zero, 1, "the native histogram's zero sample at its start timestamp: {hs:?}");

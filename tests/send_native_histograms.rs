@@ -8,6 +8,7 @@
 mod common;
 mod servers;
 
+use common::life::outcomes;
 use common::{Host, host, lock, rw};
 use kdbplus::api::K;
 use kdbprom::config::Config;
@@ -18,17 +19,6 @@ fn init(h: &Host, keys: &[&str], vals: &[K]) {
     let _ = h.call("kdbprom_stop", &[h.id()]);
     let r = h.ok("kdbprom_init", &[h.dict(keys, vals), h.id()]);
     (h.r0)(r);
-}
-
-/// Per target: (ok, status, samples, message) of a push or stop outcome dictionary.
-fn outcomes(h: &Host, d: K) -> HashMap<String, (bool, i64, i64, String)> {
-    h.dict_items(d)
-        .into_iter()
-        .map(|(t, o)| {
-            let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
-            (t, (h.boolean(f["ok"]), h.long(f["status"]), h.long(f["samples"]), h.string(f["message"])))
-        })
-        .collect()
 }
 
 /// `.prom.stats[]` of target `name`: its samples_sent and samples_failed by reason.
@@ -91,7 +81,7 @@ fn false_sends_what_the_text_shows_to_a_prometheus_without_native_histograms() {
         let d = h.ok("kdbprom_push", &[h.id()]);
         let o = outcomes(h, d);
         (h.r0)(d);
-        assert!(o["prom"].0 && o["prom"].1 == 204, "{protocol}: {o:?}");
+        assert!(o["prom"].ok && o["prom"].status == 204, "{protocol}: {o:?}");
         let sel = "{job=\"nhoff\",instance=\"box:1\"}";
         let one = |m: &str| {
             let rows = query(prom.port, &format!("{m}{sel}"));
@@ -112,7 +102,7 @@ fn false_sends_what_the_text_shows_to_a_prometheus_without_native_histograms() {
         let pushed = h.dict_items(st).into_iter().find(|(k, _)| k == "pushed").unwrap().1;
         let fin = outcomes(h, pushed);
         (h.r0)(st);
-        assert!(fin["prom"].0, "{protocol}: the final push and its stale markers: {fin:?}");
+        assert!(fin["prom"].ok, "{protocol}: the final push and its stale markers: {fin:?}");
         assert!(query(prom.port, "nh_seconds_count").is_empty(), "{protocol}: stale markers ended it");
     }
 }
@@ -130,7 +120,7 @@ fn the_default_sends_native_histograms_whole() {
     let d = h.ok("kdbprom_push", &[h.id()]);
     let o = outcomes(h, d);
     (h.r0)(d);
-    assert!(o["prom"].0 && o["prom"].1 == 204, "{o:?}");
+    assert!(o["prom"].ok && o["prom"].status == 204, "{o:?}");
     for m in ["nh_seconds", "nd_seconds"] {
         let one = |q: String| {
             let r = query(prom.port, &q);

@@ -1,6 +1,6 @@
 //! An agent's life through the exports, as q lives it: `.prom.init` with a q dictionary, pushes and
 //! their outcomes, `.prom.stats[]` per target, `.prom.stop[]` (figures + the final outcomes), the
-//! text. For new tests; the older files keep their own copies.
+//! text. tests/delivery.rs and tests/promises.rs read their figures through it.
 
 use super::{Host, host};
 use kdbplus::api::K;
@@ -35,6 +35,10 @@ impl Tgt {
     }
     pub fn failed_total(&self) -> i64 {
         self.failed.values().sum()
+    }
+    /// in = sent + failed + queued + spooled.
+    pub fn assert_identity(&self) {
+        assert_eq!(self.samples_in, self.sent + self.failed_total() + self.queued + self.spooled, "accounting identity: {self:?}");
     }
     /// Every reason but those in `except` is zero.
     pub fn assert_failed_only(&self, except: &[&str]) {

@@ -225,7 +225,7 @@ pub fn matrix(port: u16, sel: &str) -> Vec<Series> {
 }
 
 /// The results of `/api/v1/query` for `q` at `at` (Unix seconds); the call must succeed.
-fn api_query(port: u16, q: &str, at: f64) -> Vec<Value> {
+pub fn api_query(port: u16, q: &str, at: f64) -> Vec<Value> {
     let v: Value = http()
         .get(format!("http://127.0.0.1:{port}/api/v1/query"))
         .query(&[("query", q), ("time", &format!("{at:.3}"))])
@@ -233,7 +233,7 @@ fn api_query(port: u16, q: &str, at: f64) -> Vec<Value> {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(v["status"], "success", "{v}");
+    assert_eq!(v["status"], "success", "{q}: {v}");
     v["data"]["result"].as_array().unwrap().clone()
 }
 
