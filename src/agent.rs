@@ -215,14 +215,25 @@ impl Agent {
         Ok(self.registry.remove(sid)?)
     }
 
+    /// Records one value if nothing is wrong with it and this thread has its lane, and says
+    /// whether it did (true also when the lane was full: the drop is counted, as
+    /// [`Agent::record`] does). False records nothing, and [`Agent::record`] then records it or
+    /// says why not. The record path's first try: one gate load, one push; panic-free by
+    /// construction, as q's thread runs it outside `catch_unwind`.
+    #[inline(always)]
+    pub fn try_record(&self, sid: SeriesId, op: Op, v: f64) -> bool {
+        !self.stopped.load(Ordering::Relaxed)
+            && self.registry.accepts(sid, op, v)
+            && self.ring.try_push(Event { series: sid, op, value: v }).is_some()
+    }
+
     /// Records one value. `Ok(false)` means the ring was full and the event was dropped (and counted).
     #[inline]
     pub fn record(&self, sid: SeriesId, op: Op, v: f64) -> Result<bool, AgentError> {
         if self.stopped.load(Ordering::Relaxed) {
             return Err(AgentError::Stopped);
         }
-        let slot = self.registry.live_slot(sid)?;
-        if !slot.kind.allows(op) || !v.is_finite() || (slot.kind == Kind::Counter && v < 0.0) {
+        if !self.registry.live_slot(sid)?.accepts(op, v) {
             return Err(self.refuse(sid, op, v, String::new()));
         }
         Ok(self.ring.push(Event { series: sid, op, value: v }))

@@ -311,6 +311,7 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut st = State { shared, agg: Aggregator::new(slices), started: Instant::now(), round_done: Arc::default() };
     let round_done = st.round_done.clone();
     let ring = st.shared.ring.clone();
+    let pressure = ring.pressure_socket().and_then(|s| tokio::net::UnixDatagram::from_std(s).ok());
     let (interval, round_deadline) = (st.shared.delivery.interval, st.shared.delivery.round_deadline);
     let any_target = !st.shared.delivery.slots.is_empty();
     // The first push goes out at once, not one interval after init.
@@ -384,8 +385,20 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
             },
             _ = tokio::time::sleep(sleep) => {}
             _ = round_done.notified() => {}
-            _ = ring.pressure() => {}
+            _ = pressed(pressure.as_ref()) => ring.woken(),
         }
+    }
+}
+
+/// Resolves when a producer rang (a lane past half full, a vector, the shared queue), having read
+/// what it sent; never without the socket.
+async fn pressed(sock: Option<&tokio::net::UnixDatagram>) {
+    match sock {
+        Some(s) => {
+            let mut buf = [0u8; 64];
+            let _ = s.recv(&mut buf).await;
+        }
+        None => std::future::pending().await,
     }
 }
 

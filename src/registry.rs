@@ -9,7 +9,7 @@ use crate::event::{Op, SeriesId};
 use crate::name::{NameError, check_label, check_metric};
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
 
@@ -138,13 +138,56 @@ pub struct Slot {
     pub overflow: bool,
     /// Not counted against `max_series` (see `Count`).
     exempt: bool,
-    alive: AtomicBool,
+    /// What the record path may do: [`gate::ALIVE`] and one bit per op the kind allows, or 0 once
+    /// removed. One byte, so the record path reads one load to check a series, its op and its sign.
+    gate: AtomicU8,
+}
+
+/// The bits of a [`Slot`]'s gate.
+pub mod gate {
+    use super::{Kind, Op};
+
+    /// The series is live.
+    pub const ALIVE: u8 = 1;
+    /// Only values ≥ 0 (a counter).
+    pub const NON_NEGATIVE: u8 = 1 << 6;
+
+    /// The bit of `op`.
+    #[inline(always)]
+    pub const fn op(op: Op) -> u8 {
+        2 << op as u8
+    }
+
+    /// True when a series with gate `g` takes `op` with `v`: live, an op its kind takes, a finite
+    /// value, not negative for a counter.
+    #[inline(always)]
+    pub fn accepts(g: u8, op: Op, v: f64) -> bool {
+        let need = ALIVE | self::op(op);
+        if g & need != need {
+            return false;
+        }
+        // +0 up to the largest finite double, the usual case, in one compare of the bits.
+        v.to_bits() < f64::INFINITY.to_bits() || (v.is_finite() && (v >= 0.0 || g & NON_NEGATIVE == 0))
+    }
+
+    /// A live series of `kind`.
+    pub fn open(kind: Kind) -> u8 {
+        let ops = [Op::Inc, Op::Dec, Op::Set, Op::Observe].into_iter().filter(|&o| kind.allows(o)).fold(0, |g, o| g | op(o));
+        ALIVE | ops | if kind == Kind::Counter { NON_NEGATIVE } else { 0 }
+    }
 }
 
 impl Slot {
     /// False once `.prom.remove` forgot the series.
     pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
+        self.gate.load(Ordering::Acquire) & gate::ALIVE != 0
+    }
+
+    /// True when `op` with `v` is valid on this series as it is now: live, an op its kind takes, a
+    /// finite value, not negative for a counter. The record path's whole check.
+    #[inline(always)]
+    pub fn accepts(&self, op: Op, v: f64) -> bool {
+        gate::accepts(self.gate.load(Ordering::Acquire), op, v)
     }
 }
 
@@ -298,12 +341,22 @@ pub struct Registry {
     inner: Mutex<Inner>,
     families: boxcar::Vec<Family>,
     slots: boxcar::Vec<Slot>,
+    /// The first ids' gates again, in one flat array: the record path's check is one indexed load.
+    /// Ids past it (a process that removed and made more than [`flat_gates`] series) are checked
+    /// in their slot.
+    gates: Box<[AtomicU8]>,
     /// Bare name → the series of an unlabelled family, for `.prom.inc[`name;1]`.
     unlabelled: ArcSwap<HashMap<Box<str>, SeriesId>>,
     live: AtomicUsize,
     /// Live series the overflow mechanism exempted from `max_series` (overflow series, and the
     /// series of unlabelled families declared past it): counted in `live`, not against the limit.
     exempt: AtomicUsize,
+}
+
+/// How many ids get a flat gate: every series the limits allow twice over (room for removing and
+/// making them again), and 65,536 for the built-ins and overflow series; 2 bytes per series.
+fn flat_gates(l: &Limits) -> usize {
+    l.max_series.saturating_mul(2).saturating_add(1 << 16).min(u32::MAX as usize)
 }
 
 /// How a series [`Registry::create_series`] makes counts against `max_series`.
@@ -321,11 +374,13 @@ enum Count {
 impl Registry {
     /// An empty registry with these limits.
     pub fn new(limits: Limits) -> Self {
+        let gates = (0..flat_gates(&limits)).map(|_| AtomicU8::new(0)).collect();
         Registry {
             limits,
             inner: Mutex::default(),
             families: boxcar::Vec::new(),
             slots: boxcar::Vec::new(),
+            gates,
             unlabelled: ArcSwap::default(),
             live: AtomicUsize::new(0),
             exempt: AtomicUsize::new(0),
@@ -509,12 +564,16 @@ impl Registry {
         let created_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let exempt = count != Count::Counted;
         let slot =
-            Slot { family: fid, kind: f.kind, label_values: key.clone(), created_ms, overflow, exempt, alive: AtomicBool::new(true) };
+            Slot { family: fid, kind: f.kind, label_values: key.clone(), created_ms, overflow, exempt, gate: AtomicU8::new(gate::open(f.kind)) };
+        let gate = slot.gate.load(Ordering::Relaxed);
         let sid = u32::try_from(self.slots.push(slot)).map_err(|_| RegistryError::TooManySeries {
             metric: f.name.to_string(),
             limit: u32::MAX as usize,
             scope: "ids ever created",
         })?;
+        if let Some(g) = self.gates.get(sid as usize) {
+            g.store(gate, Ordering::Release);
+        }
         if !overflow {
             inner.series[fid as usize].insert(key, sid);
         }
@@ -542,7 +601,10 @@ impl Registry {
         if slot.exempt {
             self.exempt.fetch_sub(1, Ordering::Relaxed);
         }
-        slot.alive.store(false, Ordering::Release);
+        slot.gate.store(0, Ordering::Release);
+        if let Some(g) = self.gates.get(sid as usize) {
+            g.store(0, Ordering::Release);
+        }
         self.live.fetch_sub(1, Ordering::Relaxed);
         Ok(())
     }
@@ -553,6 +615,15 @@ impl Registry {
         match self.slots.get(sid as usize) {
             Some(s) if s.is_alive() => Ok(s),
             _ => Err(RegistryError::UnknownSeries(i64::from(sid))),
+        }
+    }
+
+    /// True when `op` with `v` may be recorded on `sid` ([`Slot::accepts`]); false for an unknown id.
+    #[inline(always)]
+    pub fn accepts(&self, sid: SeriesId, op: Op, v: f64) -> bool {
+        match self.gates.get(sid as usize) {
+            Some(g) => gate::accepts(g.load(Ordering::Acquire), op, v),
+            None => self.slots.get(sid as usize).is_some_and(|s| s.accepts(op, v)),
         }
     }
 

@@ -233,6 +233,37 @@ impl<'a> KRef<'a> {
         }
     }
 
+    /// The record path's common case, tested before anything else: a long atom that is neither null
+    /// nor infinite (a series id, or `.prom.inc[id;1]`'s 1).
+    #[inline(always)]
+    pub fn plain_long(self) -> Option<i64> {
+        // SAFETY: type -7 holds the long in `long`.
+        let j = (self.qtype() == -t::LONG).then(|| unsafe { (*self.0).value.long })?;
+        // i64::MIN is 0Nj and ±i64::MAX are ±0Wj: shifted so the lowest valid long is 0, one
+        // unsigned compare refuses all three.
+        (j.wrapping_sub(i64::MIN + 2) as u64 <= u64::MAX - 3).then_some(j)
+    }
+
+    /// A long atom in `0..2^32`: a series id, as the record path's common case has it (the null
+    /// and the infinities are outside, so one range check refuses them too).
+    #[inline(always)]
+    pub fn plain_id(self) -> Option<u32> {
+        // SAFETY: type -7 holds the long in `long`.
+        let j = (self.qtype() == -t::LONG).then(|| unsafe { (*self.0).value.long })?;
+        u32::try_from(j).ok()
+    }
+
+    /// A long (as [`KRef::plain_long`]) or float atom's value; None for anything else, which the
+    /// caller then reads the general way ([`KRef::atom_f64`]).
+    #[inline(always)]
+    pub fn plain_f64(self) -> Option<f64> {
+        if self.qtype() == -t::FLOAT {
+            // SAFETY: type -9 holds the float in `float`.
+            return Some(unsafe { (*self.0).value.float });
+        }
+        self.plain_long().map(|j| j as f64)
+    }
+
     /// A numeric or timespan atom as f64 ([`Whole::f64`] for shorts, ints and longs, seconds for
     /// timespans); None for anything else. Never allocates.
     #[inline]
