@@ -280,13 +280,41 @@ impl Agent {
         if self.is_stopped() {
             return Ok(());
         }
-        let b = &self.builtins;
-        self.ring.push(Event { series: b.requests[h], op: Op::Inc, value: 1.0 });
-        self.ring.push(Event { series: b.durations[h], op: Op::Observe, value: secs.max(0.0) });
-        if failed {
-            self.ring.push(Event { series: b.errors[h], op: Op::Inc, value: 1.0 });
+        for &ev in &self.request_events(h, secs)[..2 + usize::from(failed)] {
+            self.ring.push(ev);
         }
         Ok(())
+    }
+
+    /// [`Agent::request`]'s common case, as [`Agent::try_record`] is [`Agent::record`]'s: true when
+    /// it is done (counted, or nothing to do after a stop); false, having done nothing, when
+    /// `handler` is out of range or this thread has no lane yet.
+    #[inline(always)]
+    pub fn try_request(&self, handler: u32, secs: f64, failed: bool) -> bool {
+        let h = handler as usize;
+        if h >= HANDLERS.len() {
+            return false;
+        }
+        if self.stopped.load(Ordering::Relaxed) {
+            return true;
+        }
+        self.ring.try_push_all(&self.request_events(h, secs)[..2 + usize::from(failed)]).is_some()
+    }
+
+    /// The events of one request: its count, its duration, and its error (sent when it failed).
+    #[inline(always)]
+    fn request_events(&self, h: usize, secs: f64) -> [Event; 3] {
+        let b = &self.builtins;
+        let (count, duration, error) = (
+            b.requests.get(h).copied().unwrap_or_default(),
+            b.durations.get(h).copied().unwrap_or_default(),
+            b.errors.get(h).copied().unwrap_or_default(),
+        );
+        [
+            Event { series: count, op: Op::Inc, value: 1.0 },
+            Event { series: duration, op: Op::Observe, value: secs.max(0.0) },
+            Event { series: error, op: Op::Inc, value: 1.0 },
+        ]
     }
 
     /// Counts a connection on `handle` opened or closed (`kind` indexes [`CONNECTIONS`]). A close

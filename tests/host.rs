@@ -2,6 +2,7 @@
 
 mod common;
 use common::{Host, host, lock};
+use kdbplus::api::K;
 
 /// Starts a fresh agent (stopping any earlier one) with `cfg` entries over test defaults.
 fn start(h: &Host, keys: &[&str], vals: &[kdbplus::api::K]) {
@@ -594,6 +595,57 @@ fn four_threads_record_at_once_with_exact_totals() {
         assert!(t.contains(&format!("own_seconds_bucket{{thread=\"t{th}\",le=\"0.5\"}} {}\n", N / 2)), "{t}");
         assert!(t.contains(&format!("own_seconds_count{{thread=\"t{th}\"}} {N}\n")), "{t}");
     }
+}
+
+/// Threads that start, record and end, as q's connection threads under `-p -port` do: more at once
+/// than there are lanes (the rest share one queue), then wave after wave taking the lanes that
+/// ended threads left. Nothing is lost, nothing is dropped, and every call succeeds.
+#[test]
+fn threads_that_come_and_go_lose_nothing() {
+    let _g = lock();
+    let h = host();
+    start(h, &["ring_capacity"], &[h.j(1 << 16)]);
+    h.ok("kdbprom_declare", &[h.s("counter"), h.s("churn_total"), h.str(""), h.id(), h.id()]);
+    let sid = h.ok("kdbprom_series", &[h.s("churn_total"), h.id()]);
+    let inc: extern "C" fn(K, K) -> K = h.export("kdbprom_inc");
+    // Made on this thread and only read by the others, as q's secondary threads share arguments.
+    let (sid, one) = (sid as usize, h.j(1) as usize);
+    const PER: usize = 1000;
+    let mut sent = 0;
+    // 300 at once: past MAX_LANES (256), so some go through the shared queue.
+    let barrier = std::sync::Barrier::new(300);
+    std::thread::scope(|sc| {
+        for _ in 0..300 {
+            let barrier = &barrier;
+            sc.spawn(move || {
+                barrier.wait();
+                for _ in 0..PER {
+                    assert!(inc(sid as K, one as K).is_null(), "a record call never fails");
+                }
+                // Every thread holds its lane until all have recorded.
+                barrier.wait();
+            });
+        }
+    });
+    sent += 300 * PER;
+    // Then waves of 20 short-lived threads, each taking a lane an ended thread left.
+    for _ in 0..30 {
+        std::thread::scope(|sc| {
+            for _ in 0..20 {
+                sc.spawn(move || {
+                    for _ in 0..PER {
+                        assert!(inc(sid as K, one as K).is_null());
+                    }
+                });
+            }
+        });
+        sent += 20 * PER;
+    }
+    let t = text(h);
+    let st = stats(h);
+    assert_eq!(st["events_dropped"], 0, "{st:?}");
+    assert!(t.contains(&format!("\nchurn_total {sent}\n")), "sent {sent}: {t}");
+    assert_eq!(st["ring_depth"], 0, "{st:?}");
 }
 
 #[test]

@@ -23,7 +23,7 @@ use crate::stats::StatsView;
 use k::{KRef, must_be, t};
 use kdbplus::api::K;
 use kdbplus::api::native::{kb, krr};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -540,59 +540,82 @@ pub extern "C" fn kdbprom_stop(_: K) -> K {
 /// the ones pushed after it, which still pair up. When full, the top entry is overwritten, so
 /// calls that do not nest keep pairing correctly however many entries leaked.
 struct Starts {
-    at: [u64; 32],
-    depth: usize,
+    at: [Cell<u64>; 32],
+    depth: Cell<usize>,
 }
 
 thread_local! {
-    static STARTS: RefCell<Starts> = const { RefCell::new(Starts { at: [0; 32], depth: 0 }) };
+    // Cells, not a RefCell, and no destructor: reaching it is one TLS look-up and nothing can fail.
+    static STARTS: Starts = const { Starts { at: [const { Cell::new(0) }; 32], depth: Cell::new(0) } };
 }
 
-/// Nanoseconds on a process-wide monotonic clock (the same for every agent, so a request that
-/// spans a `.prom.init` is timed right).
+/// Nanoseconds on the system's monotonic clock (the same for every agent, so a request that
+/// spans a `.prom.init` is timed right). Called directly rather than through `Instant::now`,
+/// whose error path panics: `begin` and `end` run outside `catch_unwind` when nothing can fail.
+#[inline(always)]
 fn mono_ns() -> u64 {
-    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec it is given, which lives on this stack; with
+    // CLOCK_MONOTONIC on Linux it cannot fail (the zeroed timespec would time the request as 0).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
 /// Handler wrappers: a request of handler `h` begins. Never signals (the wrapper calls it without
-/// a trap); `h` is read by `end`/`fail`, and taken here so the wrapper passes no `::`.
+/// a trap); `h` is read by `end`/`fail`, and taken here so the wrapper passes no `::`. Nothing in
+/// it can panic (a clock read and two cells), so it runs without `catch_unwind`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_begin(_h: K) -> K {
-    let _ = catch_unwind(|| {
-        let now = mono_ns();
-        STARTS.with(|s| {
-            let mut s = s.borrow_mut();
-            let i = s.depth.min(s.at.len() - 1);
-            s.at[i] = now;
-            s.depth = i + 1;
-        });
+    let now = mono_ns();
+    let _ = STARTS.try_with(|s| {
+        let i = s.depth.get().min(s.at.len() - 1);
+        if let Some(at) = s.at.get(i) {
+            at.set(now);
+        }
+        s.depth.set(i + 1);
     });
     NOTHING
 }
 
-/// The start of the innermost open request on this thread; now when there is none (a wrapper
+/// The start of the innermost open request on this thread; `now` when there is none (a wrapper
 /// made before this library was loaded again), which times it as 0.
-fn popped_start() -> u64 {
-    STARTS.with(|s| {
-        let mut s = s.borrow_mut();
-        match s.depth {
-            0 => mono_ns(),
+#[inline(always)]
+fn popped_start(now: u64) -> u64 {
+    STARTS
+        .try_with(|s| match s.depth.get() {
+            0 => now,
             d => {
-                s.depth = d - 1;
-                s.at[d - 1]
+                s.depth.set(d - 1);
+                s.at.get(d - 1).map_or(now, Cell::get)
             }
-        }
-    })
+        })
+        .unwrap_or(now)
 }
 
+/// `end`/`fail`: the common case (a long handler index, this thread's lane in place) outside
+/// `catch_unwind`, as [`record`] does; the rest under [`guard`].
+#[inline(always)]
 fn request(h: KRef, failed: bool) -> K {
+    let now = mono_ns();
+    let secs = now.saturating_sub(popped_start(now)) as f64 * 1e-9;
+    // Instrumentation never fails a user's request because kdbprom is not running.
+    let Some(a) = current() else { return NOTHING };
+    if let Some(h) = h.plain_id()
+        && a.try_request(h, secs, failed)
+    {
+        return NOTHING;
+    }
+    request_guarded(h, secs, failed)
+}
+
+/// Everything but the common case of [`request`], under [`guard`].
+#[cold]
+#[inline(never)]
+fn request_guarded(h: KRef, secs: f64, failed: bool) -> K {
     guard(|| {
-        let t0 = popped_start();
         let h = h.long("handler")?;
-        // Instrumentation never fails a user's request because kdbprom is not running.
         if let Some(a) = current() {
-            a.request(h, mono_ns().saturating_sub(t0) as f64 * 1e-9, failed).map_err(err)?;
+            a.request(h, secs, failed).map_err(err)?;
         }
         Ok(NOTHING)
     })

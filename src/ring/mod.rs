@@ -169,6 +169,23 @@ impl Ring {
         }
     }
 
+    /// [`Ring::try_push`] for several events, with one look-up of this thread's lane: None (and
+    /// nothing pushed) when it has none; each event that does not fit is dropped and counted.
+    #[inline(always)]
+    pub fn try_push_all(&self, evs: &[Event]) -> Option<()> {
+        let lane = MINE.try_with(|m| if m.ring.get() == self.id { m.lane.get() } else { None }).ok()??;
+        for &ev in evs {
+            match lane.push(ev) {
+                Pushed::Done => {}
+                Pushed::OverHalf => self.signal(),
+                Pushed::Full => {
+                    self.full();
+                }
+            }
+        }
+        Some(())
+    }
+
     /// Offers one event; false (and counted) when the lane is full. Never blocks; allocates only
     /// for a thread's first event.
     #[inline]
