@@ -3,6 +3,7 @@
 
 use super::accounting::Ledger;
 use super::client::ClientError;
+use super::clock::Clock;
 use super::leftovers::SpoolTo;
 use super::negotiated::Memory;
 use super::pipeline::{Common, Pipeline};
@@ -36,6 +37,8 @@ pub struct Delivery {
     pub exit_deadline: Duration,
     /// Where what the final push could not deliver goes, and the byte cap of one stop's files.
     pub spool: Option<(SpoolTo, u64)>,
+    /// The time every pipeline decides by, and rounds are stamped with.
+    pub clock: Clock,
 }
 
 impl Delivery {
@@ -44,6 +47,11 @@ impl Delivery {
     /// nothing is pushed or written anywhere (an HDB's working directory is its database root):
     /// this says so once, and `.prom.text[]` and `/metrics` still answer.
     pub fn build(c: &Config, instance: &str) -> Result<Delivery, BuildError> {
+        Delivery::build_with_clock(c, instance, Clock::System)
+    }
+
+    /// [`Delivery::build`] with every pipeline reading the time on `clock`.
+    pub fn build_with_clock(c: &Config, instance: &str, clock: Clock) -> Result<Delivery, BuildError> {
         let spool = c.spool.as_ref().map(|s| {
             let to = SpoolTo { dir: s.dir.clone(), job: c.job.clone(), instance: instance.into(), host: crate::builtin::local_host() };
             (to, s.max_bytes)
@@ -57,7 +65,7 @@ impl Delivery {
         let mut slots = Vec::new();
         let mut add = |name: &str, make: &mut dyn FnMut(Common) -> Result<Box<dyn Pipeline>, BuildError>| -> Result<(), BuildError> {
             let ledger = Ledger::default();
-            let pipeline = make(Common::new(name, ledger.clone()))?;
+            let pipeline = make(Common::new(name, ledger.clone(), clock.clone()))?;
             slots.push(Slot::new(slots.len(), name, ledger, pipeline));
             Ok(())
         };
@@ -83,6 +91,7 @@ impl Delivery {
             round_deadline: Duration::from_millis(c.interval_ms.clamp(1_000, 30_000)),
             exit_deadline: Duration::from_millis(c.exit_deadline_ms),
             spool,
+            clock,
         })
     }
 

@@ -22,6 +22,7 @@
 
 pub mod accounting;
 pub mod client;
+pub mod clock;
 pub mod deadline;
 pub mod delivery;
 pub mod leftovers;
@@ -39,7 +40,7 @@ pub mod slot;
 pub mod spool;
 pub mod textfile;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What one target said about one push.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +63,16 @@ pub struct Outcome {
     pub attempts: u32,
     /// Why it failed, without attempt counts (what "logged once per cause" compares); empty when ok.
     pub cause: String,
+    /// Set when the receiver's `Retry-After` outlives the round: the target calls it again no
+    /// sooner than this, and says why in `message`.
+    pub waiting: Option<Waiting>,
+}
+
+/// A receiver's `Retry-After` that the round ended inside of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    /// No request to the receiver before this, on the delivery's [`clock::Clock`].
+    pub until: Instant,
 }
 
 impl Outcome {
@@ -77,6 +88,7 @@ impl Outcome {
             millis: 0.0,
             attempts: 0,
             cause: String::new(),
+            waiting: None,
         }
     }
 }
@@ -96,7 +108,7 @@ pub enum Action {
 ///
 /// ```
 /// use kdbprom::push::{classify, Action};
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// assert_eq!(classify(204, None, true), Action::Done);
 /// assert_eq!(classify(503, Some(Duration::from_secs(2)), true), Action::Retry(Some(Duration::from_secs(2))));
 /// assert_eq!(classify(429, None, false), Action::Drop);
