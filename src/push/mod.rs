@@ -5,7 +5,17 @@
 //! state; [`delivery::Delivery::build`] assembles them from the configuration, each in a
 //! [`slot::Slot`] with its id, name, accounting and self-metric series. Request building is pure
 //! ([`pushgateway::group_path`], [`classify`]); only [`client`] and the `send` functions touch the
-//! network. A push never panics past its round and never outlives its deadline.
+//! network. A push never panics past its round and never outlives its deadline. Building the
+//! delivery is also where the spool directory is created and probed (parsing the configuration
+//! touches no disk for it).
+//!
+//! # Time
+//! What time decides (a round's timestamp, queue expiry at `sample_age_limit_ms`, a receiver's
+//! `Retry-After`, the negotiation memory's day) is read on the delivery's [`clock::Clock`], which
+//! every pipeline holds in its [`pipeline::Common`]; unit tests move a manual one instead of
+//! sleeping. A round's [`deadline::Deadline`] and the flusher's schedule stay on real time: they
+//! bound real waiting. A `Retry-After` that outlives the round is kept by the pipeline and
+//! reported as [`Outcome::waiting`] (and [`retry::Ending::Waiting`] for the one request).
 //!
 //! # Who owns a pipeline when
 //! - Between rounds: its slot, on the flusher thread. The flusher offers it the round
