@@ -462,6 +462,7 @@ impl From<BuildError> for AgentError {
     fn from(e: BuildError) -> AgentError {
         match e {
             BuildError::Client(e) => AgentError::Client(e),
+            BuildError::Config(e) => AgentError::Config(e),
         }
     }
 }

@@ -200,7 +200,7 @@ impl State {
         let snap = self.agg.snapshot(&reg);
         let ended = self.agg.take_ended(&reg);
         let d = &mut self.shared.delivery;
-        let round = Round::new(&snap, &ended, &d.rw_labels, &self.shared.const_labels, last);
+        let round = Round::new(&snap, &ended, &d.rw_labels, &self.shared.const_labels, d.clock.unix_ms(), last);
         let mut lent = Vec::new();
         for slot in &mut d.slots {
             // Between rounds every slot holds its pipeline: a round always hands them back.

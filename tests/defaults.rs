@@ -12,6 +12,7 @@
 mod common;
 mod servers;
 
+use common::life::Life;
 use common::{Host, host, lock};
 use kdbplus::api::K;
 use std::io::{BufRead, BufReader, Write};
@@ -29,31 +30,14 @@ fn procinfo(h: &Host) -> K {
     )
 }
 
-fn init(h: &Host, cfg: K) {
-    let _ = h.call("kdbprom_stop", &[h.id()]);
-    let r = h.call("kdbprom_init", &[cfg, procinfo(h)]).unwrap_or_else(|e| panic!("init refused: {e}"));
-    (h.r0)(r);
-}
-
-fn stop(h: &Host) {
-    if let Ok(d) = h.call("kdbprom_stop", &[h.id()])
-        && !d.is_null()
-    {
-        (h.r0)(d);
-    }
+/// `.prom.init[cfg;process]` as the q script of a process that does not listen calls it.
+fn init(h: &Host, cfg: K) -> Life {
+    Life::init_as(cfg, procinfo(h))
 }
 
 /// `.prom.push[]`: the targets it reported on.
-fn push(h: &Host) -> Vec<String> {
-    let d = h.ok("kdbprom_push", &[h.id()]);
-    let names = h.dict_items(d).into_iter().map(|(t, _)| t).collect();
-    (h.r0)(d);
-    names
-}
-
-fn gauge(h: &Host, name: &str, v: f64) {
-    h.ok("kdbprom_declare", &[h.s("gauge"), h.s(name), h.str("test"), h.id(), h.id()]);
-    h.ok("kdbprom_set", &[h.s(name), h.f(v)]);
+fn push(life: &Life) -> Vec<String> {
+    life.push().into_keys().collect()
 }
 
 /// Runs the child part named in `DEFAULTS_CHILD` (`<part>\n<arg>`) if this process is a child.
@@ -66,41 +50,40 @@ fn child_part() {
         // Writes its textfile as instance `arg` of job tf, value 1 or 2.
         "textfile" => {
             let dir = std::env::var("DEFAULTS_TEXTFILE_DIR").unwrap();
-            init(h, h.dict(&["job", "instance", "interval_ms", "textfile"], &[h.s("tf"), h.s(arg), h.j(60_000), h.str(&dir)]));
-            gauge(h, "tf_value", if arg == "a" { 1.0 } else { 2.0 });
-            assert_eq!(push(h), ["textfile"]);
-            stop(h);
+            let life = init(h, h.dict(&["job", "instance", "interval_ms", "textfile"], &[h.s("tf"), h.s(arg), h.j(60_000), h.str(&dir)]));
+            life.gauge("tf_value");
+            life.set("tf_value", if arg == "a" { 1.0 } else { 2.0 });
+            assert_eq!(push(&life), ["textfile"]);
+            life.stop();
         }
         // Holds job lockjob (instance: the default, the host) until its stdin closes.
         "hold" => {
-            init(h, h.dict(&["job"], &[h.s("lockjob")]));
+            let life = init(h, h.dict(&["job"], &[h.s("lockjob")]));
             println!("READY");
             let _ = std::io::stdout().flush();
             let _ = std::io::stdin().lines().count();
-            stop(h);
+            life.stop();
         }
         // Inits job lockjob once and stops.
         "once" => {
-            init(h, h.dict(&["job"], &[h.s("lockjob")]));
-            stop(h);
+            init(h, h.dict(&["job"], &[h.s("lockjob")])).stop();
         }
         // No target at all, in working directory `arg`.
         "none" => {
             std::env::set_current_dir(arg).unwrap();
-            init(h, h.dict(&["job", "interval_ms"], &[h.s("quiet_job"), h.j(100)]));
-            gauge(h, "quiet_value", 7.0);
-            assert!(push(h).is_empty(), "no target, no outcome");
-            let t = h.ok("kdbprom_text", &[h.id()]);
-            assert!(h.string(t).contains("quiet_value 7"), "{}", h.string(t));
-            (h.r0)(t);
+            let life = init(h, h.dict(&["job", "interval_ms"], &[h.s("quiet_job"), h.j(100)]));
+            life.gauge("quiet_value");
+            life.set("quiet_value", 7.0);
+            assert!(push(&life).is_empty(), "no target, no outcome");
+            let t = life.text();
+            assert!(t.contains("quiet_value 7"), "{t}");
             std::thread::sleep(Duration::from_millis(350)); // a few interval rounds
-            stop(h);
+            life.stop();
         }
         // A remote-write target and the default spool, wherever XDG_STATE_HOME says.
         "spool" => {
             let rw = common::rw(h, "http://127.0.0.1:9/api/v1/write", "prom", &[]);
-            init(h, h.dict(&["job", "exit_deadline_ms", "remote_write"], &[h.s("spool_job"), h.j(200), h.list(&[rw])]));
-            stop(h);
+            init(h, h.dict(&["job", "exit_deadline_ms", "remote_write"], &[h.s("spool_job"), h.j(200), h.list(&[rw])])).stop();
         }
         p => panic!("unknown child part {p}"),
     }

@@ -7,34 +7,9 @@
 mod common;
 mod servers;
 
-use common::{Host, host, lock};
-use kdbplus::api::K;
+use common::life::Life;
+use common::{host, lock};
 use servers::{query, value};
-use std::collections::HashMap;
-
-fn init(h: &Host, keys: &[&str], vals: &[K]) {
-    let _ = h.call("kdbprom_stop", &[h.id()]);
-    let r = h.ok("kdbprom_init", &[h.dict(keys, vals), h.id()]);
-    (h.r0)(r);
-}
-
-fn text(h: &Host) -> String {
-    let t = h.ok("kdbprom_text", &[h.id()]);
-    let s = h.string(t);
-    (h.r0)(t);
-    s
-}
-
-/// Per target: (ok, status, samples) of a push or stop outcome dictionary.
-fn outcomes(h: &Host, d: K) -> HashMap<String, (bool, i64, i64)> {
-    h.dict_items(d)
-        .into_iter()
-        .map(|(t, o)| {
-            let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
-            (t, (h.boolean(f["ok"]), h.long(f["status"]), h.long(f["samples"])))
-        })
-        .collect()
-}
 
 /// A fixed sample of 1,000 values: 990 lognormal-ish latencies around 5 ms (σ = 1.2 in log
 /// space, from splitmix64 through Box-Muller), 5 zeros and 5 negative values.
@@ -87,8 +62,7 @@ fn native_histograms_in_prometheus_and_the_pushgateway() {
     let rw =
         h.dict(&["url", "name", "protocol"], &[h.str(&format!("http://127.0.0.1:{}/api/v1/write", prom.port)), h.s("prom"), h.str("1.0")]);
     let pg = h.dict(&["url"], &[h.str(&format!("http://127.0.0.1:{}", pgw.port))]);
-    init(
-        h,
+    let life = Life::init_with(
         &["job", "instance", "remote_write", "pushgateway", "interval_ms"],
         &[h.s("nhtest"), h.s("box:1"), h.list(&[rw]), pg, h.j(3_600_000)],
     );
@@ -112,17 +86,15 @@ fn native_histograms_in_prometheus_and_the_pushgateway() {
     let (sum, med) = (values.iter().sum::<f64>(), median(&values));
 
     // What the Pushgateway is sent: the native-only family is just _sum and _count.
-    let t = text(h);
+    let t = life.text();
     let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("nh_seconds")).collect();
     assert_eq!(lines.len(), 2, "{t}");
     assert!(lines[0].starts_with("nh_seconds_sum{path=\"/query\"} ") && lines[1] == "nh_seconds_count{path=\"/query\"} 1000", "{t}");
     assert!(t.contains("\nnd_seconds_bucket{le=\"0.01\"} ") && t.contains("\nnd_seconds_count 1000\n"), "{t}");
 
-    let d = h.ok("kdbprom_push", &[h.id()]);
-    let o = outcomes(h, d);
-    (h.r0)(d);
-    assert!(o["prom"].0 && o["prom"].1 == 204, "{o:?}");
-    assert_eq!(o["pushgateway"], (true, 200, o["pushgateway"].2), "{o:?}");
+    let o = life.push();
+    assert!(o["prom"].ok && o["prom"].status == 204, "{o:?}");
+    assert_eq!((o["pushgateway"].ok, o["pushgateway"].status), (true, 200), "{o:?}");
 
     for (m, sel) in [("nh_seconds", "nh_seconds{job=\"nhtest\",instance=\"box:1\",path=\"/query\"}"), ("nd_seconds", "nd_seconds")] {
         assert_eq!(scalar(prom.port, &format!("histogram_count({sel})")), Some(1000.0), "{m}");
@@ -151,11 +123,8 @@ fn native_histograms_in_prometheus_and_the_pushgateway() {
     // The stop's stale markers (a histogram whose sum is the stale NaN) end the native series at once.
     let pushed_at = now();
     std::thread::sleep(std::time::Duration::from_millis(50));
-    let st = h.ok("kdbprom_stop", &[h.id()]);
-    let pushed = h.dict_items(st).into_iter().find(|(k, _)| k == "pushed").unwrap().1;
-    let fin = outcomes(h, pushed);
-    (h.r0)(st);
-    assert!(fin["prom"].0, "stale markers accepted: {fin:?}");
+    let fin = life.stop().pushed;
+    assert!(fin["prom"].ok, "stale markers accepted: {fin:?}");
     for m in ["nh_seconds", "nd_seconds"] {
         assert_eq!(scalar(prom.port, &format!("histogram_count({m})")), None, "{m} is stale after stop");
         let before = scalar_at(prom.port, &format!("histogram_count({m})"), pushed_at);
@@ -168,7 +137,7 @@ fn native_histograms_in_prometheus_and_the_pushgateway() {
 fn declarations_as_q_passes_them() {
     let _g = lock();
     let h = host();
-    init(h, &["job"], &[h.s("nhdecl")]);
+    let life = Life::init_with(&["job"], &[h.s("nhdecl")]);
     // `native, and the same again: the same family.
     for _ in 0..2 {
         h.ok("kdbprom_declare", &[h.s("histogram"), h.s("a_seconds"), h.str(""), h.id(), h.s("native")]);
@@ -194,7 +163,7 @@ fn declarations_as_q_passes_them() {
     for m in ["a_seconds", "b_seconds", "c_seconds", "d_seconds", "e_seconds", "f_seconds", "g_seconds"] {
         h.ok("kdbprom_observe", &[h.s(m), h.floats(&[0.0, -1.0, 0.25, 1.5])]);
     }
-    let t = text(h);
+    let t = life.text();
     for m in ["a", "b", "c"] {
         assert!(t.contains(&format!("# TYPE {m}_seconds histogram\n{m}_seconds_sum 0.75\n{m}_seconds_count 4\n")), "{m}: {t}");
     }
@@ -210,10 +179,10 @@ fn declarations_as_q_passes_them() {
 fn native_request_durations() {
     let _g = lock();
     let h = host();
-    init(h, &["job", "native_request_histograms"], &[h.s("nhreq"), h.b(true)]);
+    let life = Life::init_with(&["job", "native_request_histograms"], &[h.s("nhreq"), h.b(true)]);
     h.ok("kdbprom_begin", &[h.j(0)]);
     h.ok("kdbprom_end", &[h.j(0)]);
-    let t = text(h);
+    let t = life.text();
     assert!(t.contains("\nkdb_request_duration_seconds_count{handler=\"sync\"} 1\n"), "{t}");
     assert!(!t.contains("kdb_request_duration_seconds_bucket"), "{t}");
     let _ = h.call("kdbprom_stop", &[h.id()]);

@@ -11,6 +11,7 @@ mod common;
 mod mock;
 mod servers;
 
+use common::life::Life;
 use common::{Host, host, lock};
 use kdbplus::api::K;
 use kdbprom::config::Config;
@@ -25,29 +26,16 @@ const ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client
 const SCHEMA: i32 = 3;
 const ZERO_THRESHOLD: f64 = 1e-6;
 
-fn init(h: &Host, job: &str, pg: K) {
-    let _ = h.call("kdbprom_stop", &[h.id()]);
-    let r = h.ok(
-        "kdbprom_init",
-        &[
-            h.dict(
-                &["job", "instance", "labels", "pushgateway", "interval_ms"],
-                &[h.s(job), h.s("box:1"), h.dict(&["env"], &[h.s("ci")]), pg, h.j(3_600_000)],
-            ),
-            h.id(),
-        ],
-    );
-    (h.r0)(r);
+/// `.prom.init` of `job` as instance box:1, labelled env=ci, pushing to `pg` (at init and when
+/// the test asks: the interval is an hour).
+fn init(h: &Host, job: &str, pg: K) -> Life {
+    Life::init(job, "box:1", &[("labels", h.dict(&["env"], &[h.s("ci")])), ("pushgateway", pg), ("interval_ms", h.j(3_600_000))])
 }
 
 /// (ok, status) of the Pushgateway's outcome of `.prom.push[]`.
-fn push(h: &Host) -> (bool, i64) {
-    let d = h.ok("kdbprom_push", &[h.id()]);
-    let o: HashMap<String, K> = h.dict_items(d).into_iter().collect();
-    let f: HashMap<String, K> = h.dict_items(o["pushgateway"]).into_iter().collect();
-    let r = (h.boolean(f["ok"]), h.long(f["status"]));
-    (h.r0)(d);
-    r
+fn push(life: &Life) -> (bool, i64) {
+    let o = &life.push()["pushgateway"];
+    (o.ok, o.status)
 }
 
 /// A fixed sample: 300 lognormal-ish latencies around 5 ms (splitmix64 through Box-Muller), exact
@@ -274,9 +262,9 @@ fn protobuf_by_default_gzip_and_text_read_back_from_the_gateway() {
         ("pf_text", &[("format", "text")][..], false),
         ("pf_text_gzip", &[("format", "text"), ("compression", "gzip")][..], false),
     ] {
-        init(h, job, pushgateway(h, pgw.port, extra));
+        let life = init(h, job, pushgateway(h, pgw.port, extra));
         let values = declare_and_record(h, job);
-        assert_eq!(push(h), (true, 200), "{job}");
+        assert_eq!(push(&life), (true, 200), "{job}");
         check(&gateway(pgw.port), job, job, &values, native);
         // A text scrape of the gateway shows a native histogram's count and sum (and the implied `+Inf` bucket).
         let text = servers::http().get(format!("http://127.0.0.1:{}/metrics", pgw.port)).send().unwrap().text().unwrap();
@@ -285,7 +273,7 @@ fn protobuf_by_default_gzip_and_text_read_back_from_the_gateway() {
         assert!(text.lines().any(|l| l.starts_with(&format!("{job}_native_seconds_sum{{"))), "{text}");
         // PUT replaces the group: a new gauge value wins, the rest stays.
         h.ok("kdbprom_set", &[h.s(&format!("{job}_depth")), h.f(9.5)]);
-        assert_eq!(push(h), (true, 200), "{job}");
+        assert_eq!(push(&life), (true, 200), "{job}");
         let fams = gateway(pgw.port);
         assert_eq!(series(&fams, &format!("{job}_depth"), job, &[]).1.gauge.as_ref().unwrap().value(), 9.5);
         assert_eq!(series(&fams, &format!("{job}_rows_total"), job, &[("table", "trade")]).1.counter.as_ref().unwrap().value(), 1234.0);
@@ -389,8 +377,7 @@ fn bad_format_or_compression_is_refused_naming_the_key() {
     // And through the q API, at init.
     let _g = lock();
     let h = host();
-    let _ = h.call("kdbprom_stop", &[h.id()]);
     let pg = h.dict(&["url", "format"], &[h.str("http://127.0.0.1:9091"), h.s("xml")]);
-    let err = h.err("kdbprom_init", &[h.dict(&["job", "pushgateway"], &[h.s("pfbad"), pg]), h.id()]);
+    let err = Life::init_err("pfbad", &[("pushgateway", pg)]);
     assert!(err.contains(r#"config key pushgateway.format: must be "protobuf" or "text", not 'xml'"#), "{err}");
 }

@@ -4,50 +4,11 @@
 mod common;
 mod servers;
 
+use common::life::Life;
 use common::{Host, host, lock, rw};
 use kdbplus::api::K;
 use servers::{query, query_vm, value};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-#[derive(Debug)]
-struct Outcome {
-    ok: bool,
-    status: i64,
-    message: String,
-    samples: i64,
-}
-
-fn outcomes(h: &Host, d: K) -> HashMap<String, Outcome> {
-    h.dict_items(d)
-        .into_iter()
-        .map(|(t, o)| {
-            let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
-            (
-                t,
-                Outcome {
-                    ok: h.boolean(f["ok"]),
-                    status: h.long(f["status"]),
-                    message: h.string(f["message"]),
-                    samples: h.long(f["samples"]),
-                },
-            )
-        })
-        .collect()
-}
-
-fn init(h: &Host, keys: &[&str], vals: &[K]) {
-    let _ = h.call("kdbprom_stop", &[h.id()]);
-    let r = h.ok("kdbprom_init", &[h.dict(keys, vals), h.id()]);
-    (h.r0)(r);
-}
-
-fn push(h: &Host) -> HashMap<String, Outcome> {
-    let d = h.ok("kdbprom_push", &[h.id()]);
-    let o = outcomes(h, d);
-    (h.r0)(d);
-    o
-}
 
 fn declare_and_record(h: &Host, prefix: &str) {
     let n = |s: &str| format!("{prefix}_{s}");
@@ -94,8 +55,7 @@ fn remote_write_to_prometheus_and_victoria_metrics() {
         rw(h, &format!("http://127.0.0.1:{}/api/v1/write", prom.port), "prom", &[]),
         rw(h, &format!("http://127.0.0.1:{}/api/v1/write", vm.port), "vm", &[("queue", h.dict(&["max_samples_per_send"], &[h.j(7)]))]),
     ]);
-    init(
-        h,
+    let life = Life::init_with(
         &["job", "instance", "labels", "remote_write", "interval_ms"],
         &[h.s("rwtest"), h.s("host-a:5010"), h.dict(&["env"], &[h.s("ci")]), targets, h.j(3_600_000)],
     );
@@ -106,16 +66,14 @@ fn remote_write_to_prometheus_and_victoria_metrics() {
         std::thread::sleep(Duration::from_millis(20));
     }
     declare_and_record(h, "rw");
-    let o = push(h);
+    let o = life.push();
     assert!(o["prom"].ok && o["prom"].status == 204, "{o:?}");
     assert!(o["vm"].ok && o["vm"].status == 204, "{o:?}");
     assert_eq!(o["prom"].samples, o["vm"].samples, "same snapshot, split differently");
     check_values(|m| query(prom.port, m), "rw", "rwtest", "host-a:5010");
     assert_eq!(value(&query(prom.port, "kdbprom_events_dropped_total"), &[("job", "rwtest")]), 0.0);
     check_values(|m| query_vm(vm.port, m, 1), "rw", "rwtest", "host-a:5010");
-    let st = h.ok("kdbprom_stop", &[h.id()]);
-    let pushed = h.dict_items(st).into_iter().find(|(k, _)| k == "pushed").unwrap().1;
-    let fin = outcomes(h, pushed);
+    let fin = life.stop().pushed;
     assert!(fin["prom"].ok && fin["vm"].ok, "final push on stop: {fin:?}");
 }
 
@@ -142,13 +100,12 @@ fn pushgateway_groups_by_job_instance_and_labels() {
     let h = host();
     let pgw = servers::pushgateway();
     let pg = h.dict(&["url", "grouping"], &[h.str(&format!("http://127.0.0.1:{}", pgw.port)), h.dict(&["path"], &[h.str("/var/tmp")])]);
-    init(
-        h,
+    let life = Life::init_with(
         &["job", "instance", "labels", "pushgateway", "interval_ms"],
         &[h.s("pgtest"), h.s("host-b:1"), h.dict(&["env"], &[h.s("ci")]), pg, h.j(3_600_000)],
     );
     declare_and_record(h, "pg");
-    let o = push(h);
+    let o = life.push();
     assert!(o["pushgateway"].ok && o["pushgateway"].status == 200, "{o:?}");
     let m = pgw_metrics(pgw.port);
     let group = ["job=\"pgtest\"", "instance=\"host-b:1\"", "path=\"/var/tmp\"", "env=\"ci\""];
@@ -162,7 +119,7 @@ fn pushgateway_groups_by_job_instance_and_labels() {
     assert!(pgw_value(&m, "push_time_seconds", &group[..3]) > 1.7e9);
     // PUT replaces the group: a second push with a new value wins.
     h.ok("kdbprom_set", &[h.s("pg_depth"), h.f(9.0)]);
-    push(h);
+    life.push();
     assert_eq!(pgw_value(&pgw_metrics(pgw.port), "pg_depth", &group), 9.0);
     let _ = h.call("kdbprom_stop", &[h.id()]);
 }
@@ -258,10 +215,11 @@ fn mtls_and_basic_auth_against_prometheus_web_config() {
             ],
         ),
     ]);
-    init(h, &["job", "remote_write", "interval_ms", "exit_deadline_ms"], &[h.s("tlstest"), targets, h.j(1_000), h.j(500)]);
+    let life =
+        Life::init_with(&["job", "remote_write", "interval_ms", "exit_deadline_ms"], &[h.s("tlstest"), targets, h.j(1_000), h.j(500)]);
     h.ok("kdbprom_declare", &[h.s("gauge"), h.s("tls_ok"), h.str("x"), h.id(), h.id()]);
     h.ok("kdbprom_set", &[h.s("tls_ok"), h.j(42)]);
-    let o = push(h);
+    let o = life.push();
     assert!(o["good"].ok && o["good"].status == 204, "{o:?}");
     assert_eq!((o["wrongpw"].ok, o["wrongpw"].status), (false, 401), "{o:?}");
     assert!(!o["untrusted"].ok && o["untrusted"].status == 0 && o["untrusted"].message.contains("UnknownIssuer"), "{o:?}");
@@ -354,21 +312,23 @@ fn unreachable_refused_hung_and_rejecting_receivers_fail_cleanly_and_in_time() {
         rw(h, &format!("http://127.0.0.1:{hung_port}/api/v1/write"), "hung", &[("remote_timeout_ms", h.j(300))]),
         rw(h, &format!("http://127.0.0.1:{}/api/v1/wirte", prom.port), "notfound", &[]),
     ]);
-    init(h, &["job", "remote_write", "interval_ms", "exit_deadline_ms"], &[h.s("failtest"), targets, h.j(1_000), h.j(800)]);
+    let life =
+        Life::init_with(&["job", "remote_write", "interval_ms", "exit_deadline_ms"], &[h.s("failtest"), targets, h.j(1_000), h.j(800)]);
     let t = Instant::now();
-    let o = push(h);
+    let o = life.push();
     assert!(t.elapsed() < Duration::from_secs(3), "push took {:?}", t.elapsed());
     assert!(!o["refused"].ok && o["refused"].status == 0 && o["refused"].message.to_lowercase().contains("connect"), "{o:?}");
     assert!(!o["hung"].ok, "{o:?}");
     assert_eq!((o["notfound"].ok, o["notfound"].status), (false, 404), "{o:?}");
     assert!(o["notfound"].message.contains("404 page not found"), "{o:?}");
-    let st = h.ok("kdbprom_stats", &[h.id()]);
-    let st: HashMap<String, i64> = h.long_dict(st).into_iter().collect();
+    let st = life.stats().top;
     assert!(st["pushes_failed"] >= 3, "{st:?}");
     let t = Instant::now();
     let _ = h.call("kdbprom_stop", &[h.id()]);
-    // exit_deadline_ms 800, and 250 ms past it at most.
+    // exit_deadline_ms 800, and 250 ms past it at most; the final push retries the refused and
+    // waits on the hung receiver until its own deadline (800 less the spool's 200 ms).
     assert!(t.elapsed() <= Duration::from_millis(800 + 250), "stop bounded by exit_deadline_ms: {:?}", t.elapsed());
+    assert!(t.elapsed() >= Duration::from_millis(400), "the failing receivers were given time: {:?}", t.elapsed());
     drop(hung);
     // Unreadable secrets and certificates fail init, naming the key.
     let bad = |extra: (&str, K)| h.list(&[rw(h, "http://127.0.0.1:9/w", "x", &[extra])]);

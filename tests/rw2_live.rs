@@ -20,10 +20,9 @@ mod common;
 mod servers;
 mod http;
 
-use common::life::outcomes;
+use common::life::Life;
 use common::{Host, host, lock, rw};
-use kdbplus::api::K;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -103,21 +102,6 @@ fn serve(conn: TcpStream, upstream: u16, log: &Mutex<Vec<Exchange>>) {
     }
 }
 
-fn init(h: &Host, keys: &[&str], vals: &[K]) {
-    let _ = h.call("kdbprom_stop", &[h.id()]);
-    let r = h.ok("kdbprom_init", &[h.dict(keys, vals), h.id()]);
-    (h.r0)(r);
-}
-
-/// Target `name` in a stats dictionary (`.prom.stats[]` or `.prom.stop[]`): samples_sent and
-/// samples_failed by reason.
-fn target_stats(h: &Host, st: K, name: &str) -> (u64, Vec<(String, i64)>) {
-    let targets = h.dict_items(st).into_iter().find(|(k, _)| k == "targets").unwrap().1;
-    let t = h.dict_items(targets).into_iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("target {name}")).1;
-    let f: HashMap<String, K> = h.dict_items(t).into_iter().collect();
-    (h.long(f["samples_sent"]) as u64, h.long_dict(f["samples_failed"]))
-}
-
 fn now_s() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
 }
@@ -181,11 +165,10 @@ fn scenario() {
     let (proxy, log) = recording_proxy(prom.port);
     let t0 = now_s();
     let target = rw(h, &format!("{proxy}/api/v1/write"), "prom3", &[]);
-    init(h, &["job", "instance", "remote_write", "interval_ms"], &[h.s(JOB), h.s("box:1"), h.list(&[target]), h.j(3_600_000)]);
+    let life =
+        Life::init_with(&["job", "instance", "remote_write", "interval_ms"], &[h.s(JOB), h.s("box:1"), h.list(&[target]), h.j(3_600_000)]);
     declare_and_record(h);
-    let d = h.ok("kdbprom_push", &[h.id()]);
-    let o = outcomes(h, d);
-    (h.r0)(d);
+    let o = life.push();
     assert!(o["prom3"].ok && o["prom3"].status == 204, "{o:?}");
     let pushed_at = now_s();
 
@@ -237,17 +220,14 @@ fn scenario() {
     // A second push, then the stop: its final push and stale markers.
     let s = h.ok("kdbprom_series", &[h.s("rw2_rows_total"), h.str("trade")]);
     h.ok("kdbprom_inc", &[s, h.j(1)]);
-    let d = h.ok("kdbprom_push", &[h.id()]);
-    (h.r0)(d);
+    life.push();
     std::thread::sleep(Duration::from_millis(20));
     let before_stop = now_s();
     std::thread::sleep(Duration::from_millis(20));
-    let st = h.ok("kdbprom_stop", &[h.id()]);
-    let pushed = h.dict_items(st).into_iter().find(|(k, _)| k == "pushed").unwrap().1;
-    let fin = outcomes(h, pushed);
+    let st = life.stop();
+    let fin = &st.pushed;
     assert!(fin["prom3"].ok, "the final push and its stale markers: {fin:?}");
-    let (sent, failed) = target_stats(h, st, "prom3");
-    (h.r0)(st);
+    let (sent, failed) = (st.targets["prom3"].sent as u64, &st.targets["prom3"].failed);
     assert!(failed.iter().all(|(_, n)| *n == 0), "nothing failed: {failed:?}");
 
     // Stale markers ended every series: nothing of the job now, everything just before.

@@ -8,29 +8,11 @@
 mod common;
 mod servers;
 
-use common::life::outcomes;
+use common::life::Life;
 use common::{Host, host, lock, rw};
-use kdbplus::api::K;
 use kdbprom::config::Config;
 use servers::query;
 use std::collections::HashMap;
-
-fn init(h: &Host, keys: &[&str], vals: &[K]) {
-    let _ = h.call("kdbprom_stop", &[h.id()]);
-    let r = h.ok("kdbprom_init", &[h.dict(keys, vals), h.id()]);
-    (h.r0)(r);
-}
-
-/// `.prom.stats[]` of target `name`: its samples_sent and samples_failed by reason.
-fn target_stats(h: &Host, name: &str) -> (i64, Vec<(String, i64)>) {
-    let st = h.ok("kdbprom_stats", &[h.id()]);
-    let targets = h.dict_items(st).into_iter().find(|(k, _)| k == "targets").unwrap().1;
-    let t = h.dict_items(targets).into_iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("target {name}")).1;
-    let f: HashMap<String, K> = h.dict_items(t).into_iter().collect();
-    let r = (h.long(f["samples_sent"]), h.long_dict(f["samples_failed"]));
-    (h.r0)(st);
-    r
-}
 
 /// Values whose sum is exact in binary: count 6, sum 10.5.
 const VALUES: [f64; 6] = [0.25, 0.5, 0.75, 1.0, 2.0, 6.0];
@@ -76,11 +58,12 @@ fn false_sends_what_the_text_shows_to_a_prometheus_without_native_histograms() {
         let prom = servers::prometheus(None);
         let url = format!("http://127.0.0.1:{}/api/v1/write", prom.port);
         let t = rw(h, &url, "prom", &[("protocol", h.str(protocol)), ("send_native_histograms", h.b(false))]);
-        init(h, &["job", "instance", "remote_write", "interval_ms"], &[h.s("nhoff"), h.s("box:1"), h.list(&[t]), h.j(3_600_000)]);
+        let life = Life::init_with(
+            &["job", "instance", "remote_write", "interval_ms"],
+            &[h.s("nhoff"), h.s("box:1"), h.list(&[t]), h.j(3_600_000)],
+        );
         declare_and_observe(h);
-        let d = h.ok("kdbprom_push", &[h.id()]);
-        let o = outcomes(h, d);
-        (h.r0)(d);
+        let o = life.push();
         assert!(o["prom"].ok && o["prom"].status == 204, "{protocol}: {o:?}");
         let sel = "{job=\"nhoff\",instance=\"box:1\"}";
         let one = |m: &str| {
@@ -95,13 +78,11 @@ fn false_sends_what_the_text_shows_to_a_prometheus_without_native_histograms() {
         assert_eq!((le("0.5"), le("1.0"), le("4.0"), le("+Inf")), (2.0, 4.0, 5.0, 6.0), "{protocol}: {b:?}");
         assert!(query(prom.port, "nh_seconds").is_empty() && query(prom.port, "nd_seconds").is_empty(), "{protocol}: no native series");
         assert!(query(prom.port, "nh_seconds_bucket").is_empty(), "{protocol}: a native-only family has no buckets, as in the text");
-        let (sent, failed) = target_stats(h, "prom");
+        let prom_stats = life.target("prom");
+        let (sent, failed) = (prom_stats.sent, prom_stats.failed);
         assert!(failed.iter().all(|(_, n)| *n == 0), "{protocol}: nothing fails: {failed:?}");
         assert!(sent > 0);
-        let st = h.ok("kdbprom_stop", &[h.id()]);
-        let pushed = h.dict_items(st).into_iter().find(|(k, _)| k == "pushed").unwrap().1;
-        let fin = outcomes(h, pushed);
-        (h.r0)(st);
+        let fin = life.stop().pushed;
         assert!(fin["prom"].ok, "{protocol}: the final push and its stale markers: {fin:?}");
         assert!(query(prom.port, "nh_seconds_count").is_empty(), "{protocol}: stale markers ended it");
     }
@@ -115,11 +96,10 @@ fn the_default_sends_native_histograms_whole() {
     let h = host();
     let prom = servers::prometheus_with(&["--enable-feature=native-histograms"]);
     let t = rw(h, &format!("http://127.0.0.1:{}/api/v1/write", prom.port), "prom", &[]);
-    init(h, &["job", "instance", "remote_write", "interval_ms"], &[h.s("nhon"), h.s("box:1"), h.list(&[t]), h.j(3_600_000)]);
+    let life =
+        Life::init_with(&["job", "instance", "remote_write", "interval_ms"], &[h.s("nhon"), h.s("box:1"), h.list(&[t]), h.j(3_600_000)]);
     declare_and_observe(h);
-    let d = h.ok("kdbprom_push", &[h.id()]);
-    let o = outcomes(h, d);
-    (h.r0)(d);
+    let o = life.push();
     assert!(o["prom"].ok && o["prom"].status == 204, "{o:?}");
     for m in ["nh_seconds", "nd_seconds"] {
         let one = |q: String| {
@@ -132,7 +112,7 @@ fn the_default_sends_native_histograms_whole() {
     }
     assert!(query(prom.port, "nh_seconds_count").is_empty(), "a native-only family has no classic series");
     assert_eq!(servers::value(&query(prom.port, "nd_seconds_count"), &[]), 6.0);
-    let (_, failed) = target_stats(h, "prom");
+    let failed = life.target("prom").failed;
     assert!(failed.iter().all(|(_, n)| *n == 0), "{failed:?}");
     let _ = h.call("kdbprom_stop", &[h.id()]);
 }

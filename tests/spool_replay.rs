@@ -14,12 +14,13 @@ mod common;
 mod faults;
 mod servers;
 
+use common::life::{Life, Stats};
 use common::{Host, host, lock};
 use faults::{Fault, Proxy};
 use kdbplus::api::K;
 use kdbprom::builtin::local_host;
 use kdbprom::push::spool;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -35,95 +36,6 @@ fn now_ms() -> i64 {
 
 // ---------------------------------------------------------------------------------------------
 // The q side
-
-/// One target's figures from `.prom.stats[]` or `.prom.stop[]`.
-#[derive(Debug, Clone, Default)]
-struct Figures {
-    samples_in: i64,
-    sent: i64,
-    failed: BTreeMap<String, i64>,
-    retried: i64,
-    queue: i64,
-    spool: i64,
-    spool_bytes: i64,
-}
-
-impl Figures {
-    fn failed_total(&self) -> i64 {
-        self.failed.values().sum()
-    }
-    fn failed(&self, why: &str) -> i64 {
-        self.failed.get(why).copied().unwrap_or_else(|| panic!("no reason {why} in {:?}", self.failed))
-    }
-    /// in = sent + failed + queued + spooled.
-    fn balanced(&self) -> bool {
-        self.samples_in == self.sent + self.failed_total() + self.queue + self.spool
-    }
-}
-
-fn targets(h: &Host, d: K) -> HashMap<String, Figures> {
-    let t = h.dict_items(d).into_iter().find(|(k, _)| k == "targets").expect("`targets` in the stats").1;
-    h.dict_items(t)
-        .into_iter()
-        .map(|(name, v)| {
-            let mut f = Figures::default();
-            for (k, x) in h.dict_items(v) {
-                match k.as_str() {
-                    "samples_in" => f.samples_in = h.long(x),
-                    "samples_sent" => f.sent = h.long(x),
-                    "samples_retried" => f.retried = h.long(x),
-                    "queue_samples" => f.queue = h.long(x),
-                    "spool_samples" => f.spool = h.long(x),
-                    "spool_bytes" => f.spool_bytes = h.long(x),
-                    "samples_failed" => f.failed = h.long_dict(x).into_iter().collect(),
-                    _ => {}
-                }
-            }
-            (name, f)
-        })
-        .collect()
-}
-
-fn stats(h: &Host) -> HashMap<String, Figures> {
-    let d = h.ok("kdbprom_stats", &[h.id()]);
-    let t = targets(h, d);
-    (h.r0)(d);
-    t
-}
-
-/// (ok, message) per target of a push outcome dictionary.
-fn outcomes(h: &Host, d: K) -> HashMap<String, (bool, String)> {
-    h.dict_items(d)
-        .into_iter()
-        .map(|(t, o)| {
-            let f: HashMap<String, K> = h.dict_items(o).into_iter().collect();
-            (t, (h.boolean(f["ok"]), h.string(f["message"])))
-        })
-        .collect()
-}
-
-fn push(h: &Host) -> HashMap<String, (bool, String)> {
-    let d = h.ok("kdbprom_push", &[h.id()]);
-    let o = outcomes(h, d);
-    (h.r0)(d);
-    o
-}
-
-/// `.prom.stop[]`: the figures and the final push's outcomes.
-fn stop(h: &Host) -> (HashMap<String, Figures>, HashMap<String, (bool, String)>) {
-    let d = h.ok("kdbprom_stop", &[h.id()]);
-    let t = targets(h, d);
-    let pushed = h.dict_items(d).into_iter().find(|(k, _)| k == "pushed").expect("`pushed` in the stop result").1;
-    let o = outcomes(h, pushed);
-    (h.r0)(d);
-    (t, o)
-}
-
-fn init(h: &Host, keys: &[&str], vals: &[K]) {
-    let _ = h.call("kdbprom_stop", &[h.id()]);
-    let r = h.ok("kdbprom_init", &[h.dict(keys, vals), h.id()]);
-    (h.r0)(r);
-}
 
 fn spool_cfg(h: &Host, dir: &Path, max_bytes: i64) -> K {
     h.dict(&["dir", "max_bytes"], &[h.str(dir.to_str().unwrap()), h.j(max_bytes)])
@@ -153,14 +65,14 @@ fn many_series(h: &Host, name: &str, n: usize, salt: u64) {
 }
 
 /// Waits until `target`'s samples_in has grown `rounds` times (each push round admits samples).
-fn wait_rounds(h: &Host, target: &str, rounds: usize, timeout: Duration) {
+fn wait_rounds(life: &Life, target: &str, rounds: usize, timeout: Duration) {
     let end = Instant::now() + timeout;
-    let mut last = stats(h)[target].samples_in;
+    let mut last = life.stats().targets[target].samples_in;
     let mut seen = 0;
     while seen < rounds {
         assert!(Instant::now() < end, "only {seen} of {rounds} rounds in {timeout:?}");
         std::thread::sleep(Duration::from_millis(25));
-        let now = stats(h)[target].samples_in;
+        let now = life.stats().targets[target].samples_in;
         if now != last {
             seen += 1;
             last = now;
@@ -282,36 +194,35 @@ fn run1(spec: &str) -> ! {
     };
     // interval_ms 1000: a push round retries a refused receiver for min(interval, 30 s), so a
     // 60 s interval would hold the push for half a minute.
-    if dir == Path::new("default") {
-        init(h, &["job", "instance", "interval_ms", "exit_deadline_ms", key], &[h.s(job), h.s("i1"), h.j(1_000), h.j(1_000), tcfg]);
+    let life = if dir == Path::new("default") {
+        Life::init_with(&["job", "instance", "interval_ms", "exit_deadline_ms", key], &[h.s(job), h.s("i1"), h.j(1_000), h.j(1_000), tcfg])
     } else {
-        init(
-            h,
+        Life::init_with(
             &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", key],
             &[h.s(job), h.s("i1"), h.j(1_000), h.j(1_000), spool_cfg(h, &dir, 64 << 20), tcfg],
-        );
-    }
+        )
+    };
     declare(h, "gauge", "run_value", &[]);
     declare(h, "counter", "run_rows_total", &[]);
     h.ok("kdbprom_set", &[h.s("run_value"), h.f(111.0)]);
     h.ok("kdbprom_inc", &[h.s("run_rows_total"), h.j(5)]);
     let t1 = now_ms();
     println!("RUN1 t1_ms={t1}");
-    let o = push(h);
-    assert!(!o[target].0, "the receiver is down, the push must fail: {o:?}");
-    let (st, pushed) = stop(h);
+    let o = life.push();
+    assert!(!o[target].ok, "the receiver is down, the push must fail: {o:?}");
+    let Stats { targets: st, pushed, .. } = life.stop();
     let f = &st[target];
     assert!(f.balanced(), "run 1 accounting: {f:?}");
     println!(
         "RUN1 spool_samples={} spool_bytes={} samples_in={} sent={} failed={} queue={}",
-        f.spool,
+        f.spooled,
         f.spool_bytes,
         f.samples_in,
         f.sent,
         f.failed_total(),
-        f.queue
+        f.queued
     );
-    println!("RUN1 note={}", pushed.get(target).map(|o| o.1.replace(' ', "_")).unwrap_or_default());
+    println!("RUN1 note={}", pushed.get(target).map(|o| o.message.replace(' ', "_")).unwrap_or_default());
     let _ = std::io::stdout().flush();
     // A batch job that exits: nothing of this run survives in memory.
     std::process::exit(0);
@@ -375,20 +286,19 @@ fn a_job_that_exits_during_an_outage_is_replayed_by_the_next_run() {
     // default spool: the job and host decide what is replayed.
     proxy.set_fault(Fault::Pass);
     let t2 = now_ms();
-    init(
-        h,
+    let life = Life::init_with(
         &["job", "instance", "interval_ms", "exit_deadline_ms", "remote_write"],
         &[h.s("replay_job"), h.s("i2"), h.j(60_000), h.j(2_000), rw_target(h, &proxy.url())],
     );
-    let at_init = stats(h)["prom"].clone();
+    let at_init = life.stats().targets["prom"].clone();
     assert!(at_init.samples_in >= spooled, "the replay counts as samples_in of run 2: {at_init:?} vs {spooled}");
     declare(h, "gauge", "run_value", &[]);
     h.ok("kdbprom_set", &[h.s("run_value"), h.f(222.0)]);
-    let o = push(h);
-    assert!(o["prom"].0, "{o:?}");
-    let f = stats(h)["prom"].clone();
+    let o = life.push();
+    assert!(o["prom"].ok, "{o:?}");
+    let f = life.stats().targets["prom"].clone();
     assert!(f.balanced(), "{f:?}");
-    assert_eq!((f.failed_total(), f.queue), (0, 0), "everything delivered: {f:?}");
+    assert_eq!((f.failed_total(), f.queued), (0, 0), "everything delivered: {f:?}");
     assert!(f.sent >= spooled, "{f:?}");
     assert!(!files[0].exists(), "the replayed file is removed: {:?}", names(&dir));
 
@@ -409,9 +319,9 @@ fn a_job_that_exits_during_an_outage_is_replayed_by_the_next_run() {
     let c = raw_samples(prom.port, "run_rows_total{job=\"replay_job\",instance=\"i1\"}");
     assert!(c.iter().any(|(t, v)| *v == 5.0 && (t - t1).abs() <= 2_000), "the counter at run 1's time: {c:?}");
 
-    let (st, _) = stop(h);
+    let st = life.stop().targets;
     let f = &st["prom"];
-    assert!(f.balanced() && f.spool == 0, "{f:?}");
+    assert!(f.balanced() && f.spooled == 0, "{f:?}");
     assert!(!spool_files(&dir).iter().any(|p| spool::read(p).is_ok_and(|f| f.header.job == "replay_job")), "{:?}", names(&dir));
 }
 
@@ -479,6 +389,7 @@ fn corrupt_truncated_and_foreign_spool_files_are_set_aside_once() {
     let _ = h.call("kdbprom_stop", &[h.id()]);
     let (r, err) = capture_stderr(&work, || h.call("kdbprom_init", &[cfg(h), h.id()]));
     (h.r0)(r.unwrap_or_else(|e| panic!("init: {e}")));
+    let life = Life { h };
     let set_aside: Vec<&str> = err.lines().filter(|l| l.contains("set aside")).collect();
     assert_eq!(set_aside.len(), 3, "each broken file reported once:\n{err}");
     for name in ["flipped", "truncated", "garbage"] {
@@ -496,22 +407,21 @@ fn corrupt_truncated_and_foreign_spool_files_are_set_aside_once() {
     }
     let s = raw_samples(prom.port, "fixture_value{job=\"fixture_job\",instance=\"i2\"}");
     assert_eq!(s, vec![(ts, 42.0)], "replayed with its own timestamp");
-    let f = stats(h)["prom"].clone();
+    let f = life.stats().targets["prom"].clone();
     assert!(f.balanced() && f.samples_in >= 1 && f.failed_total() == 0, "{f:?}");
     assert_eq!(std::fs::read(&other).unwrap(), other_bytes, "another job's file is left alone");
 
     // A second cycle: the .bad files are not .spool files any more, nothing is reported again.
     let before = names(&dir);
     let (st, err) = capture_stderr(&work, || {
-        let (st, _) = stop(h);
-        let r = h.ok("kdbprom_init", &[cfg(h), h.id()]);
-        (h.r0)(r);
-        push(h);
-        let (st2, _) = stop(h);
+        let st = life.stop().targets;
+        let life = Life::init_as(cfg(h), h.id());
+        life.push();
+        let st2 = life.stop().targets;
         (st, st2)
     });
     assert!(st.0["prom"].balanced() && st.1["prom"].balanced(), "{st:?}");
-    assert_eq!((st.0["prom"].spool, st.1["prom"].spool), (0, 0), "{st:?}");
+    assert_eq!((st.0["prom"].spooled, st.1["prom"].spooled), (0, 0), "{st:?}");
     assert!(!err.contains("set aside") && !err.contains(".bad"), "nothing reported the second time:\n{err}");
     assert_eq!(names(&dir), before, "nothing renamed, removed or added");
     assert_eq!(std::fs::read(&other).unwrap(), other_bytes);
@@ -526,17 +436,8 @@ fn an_unwritable_spool_dir_fails_init_naming_it() {
     let file = base.join("plain-file");
     std::fs::write(&file, b"x").unwrap();
     let dir = file.join("spool");
-    let _ = h.call("kdbprom_stop", &[h.id()]);
-    let e = h.err(
-        "kdbprom_init",
-        &[
-            h.dict(
-                &["job", "spool", "remote_write"],
-                &[h.s("unwritable_job"), spool_cfg(h, &dir, 1 << 20), rw_target(h, "http://127.0.0.1:9")],
-            ),
-            h.id(),
-        ],
-    );
+    let e =
+        Life::init_err("unwritable_job", &[("spool", spool_cfg(h, &dir, 1 << 20)), ("remote_write", rw_target(h, "http://127.0.0.1:9"))]);
     assert!(e.contains("spool.dir") && e.contains(dir.to_str().unwrap()), "{e}");
     assert!(e.starts_with("prom: config key spool.dir: cannot write to "), "{e}");
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
@@ -550,33 +451,32 @@ fn the_spool_cap_keeps_the_newest_and_counts_the_rest() {
     proxy.set_fault(Fault::Refuse);
     let dir = Tmp::new("spool-cap");
     const MAX: i64 = 8_192;
-    init(
-        h,
+    let life = Life::init_with(
         &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "remote_write"],
         &[h.s("cap_job"), h.s("i3"), h.j(1_000), h.j(1_000), spool_cfg(h, &dir, MAX), rw_target(h, &proxy.url())],
     );
     many_series(h, "cap_value", 60, 1);
-    wait_rounds(h, "prom", 4, Duration::from_secs(15));
-    let before = stats(h)["prom"].clone();
-    assert!(before.balanced() && before.sent == 0 && before.queue > 0, "{before:?}");
+    wait_rounds(&life, "prom", 4, Duration::from_secs(15));
+    let before = life.stats().targets["prom"].clone();
+    assert!(before.balanced() && before.sent == 0 && before.queued > 0, "{before:?}");
     let t_stop = now_ms();
-    let (st, pushed) = stop(h);
+    let Stats { targets: st, pushed, .. } = life.stop();
     let f = &st["prom"];
     assert!(f.balanced(), "{f:?}");
     let final_round = f.samples_in - before.samples_in;
     assert!(final_round > 0, "{f:?} vs {before:?}");
     let full = f.failed("spool_full");
-    assert!(f.spool > 0 && full > 0, "the cap must both keep and drop: {f:?} ({pushed:?})");
-    assert_eq!(f.spool + full, before.queue + final_round, "every queued sample spooled or counted: {f:?} vs {before:?}");
-    assert_eq!((f.sent, f.failed_total() - full, f.queue), (0, 0, 0), "{f:?}");
-    assert!(pushed["prom"].1.contains("left out (spool.max_bytes)"), "{pushed:?}");
+    assert!(f.spooled > 0 && full > 0, "the cap must both keep and drop: {f:?} ({pushed:?})");
+    assert_eq!(f.spooled + full, before.queued + final_round, "every queued sample spooled or counted: {f:?} vs {before:?}");
+    assert_eq!((f.sent, f.failed_total() - full, f.queued), (0, 0, 0), "{f:?}");
+    assert!(pushed["prom"].message.contains("left out (spool.max_bytes)"), "{pushed:?}");
 
     let files = spool_files(&dir);
     assert_eq!(files.len(), 1, "{:?}", names(&dir));
     let size = std::fs::metadata(&files[0]).unwrap().len() as i64;
     assert!(size <= MAX && size == f.spool_bytes, "size {size}, cap {MAX}, spool_bytes {}", f.spool_bytes);
     let file = spool::read(&files[0]).unwrap();
-    assert_eq!(file.entries.iter().map(|e| e.samples).sum::<u64>() as i64, f.spool);
+    assert_eq!(file.entries.iter().map(|e| e.samples).sum::<u64>() as i64, f.spooled);
     // The newest are kept: the final round (stamped after stop began) is the last entry.
     assert!(file.entries.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms), "oldest first");
     assert!(file.entries.last().unwrap().ts_ms >= t_stop, "the final round is kept: {} < {t_stop}", file.entries.last().unwrap().ts_ms);
@@ -601,23 +501,22 @@ fn a_full_disk_is_counted_as_spool_full() {
     let _m = tiny_full_tmpfs(&dir, 4_096);
     let proxy = Proxy::start(servers::free_port());
     proxy.set_fault(Fault::Refuse);
-    init(
-        h,
+    let life = Life::init_with(
         &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "remote_write"],
         &[h.s("enospc_job"), h.s("i4"), h.j(1_000), h.j(1_000), spool_cfg(h, &dir, 16 << 20), rw_target(h, &proxy.url())],
     );
     many_series(h, "full_value", 200, 2);
-    wait_rounds(h, "prom", 2, Duration::from_secs(15));
-    let before = stats(h)["prom"].clone();
-    assert!(before.balanced() && before.queue > 0, "{before:?}");
-    let (st, pushed) = stop(h);
+    wait_rounds(&life, "prom", 2, Duration::from_secs(15));
+    let before = life.stats().targets["prom"].clone();
+    assert!(before.balanced() && before.queued > 0, "{before:?}");
+    let Stats { targets: st, pushed, .. } = life.stop();
     let f = &st["prom"];
     assert!(f.balanced(), "{f:?}");
     let final_round = f.samples_in - before.samples_in;
-    assert_eq!((f.spool, f.spool_bytes), (0, 0), "nothing could be spooled: {f:?}");
-    assert_eq!(f.failed("spool_full"), before.queue + final_round, "all of it counted as spool_full: {f:?} vs {before:?}");
-    assert_eq!((f.sent, f.queue, f.failed_total()), (0, 0, f.failed("spool_full")), "{f:?}");
-    let msg = &pushed["prom"].1;
+    assert_eq!((f.spooled, f.spool_bytes), (0, 0), "nothing could be spooled: {f:?}");
+    assert_eq!(f.failed("spool_full"), before.queued + final_round, "all of it counted as spool_full: {f:?} vs {before:?}");
+    assert_eq!((f.sent, f.queued, f.failed_total()), (0, 0, f.failed("spool_full")), "{f:?}");
+    let msg = &pushed["prom"].message;
     assert!(msg.contains("could not be spooled") && msg.contains("No space left on device"), "{msg}");
     assert!(msg.contains(dir.to_str().unwrap()), "the message names the path: {msg}");
     assert_eq!(names(&dir), vec!["filler".to_string()], "no partial or .tmp file is left");
@@ -671,11 +570,17 @@ fn pushgateway_final_state_is_given_up_not_spooled() {
     proxy.set_fault(Fault::Pass);
     let seen = proxy.requests() as usize;
     let work = Tmp::new("spool-pg-stderr");
-    let ((), err) = capture_stderr(&work, || {
-        init(
-            h,
+    let (life, err) = capture_stderr(&work, || {
+        Life::init_with(
             &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "pushgateway"],
-            &[h.s("pg_replay_job"), h.s("i1"), h.j(60_000), h.j(2_000), spool_cfg(h, &dir, 64 << 20), h.dict(&["url"], &[h.str(&proxy.url())])],
+            &[
+                h.s("pg_replay_job"),
+                h.s("i1"),
+                h.j(60_000),
+                h.j(2_000),
+                spool_cfg(h, &dir, 64 << 20),
+                h.dict(&["url"], &[h.str(&proxy.url())]),
+            ],
         )
     });
     let said: Vec<&str> = err.lines().filter(|l| l.contains(" kdbprom WARN ") && l.contains(old.to_str().unwrap())).collect();
@@ -684,8 +589,8 @@ fn pushgateway_final_state_is_given_up_not_spooled() {
 
     declare(h, "gauge", "run_value", &[]);
     h.ok("kdbprom_set", &[h.s("run_value"), h.f(222.0)]);
-    let o = push(h);
-    assert!(o["pushgateway"].0, "{o:?}");
+    let o = life.push();
+    assert!(o["pushgateway"].ok, "{o:?}");
     let log = proxy.log();
     assert!(log.len() > seen && log[seen..].iter().all(|r| r.body_len != body.len()), "the old state was never pushed: {log:?}");
     let m = pgw_metrics(pgw.port);
@@ -695,8 +600,8 @@ fn pushgateway_final_state_is_given_up_not_spooled() {
         .map(|(_, v)| *v)
         .collect();
     assert_eq!(v, vec![222.0], "{m:?}");
-    let (st, _) = stop(h);
-    assert!(st["pushgateway"].balanced() && st["pushgateway"].spool == 0, "{st:?}");
+    let st = life.stop().targets;
+    assert!(st["pushgateway"].balanced() && st["pushgateway"].spooled == 0, "{st:?}");
     assert!(spool_files(&dir).is_empty(), "{:?}", names(&dir));
 }
 
@@ -755,19 +660,18 @@ fn a_spool_write_that_fails_keeps_the_previous_runs_file() {
 
     let proxy = Proxy::start(servers::free_port());
     proxy.set_fault(Fault::Refuse);
-    init(
-        h,
+    let life = Life::init_with(
         &["job", "instance", "interval_ms", "exit_deadline_ms", "spool", "remote_write"],
         &[h.s("keep_job"), h.s("i5"), h.j(1_000), h.j(1_000), spool_cfg(h, &dir, 16 << 20), rw_target(h, &proxy.url())],
     );
-    assert!(stats(h)["prom"].samples_in >= 1, "the old file is replayed");
+    assert!(life.stats().targets["prom"].samples_in >= 1, "the old file is replayed");
     many_series(h, "keep_value", 200, 3);
-    wait_rounds(h, "prom", 1, Duration::from_secs(15));
-    let (st, pushed) = stop(h);
+    wait_rounds(&life, "prom", 1, Duration::from_secs(15));
+    let Stats { targets: st, pushed, .. } = life.stop();
     let f = &st["prom"];
     assert!(f.balanced(), "{f:?}");
-    assert!(pushed["prom"].1.contains("No space left on device"), "the new spool file could not be written: {pushed:?}");
-    assert_eq!(f.spool, 1, "the replayed sample stays spooled, in run 1's file: {f:?}");
+    assert!(pushed["prom"].message.contains("No space left on device"), "the new spool file could not be written: {pushed:?}");
+    assert_eq!(f.spooled, 1, "the replayed sample stays spooled, in run 1's file: {f:?}");
     assert!(old.exists(), "run 1's undelivered samples were deleted although no new spool file holds them: {:?}", names(&dir));
     assert_eq!(std::fs::read(&old).unwrap(), old_bytes);
 }
@@ -792,15 +696,14 @@ fn a_clock_that_went_back_between_runs_never_sends_samples_out_of_order() {
     };
     let e = spool::Entry { body: fixture_body("clock_job", "i2", 42.0, ahead), samples: 1, ts_ms: ahead };
     spool::write(&dir, &h1, &[e], 1 << 20).unwrap();
-    init(
-        h,
+    let life = Life::init_with(
         &["job", "instance", "interval_ms", "spool", "remote_write"],
         &[h.s("clock_job"), h.s("i2"), h.j(60_000), spool_cfg(h, &dir, 1 << 20), rw_target(h, &format!("http://127.0.0.1:{}", prom.port))],
     );
     declare(h, "gauge", "clock_value", &[]);
     h.ok("kdbprom_set", &[h.s("clock_value"), h.f(7.0)]);
-    assert!(push(h)["prom"].0);
-    let (st, _) = stop(h);
+    assert!(life.push()["prom"].ok);
+    let st = life.stop().targets;
     let f = &st["prom"];
     assert!(f.balanced() && f.failed_total() == 0, "nothing refused as too old or out of order: {f:?}");
     let later = (ahead + 60_000) as f64 / 1e3;

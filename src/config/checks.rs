@@ -1,7 +1,8 @@
-//! The checks that touch the disk: the spool directory probe, the textfile's directory, secret files.
+//! The checks that touch the disk: the textfile's directory, secret files. (The spool directory is
+//! probed where it is used, by `push::delivery`.)
 
 use super::reader::Obj;
-use super::{ConfigError, Secret, Spool};
+use super::{ConfigError, Secret};
 use std::path::PathBuf;
 
 /// The textfile is replaced by a rename at every push: an existing path that is not a regular
@@ -19,24 +20,6 @@ pub(super) fn textfile(o: &Obj<'_>, p: PathBuf) -> Result<PathBuf, ConfigError> 
     }
     crate::state::writable(dir).map_err(|e| o.invalid("textfile", &e.to_string()))?;
     Ok(p)
-}
-
-/// The spool after probing its directory (created if missing): an explicit one that cannot be
-/// written refuses the config; the default place only warns, and there is no spool.
-pub(super) fn spool_dir(spool: Option<Spool>) -> Result<Option<Spool>, ConfigError> {
-    let Some(sp) = spool else { return Ok(None) };
-    match (crate::state::writable(&sp.dir), sp.explicit) {
-        (Ok(()), _) => Ok(Some(sp)),
-        (Err(e), true) => {
-            Err(ConfigError::Invalid { key: "spool.dir".into(), why: format!("cannot write to {}: {}", sp.dir.display(), e.source) })
-        }
-        // The default place: a process without a usable home still runs, without a spool.
-        (Err(e), false) => {
-            let why = if sp.dir.as_os_str().is_empty() { "neither XDG_STATE_HOME nor HOME is set".into() } else { e.to_string() };
-            crate::warn!("no spool: the default spool directory is unusable ({why}); set spool.dir, or spool.dir \"\" to say none");
-            Ok(None)
-        }
-    }
 }
 
 /// A secret from `file_key` (the file's content, without its final newline) or `env_key` (the

@@ -235,7 +235,8 @@ pub struct RemoteWriteConfig {
 /// The `spool` block: where a target's undelivered data waits for the next run. On by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spool {
-    /// Directory, created at init if missing and checked for writability there.
+    /// Directory, created at init if missing and checked for writability there (by
+    /// `push::delivery::Delivery::build`, not by parsing).
     pub dir: PathBuf,
     /// Size cap of the spool (default 64 MiB, at least 4096).
     pub max_bytes: u64,
@@ -245,7 +246,7 @@ pub struct Spool {
 
 impl Spool {
     /// The default: `$XDG_STATE_HOME/kdbprom`, else `~/.local/state/kdbprom`.
-    /// Empty when neither variable is set (then [`Config::from_json`] warns and turns it off).
+    /// Empty when neither variable is set (then `.prom.init` warns and runs without a spool).
     pub fn default_dir(max_bytes: u64) -> Spool {
         Spool { dir: crate::state::dir().unwrap_or_default(), max_bytes, explicit: false }
     }
@@ -462,9 +463,6 @@ impl Config {
                 });
             }
         }
-        // Last, so that a refused config leaves no directory behind.
-        let mut cfg = cfg;
-        cfg.spool = checks::spool_dir(cfg.spool.take())?;
         Ok(cfg)
     }
 

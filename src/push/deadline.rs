@@ -31,6 +31,11 @@ impl Deadline {
         *self.0.at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How long until it passes (zero once it has).
+    pub fn left(&self) -> std::time::Duration {
+        self.when().saturating_duration_since(Instant::now())
+    }
+
     /// True once it has passed.
     pub fn passed(&self) -> bool {
         Instant::now() >= self.when()

@@ -50,7 +50,7 @@ pub fn spool_left(
         host: to.host.clone(),
         target: c.name.clone(),
         kind,
-        created_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+        created_ms: c.clock.unix_ms(),
     };
     let entries: Vec<Entry> = left.iter().map(|r| Entry { body: r.body.clone(), samples: r.samples, ts_ms: r.ts_ms }).collect();
     let note = match spool::write(&to.dir, &header, &entries, *budget) {

@@ -5,7 +5,17 @@
 //! state; [`delivery::Delivery::build`] assembles them from the configuration, each in a
 //! [`slot::Slot`] with its id, name, accounting and self-metric series. Request building is pure
 //! ([`pushgateway::group_path`], [`classify`]); only [`client`] and the `send` functions touch the
-//! network. A push never panics past its round and never outlives its deadline.
+//! network. A push never panics past its round and never outlives its deadline. Building the
+//! delivery is also where the spool directory is created and probed (parsing the configuration
+//! touches no disk for it).
+//!
+//! # Time
+//! What time decides (a round's timestamp, queue expiry at `sample_age_limit_ms`, a receiver's
+//! `Retry-After`, the negotiation memory's day) is read on the delivery's [`clock::Clock`], which
+//! every pipeline holds in its [`pipeline::Common`]; unit tests move a manual one instead of
+//! sleeping. A round's [`deadline::Deadline`] and the flusher's schedule stay on real time: they
+//! bound real waiting. A `Retry-After` that outlives the round is kept by the pipeline and
+//! reported as [`Outcome::waiting`] (and [`retry::Ending::Waiting`] for the one request).
 //!
 //! # Who owns a pipeline when
 //! - Between rounds: its slot, on the flusher thread. The flusher offers it the round
@@ -22,6 +32,7 @@
 
 pub mod accounting;
 pub mod client;
+pub mod clock;
 pub mod deadline;
 pub mod delivery;
 pub mod leftovers;
@@ -39,7 +50,7 @@ pub mod slot;
 pub mod spool;
 pub mod textfile;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What one target said about one push.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +73,16 @@ pub struct Outcome {
     pub attempts: u32,
     /// Why it failed, without attempt counts (what "logged once per cause" compares); empty when ok.
     pub cause: String,
+    /// Set when the receiver's `Retry-After` outlives the round: the target calls it again no
+    /// sooner than this, and says why in `message`.
+    pub waiting: Option<Waiting>,
+}
+
+/// A receiver's `Retry-After` that the round ended inside of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    /// No request to the receiver before this, on the delivery's [`clock::Clock`].
+    pub until: Instant,
 }
 
 impl Outcome {
@@ -77,6 +98,7 @@ impl Outcome {
             millis: 0.0,
             attempts: 0,
             cause: String::new(),
+            waiting: None,
         }
     }
 }
@@ -96,7 +118,7 @@ pub enum Action {
 ///
 /// ```
 /// use kdbprom::push::{classify, Action};
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// assert_eq!(classify(204, None, true), Action::Done);
 /// assert_eq!(classify(503, Some(Duration::from_secs(2)), true), Action::Retry(Some(Duration::from_secs(2))));
 /// assert_eq!(classify(429, None, false), Action::Drop);

@@ -8,6 +8,7 @@
 
 use super::Outcome;
 use super::accounting::Ledger;
+use super::clock::Clock;
 use super::deadline::Deadline;
 use super::leftovers::SpoolTo;
 use super::round::Round;
@@ -43,18 +44,21 @@ pub trait Pipeline: Send {
     }
 }
 
-/// What a pipeline shares with its slot: the target's name and its accounting.
+/// What a pipeline shares with its slot and the delivery: the target's name, its accounting and
+/// the clock it decides by.
 #[derive(Debug, Clone)]
 pub struct Common {
     /// Unique name: `pushgateway`, `textfile`, or the remote-write `name`.
     pub name: String,
     /// Where its samples went, shared with `.prom.stats[]` and the self-metrics.
     pub ledger: Ledger,
+    /// The delivery's clock: ages, `Retry-After` waits and the negotiation memory are read on it.
+    pub clock: Clock,
 }
 
 impl Common {
-    /// A target named `name`, accounting into `ledger`.
-    pub fn new(name: &str, ledger: Ledger) -> Common {
-        Common { name: name.into(), ledger }
+    /// A target named `name`, accounting into `ledger`, reading the time on `clock`.
+    pub fn new(name: &str, ledger: Ledger, clock: Clock) -> Common {
+        Common { name: name.into(), ledger, clock }
     }
 }

@@ -147,9 +147,10 @@ impl Pushgateway {
                     self.pending = None;
                     self.common.ledger.lock().fail(Reason::Http4xx, req.samples);
                 }
-                // The final state waits for give_up, which says it is not spooled.
-                Ending::GaveUp { .. } if last => {}
-                Ending::GaveUp { .. } => {
+                // The final state waits for give_up, which says it is not spooled. A Retry-After
+                // past the round is not kept: the next round brings a newer state, and asks again.
+                Ending::GaveUp { .. } | Ending::Waiting { .. } if last => {}
+                Ending::GaveUp { .. } | Ending::Waiting { .. } => {
                     self.pending = None;
                     self.common.ledger.lock().fail(Reason::Deadline, req.samples);
                 }
@@ -178,9 +179,13 @@ impl Pushgateway {
                     req = req.header("Content-Encoding", "gzip");
                 }
             }
-            async move { retry::answer(req.send().await.map_err(|e| retry::transport(&e))?, true).await }
+            let clock = &self.common.clock;
+            async move {
+                let resp = req.send().await.map_err(|e| retry::transport(&e))?;
+                retry::answer(resp, true, clock.wall()).await
+            }
         };
-        retry::with_retries(attempt, BACKOFF, deadline).await
+        retry::with_retries(attempt, BACKOFF, deadline, &self.common.clock).await
     }
 
     /// The final state that could not be pushed is given up, and said so: it is not spooled.

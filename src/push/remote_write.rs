@@ -22,7 +22,7 @@ use super::leftovers::{SpoolTo, spool_left};
 use super::negotiated::Memory;
 use super::pipeline::{Common, Pipeline, Sending};
 use super::round::Round;
-use super::{Outcome, client};
+use super::{Outcome, Waiting, client};
 use crate::config::{self, Protocol};
 use crate::encode::downgrade::downgrade;
 use crate::encode::remote_write::{self as rw1, V1Encoder, Values};
@@ -48,14 +48,10 @@ pub struct RemoteWrite {
     speaks: Protocol,
     last_ts: i64,
     queue: Queue,
-    /// Set from the receiver's `Retry-After`: no request before then.
+    /// Set from the receiver's `Retry-After`: no request before then, on `common.clock`.
     not_before: Option<Instant>,
     /// Where a fallback to 1.0 is remembered for the next runs (the spool directory).
     memory: Option<Memory>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A timestamp strictly after `last`, so a receiver never sees two values of a series at one time.
@@ -93,7 +89,7 @@ impl RemoteWrite {
         common.ledger.lock().admit(replayed.iter().map(|r| r.samples).sum());
         queue.push_front_all(replayed);
         let redactor = Redactor::new(&cfg.auth);
-        let remembered = cfg.protocol == Protocol::Auto && memory.as_ref().is_some_and(|m| m.only_v1(url.as_str(), now_ms()));
+        let remembered = cfg.protocol == Protocol::Auto && memory.as_ref().is_some_and(|m| m.only_v1(url.as_str(), common.clock.unix_ms()));
         let speaks = if remembered { Protocol::V1 } else { cfg.protocol };
         let (mut encoder, mut encoder2) = (V1Encoder::default(), remote_write2::V2Encoder::default());
         encoder.send_native_histograms(cfg.send_native_histograms);
@@ -146,7 +142,7 @@ impl RemoteWrite {
     fn fall_back(&mut self, why: &str) {
         let until = match &self.memory {
             Some(m) => {
-                m.remember_v1(self.url.as_str(), now_ms());
+                m.remember_v1(self.url.as_str(), self.common.clock.unix_ms());
                 "remembered for a day in the spool directory"
             }
             None => "probed again by the next run (no spool directory to remember it in)",
@@ -195,33 +191,38 @@ impl RemoteWrite {
             req = req.header(k.as_str(), v.as_str());
         }
         let resp = client::authorise(req, &self.cfg.auth).send().await.map_err(|e| retry::transport(&e))?;
-        retry::answer(resp, self.cfg.queue.retry_on_http_429).await
+        retry::answer(resp, self.cfg.queue.retry_on_http_429, self.common.clock.wall()).await
     }
 
     /// Sends the queue oldest first until it is empty or `deadline` comes; what a retryable
-    /// failure leaves stays queued, in order, for the next round.
+    /// failure leaves stays queued, in order, for the next round. A `Retry-After` that outlives
+    /// the round is kept, and the outcome says until when ([`Outcome::waiting`]).
     pub async fn send(&mut self, deadline: &Deadline) -> Outcome {
+        // Real time: how long the push took is what the outcome reports, whatever the clock says.
         let started = Instant::now();
+        let clock = self.common.clock.clone();
         let mut out = Outcome::new(&self.common.name);
         out.ok = true;
         if let Some(at) = self.not_before.take() {
-            if at >= deadline.when() && !self.queue.is_empty() {
+            // The wait is read on the pipeline's clock, the round's time left on the real one:
+            // a receiver's wait is a fact about the receiver, the deadline one about this process.
+            let wait = at.saturating_duration_since(clock.now());
+            if wait >= deadline.left() && !self.queue.is_empty() {
                 self.not_before = Some(at);
                 out.ok = false;
-                out.message = format!(
-                    "the receiver asked (Retry-After) for no request in the next {:.1} s",
-                    at.saturating_duration_since(started).as_secs_f64()
-                );
+                out.message = format!("the receiver asked (Retry-After) for no request in the next {:.1} s", wait.as_secs_f64());
+                out.waiting = Some(Waiting { until: at });
                 out.millis = started.elapsed().as_secs_f64() * 1e3;
                 return out;
             }
             tokio::select! {
-                _ = tokio::time::sleep_until(at.into()) => {}
+                _ = tokio::time::sleep(wait) => {}
                 // `.prom.stop[]` lowered the deadline during the wait: the final round sends.
                 _ = deadline.reached() => {
                     self.not_before = Some(at);
                     out.ok = false;
                     out.message = "the deadline came while waiting out the receiver's Retry-After".into();
+                    out.waiting = Some(Waiting { until: at });
                     out.millis = started.elapsed().as_secs_f64() * 1e3;
                     return out;
                 }
@@ -231,7 +232,7 @@ impl RemoteWrite {
         let backoff = Backoff { min: Duration::from_millis(q.min_backoff_ms), max: Duration::from_millis(q.max_backoff_ms) };
         loop {
             let limit = self.cfg.queue.sample_age_limit_ms;
-            let expired = self.queue.expire(now_ms(), limit);
+            let expired = self.queue.expire(clock.unix_ms(), limit);
             self.common.ledger.lock().fail(Reason::AgeLimit, expired);
             if !self.head_as_v1() {
                 continue;
@@ -244,7 +245,7 @@ impl RemoteWrite {
                 |n| {
                     // Ages are checked again before every retry, as Prometheus's sender does: a
                     // request must not go out past the limit because it was already at the head.
-                    let aged = n > 1 && limit > 0 && now_ms().saturating_sub(ts_ms) > limit as i64;
+                    let aged = n > 1 && limit > 0 && clock.unix_ms().saturating_sub(ts_ms) > limit as i64;
                     if n > 1 && !aged {
                         ledger.lock().retried += samples;
                     }
@@ -258,6 +259,7 @@ impl RemoteWrite {
                 },
                 backoff,
                 deadline,
+                &clock,
             )
             .await;
             out.attempts += sent.attempts;
@@ -293,14 +295,19 @@ impl RemoteWrite {
                     };
                     self.common.ledger.lock().fail(why, samples);
                 }
+                Ending::Waiting { until, .. } => {
+                    self.not_before = Some(until.min(clock.now() + MAX_RETRY_AFTER));
+                    break;
+                }
                 Ending::GaveUp { retry_after, .. } => {
                     if let Some(after) = retry_after {
-                        self.not_before = Some(Instant::now() + after.min(MAX_RETRY_AFTER));
+                        self.not_before = Some(clock.now() + after.min(MAX_RETRY_AFTER));
                     }
                     break;
                 }
             }
         }
+        out.waiting = self.not_before.map(|until| Waiting { until });
         out.millis = started.elapsed().as_secs_f64() * 1e3;
         out
     }
@@ -369,5 +376,142 @@ impl Pipeline for RemoteWrite {
 
     fn spool(&mut self, to: Option<&SpoolTo>, budget: &mut u64) -> Option<String> {
         self.spool_queue(to, budget)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The decisions time makes for a remote-write target, on a clock the test moves: no test
+    //! here sleeps out an age limit or a `Retry-After`.
+    use super::*;
+    use crate::aggregate::Aggregator;
+    use crate::event::{Event, Op};
+    use crate::push::accounting::Ledger;
+    use crate::push::clock::Clock;
+    use crate::registry::{Kind, Limits, Registry};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A remote-write target of `queue` settings, speaking 1.0, to `url`, on `clock`.
+    fn target(url: &str, queue: serde_json::Value, clock: &Clock, memory: Option<Memory>) -> RemoteWrite {
+        let c = crate::config::Config::from_json(&serde_json::json!({
+            "remote_write": {"url": url, "name": "t", "protocol": if memory.is_some() { "auto" } else { "1.0" }, "queue": queue},
+            "spool": {"dir": ""},
+        }))
+        .unwrap();
+        let common = Common::new("t", Ledger::default(), clock.clone());
+        RemoteWrite::new(common, c.remote_write[0].clone(), 0, &mut Replay::default(), memory).unwrap()
+    }
+
+    /// Offers `rw` one round of one gauge sample, stamped on its clock.
+    fn offer(rw: &mut RemoteWrite) {
+        let reg = Registry::new(Limits::default());
+        reg.declare("g", "", Kind::Gauge, &[], &[]).unwrap();
+        let mut agg = Aggregator::new(1);
+        agg.apply(&reg, Event { series: 0, op: Op::Set, value: 1.0 });
+        let (snap, ended) = (agg.snapshot(&reg), agg.take_ended(&reg));
+        let labels = [("job".to_string(), "j".to_string())];
+        let now_ms = rw.common.clock.unix_ms();
+        Pipeline::offer(rw, &Round::new(&snap, &ended, &labels, &[], now_ms, false));
+    }
+
+    fn within(ms: u64) -> Deadline {
+        Deadline::at(Instant::now() + Duration::from_millis(ms))
+    }
+
+    /// A receiver on loopback answering each request in turn with `answers` (status and
+    /// `Retry-After`), the last one for every request after; counts the requests.
+    fn receiver(answers: Vec<(u16, Option<&'static str>)>) -> (String, Arc<AtomicUsize>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/api/v1/write", l.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let _ = r.read_exact(&mut vec![0; len]);
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let (status, after) = answers[n.min(answers.len() - 1)];
+                let after = after.map(|a| format!("Retry-After: {a}\r\n")).unwrap_or_default();
+                let _ = write!(conn, "HTTP/1.1 {status} X\r\n{after}Content-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn a_request_is_dropped_for_age_when_the_clock_says_it_is_past_the_limit() {
+        // A port nothing listens on: every attempt is refused, and retried.
+        let url = format!("http://{}/w", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap());
+        let clock = Clock::manual();
+        let mut rw = target(&url, serde_json::json!({"sample_age_limit_ms": 1000, "min_backoff_ms": 10}), &clock, None);
+        offer(&mut rw);
+        let admitted = rw.common.ledger.get().samples_in;
+        assert!(admitted > 0);
+        clock.advance(Duration::from_millis(1000));
+        let o = rw.send(&within(100)).await;
+        let l = rw.common.ledger.get();
+        assert!(!o.ok && o.attempts > 0, "at the limit, not past it: still sent ({o:?})");
+        assert_eq!((l.failed(Reason::AgeLimit), l.queued), (0, admitted), "{l:?}");
+        clock.advance(Duration::from_millis(1));
+        let o = rw.send(&within(100)).await;
+        let l = rw.common.ledger.get();
+        assert_eq!(o.attempts, 0, "expired before any attempt: {o:?}");
+        assert_eq!((l.failed(Reason::AgeLimit), l.queued), (admitted, 0), "{l:?}");
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_past_the_round_is_waited_out_on_the_clock() {
+        let (url, seen) = receiver(vec![(503, Some("30")), (503, Some("3600")), (204, None)]);
+        let clock = Clock::manual();
+        let mut rw = target(&url, serde_json::json!({}), &clock, None);
+        offer(&mut rw);
+        let o = rw.send(&within(1_000)).await;
+        let until = clock.now() + Duration::from_secs(30);
+        assert_eq!((o.ok, o.status, o.waiting), (false, 503, Some(Waiting { until })), "{o:?}");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        // The clock has not moved: the next round does not call the receiver at all.
+        let o = rw.send(&within(1_000)).await;
+        assert_eq!((o.ok, o.attempts, o.waiting), (false, 0, Some(Waiting { until })), "{o:?}");
+        assert_eq!(o.message, "the receiver asked (Retry-After) for no request in the next 30.0 s");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        // Once it has, it does; an hour asked for is taken as MAX_RETRY_AFTER.
+        clock.advance(Duration::from_secs(30));
+        let o = rw.send(&within(1_000)).await;
+        assert_eq!((o.status, o.waiting), (503, Some(Waiting { until: clock.now() + MAX_RETRY_AFTER })), "{o:?}");
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        clock.advance(MAX_RETRY_AFTER);
+        let o = rw.send(&within(1_000)).await;
+        assert_eq!((o.ok, o.status, o.waiting), (true, 204, None), "{o:?}");
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+        let l = rw.common.ledger.get();
+        assert_eq!((l.sent, l.queued), (l.samples_in, 0), "{l:?}");
+    }
+
+    #[test]
+    fn a_remembered_fallback_to_1_0_is_trusted_for_a_day_of_the_clock() {
+        let dir = std::env::temp_dir().join(format!("kdbprom-rw-memory-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = "http://127.0.0.1:9/w";
+        let clock = Clock::manual();
+        Memory::at(&dir).remember_v1(url, clock.unix_ms());
+        let speaks = |clock: &Clock| target(url, serde_json::json!({}), clock, Some(Memory::at(&dir))).speaks;
+        clock.advance(Duration::from_millis(super::super::negotiated::FRESH_MS as u64 - 1));
+        assert_eq!(speaks(&clock), Protocol::V1);
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(speaks(&clock), Protocol::Auto, "probed again after a day");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

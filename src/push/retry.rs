@@ -1,12 +1,13 @@
 //! The one retry loop of every HTTP target: backon's capped exponential backoff with jitter,
 //! `Retry-After` honoured, stopping at a deadline and keeping the last error for the outcome.
 
+use super::clock::Clock;
 use super::deadline::Deadline;
 use super::{Action, classify, snippet};
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Why one attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +91,7 @@ pub struct Sent {
     pub ending: Ending,
 }
 
-/// The three ways a call ends.
+/// The four ways a call ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     /// A 2xx, with what a 2.0 receiver said it wrote.
@@ -100,6 +101,16 @@ pub enum Ending {
     },
     /// Refused for good: retrying the same request can never succeed.
     Refused(Refusal),
+    /// The receiver asked (`Retry-After`) for a wait that ends past the deadline: the loop
+    /// stopped rather than sleep it out, and the caller keeps the wait for its next round.
+    Waiting {
+        /// When the receiver may be called again, on the caller's clock (as it asked, uncapped).
+        until: Instant,
+        /// What is shown: why it kept failing, with the attempt count.
+        message: String,
+        /// The cause alone, without attempt counts.
+        cause: String,
+    },
     /// Still failing when the deadline came.
     GaveUp {
         /// What is shown: why it kept failing, with the attempt count.
@@ -132,14 +143,14 @@ impl Sent {
             Ending::Delivered { .. } => "",
             Ending::Refused(Refusal::Receiver(m)) => m,
             Ending::Refused(Refusal::Expired) => EXPIRED,
-            Ending::GaveUp { message, .. } => message,
+            Ending::Waiting { message, .. } | Ending::GaveUp { message, .. } => message,
         }
     }
 
     /// The cause alone, without attempt counts; empty when delivered.
     pub fn cause(&self) -> &str {
         match &self.ending {
-            Ending::GaveUp { cause, .. } => cause,
+            Ending::Waiting { cause, .. } | Ending::GaveUp { cause, .. } => cause,
             _ => self.message(),
         }
     }
@@ -154,11 +165,11 @@ pub struct Backoff {
     pub max: Duration,
 }
 
-/// Turns an HTTP answer into success or a [`Failure`], reading the body only when it failed.
-pub async fn answer(resp: reqwest::Response, retry_429: bool) -> Result<Answer, Failure> {
+/// Turns an HTTP answer into success or a [`Failure`], reading the body only when it failed;
+/// `now` (the pipeline's wall clock) turns an HTTP-date `Retry-After` into a wait.
+pub async fn answer(resp: reqwest::Response, retry_429: bool, now: SystemTime) -> Result<Answer, Failure> {
     let status = resp.status().as_u16();
-    let after =
-        super::retry_after::retry_after_at(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), std::time::SystemTime::now());
+    let after = super::retry_after::retry_after_at(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), now);
     match classify(status, after, retry_429) {
         Action::Done => Ok(Answer { status, written: Written::from_headers(resp.headers()) }),
         Action::Retry(after) => Err(Failure::Retry { status, message: snippet(&resp.text().await.unwrap_or_default()), after }),
@@ -184,7 +195,9 @@ pub fn transport(e: &reqwest::Error) -> Failure {
 
 /// Calls `attempt(n)` (n counts from 1) until it succeeds, fails for good, or `deadline` passes
 /// (an attempt in flight then is dropped; a lowered deadline counts from when it is lowered).
-pub async fn with_retries<F, Fut>(attempt: F, backoff: Backoff, deadline: &Deadline) -> Sent
+/// A `Retry-After` that outlives the deadline ends it at once, [`Ending::Waiting`] until a moment
+/// on `clock`.
+pub async fn with_retries<F, Fut>(attempt: F, backoff: Backoff, deadline: &Deadline, clock: &Clock) -> Sent
 where
     F: Fn(u32) -> Fut,
     Fut: Future<Output = Result<Answer, Failure>>,
@@ -211,7 +224,7 @@ where
         // A Retry-After that ends past the deadline stops the loop now rather than sleeping it out:
         // the caller keeps the wait for its next round.
         once.retry(policy).sleep(tokio::time::sleep).when(|f| match f {
-            Failure::Retry { after: Some(a), .. } => Instant::now() + *a < deadline.when(),
+            Failure::Retry { after: Some(a), .. } => *a < deadline.left(),
             Failure::Retry { .. } => !deadline.passed(),
             Failure::Permanent { .. } | Failure::Expired => false,
         }).adjust(
@@ -232,7 +245,10 @@ where
         Ok(Err(Failure::Expired)) => (last_status, Ending::Refused(Refusal::Expired)),
         Ok(Err(Failure::Retry { status, message: cause, after })) => {
             let message = format!("deadline reached after {attempts} attempt(s); last error: {cause}");
-            (status, Ending::GaveUp { message, cause, retry_after: after })
+            match after {
+                Some(a) => (status, Ending::Waiting { until: clock.now() + a, message, cause }),
+                None => (status, Ending::GaveUp { message, cause, retry_after: None }),
+            }
         }
         Err(()) => {
             // Report why it kept failing, not only that time ran out; a receiver that never

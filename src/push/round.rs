@@ -14,7 +14,7 @@ pub struct Round<'a> {
     pub rw_labels: &'a [(String, String)],
     /// Static labels of the text exposition.
     pub text_labels: &'a [(String, String)],
-    /// Wall clock, ms since the Unix epoch.
+    /// Wall clock, ms since the Unix epoch, on the delivery's clock: the samples' timestamp.
     pub now_ms: i64,
     /// The final round of `.prom.stop[]`.
     pub last: bool,
@@ -22,15 +22,15 @@ pub struct Round<'a> {
 }
 
 impl<'a> Round<'a> {
-    /// A round over `snap`.
+    /// A round over `snap` at `now_ms` (the delivery's [`super::clock::Clock::unix_ms`]).
     pub fn new(
         snap: &'a Snapshot<'a>,
         ended: &'a Snapshot<'a>,
         rw_labels: &'a [(String, String)],
         text_labels: &'a [(String, String)],
+        now_ms: i64,
         last: bool,
     ) -> Round<'a> {
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         Round { snap, ended, rw_labels, text_labels, now_ms, last, text: OnceCell::new() }
     }
 

@@ -1,6 +1,6 @@
 //! An agent's life through the exports, as q lives it: `.prom.init` with a q dictionary, pushes and
 //! their outcomes, `.prom.stats[]` per target, `.prom.stop[]` (figures + the final outcomes), the
-//! text. tests/delivery.rs and tests/promises.rs read their figures through it.
+//! text. Every test that lives an agent through the exports reads its figures through it.
 
 use super::{Host, host};
 use kdbplus::api::K;
@@ -35,6 +35,10 @@ impl Tgt {
     }
     pub fn failed_total(&self) -> i64 {
         self.failed.values().sum()
+    }
+    /// in = sent + failed + queued + spooled.
+    pub fn balanced(&self) -> bool {
+        self.samples_in == self.sent + self.failed_total() + self.queued + self.spooled
     }
     /// in = sent + failed + queued + spooled.
     pub fn assert_identity(&self) {
@@ -118,14 +122,28 @@ impl Life {
     /// stops a previous agent first.
     pub fn init(job: &str, instance: &str, extra: &[(&str, K)]) -> Life {
         let h = host();
-        let _ = h.call("kdbprom_stop", &[h.id()]);
         let mut keys = vec!["job", "instance"];
         let mut vals = vec![h.s(job), h.s(instance)];
         for (k, v) in extra {
             keys.push(k);
             vals.push(*v);
         }
-        let r = h.ok("kdbprom_init", &[h.dict(&keys, &vals), h.id()]);
+        Life::init_with(&keys, &vals)
+    }
+
+    /// `.prom.init` with the dictionary of `keys` and `vals` as given (no instance added); stops a
+    /// previous agent first.
+    pub fn init_with(keys: &[&str], vals: &[K]) -> Life {
+        let h = host();
+        Life::init_as(h.dict(keys, vals), h.id())
+    }
+
+    /// `.prom.init[cfg;process]` as the q script calls it: any configuration (a dictionary, a
+    /// file path, `::`) and the process dictionary (or `::`); stops a previous agent first.
+    pub fn init_as(cfg: K, process: K) -> Life {
+        let h = host();
+        let _ = h.call("kdbprom_stop", &[h.id()]);
+        let r = h.ok("kdbprom_init", &[cfg, process]);
         (h.r0)(r);
         Life { h }
     }
@@ -145,12 +163,16 @@ impl Life {
 
     pub fn push(&self) -> HashMap<String, Outcome> {
         let d = self.h.ok("kdbprom_push", &[self.h.id()]);
-        outcomes(self.h, d)
+        let o = outcomes(self.h, d);
+        (self.h.r0)(d);
+        o
     }
 
     pub fn stats(&self) -> Stats {
         let d = self.h.ok("kdbprom_stats", &[self.h.id()]);
-        parse_stats(self.h, d)
+        let st = parse_stats(self.h, d);
+        (self.h.r0)(d);
+        st
     }
 
     pub fn target(&self, name: &str) -> Tgt {
@@ -160,7 +182,9 @@ impl Life {
     /// `.prom.stop[]`: the final figures plus the final push's outcomes.
     pub fn stop(&self) -> Stats {
         let d = self.h.ok("kdbprom_stop", &[self.h.id()]);
-        parse_stats(self.h, d)
+        let st = parse_stats(self.h, d);
+        (self.h.r0)(d);
+        st
     }
 
     pub fn text(&self) -> String {
