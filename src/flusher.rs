@@ -2,10 +2,11 @@
 //! commands, on a current-thread tokio runtime it owns.
 //!
 //! It never touches the K API. While the ring has events it drains in bounded slices; when it is
-//! empty it sleeps 1 ms, doubling up to 100 ms while nothing arrives, so an idle flusher wakes about
-//! ten times a second (each wake-up costs tens of µs of CPU on a VM). It wakes early for a command,
-//! for a push that is due, for a finished push round, for a vector batch, and when a producer
-//! finds the ring more than half full, so a burst after a quiet spell is not dropped.
+//! empty it sleeps until something is due: the next push, the next summary time slice (so an
+//! observation lands in the slice it was made in), or the end of a stopping round's grace. It
+//! wakes early for a command, for a finished push round, and when a producer rings (a lane more
+//! than half full, a vector batch, the shared queue), so a burst after a quiet spell is not
+//! dropped. An idle q process's flusher therefore wakes once an interval, not ten times a second.
 
 use crate::aggregate::Aggregator;
 use crate::encode::text;
@@ -26,10 +27,8 @@ use tokio::sync::mpsc;
 
 /// Events applied per slice before the flusher looks at its commands again.
 const SLICE: usize = 16_384;
-/// Sleep after a drain that found events.
+/// Shortest sleep when something is due: a timer that would fire at once.
 const IDLE_MIN: Duration = Duration::from_millis(1);
-/// Longest sleep while the ring stays empty.
-const IDLE_MAX: Duration = Duration::from_millis(100);
 /// Part of the exit deadline kept for writing the spool after the final push gives up.
 const SPOOL_RESERVE_MAX: Duration = Duration::from_millis(250);
 
@@ -147,6 +146,13 @@ struct State {
 }
 
 impl State {
+    /// When the summary time slice after `now` starts.
+    fn next_slice(&self, now: Instant) -> Instant {
+        let slice = self.shared.slice.max(Duration::from_millis(1));
+        let n = now.saturating_duration_since(self.started).as_nanos() / slice.as_nanos() + 1;
+        self.started + slice * u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// Applies everything queued; true if anything was.
     fn drain(&mut self) -> bool {
         let s = &self.shared;
@@ -321,7 +327,6 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     // `.prom.stop[]`'s reply, and when it was asked: the exit deadline runs from then.
     let mut stopping: Option<(std_mpsc::Sender<Vec<Outcome>>, Instant)> = None;
     let exit_deadline = st.shared.delivery.exit_deadline;
-    let mut idle = IDLE_MIN;
     loop {
         // A bug here must not end delivery for the life of the q process: contain it and go on.
         let busy = contained(|| st.drain()).unwrap_or(false);
@@ -368,12 +373,16 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
                 }
             }
         }
-        idle = if busy { IDLE_MIN } else { (idle * 2).min(IDLE_MAX) };
-        let mut sleep = if busy { Duration::ZERO } else { idle.min(next_push.saturating_duration_since(Instant::now()).max(IDLE_MIN)) };
-        if let Some((_, asked)) = &stopping {
-            // Wake when the grace of a round in flight ends, not up to an idle sleep later.
-            sleep = sleep.min((*asked + exit_deadline / 4).saturating_duration_since(Instant::now()).max(IDLE_MIN));
+        // Until the next thing due: a summary slice, a push, the end of a stopping round's grace.
+        let now = Instant::now();
+        let mut wake = st.next_slice(now);
+        if any_target {
+            wake = wake.min(next_push);
         }
+        if let Some((_, asked)) = &stopping {
+            wake = wake.min(*asked + exit_deadline / 4);
+        }
+        let sleep = if busy { Duration::ZERO } else { wake.saturating_duration_since(now).max(IDLE_MIN) };
         tokio::select! {
             biased;
             cmd = rx.recv() => match cmd {
