@@ -57,15 +57,33 @@ put() { # put SRC DEST MODE
   mv -f "$tmp" "$2"
 }
 
+# The release profile keeps line tables (debug = 1) for profiles and backtraces; the installed
+# library goes without them (about 6 MB instead of 38), and they go beside it as
+# libkdbprom.so.debug, which gdb and perf find through the library's .gnu_debuglink.
+put_lib() { # put_lib DIR
+  local tmp
+  if ! command -v objcopy >/dev/null; then
+    echo "install.sh: objcopy (binutils) not found: installing the library with its debug info" >&2
+    put "$lib" "$1/libkdbprom.so" 755
+    return
+  fi
+  tmp=$(mktemp -d)
+  objcopy --only-keep-debug "$lib" "$tmp/libkdbprom.so.debug"
+  objcopy --strip-debug --add-gnu-debuglink="$tmp/libkdbprom.so.debug" "$lib" "$tmp/libkdbprom.so"
+  put "$tmp/libkdbprom.so.debug" "$1/libkdbprom.so.debug" 644
+  put "$tmp/libkdbprom.so" "$1/libkdbprom.so" 755
+  rm -rf "$tmp"
+}
+
 if [ -n "$prefix" ]; then
   mkdir -p "$prefix"
-  put "$lib" "$prefix/libkdbprom.so" 755
+  put_lib "$prefix"
   put q/kdbprom.q "$prefix/kdbprom.q" 644
   echo "installed $prefix/libkdbprom.so and $prefix/kdbprom.q"
   echo "load with: \\l $prefix/kdbprom.q"
 else
   mkdir -p "$qhome/$osdir"
-  put "$lib" "$qhome/$osdir/libkdbprom.so" 755
+  put_lib "$qhome/$osdir"
   put q/kdbprom.q "$qhome/kdbprom.q" 644
   ln -sfn "$osdir/libkdbprom.so" "$qhome/libkdbprom.so"
   echo "installed $qhome/$osdir/libkdbprom.so (linked as $qhome/libkdbprom.so) and $qhome/kdbprom.q"

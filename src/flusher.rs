@@ -157,7 +157,6 @@ impl State {
     fn drain(&mut self) -> bool {
         let s = &self.shared;
         let epoch = (self.started.elapsed().as_nanos() / s.slice.as_nanos().max(1)) as u64;
-        self.agg.set_epoch(epoch);
         let mut any = false;
         loop {
             let reg = &s.registry;
@@ -173,6 +172,10 @@ impl State {
                 break;
             }
         }
+        // What was waiting was recorded before now, so it went into the slice in force at the last
+        // drain; the new slice starts after it. The flusher wakes at every slice's end, so an
+        // observation lands in its own slice, give or take that wake-up's lateness.
+        self.agg.set_epoch(epoch);
         s.stats.applied.store(self.agg.applied(), std::sync::atomic::Ordering::Relaxed);
         any
     }

@@ -186,6 +186,15 @@ fn installs_into_qhome_and_a_prefix_and_loads_from_there() {
     assert_eq!(std::fs::read(qhome.join("kdbprom.q")).unwrap(), script);
     let so = qhome.join("l64/libkdbprom.so");
     assert!(so.is_file(), "{}", so.display());
+    // Installed without its debug info, which goes beside it and is found by the debug link.
+    let built = std::fs::metadata(repo().join("target/release/libkdbprom.so")).unwrap().len();
+    let installed = std::fs::metadata(&so).unwrap().len();
+    let debug = std::fs::metadata(qhome.join("l64/libkdbprom.so.debug")).expect("libkdbprom.so.debug beside the library").len();
+    assert!(installed * 3 < built, "installed {installed} bytes, built {built}: not stripped");
+    assert!(debug > installed, "the debug file holds the debug info: {debug} bytes");
+    let sections = std::process::Command::new("objdump").arg("-h").arg(&so).output().unwrap();
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    assert!(sections.contains(".gnu_debuglink") && !sections.contains(".debug_info"), "{sections}");
     let beside = lib_beside(&qhome.join("kdbprom.q"));
     assert_eq!(std::fs::canonicalize(&beside).unwrap(), std::fs::canonicalize(&so).unwrap());
     assert_eq!(std::fs::read_link(&beside).unwrap(), Path::new("l64/libkdbprom.so"), "a relative link: QHOME can move");
