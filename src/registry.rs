@@ -374,7 +374,8 @@ enum Count {
 impl Registry {
     /// An empty registry with these limits.
     pub fn new(limits: Limits) -> Self {
-        let gates = (0..flat_gates(&limits)).map(|_| AtomicU8::new(0)).collect();
+        // Zeroed by the allocator: pages are touched only as series are made.
+        let gates = bytemuck::zeroed_slice_box(flat_gates(&limits));
         Registry {
             limits,
             inner: Mutex::default(),

@@ -36,7 +36,9 @@ pub enum Pushed {
 
 /// A lane: `capacity` events at most.
 pub struct Lane {
-    slots: Box<[[AtomicU64; 2]]>,
+    /// Two words a slot (the event packed); zeroed by the allocator, so a lane's memory is only
+    /// touched as events fill it.
+    slots: Box<[AtomicU64]>,
     mask: usize,
     capacity: usize,
     /// A push looks at the fill level when `tail & look == 0`: every quarter of the lane, at least
@@ -58,7 +60,7 @@ impl Lane {
         let capacity = capacity.max(1);
         let len = capacity.next_power_of_two();
         Lane {
-            slots: (0..len).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect(),
+            slots: bytemuck::zeroed_slice_box(2 * len),
             mask: len - 1,
             capacity,
             look: (capacity / 4).clamp(1, 1024).next_power_of_two() - 1,
@@ -81,7 +83,8 @@ impl Lane {
                 return Pushed::Full;
             }
         }
-        let Some([a, b]) = self.slots.get(t & self.mask) else { return Pushed::Full };
+        let i = (t & self.mask) * 2;
+        let Some([a, b]) = self.slots.get(i..i + 2).and_then(|s| <&[AtomicU64; 2]>::try_from(s).ok()) else { return Pushed::Full };
         a.store(u64::from(ev.series) | (ev.op as u64) << 32, Ordering::Relaxed);
         b.store(ev.value.to_bits(), Ordering::Relaxed);
         let t = t.wrapping_add(1);
@@ -98,8 +101,8 @@ impl Lane {
         let h = self.head.load(Ordering::Relaxed);
         let n = self.tail.load(Ordering::Acquire).wrapping_sub(h).min(max);
         for i in 0..n {
-            let [a, b] = &self.slots[h.wrapping_add(i) & self.mask];
-            let (a, b) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+            let j = (h.wrapping_add(i) & self.mask) * 2;
+            let (a, b) = (self.slots[j].load(Ordering::Relaxed), self.slots[j + 1].load(Ordering::Relaxed));
             let op = match a >> 32 {
                 0 => Op::Inc,
                 1 => Op::Dec,
