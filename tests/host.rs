@@ -522,7 +522,9 @@ fn arguments_are_borrowed_results_fresh_and_nothing_leaks() {
     use kdbplus::api::K;
     let _g = lock();
     let h = host();
-    start(h, &["ring_capacity"], &[h.j(1 << 20)]);
+    // A lane's pages are touched as events first fill them: the warm-up round (80,000 events) goes
+    // once around this thread's lane of 65,536, so the measured round sees its steady state.
+    start(h, &["ring_capacity"], &[h.j(1 << 16)]);
     h.ok("kdbprom_declare", &[h.s("counter"), h.s("r_total"), h.str(""), h.syms(&["k"]), h.id()]);
     let series: extern "C" fn(K, K) -> K = h.export("kdbprom_series");
     let inc: extern "C" fn(K, K) -> K = h.export("kdbprom_inc");
@@ -543,7 +545,7 @@ fn arguments_are_borrowed_results_fresh_and_nothing_leaks() {
             (h.r0)(d);
         }
     };
-    round(10_000);
+    round(40_000);
     let before = rss();
     round(100_000);
     let grown = rss().saturating_sub(before);
@@ -552,7 +554,7 @@ fn arguments_are_borrowed_results_fresh_and_nothing_leaks() {
         (h.r0)(k);
     }
     assert!(grown < 2 << 20, "RSS grew {grown} bytes over 100k calls of each export");
-    assert!(text(h).contains(&format!("r_total{{k=\"a\"}} {}\n", 110_000 * 11)));
+    assert!(text(h).contains(&format!("r_total{{k=\"a\"}} {}\n", 140_000 * 11)));
 }
 
 #[test]
