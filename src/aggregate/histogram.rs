@@ -22,9 +22,17 @@ impl Histogram {
     /// Adds one observation.
     #[inline]
     pub fn observe(&mut self, v: f64) {
-        // `le` is inclusive: v goes to the first bound >= v.
-        let i = self.bounds.partition_point(|b| *b < v);
-        self.counts[i] += 1;
+        // `le` is inclusive: v goes to the first bound >= v, whose index is the count of bounds below v.
+        // Up to 32 bounds (the usual case) that count is taken without a branch, which the compiler
+        // vectorises; a binary search mispredicts about half of its steps.
+        let i = if self.bounds.len() <= 32 {
+            self.bounds.iter().map(|b| usize::from(*b < v)).sum()
+        } else {
+            self.bounds.partition_point(|b| *b < v)
+        };
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
         self.sum += v;
         self.count += 1;
     }

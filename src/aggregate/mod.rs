@@ -156,7 +156,19 @@ impl Aggregator {
         self.applied
     }
 
+    #[inline(always)]
     fn state(&mut self, reg: &Registry, sid: SeriesId) -> &mut State {
+        let i = sid as usize;
+        if i < self.states.len() && !matches!(self.states[i], State::Pending) {
+            return &mut self.states[i];
+        }
+        self.new_state(reg, sid)
+    }
+
+    /// [`Aggregator::state`] for a series seen for the first time: its state is built.
+    #[cold]
+    #[inline(never)]
+    fn new_state(&mut self, reg: &Registry, sid: SeriesId) -> &mut State {
         let i = sid as usize;
         if i >= self.states.len() {
             self.states.resize_with(reg.slot_count().max(i + 1), || State::Pending);
