@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per call of the record path, as q calls the library: .prom.inc[id;1] and the begin/end
+# Instructions per call of the record path, as q calls the library (and the flusher's apply per event): .prom.inc[id;1] and the begin/end
 # pair of a wrapped request. Runs examples/callgrind_record (release build) under callgrind at two call
 # counts, one output file per thread, and prints for q's thread (I2 - I1) / (n2 - n1) in two ways:
 # inside the exports (callgrind's inclusive cost of kdbprom_inc, or kdbprom_begin + kdbprom_end) and
@@ -41,6 +41,11 @@ for mode in inc request; do
   d=$((n2 - n1))
   echo "$mode: $((inside / d)) instructions a call inside the exports ($fns), $((thread / d)) on q's thread with the caller's loop; the flusher applies a call's events in $((flusher / d)) (callgrind, $n1 vs $n2 calls)"
 done
+
+# The flusher's apply alone, on benches/aggregate.rs's mixed workload (999,900 events a round).
+cargo build -q --release --example aggregate_cg
+for r in 1 3; do valgrind --tool=callgrind --callgrind-out-file="$out/agg.$r" target/release/examples/aggregate_cg "$r" >/dev/null 2>&1; done
+echo "aggregation: $(( ($(total "$out/agg.3") - $(total "$out/agg.1")) / (2 * 999900) )) instructions an event (counter inc, gauge set, 16-bucket histogram observe, one third each)"
 
 # The common case's calls: resolve each `call` of the exports (direct, or through the GOT) to a name.
 python3 - "$lib" <<'PY'
