@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks, each figure beside a peer measured in the same run (not part of scripts/test.sh:
-# too slow and noisy for CI). Criterion benches, then CPU per 1,000-series Pushgateway push:
+# too slow and noisy for CI). Instruction counts (scripts/callgrind.sh), criterion benches, the idle
+# flusher (examples/idle_cost), then CPU per 1,000-series Pushgateway push:
 # kdbprom vs python prometheus_client.push_to_gateway against the same local gateway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# Instruction counts of the record path and the flusher's apply, and the no-panic check of the
+# record exports (callgrind: stable under load, unlike the times below).
+scripts/callgrind.sh
 cargo bench --bench ring_push --bench aggregate --bench record_ffi --bench observe_vector --bench encode_text --bench encode_remote_write 2>&1 | grep -E '^[a-z_0-9]+/|time:|thrpt:'
 cargo build -q --release --example push_cost
 work=$(mktemp -d -t kdbprom-bench.XXXXXX)
@@ -31,6 +35,10 @@ cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / 100
 print(f"python push_to_gateway of 1000 series: {cpu*1e3:.3f} ms CPU, {(t1-t0)*10:.2f} ms wall per push over 100")
 PY
 done
+
+# The idle flusher: wake-ups a second and CPU an hour of an agent that records nothing.
+cargo build -q --release --example idle_cost
+target/release/examples/idle_cost "${IDLE_SECONDS:-60}"
 
 # End to end, with the real .so in the libe host, against real receivers on loopback.
 cargo build -q --release --example e2e
