@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 impl Config {
     /// Configuration for `.prom.init[::]`, by one rule: the file `KDBPROM_CONFIG` names (if set)
-    /// is the base, and each other `KDBPROM_<KEY>` variable ([`ENV_KEYS`]) sets its key over it;
+    /// is the base, and each other `KDBPROM_<KEY>` variable (`ENV_KEYS`) sets its key over it;
     /// with neither, the defaults. A `KDBPROM_*` variable that is not configuration is refused,
     /// naming it (as an unknown key in a file is), except `KDBPROM_LIB`, the q script's.
     /// The `remote_write` variables set one target: the file's only one, or a new one.
@@ -44,7 +44,7 @@ impl Config {
         })
     }
 
-    /// The configuration variables set in `env` (`KDBPROM_CONFIG` and those of [`ENV_KEYS`]),
+    /// The configuration variables set in `env` (`KDBPROM_CONFIG` and those of `ENV_KEYS`),
     /// sorted: what a dictionary or file given to `.prom.init` leaves unread (the q boundary says
     /// so). Other `KDBPROM_*` names are not configuration there (a script's own, the demo's).
     pub fn ignored_env(env: &HashMap<String, String>) -> Vec<String> {

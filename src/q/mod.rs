@@ -202,7 +202,7 @@ fn env() -> std::collections::HashMap<String, String> {
 /// keeps q's main loop alive, so a script that does not listen would no longer end at the end of
 /// its input. q's timer does not keep it alive, so a running timer is no reason to register.
 ///
-/// The first init also registers the process-exit hook ([`exit`]): from then on the final push
+/// The first init also registers the process-exit hook (`q::exit`): from then on the final push
 /// happens when the process exits, whether or not q runs `.z.exit`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
