@@ -55,6 +55,9 @@ impl Replay {
         for e in &scan.errors {
             crate::warn!("spool: {e}");
         }
+        if !scan.swept.is_empty() {
+            crate::info!("spool: removed {} .tmp file(s) of writers killed mid-write, in {}", scan.swept.len(), dir.display());
+        }
         let mut by_target: HashMap<String, Vec<SpoolFile>> = HashMap::new();
         for f in scan.files {
             if f.header.kind == spool::BodyKind::Pushgateway {

@@ -116,7 +116,7 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
 /// are listed in [`Scan::busy`]. Files with the `.spool`
 /// extension that are corrupt, truncated, of an unknown version or kind, or not spool files at
 /// all are renamed to `<name>.bad` and listed in [`Scan::set_aside`]. `.tmp` leftovers of a killed
-/// writer are never read. A missing `dir` is an empty scan, not an error.
+/// writer are never read, and removed once older than [`super::STALE_TMP`] ([`Scan::swept`]). A missing `dir` is an empty scan, not an error.
 pub fn scan(dir: &Path, owner: Owner<'_>) -> Scan {
     let mut out = Scan::default();
     let rd = match fs::read_dir(dir) {
@@ -135,6 +135,14 @@ pub fn scan(dir: &Path, owner: Owner<'_>) -> Scan {
                 break;
             }
         };
+        if is_stale_tmp(&ent) {
+            match fs::remove_file(ent.path()) {
+                Ok(()) => out.swept.push(ent.path()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => out.errors.push(format!("cannot remove {}: {e}", ent.path().display())),
+            }
+            continue;
+        }
         if !is_spool_name(&ent.file_name()) || ent.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
@@ -171,6 +179,15 @@ pub fn remove(path: &Path) -> Result<(), SpoolError> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(SpoolError::io("remove", path, e)),
         _ => Ok(()),
     }
+}
+
+/// A `<name>.spool.tmp` file last written more than [`super::STALE_TMP`] ago.
+fn is_stale_tmp(ent: &fs::DirEntry) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let name = ent.file_name();
+    let tmp = format!(".{EXTENSION}.tmp");
+    name.as_bytes().ends_with(tmp.as_bytes())
+        && ent.metadata().is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t.elapsed().is_ok_and(|age| age > super::STALE_TMP)))
 }
 
 /// A finished spool file's name: `<something>.spool`.

@@ -241,7 +241,13 @@ pub struct Scan {
     pub busy: Vec<PathBuf>,
     /// What could not be looked at (the directory unreadable, a file unreadable, a rename refused).
     pub errors: Vec<String>,
+    /// `.tmp` leftovers of writers killed mid-write, older than [`STALE_TMP`], removed by this scan.
+    pub swept: Vec<PathBuf>,
 }
+
+/// A `.tmp` file this old was left by a writer that died: a live one writes, fsyncs and renames its
+/// file within a round (seconds), on any host sharing the directory.
+pub const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// One whole, verified spool file.
 #[derive(Debug, Clone)]

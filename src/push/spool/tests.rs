@@ -286,6 +286,26 @@ fn tmp_files_are_ignored() {
 }
 
 #[test]
+fn tmp_leftovers_older_than_an_hour_are_swept() {
+    let d = TempDir::new("sweep");
+    let old = d.0.join("kdbprom-t-2-1-1.spool.tmp");
+    let fresh = d.0.join("kdbprom-t-3-1-2.spool.tmp");
+    let other = d.0.join("notes.tmp");
+    for p in [&old, &fresh, &other] {
+        fs::write(p, b"half a file").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for p in [&old, &other] {
+        fs::File::options().write(true).open(p).unwrap().set_modified(two_hours_ago).unwrap();
+    }
+    let s = scan_as(&d.0, "j", "i");
+    assert_eq!(s.swept, [old.clone()]);
+    assert!(s.errors.is_empty() && s.files.is_empty(), "{s:?}");
+    assert!(!old.exists() && fresh.exists(), "a writer may still be at work on a fresh one");
+    assert!(other.exists(), "only spool leftovers are ours to remove");
+}
+
+#[test]
 fn versions_and_kinds_this_version_does_not_know() {
     let d = TempDir::new("version");
     let good = small_file("j");
