@@ -299,7 +299,7 @@ fn tmp_leftovers_older_than_an_hour_are_swept() {
         fs::File::options().write(true).open(p).unwrap().set_modified(two_hours_ago).unwrap();
     }
     let s = scan_as(&d.0, "j", "i");
-    assert_eq!(s.swept, [old.clone()]);
+    assert_eq!(s.swept, std::slice::from_ref(&old));
     assert!(s.errors.is_empty() && s.files.is_empty(), "{s:?}");
     assert!(!old.exists() && fresh.exists(), "a writer may still be at work on a fresh one");
     assert!(other.exists(), "only spool leftovers are ours to remove");
