@@ -98,20 +98,36 @@ pub trait Sink {
 /// Expands `snap` into `sink`: families in order; for each series its samples in the order the
 /// text format requires (buckets ascending then `+Inf`, `_sum`, `_count`; quantiles ascending).
 pub fn walk(snap: &Snapshot<'_>, sink: &mut impl Sink) {
-    let mut extras: Vec<String> = Vec::new();
+    walk_with(snap, sink, &mut Walker::default());
+}
+
+/// What [`walk_with`] keeps from one body to the next: the spellings of the current family's
+/// bounds or quantiles, so an encoder kept between pushes does not allocate them every time.
+#[derive(Debug, Default)]
+pub struct Walker {
+    extras: Vec<String>,
+}
+
+/// [`walk`] with buffers kept in `w`.
+pub fn walk_with(snap: &Snapshot<'_>, sink: &mut impl Sink, w: &mut Walker) {
     for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
         let f = fam.family;
         sink.family(f);
         // Bounds and quantiles are per family: spell them once.
-        extras.clear();
-        for &p in f.params.iter() {
-            let mut s = String::new();
-            float::write_canonical(&mut s, p);
-            extras.push(s);
+        let n = f.params.len() + usize::from(f.kind == Kind::Histogram);
+        if w.extras.len() < n {
+            w.extras.resize_with(n, String::new);
+        }
+        for (s, &p) in w.extras.iter_mut().zip(f.params.iter()) {
+            s.clear();
+            float::write_canonical(s, p);
         }
         if f.kind == Kind::Histogram {
-            extras.push("+Inf".into());
+            let inf = &mut w.extras[f.params.len()];
+            inf.clear();
+            inf.push_str("+Inf");
         }
+        let extras = &w.extras[..n];
         for s in &fam.series {
             let base = |suffix, extra, value| Sample {
                 name: &f.name,
@@ -128,7 +144,7 @@ pub fn walk(snap: &Snapshot<'_>, sink: &mut impl Sink) {
                 Value::Histogram { cumulative, sum, count, native, .. } => {
                     let h = HistogramSeries {
                         series: base("", None, *count as f64),
-                        les: if cumulative.is_empty() { &[] } else { &extras },
+                        les: if cumulative.is_empty() { &[] } else { extras },
                         cumulative,
                         sum: *sum,
                         count: *count,
