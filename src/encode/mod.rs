@@ -14,6 +14,7 @@ pub mod float;
 pub mod metric_family;
 pub mod remote_write;
 pub mod remote_write2;
+pub mod series_cache;
 pub mod symbols;
 pub mod text;
 mod wire;

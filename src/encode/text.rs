@@ -1,8 +1,9 @@
 //! Prometheus text exposition format 0.0.4 (not OpenMetrics): what `.prom.text[]`, `/metrics`,
 //! the Pushgateway and the textfile collector read.
 
-use super::{Sample, Sink, float, walk};
-use crate::registry::{Family, OVERFLOW_LABEL};
+use super::series_cache::SeriesCache;
+use super::{Sample, Sink, Walker, float, walk, walk_with};
+use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
 use std::borrow::Cow;
 
@@ -36,44 +37,231 @@ struct TextSink<'c> {
 
 impl Sink for TextSink<'_> {
     fn family(&mut self, f: &Family) {
-        let o = &mut self.out;
-        if !f.help.is_empty() {
-            o.push_str("# HELP ");
-            o.push_str(&f.name);
-            o.push(' ');
-            o.push_str(&escape(&f.help, false));
-            o.push('\n');
-        }
-        o.push_str("# TYPE ");
-        o.push_str(&f.name);
-        o.push(' ');
-        o.push_str(f.kind.as_str());
-        o.push('\n');
+        write_header(&mut self.out, f);
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
-        let o = &mut self.out;
-        o.push_str(s.name);
-        o.push_str(s.suffix);
-        let pairs = s.label_names.iter().map(|n| &**n).zip(s.label_values.iter().map(|v| &**v));
-        let consts = self.const_labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-        let overflow = s.overflow.then_some((OVERFLOW_LABEL, "true"));
-        let mut first = true;
-        // Empty values mean "no label" in Prometheus; leaving them out keeps text and remote write equal.
-        for (n, v) in pairs.chain(overflow).chain(consts).chain(s.extra).filter(|(_, v)| !v.is_empty()) {
-            o.push(if first { '{' } else { ',' });
-            first = false;
-            o.push_str(n);
-            o.push_str("=\"");
-            o.push_str(&escape(v, true));
-            o.push('"');
-        }
-        if !first {
-            o.push('}');
-        }
+        write_prefix(&mut self.out, s, self.const_labels);
+        float::write_value(&mut self.out, s.value);
+        self.out.push('\n');
+    }
+}
+
+/// A family's `# HELP` (when it has help) and `# TYPE` lines.
+fn write_header(o: &mut String, f: &Family) {
+    if !f.help.is_empty() {
+        o.push_str("# HELP ");
+        o.push_str(&f.name);
         o.push(' ');
-        float::write_value(o, s.value);
+        push_escaped(o, &f.help, false);
         o.push('\n');
+    }
+    o.push_str("# TYPE ");
+    o.push_str(&f.name);
+    o.push(' ');
+    o.push_str(f.kind.as_str());
+    o.push('\n');
+}
+
+/// A sample's line up to its value: name, suffix, labels, and the space.
+fn write_prefix(o: &mut String, s: &Sample<'_>, const_labels: &[(String, String)]) {
+    o.push_str(s.name);
+    o.push_str(s.suffix);
+    let pairs = s.label_names.iter().map(|n| &**n).zip(s.label_values.iter().map(|v| &**v));
+    let consts = const_labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let overflow = s.overflow.then_some((OVERFLOW_LABEL, "true"));
+    let mut first = true;
+    // Empty values mean "no label" in Prometheus; leaving them out keeps text and remote write equal.
+    for (n, v) in pairs.chain(overflow).chain(consts).chain(s.extra).filter(|(_, v)| !v.is_empty()) {
+        o.push(if first { '{' } else { ',' });
+        first = false;
+        o.push_str(n);
+        o.push_str("=\"");
+        push_escaped(o, v, true);
+        o.push('"');
+    }
+    if !first {
+        o.push('}');
+    }
+    o.push(' ');
+}
+
+/// The text exposition of successive snapshots, made from the one before: a series whose labels
+/// and values are as the last body had them is copied from it (runs of such lines in one copy),
+/// one whose values changed keeps its rendered name and labels, anything else is written afresh
+/// ([`SeriesCache`] says which). The output is byte for byte [`encode`]'s.
+///
+/// Memory: the last body and this one, and the cache's index of the last body (a few words per
+/// series and a `u64` per sample); shrunk when a body needs much less than an earlier one.
+///
+/// ```
+/// use kdbprom::registry::{Kind, Limits, Registry};
+/// use kdbprom::aggregate::Aggregator;
+/// use kdbprom::event::{Event, Op};
+/// let reg = Registry::new(Limits::default());
+/// reg.declare("rows_total", "Rows.", Kind::Counter, &["table"], &[]).unwrap();
+/// let s = reg.series("rows_total", &["a"]).unwrap();
+/// let mut agg = Aggregator::new(5);
+/// let mut enc = kdbprom::encode::text::TextEncoder::default();
+/// for v in [3.0, 4.0] {
+///     agg.apply(&reg, Event { series: s, op: Op::Inc, value: v });
+///     let snap = agg.snapshot(&reg);
+///     assert_eq!(enc.encode(&snap, &[]), kdbprom::encode::text::encode(&snap, &[]));
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct TextEncoder {
+    body: String,
+    prev: String,
+    cache: SeriesCache,
+    walker: Walker,
+}
+
+impl TextEncoder {
+    /// Renders `snap` with `const_labels` appended to every series, as [`encode`] does; the body
+    /// stays in the encoder until the next call.
+    pub fn encode(&mut self, snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> &str {
+        std::mem::swap(&mut self.body, &mut self.prev);
+        self.body.clear();
+        self.cache.begin(const_labels);
+        let mut sink = CachedSink {
+            out: &mut self.body,
+            prev: &self.prev,
+            cache: &mut self.cache,
+            consts: const_labels,
+            scalar: true,
+            pos: 0,
+            old: None,
+            copy: (0, 0),
+        };
+        walk_with(snap, &mut sink, &mut self.walker);
+        sink.flush();
+        self.cache.finish();
+        // The old body is needed only while the next one is made from it; keep its allocation
+        // unless it is far larger than bodies are now.
+        if self.prev.capacity() > 4 * self.body.len() + (1 << 16) {
+            self.prev = String::new();
+        }
+        &self.body
+    }
+
+    /// Bytes held between calls (both bodies and the index), for the memory bound.
+    pub fn heap_bytes(&self) -> usize {
+        self.body.capacity() + self.prev.capacity() + self.cache.heap_bytes()
+    }
+}
+
+/// [`TextEncoder`]'s view of the walk. Offsets kept per series ([`SeriesCache::push_mark`]): where
+/// its first line starts, then per sample where its value starts and where its line ends.
+struct CachedSink<'a> {
+    out: &'a mut String,
+    prev: &'a str,
+    cache: &'a mut SeriesCache,
+    consts: &'a [(String, String)],
+    /// Every sample is a series of its own (a counter or gauge family); else a series ends at `_count`.
+    scalar: bool,
+    /// The current sample's place in its series.
+    pos: usize,
+    /// The old series the current one is, if any.
+    old: Option<usize>,
+    /// A run of the old body still to copy: consecutive unchanged lines become one copy.
+    copy: (usize, usize),
+}
+
+impl CachedSink<'_> {
+    /// Length of the body with the pending copy.
+    fn len(&self) -> usize {
+        self.out.len() + (self.copy.1 - self.copy.0)
+    }
+
+    fn copy(&mut self, from: usize, to: usize) {
+        if self.copy.1 != from {
+            self.flush();
+            self.copy.0 = from;
+        }
+        self.copy.1 = to;
+    }
+
+    fn flush(&mut self) {
+        let (a, b) = self.copy;
+        if a != b {
+            self.out.push_str(&self.prev[a..b]);
+        }
+        self.copy = (0, 0);
+    }
+}
+
+impl Sink for CachedSink<'_> {
+    fn family(&mut self, f: &Family) {
+        self.flush();
+        write_header(self.out, f);
+        self.cache.family(f);
+        self.scalar = matches!(f.kind, Kind::Counter | Kind::Gauge);
+        self.pos = 0;
+    }
+
+    fn sample(&mut self, s: &Sample<'_>) {
+        if self.pos == 0 {
+            self.old = self.cache.series(s.label_values, s.overflow);
+            let at = self.len();
+            self.cache.push_mark(at);
+        }
+        let bits = s.value.to_bits();
+        self.cache.push_bits(bits);
+        // The same family, constant labels, label values and place in the series: the same line
+        // up to the value. (A series' samples follow from its family: kind, bounds, quantiles.)
+        let i = self.pos;
+        let old = self.old.and_then(|j| {
+            let (m, b) = (self.cache.old_marks(j), self.cache.old_bits(j));
+            let &old_bits = b.get(i)?;
+            Some((m[2 * i] as usize, m[2 * i + 1] as usize, m[2 * i + 2] as usize, old_bits))
+        });
+        let start = self.len();
+        let value_at = match old {
+            Some((a, v, e, b)) if b == bits => {
+                self.copy(a, e);
+                start + (v - a)
+            }
+            Some((a, v, _, _)) => {
+                self.copy(a, v);
+                self.flush();
+                float::write_value(self.out, s.value);
+                self.out.push('\n');
+                start + (v - a)
+            }
+            None => {
+                self.flush();
+                write_prefix(self.out, s, self.consts);
+                let v = self.out.len();
+                float::write_value(self.out, s.value);
+                self.out.push('\n');
+                v
+            }
+        };
+        let end = self.len();
+        self.cache.push_mark(value_at);
+        self.cache.push_mark(end);
+        if self.scalar || s.suffix == "_count" {
+            self.pos = 0;
+        } else {
+            self.pos += 1;
+        }
+    }
+}
+
+/// Appends `s` escaped as a label value (`\`, `"`, newline) or HELP text (`\`, newline).
+fn push_escaped(o: &mut String, s: &str, quote: bool) {
+    if !s.bytes().any(|b| b == b'\\' || b == b'\n' || (quote && b == b'"')) {
+        o.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '"' if quote => o.push_str("\\\""),
+            c => o.push(c),
+        }
     }
 }
 
@@ -138,5 +326,23 @@ mod tests {
                  b_seconds_bucket{{le=\"+Inf\"}} 12\nb_seconds_sum {sum}\nb_seconds_count 12\n"
             )
         );
+    }
+}
+
+#[cfg(test)]
+mod cached {
+    use super::{TextEncoder, encode};
+    use crate::encode::series_cache::tests::scenario;
+
+    #[test]
+    fn a_kept_encoder_writes_what_a_fresh_one_does_through_every_kind_of_change() {
+        for seed in [1, 2, 3, 0x5eed] {
+            let mut enc = TextEncoder::default();
+            let mut rounds = 0;
+            scenario(seed, 120, |snap, consts| {
+                assert_eq!(enc.encode(snap, consts), encode(snap, consts), "seed {seed}, round {rounds}");
+                rounds += 1;
+            });
+        }
     }
 }
