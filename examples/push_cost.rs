@@ -147,10 +147,10 @@ fn answer(conn: &mut BufReader<TcpStream>) -> u16 {
             status = l.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
         } else if l.is_empty() {
             break;
-        } else if let Some((k, v)) = l.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap();
-            }
+        } else if let Some((k, v)) = l.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().unwrap();
         }
     }
     let mut rest = vec![0; len];
