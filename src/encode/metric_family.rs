@@ -13,7 +13,7 @@
 
 use super::series_cache::SeriesCache;
 use super::wire::{put_string, put_varint, varint_len, zigzag32, zigzag64};
-use super::{HistogramSeries, Sample, Sink, Walker, walk_with};
+use super::{HistogramSeries, Sample, Sink, Walker, walk_series};
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::{NativeSnapshot, Snapshot, Spans};
 
@@ -95,9 +95,10 @@ pub struct FamilyEncoder {
     params: Vec<f64>,
     /// Label sources in label-name order.
     order: Vec<Src>,
-    /// The length of each family's message in the last body and in this one, in output order.
-    fam_lens: Vec<usize>,
-    new_fam_lens: Vec<usize>,
+    /// Where each family's message starts (at its length) and its length, in the last body and
+    /// in this one, in output order.
+    fam_lens: Vec<(usize, usize)>,
+    new_fam_lens: Vec<(usize, usize)>,
     cache: SeriesCache,
     walker: Walker,
     /// The last body was taken and not given back: nothing can be copied from it.
@@ -117,9 +118,40 @@ impl FamilyEncoder {
         self.new_fam_lens.clear();
         self.cache.begin(const_labels);
         let mut walker = std::mem::take(&mut self.walker);
-        let mut sink = FamilySink { enc: self, const_labels, kind: Kind::Counter, fam: None, part: 0, sum: 0.0, old: None, open: false };
-        walk_with(snap, &mut sink, &mut walker);
+        let mut sink = FamilySink { enc: self, const_labels, kind: Kind::Counter, fam: None, part: 0, sum: 0.0, old: None, copy: (0, 0) };
+        for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
+            let f = fam.family;
+            sink.family(f);
+            let extras = walker.spell(f);
+            for s in &fam.series {
+                let e = &mut *sink.enc;
+                let old = e.cache.series(s.label_values, s.overflow);
+                e.cache.push_value(&s.value);
+                match old {
+                    // Labels and values as last time: its `Metric` as it was.
+                    Some(j) if e.cache.same_values(j) => {
+                        let m = e.cache.old_marks(j);
+                        let (from, to) = (m[0] as usize, m[3] as usize);
+                        let start = sink.len();
+                        sink.copy(from, to);
+                        sink.enc.cache.push_marks_moved(j, from, start);
+                    }
+                    // Else through the walk, with the old labels when it had them.
+                    _ => {
+                        sink.old = old;
+                        walk_series(f, s, extras, &mut sink);
+                    }
+                }
+            }
+        }
         sink.end_family();
+        // Nothing changed: the last body is this one, as it is (no copy).
+        if sink.copy == (0, sink.enc.prev.len()) && sink.enc.out.is_empty() {
+            sink.copy = (0, 0);
+            let e = &mut *sink.enc;
+            std::mem::swap(&mut e.out, &mut e.prev);
+        }
+        sink.flush();
         self.walker = walker;
         self.cache.finish();
         // The old body is needed only while the next one is made from it; keep its allocation
@@ -178,11 +210,13 @@ pub fn encode(snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> Vec<u8>
     FamilyEncoder::default().encode(snap, const_labels).to_vec()
 }
 
-/// Where the current family's message started: its length's place and how many bytes it was given.
+/// Where the current family's message started: its length's place and how many bytes it was
+/// given; and for a family the last body had, where its message was and how long.
 #[derive(Debug, Clone, Copy)]
 struct FamStart {
     at: usize,
     len_bytes: usize,
+    old: Option<(usize, usize)>,
 }
 
 struct FamilySink<'e, 'c> {
@@ -195,16 +229,55 @@ struct FamilySink<'e, 'c> {
     sum: f64,
     /// The old series the current one is, if any.
     old: Option<usize>,
-    /// A series has started and not yet been written.
-    open: bool,
+    /// A run of the old body still to copy: consecutive unchanged series become one copy.
+    copy: (usize, usize),
 }
 
 impl FamilySink<'_, '_> {
+    /// Length of the body with the pending copy.
+    fn len(&self) -> usize {
+        self.enc.out.len() + (self.copy.1 - self.copy.0)
+    }
+
+    fn copy(&mut self, from: usize, to: usize) {
+        if self.copy.1 != from {
+            self.flush();
+            self.copy.0 = from;
+        }
+        self.copy.1 = to;
+    }
+
+    /// Writes the pending copy: before anything else is written.
+    fn flush(&mut self) {
+        let (a, b) = self.copy;
+        if a != b {
+            let e = &mut *self.enc;
+            e.out.extend_from_slice(&e.prev[a..b]);
+        }
+        self.copy = (0, 0);
+    }
+
     /// Ends the family being written: its length goes in front of it. The length was given as
     /// many bytes as the same family's length took in the last body (1 for a new family); when
     /// that was wrong the family moves, and its series' offsets with it.
+    ///
+    /// A family the last body had starts as a copy of its length and header from there; when
+    /// every series was copied too, in one run to the old message's end, the message is the old
+    /// one byte for byte, length included, and stays a copy (not yet written).
     fn end_family(&mut self) {
-        let Some(FamStart { at, len_bytes }) = self.fam.take() else { return };
+        let Some(FamStart { at, len_bytes, old }) = self.fam.take() else {
+            self.flush();
+            return;
+        };
+        if let Some((from, len)) = old
+            && self.copy.1 == from + len_bytes + len
+            && self.copy.0 <= from
+            && self.len() - at == len_bytes + len
+        {
+            self.enc.new_fam_lens.push((at, len));
+            return;
+        }
+        self.flush();
         let e = &mut *self.enc;
         let len = e.out.len() - at - len_bytes;
         if len == e.header.len() {
@@ -212,7 +285,7 @@ impl FamilySink<'_, '_> {
             e.out.truncate(at);
             return;
         }
-        e.new_fam_lens.push(len);
+        e.new_fam_lens.push((at, len));
         let mut v = [0u8; 10];
         let n = varint_into(&mut v, len as u64);
         if n != len_bytes {
@@ -223,50 +296,36 @@ impl FamilySink<'_, '_> {
         }
     }
 
-    /// The start of a series: which old series it is.
-    fn start_series(&mut self, values: &[Box<str>], overflow: bool) {
-        self.old = self.enc.cache.series(values, overflow);
-        self.open = true;
-    }
-
-    /// Writes the current series as a `Metric` holding `e.value` as field `key`: copied whole
-    /// from the last body when its values are the same, else with the last body's labels when it
-    /// had the series, else encoded afresh. Offsets kept ([`SeriesCache::push_mark`]): where the
-    /// `Metric` field starts, where its labels start and end, where it ends.
+    /// Writes the current series as a `Metric` holding `e.value` as field `key`, with the last
+    /// body's labels when it had the series, else encoded afresh. Offsets kept
+    /// ([`SeriesCache::push_mark`]): where the `Metric` field starts, where its labels start and
+    /// end, where it ends.
     fn metric(&mut self, s: &Sample<'_>, key: u8) {
+        self.flush();
         let e = &mut *self.enc;
         let start = e.out.len();
-        let old = self.old.map(|j| (e.cache.old_marks(j), e.cache.old_bits(j) == e.cache.bits_so_far()));
-        let (ls, le) = match old {
-            Some((m, true)) => {
-                let (a, la, lb, b) = (m[0] as usize, m[1] as usize, m[2] as usize, m[3] as usize);
-                e.out.extend_from_slice(&e.prev[a..b]);
-                (start + (la - a), start + (lb - a))
+        let labels: &[u8] = match self.old {
+            Some(j) => {
+                let m = e.cache.old_marks(j);
+                &e.prev[m[1] as usize..m[2] as usize]
             }
-            _ => {
-                let labels: &[u8] = match old {
-                    Some((m, _)) => &e.prev[m[1] as usize..m[2] as usize],
-                    None => {
-                        e.labels.clear();
-                        put_labels(&mut e.labels, &e.order, s, self.const_labels);
-                        &e.labels
-                    }
-                };
-                let body = labels.len() + 1 + varint_len(e.value.len() as u64) + e.value.len();
-                e.out.push(FAMILY_METRIC);
-                put_varint(&mut e.out, body as u64);
-                let ls = e.out.len();
-                e.out.extend_from_slice(labels);
-                let le = e.out.len();
-                put_message(&mut e.out, key, &e.value);
-                (ls, le)
+            None => {
+                e.labels.clear();
+                put_labels(&mut e.labels, &e.order, s, self.const_labels);
+                &e.labels
             }
         };
+        let body = labels.len() + 1 + varint_len(e.value.len() as u64) + e.value.len();
+        e.out.push(FAMILY_METRIC);
+        put_varint(&mut e.out, body as u64);
+        let ls = e.out.len();
+        e.out.extend_from_slice(labels);
+        let le = e.out.len();
+        put_message(&mut e.out, key, &e.value);
         let end = e.out.len();
         for m in [start, ls, le, end] {
             e.cache.push_mark(m);
         }
-        self.open = false;
     }
 }
 
@@ -388,24 +447,32 @@ impl Sink for FamilySink<'_, '_> {
         e.order.extend((0..consts.len()).map(Src::Const));
         e.order.push(Src::Overflow);
         e.order.sort_unstable_by(|&a, &b| name(a).cmp(&name(b)));
-        // The family's length goes before it: give it as many bytes as last time.
-        let len_bytes = known.and_then(|i| e.fam_lens.get(i)).map_or(1, |&l| varint_len(l as u64));
-        let at = e.out.len();
-        e.out.resize(at + len_bytes, 0);
-        e.out.extend_from_slice(&e.header);
-        self.fam = Some(FamStart { at, len_bytes });
-        self.part = 0;
-        self.open = false;
         e.parts.clear();
+        self.part = 0;
+        // The family's length goes before it: give it as many bytes as last time. A family the
+        // last body had starts as a copy of its length and header (see `end_family`).
+        let old = known.and_then(|i| e.fam_lens.get(i).copied());
+        let len_bytes = old.map_or(1, |(_, l)| varint_len(l as u64));
+        let at = match old {
+            Some((from, _)) => {
+                let at = self.len();
+                self.copy(from, from + len_bytes + self.enc.header.len());
+                at
+            }
+            None => {
+                self.flush();
+                let e = &mut *self.enc;
+                let at = e.out.len();
+                e.out.resize(at + len_bytes, 0);
+                e.out.extend_from_slice(&e.header);
+                at
+            }
+        };
+        self.fam = Some(FamStart { at, len_bytes, old });
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
         let kind = self.kind;
-        // A series starts with the first sample after the last one's end (its only sample, or `_count`).
-        if !self.open {
-            self.start_series(s.label_values, s.overflow);
-        }
-        self.enc.cache.push_bits(s.value.to_bits());
         let e = &mut *self.enc;
         match (kind, s.suffix) {
             (Kind::Counter | Kind::Gauge, _) => {
@@ -448,22 +515,6 @@ impl Sink for FamilySink<'_, '_> {
     }
 
     fn native(&mut self, _: &Family, h: &HistogramSeries<'_>, n: &NativeSnapshot) {
-        self.start_series(h.series.label_values, h.series.overflow);
-        // Everything the message is made of besides the labels and the family.
-        let c = &mut self.enc.cache;
-        c.push_bits(h.count);
-        c.push_bits(h.sum.to_bits());
-        c.push_bits(h.cumulative.len() as u64);
-        h.cumulative.iter().for_each(|&x| c.push_bits(x));
-        c.push_bits(n.schema as u64);
-        c.push_bits(n.zero_threshold.to_bits());
-        c.push_bits(n.zero_count);
-        for side in [&n.negative, &n.positive] {
-            c.push_bits(side.spans.len() as u64);
-            side.spans.iter().for_each(|&(o, l)| c.push_bits(u64::from(o as u32) << 32 | u64::from(l)));
-            c.push_bits(side.deltas.len() as u64);
-            side.deltas.iter().for_each(|&d| c.push_bits(d as u64));
-        }
         let e = &mut *self.enc;
         e.parts.clear();
         if h.has_classic_buckets() {
@@ -627,6 +678,8 @@ mod tests {
                 rounds += 1;
             });
         }
+        let mut enc = FamilyEncoder::default();
+        crate::encode::series_cache::tests::first_family_goes(|snap| assert_eq!(enc.encode(snap, &[]), &encode(snap, &[])[..]));
     }
 
     #[test]

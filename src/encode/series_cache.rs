@@ -15,10 +15,13 @@
 //! - The constant labels are compared once per body; when they change, nothing old is used.
 //!
 //! Memory: two indexes (last body's, and the one being built), each a few words per family and
-//! series, one `u64` per value and the label values once; their capacity follows the largest
-//! snapshot seen and shrinks back when a body needs less than a quarter of it.
+//! series, one `u64` per value and one `u32` per offset; and the keys (label values and family
+//! identities) once each, in an arena that a series found again shares with its old entry and
+//! that is compacted when more than half of it is no longer used. Each buffer's capacity follows
+//! the largest snapshot seen and shrinks back when a body needs less than a quarter of it.
 
 use crate::registry::Family;
+use crate::snapshot::Value;
 
 /// Ends each string of a key: 0xFF never occurs in UTF-8, so two lists of strings have equal keys
 /// only when they are equal.
@@ -29,15 +32,13 @@ const END: u8 = 0xFF;
 struct Index {
     fams: Vec<Fam>,
     series: Vec<Series>,
-    /// Family and series keys, back to back.
-    keys: Vec<u8>,
     /// Each series' values, as bits, back to back.
     bits: Vec<u64>,
     /// Each series' offsets into the body (the format decides which), back to back.
     marks: Vec<u32>,
 }
 
-/// A family's entry; its series run to the next family's.
+/// A family's entry: its key in the arena; its series run to the next family's.
 #[derive(Debug, Clone, Copy)]
 struct Fam {
     hint: usize,
@@ -46,7 +47,7 @@ struct Fam {
     series: u32,
 }
 
-/// A series' entry; its values and offsets run to the next series' (or the arena's end).
+/// A series' entry: its key in the arena; its values and offsets run to the next series' (or the end).
 #[derive(Debug, Clone, Copy)]
 struct Series {
     hint: usize,
@@ -60,38 +61,26 @@ impl Index {
     fn clear(&mut self) {
         self.fams.clear();
         self.series.clear();
-        self.keys.clear();
         self.bits.clear();
         self.marks.clear();
     }
 
-    /// Gives back memory a much larger body needed once.
-    fn shrink(&mut self) {
-        fn fit<T>(v: &mut Vec<T>) {
-            if v.capacity() > 4 * v.len() + 1024 {
-                v.shrink_to(2 * v.len());
+    /// Gives back memory a much larger body needed once: each buffer is kept at most four times
+    /// (and at least twice) what `like`, the index of the last body, holds.
+    fn shrink_like(&mut self, like: &Index) {
+        fn fit<T>(v: &mut Vec<T>, len: usize) {
+            if v.capacity() > 4 * len + 1024 {
+                v.shrink_to(2 * len);
             }
         }
-        fit(&mut self.fams);
-        fit(&mut self.series);
-        fit(&mut self.keys);
-        fit(&mut self.bits);
-        fit(&mut self.marks);
+        fit(&mut self.fams, like.fams.len());
+        fit(&mut self.series, like.series.len());
+        fit(&mut self.bits, like.bits.len());
+        fit(&mut self.marks, like.marks.len());
     }
 
-    fn fam_key(&self, i: usize) -> &[u8] {
-        let f = &self.fams[i];
-        &self.keys[f.key as usize..(f.key + f.key_len) as usize]
-    }
-
-    fn fam_series(&self, i: usize) -> std::ops::Range<usize> {
-        let end = self.fams.get(i + 1).map_or(self.series.len(), |f| f.series as usize);
-        self.fams[i].series as usize..end
-    }
-
-    fn series_key(&self, i: usize) -> &[u8] {
-        let s = &self.series[i];
-        &self.keys[s.key as usize..(s.key + s.key_len) as usize]
+    fn fam_series_end(&self, i: usize) -> usize {
+        self.fams.get(i + 1).map_or(self.series.len(), |f| f.series as usize)
     }
 
     fn series_bits(&self, i: usize) -> &[u64] {
@@ -105,18 +94,60 @@ impl Index {
     }
 }
 
+/// Equal byte strings. Label values are mostly short: up to 16 bytes are compared as two
+/// overlapping words (of 1, 2, 4 or 8 bytes) from each end, instead of through a call to `memcmp`.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w4 = |s: &[u8], at: usize| s.get(at..at + 4).map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    let w8 = |s: &[u8], at: usize| s.get(at..at + 8).map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
+    match n {
+        0 => true,
+        1..4 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..8 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// True when `key` is the key of `values` and `overflow` (see [`SeriesCache::series`]).
+#[inline]
+fn is_key_of(key: &[u8], values: &[Box<str>], overflow: bool) -> bool {
+    if key.first() != Some(&u8::from(overflow)) {
+        return false;
+    }
+    let mut at = 1;
+    for v in values {
+        let v = v.as_bytes();
+        let end = at + v.len();
+        if key.get(end) != Some(&END) || !same(&key[at..end], v) {
+            return false;
+        }
+        at = end + 1;
+    }
+    at == key.len()
+}
+
 /// The previous body's index and the one being built (see the module doc).
 #[derive(Debug, Default)]
 pub struct SeriesCache {
     old: Index,
     new: Index,
+    /// Every key either index refers to (and some neither does, until compacted).
+    keys: Vec<u8>,
+    /// A family's key, made to compare it.
+    fam_key: Vec<u8>,
     /// The constant labels both indexes were made with.
     consts: Vec<(String, String)>,
     /// The next old family to look at.
     next_fam: usize,
-    /// The old family of the one being written, and its next old series to look at.
+    /// The old family of the one being written, its next old series to look at, and its end.
     fam: Option<usize>,
     cursor: usize,
+    fam_end: usize,
     /// A series of this family was not among the old ones: every later one is new too.
     exhausted: bool,
 }
@@ -127,7 +158,7 @@ impl SeriesCache {
     pub fn begin(&mut self, consts: &[(String, String)]) {
         self.new.clear();
         if self.consts != consts {
-            self.old.clear();
+            self.clear();
             self.consts.clear();
             self.consts.extend_from_slice(consts);
         }
@@ -140,21 +171,45 @@ impl SeriesCache {
     pub fn finish(&mut self) {
         std::mem::swap(&mut self.old, &mut self.new);
         self.new.clear();
-        self.new.shrink();
+        self.new.shrink_like(&self.old);
+        self.compact();
     }
 
-    /// Forgets everything (the body the marks point into is gone).
+    /// Moves the keys the index uses to a new arena when they are less than half of it.
+    fn compact(&mut self) {
+        let live: usize = self.old.fams.iter().map(|f| f.key_len as usize).sum::<usize>()
+            + self.old.series.iter().map(|s| s.key_len as usize).sum::<usize>();
+        if self.keys.len() <= 2 * live + 4096 {
+            return;
+        }
+        let mut keys = Vec::with_capacity(live + live / 4);
+        let mut move_key = |key: &mut u32, len: u32| {
+            let at = keys.len() as u32;
+            keys.extend_from_slice(&self.keys[*key as usize..(*key + len) as usize]);
+            *key = at;
+        };
+        for f in &mut self.old.fams {
+            move_key(&mut f.key, f.key_len);
+        }
+        for s in &mut self.old.series {
+            move_key(&mut s.key, s.key_len);
+        }
+        self.keys = keys;
+    }
+
+    /// Forgets everything (the body the offsets point into is gone).
     pub fn clear(&mut self) {
         self.old.clear();
         self.new.clear();
+        self.keys.clear();
     }
 
     /// Starts family `f`; where the last body had it, exactly so (its place among the last
     /// body's families), if it did.
     pub fn family(&mut self, f: &Family) -> Option<usize> {
         let hint = f as *const Family as usize;
-        let key = self.new.keys.len() as u32;
-        let k = &mut self.new.keys;
+        let k = &mut self.fam_key;
+        k.clear();
         k.extend_from_slice(f.name.as_bytes());
         k.push(END);
         k.extend_from_slice(f.help.as_bytes());
@@ -168,15 +223,26 @@ impl SeriesCache {
         for p in f.params.iter() {
             k.extend_from_slice(&p.to_bits().to_le_bytes());
         }
-        let key_len = self.new.keys.len() as u32 - key;
-        self.new.fams.push(Fam { hint, key, key_len, series: self.new.series.len() as u32 });
         // Families come in declaration order, so the old one is at or after the last one found.
-        let mine = &self.new.keys[key as usize..];
-        self.fam = (self.next_fam..self.old.fams.len()).find(|&i| self.old.fams[i].hint == hint && self.old.fam_key(i) == mine);
-        if let Some(i) = self.fam {
-            self.next_fam = i + 1;
-            self.cursor = self.old.fam_series(i).start;
-        }
+        let (old, keys, mine) = (&self.old, &self.keys, &self.fam_key);
+        self.fam = (self.next_fam..old.fams.len()).find(|&i| {
+            let o = &old.fams[i];
+            o.hint == hint && keys[o.key as usize..(o.key + o.key_len) as usize] == mine[..]
+        });
+        let (key, key_len) = match self.fam {
+            Some(i) => {
+                self.next_fam = i + 1;
+                self.cursor = old.fams[i].series as usize;
+                self.fam_end = old.fam_series_end(i);
+                (old.fams[i].key, old.fams[i].key_len)
+            }
+            None => {
+                let at = self.keys.len() as u32;
+                self.keys.extend_from_slice(&self.fam_key);
+                (at, self.fam_key.len() as u32)
+            }
+        };
+        self.new.fams.push(Fam { hint, key, key_len, series: self.new.series.len() as u32 });
         self.exhausted = self.fam.is_none();
         self.fam
     }
@@ -190,32 +256,77 @@ impl SeriesCache {
     /// The address of the label values only says where to look; the values are compared.
     pub fn series(&mut self, values: &[Box<str>], overflow: bool) -> Option<usize> {
         let hint = values.as_ptr() as usize;
-        let key = self.new.keys.len();
-        self.new.keys.push(u8::from(overflow));
-        for v in values {
-            self.new.keys.extend_from_slice(v.as_bytes());
-            self.new.keys.push(END);
+        let mut found = None;
+        if !self.exhausted {
+            match (self.cursor..self.fam_end).find(|&i| self.old.series[i].hint == hint) {
+                Some(i) => {
+                    self.cursor = i + 1;
+                    let o = &self.old.series[i];
+                    let key = &self.keys[o.key as usize..(o.key + o.key_len) as usize];
+                    found = is_key_of(key, values, overflow).then_some(i);
+                }
+                None => self.exhausted = true,
+            }
         }
-        let n = &mut self.new;
-        let key_len = (n.keys.len() - key) as u32;
-        n.series.push(Series { hint, key: key as u32, key_len, bits: n.bits.len() as u32, marks: n.marks.len() as u32 });
-        if self.exhausted {
-            return None;
-        }
-        let range = self.old.fam_series(self.fam?);
-        let found = (self.cursor..range.end).find(|&i| self.old.series[i].hint == hint);
-        let Some(i) = found else {
-            self.exhausted = true;
-            return None;
+        let (key, key_len) = match found {
+            // The same key: the new entry shares the old one's.
+            Some(i) => (self.old.series[i].key, self.old.series[i].key_len),
+            None => {
+                let at = self.keys.len();
+                self.keys.push(u8::from(overflow));
+                for v in values {
+                    self.keys.extend_from_slice(v.as_bytes());
+                    self.keys.push(END);
+                }
+                (at as u32, (self.keys.len() - at) as u32)
+            }
         };
-        self.cursor = i + 1;
-        (self.old.series_key(i) == &self.new.keys[key..]).then_some(i)
+        let n = &mut self.new;
+        n.series.push(Series { hint, key, key_len, bits: n.bits.len() as u32, marks: n.marks.len() as u32 });
+        found
     }
 
-    /// Appends a value of the current series.
+    /// Appends every number `v` shows, as bits, to the current series; for a native histogram
+    /// its schema, zero bucket, spans and deltas too (list lengths first, so two lists cannot
+    /// run into each other).
+    pub fn push_value(&mut self, v: &Value) {
+        let b = &mut self.new.bits;
+        match v {
+            Value::Scalar(x) => b.push(x.to_bits()),
+            Value::Histogram { cumulative, sum, count, native, .. } => {
+                b.push(cumulative.len() as u64);
+                b.extend_from_slice(cumulative);
+                b.push(sum.to_bits());
+                b.push(*count);
+                if let Some(n) = native {
+                    b.push(u64::from(n.schema as u8));
+                    b.push(n.zero_threshold.to_bits());
+                    b.push(n.zero_count);
+                    b.push(n.count);
+                    b.push(n.sum.to_bits());
+                    for side in [&n.negative, &n.positive] {
+                        b.push(side.spans.len() as u64);
+                        b.extend(side.spans.iter().map(|&(o, l)| u64::from(o as u32) << 32 | u64::from(l)));
+                        b.push(side.deltas.len() as u64);
+                        b.extend(side.deltas.iter().map(|&d| d as u64));
+                    }
+                }
+            }
+            Value::Summary { quantiles, sum, count } => {
+                b.push(quantiles.len() as u64);
+                b.extend(quantiles.iter().flat_map(|(q, v)| [q.to_bits(), v.to_bits()]));
+                b.push(sum.to_bits());
+                b.push(*count);
+            }
+        }
+    }
+
+    /// True when the current series' values are old series `i`'s.
     #[inline]
-    pub fn push_bits(&mut self, bits: u64) {
-        self.new.bits.push(bits);
+    pub fn same_values(&self, i: usize) -> bool {
+        let start = self.new.series.last().map_or(0, |s| s.bits as usize);
+        let (old, new) = (self.old.series_bits(i), &self.new.bits[start..]);
+        old.len() == new.len() && old.iter().zip(new).all(|(a, b)| a == b)
     }
 
     /// Appends an offset of the current series.
@@ -224,16 +335,11 @@ impl SeriesCache {
         self.new.marks.push(at as u32);
     }
 
-    /// The values the current series has so far.
-    pub fn bits_so_far(&self) -> &[u64] {
-        let start = self.new.series.last().map_or(0, |s| s.bits as usize);
-        &self.new.bits[start..]
-    }
-
-    /// The current series' offsets so far (to move them, see [`SeriesCache::shift_family_marks`]).
-    pub fn marks_so_far(&self) -> &[u32] {
-        let start = self.new.series.last().map_or(0, |s| s.marks as usize);
-        &self.new.marks[start..]
+    /// Appends old series `i`'s offsets, moved as its bytes were: from `from` in the old body to
+    /// `to` in the new one.
+    pub fn push_marks_moved(&mut self, i: usize, from: usize, to: usize) {
+        let m = self.old.series_marks(i);
+        self.new.marks.extend(m.iter().map(|&x| (x as usize - from + to) as u32));
     }
 
     /// Adds `by` to every offset of the current family's series (its body moved).
@@ -243,11 +349,6 @@ impl SeriesCache {
         for m in &mut self.new.marks[first.marks as usize..] {
             *m = (i64::from(*m) + by) as u32;
         }
-    }
-
-    /// Old series `i`'s values.
-    pub fn old_bits(&self, i: usize) -> &[u64] {
-        self.old.series_bits(i)
     }
 
     /// Old series `i`'s offsets into the old body.
@@ -260,11 +361,10 @@ impl SeriesCache {
         let one = |x: &Index| {
             x.fams.capacity() * size_of::<Fam>()
                 + x.series.capacity() * size_of::<Series>()
-                + x.keys.capacity()
                 + x.bits.capacity() * 8
                 + x.marks.capacity() * 4
         };
-        one(&self.old) + one(&self.new)
+        one(&self.old) + one(&self.new) + self.keys.capacity() + self.fam_key.capacity()
     }
 }
 
@@ -367,6 +467,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// Two families; the first one's only series is removed, nothing else changes: the new body
+    /// is the end of the old one. `check` is called before and after.
+    pub(crate) fn first_family_goes(mut check: impl FnMut(&Snapshot<'_>)) {
+        let reg = Registry::new(Limits::default());
+        reg.declare("a_total", "", Kind::Counter, &["k"], &[]).unwrap();
+        reg.declare("b", "", Kind::Gauge, &[], &[]).unwrap();
+        let mut agg = Aggregator::new(1);
+        let a = reg.series("a_total", &["x"]).unwrap();
+        agg.apply(&reg, Event { series: a, op: Op::Inc, value: 1.0 });
+        agg.apply(&reg, Event { series: reg.by_name("b").unwrap(), op: Op::Set, value: 2.0 });
+        check(&agg.snapshot(&reg));
+        reg.remove(a).unwrap();
+        check(&agg.snapshot(&reg));
+    }
+
     #[test]
     fn series_are_found_again_skipping_removed_ones_and_new_ones_are_not() {
         let reg = Registry::new(Limits::default());
@@ -379,20 +494,34 @@ pub(crate) mod tests {
         assert!(c.family(f).is_none());
         for i in 0..4 {
             assert_eq!(c.series(values(i), false), None);
-            c.push_bits(i as u64);
+            c.push_value(&crate::snapshot::Value::Scalar(i as f64));
         }
         c.finish();
         c.begin(&[]);
         assert!(c.family(f).is_some());
         assert_eq!(c.series(values(0), false), Some(0));
         assert_eq!(c.series(values(2), false), Some(2), "b removed");
+        c.push_value(&crate::snapshot::Value::Scalar(2.0));
+        assert!(c.same_values(2));
         assert_eq!(c.series(values(3), true), None, "the overflow flag is part of the key");
-        assert_eq!(c.old_bits(2), [2]);
         c.finish();
         // Other constant labels: nothing old is used.
         c.begin(&[("env".into(), "prod".into())]);
         assert!(c.family(f).is_none());
         assert_eq!(c.series(values(0), false), None);
+    }
+
+    #[test]
+    fn short_strings_compare_equal_only_when_equal() {
+        let words =
+            ["", "a", "b", "ab", "ba", "abc", "abd", "xbc", "abcd", "abce", "abcdefg", "abcdefh", "bbcdefg", "abcdefgh", "abcdefgi"];
+        let more =
+            ["abcdefghijklmnop", "abcdefghijklmnoq", "bbcdefghijklmnop", "abcdefghXjklmnop", "abcdefghijklmnopq", "abcdefghijklmnopr"];
+        for a in words.iter().chain(&more) {
+            for b in words.iter().chain(&more) {
+                assert_eq!(super::same(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
+            }
+        }
     }
 
     #[test]

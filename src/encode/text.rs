@@ -2,8 +2,8 @@
 //! the Pushgateway and the textfile collector read.
 
 use super::series_cache::SeriesCache;
-use super::{Sample, Sink, Walker, float, walk, walk_with};
-use crate::registry::{Family, Kind, OVERFLOW_LABEL};
+use super::{Sample, Sink, Walker, float, walk, walk_series};
+use crate::registry::{Family, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
 use std::borrow::Cow;
 
@@ -115,6 +115,11 @@ pub struct TextEncoder {
     prev: String,
     cache: SeriesCache,
     walker: Walker,
+    /// A family's `# HELP` and `# TYPE` lines, made to compare or write them.
+    header: String,
+    /// Where each family's header starts, in the last body and in this one, in output order.
+    fam_starts: Vec<usize>,
+    new_fam_starts: Vec<usize>,
 }
 
 impl TextEncoder {
@@ -122,20 +127,54 @@ impl TextEncoder {
     /// stays in the encoder until the next call.
     pub fn encode(&mut self, snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> &str {
         std::mem::swap(&mut self.body, &mut self.prev);
+        std::mem::swap(&mut self.fam_starts, &mut self.new_fam_starts);
         self.body.clear();
+        self.new_fam_starts.clear();
         self.cache.begin(const_labels);
-        let mut sink = CachedSink {
-            out: &mut self.body,
-            prev: &self.prev,
-            cache: &mut self.cache,
-            consts: const_labels,
-            scalar: true,
-            pos: 0,
-            old: None,
-            copy: (0, 0),
-        };
-        walk_with(snap, &mut sink, &mut self.walker);
-        sink.flush();
+        let TextEncoder { body, prev, cache, walker, header, fam_starts, new_fam_starts } = self;
+        let mut sink = CachedSink { out: body, prev, cache, consts: const_labels, pos: 0, old: None, copy: (0, 0) };
+        for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
+            let f = fam.family;
+            header.clear();
+            write_header(header, f);
+            new_fam_starts.push(sink.len());
+            // A family the last body had: the same header, copied from there.
+            match sink.cache.family(f).and_then(|i| fam_starts.get(i)) {
+                Some(&from) => sink.copy(from, from + header.len()),
+                None => {
+                    sink.flush();
+                    sink.out.push_str(header);
+                }
+            }
+            let extras = walker.spell(f);
+            for s in &fam.series {
+                let old = sink.cache.series(s.label_values, s.overflow);
+                sink.cache.push_value(&s.value);
+                let start = sink.len();
+                match old {
+                    // Labels and values as last time: its lines as they were.
+                    Some(j) if sink.cache.same_values(j) => {
+                        let m = sink.cache.old_marks(j);
+                        let (from, to) = (m[0] as usize, m[m.len() - 1] as usize);
+                        sink.copy(from, to);
+                        sink.cache.push_marks_moved(j, from, start);
+                    }
+                    // Else its lines through the walk; with the old prefixes when it had them.
+                    _ => {
+                        sink.old = old;
+                        sink.pos = 0;
+                        sink.cache.push_mark(start);
+                        walk_series(f, s, extras, &mut sink);
+                    }
+                }
+            }
+        }
+        // Nothing changed: the last body is this one, as it is (no copy).
+        if sink.copy == (0, sink.prev.len()) && sink.out.is_empty() {
+            std::mem::swap(&mut self.body, &mut self.prev);
+        } else {
+            sink.flush();
+        }
         self.cache.finish();
         // The old body is needed only while the next one is made from it; keep its allocation
         // unless it is far larger than bodies are now.
@@ -151,20 +190,19 @@ impl TextEncoder {
     }
 }
 
-/// [`TextEncoder`]'s view of the walk. Offsets kept per series ([`SeriesCache::push_mark`]): where
-/// its first line starts, then per sample where its value starts and where its line ends.
+/// [`TextEncoder`]'s view of a series it writes anew. Offsets kept per series
+/// ([`SeriesCache::push_mark`]): where its first line starts, then per sample where its value
+/// starts and where its line ends.
 struct CachedSink<'a> {
     out: &'a mut String,
     prev: &'a str,
     cache: &'a mut SeriesCache,
     consts: &'a [(String, String)],
-    /// Every sample is a series of its own (a counter or gauge family); else a series ends at `_count`.
-    scalar: bool,
     /// The current sample's place in its series.
     pos: usize,
     /// The old series the current one is, if any.
     old: Option<usize>,
-    /// A run of the old body still to copy: consecutive unchanged lines become one copy.
+    /// A run of the old body still to copy: consecutive unchanged series become one copy.
     copy: (usize, usize),
 }
 
@@ -192,60 +230,37 @@ impl CachedSink<'_> {
 }
 
 impl Sink for CachedSink<'_> {
+    /// Not called: [`TextEncoder::encode`] writes the headers itself.
     fn family(&mut self, f: &Family) {
         self.flush();
         write_header(self.out, f);
-        self.cache.family(f);
-        self.scalar = matches!(f.kind, Kind::Counter | Kind::Gauge);
-        self.pos = 0;
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
-        if self.pos == 0 {
-            self.old = self.cache.series(s.label_values, s.overflow);
-            let at = self.len();
-            self.cache.push_mark(at);
-        }
-        let bits = s.value.to_bits();
-        self.cache.push_bits(bits);
         // The same family, constant labels, label values and place in the series: the same line
         // up to the value. (A series' samples follow from its family: kind, bounds, quantiles.)
         let i = self.pos;
-        let old = self.old.and_then(|j| {
-            let (m, b) = (self.cache.old_marks(j), self.cache.old_bits(j));
-            let &old_bits = b.get(i)?;
-            Some((m[2 * i] as usize, m[2 * i + 1] as usize, m[2 * i + 2] as usize, old_bits))
-        });
+        let old =
+            self.old.map(|j| self.cache.old_marks(j)).filter(|m| 2 * i + 2 < m.len()).map(|m| (m[2 * i] as usize, m[2 * i + 1] as usize));
         let start = self.len();
         let value_at = match old {
-            Some((a, v, e, b)) if b == bits => {
-                self.copy(a, e);
-                start + (v - a)
-            }
-            Some((a, v, _, _)) => {
+            Some((a, v)) => {
                 self.copy(a, v);
                 self.flush();
-                float::write_value(self.out, s.value);
-                self.out.push('\n');
                 start + (v - a)
             }
             None => {
                 self.flush();
                 write_prefix(self.out, s, self.consts);
-                let v = self.out.len();
-                float::write_value(self.out, s.value);
-                self.out.push('\n');
-                v
+                self.out.len()
             }
         };
+        float::write_value(self.out, s.value);
+        self.out.push('\n');
         let end = self.len();
         self.cache.push_mark(value_at);
         self.cache.push_mark(end);
-        if self.scalar || s.suffix == "_count" {
-            self.pos = 0;
-        } else {
-            self.pos += 1;
-        }
+        self.pos += 1;
     }
 }
 
@@ -344,5 +359,7 @@ mod cached {
                 rounds += 1;
             });
         }
+        let mut enc = TextEncoder::default();
+        crate::encode::series_cache::tests::first_family_goes(|snap| assert_eq!(enc.encode(snap, &[]), encode(snap, &[])));
     }
 }
