@@ -25,7 +25,10 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// assert_eq!(text, "# HELP rows_total Rows \"loaded\"\n# TYPE rows_total counter\nrows_total{table=\"a\\\"b\",env=\"prod\"} 3\n");
 /// ```
 pub fn encode(snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> String {
-    let mut w = TextSink { out: String::with_capacity(4096), const_labels };
+    // Room for a line of ~64 bytes a series up front: growing by doubling from a small buffer
+    // copies the body again and again (a histogram's many lines still grow it once or twice).
+    let series: usize = snap.families.iter().map(|f| f.series.len()).sum();
+    let mut w = TextSink { out: String::with_capacity(4096 + 64 * series), const_labels };
     walk(snap, &mut w);
     w.out
 }
