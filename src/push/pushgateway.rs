@@ -222,9 +222,11 @@ impl Pushgateway {
         let attempt = |_n: u32| {
             let mut req = client::authorise(self.client.request(method.clone(), self.url.clone()), &self.cfg.auth);
             if let Some(b) = &body {
-                req = req.header("Content-Type", content_type(self.cfg.format)).body(b.clone());
+                // Static names and values: nothing to parse, check or copy per request.
+                use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+                req = req.header(CONTENT_TYPE, HeaderValue::from_static(content_type(self.cfg.format))).body(b.clone());
                 if self.cfg.compression == PushgatewayCompression::Gzip {
-                    req = req.header("Content-Encoding", "gzip");
+                    req = req.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 }
             }
             let clock = &self.common.clock;
