@@ -683,6 +683,21 @@ mod tests {
     }
 
     #[test]
+    fn what_a_kept_encoder_holds_follows_the_bodies_down() {
+        let mut enc = FamilyEncoder::default();
+        let mut big = 0;
+        crate::encode::series_cache::tests::big_then_small(20_000, |snap, round| {
+            assert_eq!(enc.encode(snap, &[]), &encode(snap, &[])[..]);
+            match round {
+                0 => big = enc.heap_bytes(),
+                3 => assert!(enc.heap_bytes() < big / 20, "{} of {big} bytes still held", enc.heap_bytes()),
+                _ => {}
+            }
+        });
+        assert!(big > 20_000 * 40, "{big}");
+    }
+
+    #[test]
     fn a_family_whose_length_needs_another_byte_moves_and_is_found_again() {
         // 1 series, then 20 (past 127 bytes: a 2-byte length), then only the first one changes.
         let reg = Registry::new(Limits::default());

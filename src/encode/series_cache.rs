@@ -482,6 +482,25 @@ pub(crate) mod tests {
         check(&agg.snapshot(&reg));
     }
 
+    /// A snapshot of `n` counters `big_total{k}` (values 1), through `check`; then all but one
+    /// removed and `check` called three times more: for a test that memory follows the bodies.
+    pub(crate) fn big_then_small(n: usize, mut check: impl FnMut(&Snapshot<'_>, usize)) {
+        let reg = Registry::new(Limits { max_series: 2 * n, max_series_per_metric: 2 * n, ..Limits::default() });
+        reg.declare("big_total", "", Kind::Counter, &["k"], &[]).unwrap();
+        let mut agg = Aggregator::new(1);
+        let sids: Vec<SeriesId> = (0..n).map(|i| reg.series("big_total", &[&format!("series-number-{i}")]).unwrap()).collect();
+        for &s in &sids {
+            agg.apply(&reg, Event { series: s, op: Op::Inc, value: 1.0 });
+        }
+        check(&agg.snapshot(&reg), 0);
+        for &s in &sids[1..] {
+            reg.remove(s).unwrap();
+        }
+        for round in 1..4 {
+            check(&agg.snapshot(&reg), round);
+        }
+    }
+
     #[test]
     fn series_are_found_again_skipping_removed_ones_and_new_ones_are_not() {
         let reg = Registry::new(Limits::default());

@@ -365,4 +365,19 @@ mod cached {
         let mut enc = TextEncoder::default();
         crate::encode::series_cache::tests::first_family_goes(|snap| assert_eq!(enc.encode(snap, &[]), encode(snap, &[])));
     }
+
+    #[test]
+    fn what_a_kept_encoder_holds_follows_the_bodies_down() {
+        let mut enc = TextEncoder::default();
+        let mut big = 0;
+        crate::encode::series_cache::tests::big_then_small(20_000, |snap, round| {
+            assert_eq!(enc.encode(snap, &[]), encode(snap, &[]));
+            match round {
+                0 => big = enc.heap_bytes(),
+                3 => assert!(enc.heap_bytes() < big / 20, "{} of {big} bytes still held", enc.heap_bytes()),
+                _ => {}
+            }
+        });
+        assert!(big > 20_000 * 40, "{big}");
+    }
 }
