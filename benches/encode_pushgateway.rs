@@ -2,6 +2,11 @@
 //! against the text exposition, each with and without gzip, on two workloads: 1,000 counters
 //! `{table,user}`, and a mix (700 counters, 100 gauges, 100 classic histograms of 10 buckets, 100
 //! native histograms of schema 3 with ~40 populated buckets each). The body sizes are printed once.
+//!
+//! `protobuf` keeps its encoder between bodies, as the Pushgateway target does (the snapshot is the
+//! same every time, so every series is copied from the last body); `protobuf_fresh_encoder` makes a
+//! new one for each body, as the first push does; `text` is the one-shot `text::encode` and
+//! `text_kept_encoder_no_value_changed` its kept counterpart.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kdbprom::aggregate::{Aggregator, NativeConfig};
@@ -79,6 +84,11 @@ fn encode_pushgateway(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("pushgateway_body_1k_{name}"));
         g.throughput(Throughput::Elements(SERIES as u64));
         g.bench_function("text", |b| b.iter(|| black_box(text::encode(&snap, &labels).len())));
+        g.bench_function("protobuf_fresh_encoder", |b| {
+            b.iter(|| black_box(metric_family::FamilyEncoder::default().encode(&snap, &labels).len()))
+        });
+        let mut kept = text::TextEncoder::default();
+        g.bench_function("text_kept_encoder_no_value_changed", |b| b.iter(|| black_box(kept.encode(&snap, &labels).len())));
         g.bench_function("protobuf", |b| b.iter(|| black_box(enc.encode(&snap, &labels).len())));
         let mut z = Vec::with_capacity(1 << 16);
         g.bench_function("text_gzip", |b| {

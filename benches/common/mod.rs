@@ -42,3 +42,14 @@ pub fn data() -> Data {
     }
     Data { reg, agg, tikv, pc, mrs: mrs.handle() }
 }
+
+/// A second aggregator over `d`'s series, every value other than in `d.agg` (one more).
+pub fn other_values(d: &Data) -> Aggregator {
+    let mut agg = Aggregator::new(1);
+    for i in 0..SERIES {
+        let (t, u) = (format!("table{}", i % 100), format!("user{}", i / 100));
+        let s = d.reg.series("bench_requests_total", &[&t, &u]).unwrap();
+        agg.apply(&d.reg, Event { series: s, op: Op::Inc, value: (i * 37 % 1000 + 1) as f64 });
+    }
+    agg
+}

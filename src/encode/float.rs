@@ -79,9 +79,11 @@ fn special(out: &mut String, v: f64) -> bool {
 fn write_g(out: &mut String, v: f64, point_zero: bool) {
     // strconv.FormatFloat(v, 'g', -1, 64): with shortest digits Go decides on precision 6, i.e.
     // exponent form when the decimal exponent is < -4 or >= 6, with at least two exponent digits.
-    let mut e = String::with_capacity(24);
+    // The shortest digits come from `{:e}` into a buffer on the stack (no allocation per value).
+    let mut e = Stack::default();
     let _ = write!(e, "{v:e}");
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let e = e.as_str();
+    let (mant, exp) = e.split_once('e').unwrap_or((e, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     if !(-4..6).contains(&exp) {
         let _ = write!(out, "{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
@@ -91,6 +93,29 @@ fn write_g(out: &mut String, v: f64, point_zero: bool) {
         if point_zero && !out[start..].contains('.') {
             out.push_str(".0");
         }
+    }
+}
+
+/// A `fmt::Write` into 32 bytes on the stack: `{:e}` of an f64 is at most 24 (`-2.2250738585072014e-308`).
+#[derive(Default)]
+struct Stack {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Stack {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are copied in, so the bytes are UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Write for Stack {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

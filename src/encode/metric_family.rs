@@ -11,8 +11,9 @@
 //! family's and the constant ones, sorted by name, empty values left out; job, instance and the
 //! grouping labels come from the URL.
 
+use super::series_cache::SeriesCache;
 use super::wire::{put_string, put_varint, varint_len, zigzag32, zigzag64};
-use super::{HistogramSeries, Sample, Sink, walk};
+use super::{HistogramSeries, Sample, Sink, Walker, walk_series};
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::{NativeSnapshot, Snapshot, Spans};
 
@@ -65,43 +66,126 @@ enum Src {
     Overflow,
 }
 
-/// Buffers kept from one push to the next.
+/// The Pushgateway body of successive snapshots, each made from the one before: a series whose
+/// labels and values are as the last body had them is copied from it (its whole `Metric`), one
+/// whose values changed keeps its encoded labels, anything else is encoded afresh
+/// ([`SeriesCache`] says which). Every buffer is kept from one push to the next. The output is
+/// byte for byte a fresh encoder's.
+///
+/// Memory: the last body and this one, the cache's index of the last body (a few words per series
+/// and a `u64` per value) and one series' scratch; shrunk when a body needs much less than an
+/// earlier one.
 #[derive(Debug, Default)]
 pub struct FamilyEncoder {
     /// The whole body.
     out: Vec<u8>,
-    /// The current family's `MetricFamily` fields after the header.
-    family: Vec<u8>,
-    /// The current `Metric`.
-    metric: Vec<u8>,
+    /// The last body, which unchanged series are copied from.
+    prev: Vec<u8>,
+    /// A fresh series' `Label` fields.
+    labels: Vec<u8>,
     /// The current series' `Counter`/`Gauge`/`Summary`/`Histogram` body.
     value: Vec<u8>,
     /// A summary's quantiles or a histogram's buckets, gathered until its `_count`.
     parts: Vec<u8>,
     /// One native span or one packed delta list before its length is known.
     scratch: Vec<u8>,
+    /// The family's name, help and type fields.
+    header: Vec<u8>,
+    /// Classic bounds or quantiles.
+    params: Vec<f64>,
+    /// Label sources in label-name order.
+    order: Vec<Src>,
+    /// Where each family's message starts (at its length) and its length, in the last body and
+    /// in this one, in output order.
+    fam_lens: Vec<(usize, usize)>,
+    new_fam_lens: Vec<(usize, usize)>,
+    cache: SeriesCache,
+    walker: Walker,
+    /// The last body was taken and not given back: nothing can be copied from it.
+    lent: bool,
 }
 
 impl FamilyEncoder {
     /// Encodes `snap` with `const_labels` (the static labels) on every series; the body stays in
     /// the encoder until the next call.
     pub fn encode(&mut self, snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> &[u8] {
+        if std::mem::take(&mut self.lent) {
+            self.cache.clear();
+        }
+        std::mem::swap(&mut self.out, &mut self.prev);
+        std::mem::swap(&mut self.fam_lens, &mut self.new_fam_lens);
         self.out.clear();
-        self.family.clear();
-        let mut sink = FamilySink {
-            enc: self,
-            const_labels,
-            kind: Kind::Counter,
-            header: Vec::new(),
-            params: Vec::new(),
-            order: Vec::new(),
-            names: Vec::new(),
-            part: 0,
-            sum: 0.0,
-        };
-        walk(snap, &mut sink);
+        self.new_fam_lens.clear();
+        self.cache.begin(const_labels);
+        let mut walker = std::mem::take(&mut self.walker);
+        let mut sink = FamilySink { enc: self, const_labels, kind: Kind::Counter, fam: None, part: 0, sum: 0.0, old: None, copy: (0, 0) };
+        for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
+            let f = fam.family;
+            sink.family(f);
+            let extras = walker.spell(f);
+            for s in &fam.series {
+                let e = &mut *sink.enc;
+                let old = e.cache.series(s.label_values, s.overflow);
+                e.cache.push_value(&s.value);
+                match old {
+                    // Labels and values as last time: its `Metric` as it was.
+                    Some(j) if e.cache.same_values(j) => {
+                        let m = e.cache.old_marks(j);
+                        let (from, to) = (m[0] as usize, m[3] as usize);
+                        let start = sink.len();
+                        sink.copy(from, to);
+                        sink.enc.cache.push_marks_moved(j, from, start);
+                    }
+                    // Else through the walk, with the old labels when it had them.
+                    _ => {
+                        sink.old = old;
+                        walk_series(f, s, extras, &mut sink);
+                    }
+                }
+            }
+        }
         sink.end_family();
+        // Nothing changed: the last body is this one, as it is (no copy).
+        if sink.copy == (0, sink.enc.prev.len()) && sink.enc.out.is_empty() {
+            sink.copy = (0, 0);
+            let e = &mut *sink.enc;
+            std::mem::swap(&mut e.out, &mut e.prev);
+        }
+        sink.flush();
+        self.walker = walker;
+        self.cache.finish();
+        // The old body is needed only while the next one is made from it; keep its allocation
+        // unless it is far larger than bodies are now.
+        if self.prev.capacity() > 4 * self.out.len() + (1 << 16) {
+            self.prev = Vec::new();
+        }
         &self.out
+    }
+
+    /// Bytes held between calls (both bodies, the scratch and the index), for the memory bound.
+    pub fn heap_bytes(&self) -> usize {
+        self.out.capacity()
+            + self.prev.capacity()
+            + self.labels.capacity()
+            + self.value.capacity()
+            + self.parts.capacity()
+            + self.scratch.capacity()
+            + self.header.capacity()
+            + self.cache.heap_bytes()
+    }
+
+    /// Takes the body out without copying it. Give its buffer back ([`FamilyEncoder::give_back`])
+    /// before the next [`FamilyEncoder::encode`], which copies unchanged series from it; without
+    /// it, that body is encoded afresh.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.lent = true;
+        std::mem::take(&mut self.out)
+    }
+
+    /// Gives back the buffer [`FamilyEncoder::take`] took, as it was.
+    pub fn give_back(&mut self, body: Vec<u8>) {
+        self.out = body;
+        self.lent = false;
     }
 }
 
@@ -126,58 +210,154 @@ pub fn encode(snap: &Snapshot<'_>, const_labels: &[(String, String)]) -> Vec<u8>
     FamilyEncoder::default().encode(snap, const_labels).to_vec()
 }
 
+/// Where the current family's message started: its length's place and how many bytes it was
+/// given; and for a family the last body had, where its message was and how long.
+#[derive(Debug, Clone, Copy)]
+struct FamStart {
+    at: usize,
+    len_bytes: usize,
+    old: Option<(usize, usize)>,
+}
+
 struct FamilySink<'e, 'c> {
     enc: &'e mut FamilyEncoder,
     const_labels: &'c [(String, String)],
     kind: Kind,
-    /// The family's name, help and type fields.
-    header: Vec<u8>,
-    /// Classic bounds or quantiles.
-    params: Vec<f64>,
-    /// Label sources sorted by name, and the names in that order.
-    order: Vec<Src>,
-    names: Vec<String>,
+    fam: Option<FamStart>,
     /// Buckets or quantiles of the current series seen so far.
     part: usize,
     sum: f64,
+    /// The old series the current one is, if any.
+    old: Option<usize>,
+    /// A run of the old body still to copy: consecutive unchanged series become one copy.
+    copy: (usize, usize),
 }
 
 impl FamilySink<'_, '_> {
-    /// Writes the finished family (when it has a series): its length, header and metrics.
-    fn end_family(&mut self) {
-        let e = &mut *self.enc;
-        if e.family.is_empty() {
-            return;
-        }
-        put_varint(&mut e.out, (self.header.len() + e.family.len()) as u64);
-        e.out.extend_from_slice(&self.header);
-        e.out.extend_from_slice(&e.family);
-        e.family.clear();
+    /// Length of the body with the pending copy.
+    fn len(&self) -> usize {
+        self.enc.out.len() + (self.copy.1 - self.copy.0)
     }
 
-    /// Writes a `Metric` of `s`'s labels holding `e.value` as field `key` into the family.
-    fn metric(&mut self, s: &Sample<'_>, key: u8) {
-        let e = &mut *self.enc;
-        e.metric.clear();
-        for (&src, name) in self.order.iter().zip(&self.names) {
-            let v: &str = match src {
-                Src::Family(i) => &s.label_values[i],
-                Src::Const(i) => &self.const_labels[i].1,
-                Src::Overflow if s.overflow => "true",
-                Src::Overflow => "",
-            };
-            // Empty values mean "no label", as in the text exposition.
-            if v.is_empty() {
-                continue;
-            }
-            let len = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(v.len() as u64) + v.len();
-            e.metric.push(METRIC_LABEL);
-            put_varint(&mut e.metric, len as u64);
-            put_string(&mut e.metric, 1, &[name]);
-            put_string(&mut e.metric, 2, &[v]);
+    fn copy(&mut self, from: usize, to: usize) {
+        if self.copy.1 != from {
+            self.flush();
+            self.copy.0 = from;
         }
-        put_message(&mut e.metric, key, &e.value);
-        put_message(&mut e.family, FAMILY_METRIC, &e.metric);
+        self.copy.1 = to;
+    }
+
+    /// Writes the pending copy: before anything else is written.
+    fn flush(&mut self) {
+        let (a, b) = self.copy;
+        if a != b {
+            let e = &mut *self.enc;
+            e.out.extend_from_slice(&e.prev[a..b]);
+        }
+        self.copy = (0, 0);
+    }
+
+    /// Ends the family being written: its length goes in front of it. The length was given as
+    /// many bytes as the same family's length took in the last body (1 for a new family); when
+    /// that was wrong the family moves, and its series' offsets with it.
+    ///
+    /// A family the last body had starts as a copy of its length and header from there; when
+    /// every series was copied too, in one run to the old message's end, the message is the old
+    /// one byte for byte, length included, and stays a copy (not yet written).
+    fn end_family(&mut self) {
+        let Some(FamStart { at, len_bytes, old }) = self.fam.take() else {
+            self.flush();
+            return;
+        };
+        if let Some((from, len)) = old
+            && self.copy.1 == from + len_bytes + len
+            && self.copy.0 <= from
+            && self.len() - at == len_bytes + len
+        {
+            self.enc.new_fam_lens.push((at, len));
+            return;
+        }
+        self.flush();
+        let e = &mut *self.enc;
+        let len = e.out.len() - at - len_bytes;
+        if len == e.header.len() {
+            // No series (walk never does this): no message.
+            e.out.truncate(at);
+            return;
+        }
+        e.new_fam_lens.push((at, len));
+        let mut v = [0u8; 10];
+        let n = varint_into(&mut v, len as u64);
+        if n != len_bytes {
+            e.out.splice(at..at + len_bytes, v[..n].iter().copied());
+            e.cache.shift_family_marks(n as i64 - len_bytes as i64);
+        } else {
+            e.out[at..at + n].copy_from_slice(&v[..n]);
+        }
+    }
+
+    /// Writes the current series as a `Metric` holding `e.value` as field `key`, with the last
+    /// body's labels when it had the series, else encoded afresh. Offsets kept
+    /// ([`SeriesCache::push_mark`]): where the `Metric` field starts, where its labels start and
+    /// end, where it ends.
+    fn metric(&mut self, s: &Sample<'_>, key: u8) {
+        self.flush();
+        let e = &mut *self.enc;
+        let start = e.out.len();
+        let labels: &[u8] = match self.old {
+            Some(j) => {
+                let m = e.cache.old_marks(j);
+                &e.prev[m[1] as usize..m[2] as usize]
+            }
+            None => {
+                e.labels.clear();
+                put_labels(&mut e.labels, &e.order, s, self.const_labels);
+                &e.labels
+            }
+        };
+        let body = labels.len() + 1 + varint_len(e.value.len() as u64) + e.value.len();
+        e.out.push(FAMILY_METRIC);
+        put_varint(&mut e.out, body as u64);
+        let ls = e.out.len();
+        e.out.extend_from_slice(labels);
+        let le = e.out.len();
+        put_message(&mut e.out, key, &e.value);
+        let end = e.out.len();
+        for m in [start, ls, le, end] {
+            e.cache.push_mark(m);
+        }
+    }
+}
+
+/// `v` as a varint into `buf`; its length.
+fn varint_into(buf: &mut [u8; 10], mut v: u64) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        buf[i] = v as u8 | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    buf[i] = v as u8;
+    i + 1
+}
+
+/// Appends `s`'s `Label` fields in `order` (names sorted), empty values left out.
+fn put_labels(out: &mut Vec<u8>, order: &[Src], s: &Sample<'_>, consts: &[(String, String)]) {
+    for &src in order {
+        let (name, v): (&str, &str) = match src {
+            Src::Family(i) => (&s.label_names[i], &s.label_values[i]),
+            Src::Const(i) => (&consts[i].0, &consts[i].1),
+            Src::Overflow => (OVERFLOW_LABEL, if s.overflow { "true" } else { "" }),
+        };
+        // Empty values mean "no label", as in the text exposition.
+        if v.is_empty() {
+            continue;
+        }
+        let len = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(v.len() as u64) + v.len();
+        out.push(METRIC_LABEL);
+        put_varint(out, len as u64);
+        put_string(out, 1, &[name]);
+        put_string(out, 2, &[v]);
     }
 }
 
@@ -238,31 +418,57 @@ impl Sink for FamilySink<'_, '_> {
     fn family(&mut self, f: &Family) {
         self.end_family();
         self.kind = f.kind;
-        self.header.clear();
-        self.header.push(FAMILY_NAME);
-        put_varint(&mut self.header, f.name.len() as u64);
-        self.header.extend_from_slice(f.name.as_bytes());
+        let known = self.enc.cache.family(f);
+        let e = &mut *self.enc;
+        e.header.clear();
+        e.header.push(FAMILY_NAME);
+        put_varint(&mut e.header, f.name.len() as u64);
+        e.header.extend_from_slice(f.name.as_bytes());
         if !f.help.is_empty() {
-            self.header.push(FAMILY_HELP);
-            put_varint(&mut self.header, f.help.len() as u64);
-            self.header.extend_from_slice(f.help.as_bytes());
+            e.header.push(FAMILY_HELP);
+            put_varint(&mut e.header, f.help.len() as u64);
+            e.header.extend_from_slice(f.help.as_bytes());
         }
-        self.header.push(FAMILY_TYPE);
-        put_varint(&mut self.header, metric_type(f.kind));
-        self.params.clear();
-        self.params.extend_from_slice(&f.params);
-        let mut labels: Vec<(&str, Src)> = f.label_names.iter().enumerate().map(|(i, n)| (&**n, Src::Family(i))).collect();
-        labels.extend(self.const_labels.iter().enumerate().map(|(i, (n, _))| (n.as_str(), Src::Const(i))));
-        labels.push((OVERFLOW_LABEL, Src::Overflow));
-        labels.sort_by(|a, b| a.0.cmp(b.0));
-        self.order.clear();
-        self.names.clear();
-        for (n, src) in labels {
-            self.order.push(src);
-            self.names.push(n.to_string());
-        }
+        e.header.push(FAMILY_TYPE);
+        put_varint(&mut e.header, metric_type(f.kind));
+        e.params.clear();
+        e.params.extend_from_slice(&f.params);
+        // Labels sorted by name: the family's, the constant ones, the overflow label; a stable
+        // order among equal names (by where each comes from), as a stable sort would give.
+        let nf = f.label_names.len();
+        let consts = self.const_labels;
+        let name = |s: Src| match s {
+            Src::Family(i) => (&*f.label_names[i], i),
+            Src::Const(i) => (consts[i].0.as_str(), nf + i),
+            Src::Overflow => (OVERFLOW_LABEL, nf + consts.len()),
+        };
+        e.order.clear();
+        e.order.extend((0..nf).map(Src::Family));
+        e.order.extend((0..consts.len()).map(Src::Const));
+        e.order.push(Src::Overflow);
+        e.order.sort_unstable_by(|&a, &b| name(a).cmp(&name(b)));
+        e.parts.clear();
         self.part = 0;
-        self.enc.parts.clear();
+        // The family's length goes before it: give it as many bytes as last time. A family the
+        // last body had starts as a copy of its length and header (see `end_family`).
+        let old = known.and_then(|i| e.fam_lens.get(i).copied());
+        let len_bytes = old.map_or(1, |(_, l)| varint_len(l as u64));
+        let at = match old {
+            Some((from, _)) => {
+                let at = self.len();
+                self.copy(from, from + len_bytes + self.enc.header.len());
+                at
+            }
+            None => {
+                self.flush();
+                let e = &mut *self.enc;
+                let at = e.out.len();
+                e.out.resize(at + len_bytes, 0);
+                e.out.extend_from_slice(&e.header);
+                at
+            }
+        };
+        self.fam = Some(FamStart { at, len_bytes, old });
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
@@ -276,7 +482,7 @@ impl Sink for FamilySink<'_, '_> {
                 self.metric(s, if kind == Kind::Counter { METRIC_COUNTER } else { METRIC_GAUGE });
             }
             (Kind::Summary, "") => {
-                let q = self.params.get(self.part).copied().unwrap_or(f64::NAN);
+                let q = e.params.get(self.part).copied().unwrap_or(f64::NAN);
                 e.parts.push(SUMMARY_QUANTILE);
                 e.parts.push(18);
                 e.parts.push(VALUE);
@@ -287,7 +493,7 @@ impl Sink for FamilySink<'_, '_> {
             }
             (Kind::Histogram, "_bucket") => {
                 // The last one is `+Inf`: the count says it.
-                if let Some(&bound) = self.params.get(self.part) {
+                if let Some(&bound) = e.params.get(self.part) {
                     put_bucket(&mut e.parts, bound, s.value as u64);
                 }
                 self.part += 1;
@@ -312,7 +518,7 @@ impl Sink for FamilySink<'_, '_> {
         let e = &mut *self.enc;
         e.parts.clear();
         if h.has_classic_buckets() {
-            for (&bound, &c) in self.params.iter().zip(h.cumulative) {
+            for (&bound, &c) in e.params.iter().zip(h.cumulative) {
                 put_bucket(&mut e.parts, bound, c);
             }
         }
@@ -458,6 +664,73 @@ mod tests {
         put_native(&mut out, &mut Vec::new(), &n);
         let h = client::Histogram::decode(&out[..]).unwrap();
         assert_eq!((h.schema, spans(&h.positive_span)), (Some(0), vec![(0, 0)]));
+    }
+
+    #[test]
+    fn a_kept_encoder_writes_what_a_fresh_one_does_through_every_kind_of_change() {
+        for seed in [1, 2, 3, 0x5eed] {
+            let mut enc = FamilyEncoder::default();
+            let mut rounds = 0;
+            crate::encode::series_cache::tests::scenario(seed, 120, |snap, consts| {
+                let fresh = encode(snap, consts);
+                assert_eq!(enc.encode(snap, consts), &fresh[..], "seed {seed}, round {rounds}");
+                decode(&fresh);
+                rounds += 1;
+            });
+        }
+        let mut enc = FamilyEncoder::default();
+        crate::encode::series_cache::tests::first_family_goes(|snap| assert_eq!(enc.encode(snap, &[]), &encode(snap, &[])[..]));
+    }
+
+    #[test]
+    fn what_a_kept_encoder_holds_follows_the_bodies_down() {
+        let mut enc = FamilyEncoder::default();
+        let mut big = 0;
+        crate::encode::series_cache::tests::big_then_small(20_000, |snap, round| {
+            assert_eq!(enc.encode(snap, &[]), &encode(snap, &[])[..]);
+            match round {
+                0 => big = enc.heap_bytes(),
+                3 => assert!(enc.heap_bytes() < big / 20, "{} of {big} bytes still held", enc.heap_bytes()),
+                _ => {}
+            }
+        });
+        assert!(big > 20_000 * 40, "{big}");
+    }
+
+    #[test]
+    fn a_family_whose_length_needs_another_byte_moves_and_is_found_again() {
+        // 1 series, then 20 (past 127 bytes: a 2-byte length), then only the first one changes.
+        let reg = Registry::new(Limits::default());
+        reg.declare("rows_total", "Rows.", Kind::Counter, &["table"], &[]).unwrap();
+        let mut agg = Aggregator::new(1);
+        let mut enc = FamilyEncoder::default();
+        let sids: Vec<_> = (0..20).map(|i| reg.series("rows_total", &[&format!("t{i}")]).unwrap()).collect();
+        for (round, n) in [1, 20, 20, 1, 1].into_iter().enumerate() {
+            for (i, &s) in sids.iter().enumerate() {
+                if i < n {
+                    agg.apply(&reg, Event { series: s, op: Op::Inc, value: round as f64 });
+                }
+            }
+            let snap = agg.snapshot(&reg);
+            assert_eq!(enc.encode(&snap, &[]), &encode(&snap, &[])[..], "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_body_taken_out_is_copied_from_when_given_back_and_not_when_not() {
+        let (reg, mut agg) = overflow_registry();
+        let snap = agg.snapshot(&reg);
+        let want = encode(&snap, &[]);
+        let mut enc = FamilyEncoder::default();
+        enc.encode(&snap, &[]);
+        for give_back in [true, false, true] {
+            let body = enc.take();
+            assert_eq!(body, want);
+            if give_back {
+                enc.give_back(body);
+            }
+            assert_eq!(enc.encode(&snap, &[]), &want[..]);
+        }
     }
 
     #[test]

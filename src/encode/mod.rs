@@ -14,13 +14,14 @@ pub mod float;
 pub mod metric_family;
 pub mod remote_write;
 pub mod remote_write2;
+pub mod series_cache;
 pub mod symbols;
 pub mod text;
 mod wire;
 
 use crate::registry::{Family, Kind};
 use crate::snapshot::NativeSnapshot;
-use crate::snapshot::{Snapshot, Value};
+use crate::snapshot::{SeriesSnapshot, Snapshot, Value};
 
 /// One expanded sample.
 #[derive(Debug)]
@@ -98,54 +99,108 @@ pub trait Sink {
 /// Expands `snap` into `sink`: families in order; for each series its samples in the order the
 /// text format requires (buckets ascending then `+Inf`, `_sum`, `_count`; quantiles ascending).
 pub fn walk(snap: &Snapshot<'_>, sink: &mut impl Sink) {
-    let mut extras: Vec<String> = Vec::new();
+    walk_with(snap, sink, &mut Walker::default());
+}
+
+/// What [`walk_with`] keeps from one body to the next: the spellings of bounds and quantiles
+/// (the `le` and `quantile` values), so an encoder kept between pushes neither allocates nor
+/// formats them again. A few sets are kept (families often share theirs); past that, the oldest
+/// set's room is reused.
+#[derive(Debug, Default)]
+pub struct Walker {
+    /// Each set: its values as bits, `+Inf` after them or not, and the spellings.
+    sets: Vec<(Vec<u64>, bool, Vec<String>)>,
+    /// The set to reuse next when all are taken.
+    next: usize,
+}
+
+/// How many sets of spellings a [`Walker`] keeps.
+const SPELLED_SETS: usize = 16;
+
+impl Walker {
+    /// Spells `f`'s bounds or quantiles (then `+Inf` for a histogram): the `le` and `quantile`
+    /// values of its samples.
+    pub fn spell(&mut self, f: &Family) -> &[String] {
+        let inf = f.kind == Kind::Histogram;
+        let same = |(bits, i, _): &(Vec<u64>, bool, Vec<String>)| {
+            *i == inf && bits.len() == f.params.len() && bits.iter().zip(f.params.iter()).all(|(b, p)| *b == p.to_bits())
+        };
+        if let Some(at) = self.sets.iter().position(same) {
+            return &self.sets[at].2;
+        }
+        let at = if self.sets.len() < SPELLED_SETS {
+            self.sets.push(Default::default());
+            self.sets.len() - 1
+        } else {
+            self.next = (self.next + 1) % SPELLED_SETS;
+            self.next
+        };
+        let (bits, i, spelled) = &mut self.sets[at];
+        bits.clear();
+        bits.extend(f.params.iter().map(|p| p.to_bits()));
+        *i = inf;
+        let n = f.params.len() + usize::from(inf);
+        spelled.resize_with(n, String::new);
+        for (s, &p) in spelled.iter_mut().zip(f.params.iter()) {
+            s.clear();
+            float::write_canonical(s, p);
+        }
+        if inf {
+            let last = &mut spelled[n - 1];
+            last.clear();
+            last.push_str("+Inf");
+        }
+        spelled
+    }
+}
+
+/// [`walk`] with buffers kept in `w`.
+pub fn walk_with(snap: &Snapshot<'_>, sink: &mut impl Sink, w: &mut Walker) {
     for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
         let f = fam.family;
         sink.family(f);
         // Bounds and quantiles are per family: spell them once.
-        extras.clear();
-        for &p in f.params.iter() {
-            let mut s = String::new();
-            float::write_canonical(&mut s, p);
-            extras.push(s);
-        }
-        if f.kind == Kind::Histogram {
-            extras.push("+Inf".into());
-        }
+        let extras = w.spell(f);
         for s in &fam.series {
-            let base = |suffix, extra, value| Sample {
-                name: &f.name,
-                suffix,
-                label_names: &f.label_names,
-                label_values: s.label_values,
-                overflow: s.overflow,
-                extra,
-                value,
-                created_ms: s.created_ms,
+            walk_series(f, s, extras, sink);
+        }
+    }
+}
+
+/// One series of [`walk`]: its samples into `sink`, `extras` being its family's [`Walker::spell`].
+/// (An encoder that keeps what it wrote last time calls it only for the series it must write anew.)
+pub fn walk_series(f: &Family, s: &SeriesSnapshot<'_>, extras: &[String], sink: &mut impl Sink) {
+    let base = |suffix, extra, value| Sample {
+        name: &f.name,
+        suffix,
+        label_names: &f.label_names,
+        label_values: s.label_values,
+        overflow: s.overflow,
+        extra,
+        value,
+        created_ms: s.created_ms,
+    };
+    match &s.value {
+        Value::Scalar(v) => sink.sample(&base("", None, *v)),
+        Value::Histogram { cumulative, sum, count, native, .. } => {
+            let h = HistogramSeries {
+                series: base("", None, *count as f64),
+                les: if cumulative.is_empty() { &[] } else { extras },
+                cumulative,
+                sum: *sum,
+                count: *count,
             };
-            match &s.value {
-                Value::Scalar(v) => sink.sample(&base("", None, *v)),
-                Value::Histogram { cumulative, sum, count, native, .. } => {
-                    let h = HistogramSeries {
-                        series: base("", None, *count as f64),
-                        les: if cumulative.is_empty() { &[] } else { &extras },
-                        cumulative,
-                        sum: *sum,
-                        count: *count,
-                    };
-                    match native {
-                        Some(n) => sink.native(f, &h, n),
-                        None => h.classic(sink),
-                    }
-                }
-                Value::Summary { quantiles, sum, count } => {
-                    for (q, (_, v)) in extras.iter().zip(quantiles) {
-                        sink.sample(&base("", Some(("quantile", q)), *v));
-                    }
-                    sink.sample(&base("_sum", None, *sum));
-                    sink.sample(&base("_count", None, *count as f64));
-                }
+            match native {
+                Some(n) => sink.native(f, &h, n),
+                None => h.classic(sink),
             }
+        }
+        Value::Summary { quantiles, sum, count } => {
+            for (q, (_, v)) in extras.iter().zip(quantiles) {
+                sink.sample(&base("", Some(("quantile", q)), *v));
+            }
+            sink.sample(&base("_sum", None, *sum));
+            sink.sample(&base("_count", None, *count as f64));
         }
     }
 }

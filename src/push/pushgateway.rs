@@ -16,7 +16,7 @@ use super::retry::{self, Backoff, Ending};
 use super::round::Round;
 use super::{Outcome, client};
 use crate::config::{self, PushMethod, PushgatewayCompression, PushgatewayFormat};
-use crate::encode::metric_family;
+use crate::encode::{metric_family, text};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::{Duration, Instant};
@@ -77,10 +77,23 @@ pub struct Pushgateway {
     redactor: Redactor,
     /// This round's state.
     pending: Option<Queued>,
-    /// The protobuf encoder's buffers, kept between rounds.
+    /// The encoders, kept between rounds: each makes its body from the last one (unchanged
+    /// series are copied, see [`crate::encode::series_cache`]).
     encoder: metric_family::FamilyEncoder,
-    /// The gzip buffer, kept between rounds.
-    zipped: Vec<u8>,
+    text: text::TextEncoder,
+    /// What the last round sent, to take its buffer back once no request holds it any more.
+    sent: Option<(bytes::Bytes, Lent)>,
+    /// A buffer for the gzipped body or a copy of the text one.
+    spare: Vec<u8>,
+}
+
+/// Whose buffer a sent body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lent {
+    /// The protobuf encoder's own body, sent without a copy; it goes back to the encoder.
+    Encoder,
+    /// [`Pushgateway::spare`].
+    Spare,
 }
 
 impl Pushgateway {
@@ -92,23 +105,58 @@ impl Pushgateway {
         let url = group_path(&cfg.url, job, &key);
         let url = reqwest::Url::parse(&url).map_err(|e| client::ClientError { key: "pushgateway.url".into(), why: e.to_string() })?;
         let redactor = Redactor::new(&cfg.auth);
-        Ok(Pushgateway { common, cfg, url, client, redactor, pending: None, encoder: Default::default(), zipped: Vec::new() })
+        Ok(Pushgateway {
+            common,
+            cfg,
+            url,
+            client,
+            redactor,
+            pending: None,
+            encoder: Default::default(),
+            text: Default::default(),
+            sent: None,
+            spare: Vec::new(),
+        })
     }
 
     /// Takes this round's state to push, encoded and compressed as configured.
+    ///
+    /// No buffer is made or copied for it in the steady state: the last round's body comes back
+    /// from the `Bytes` it was sent as (its request is over by now, so nothing else holds it), the
+    /// encoder writes the new one from it, and the new one goes out without a copy (a text body
+    /// is copied once, into the spare buffer). A body still held (a request abandoned at the
+    /// deadline still has it) is left to its holders, and the encoder starts afresh.
     fn take_round(&mut self, r: &Round<'_>) {
-        let body = match self.cfg.format {
-            PushgatewayFormat::Protobuf => self.encoder.encode(r.snap, r.text_labels),
-            PushgatewayFormat::Text => r.text().as_bytes(),
-        };
-        let body = match self.cfg.compression {
-            PushgatewayCompression::None => bytes::Bytes::copy_from_slice(body),
-            PushgatewayCompression::Gzip => {
-                self.zipped.clear();
-                gzip(body, &mut self.zipped);
-                bytes::Bytes::copy_from_slice(&self.zipped)
+        if let Some((body, whose)) = self.sent.take() {
+            let back = body.try_into_mut().ok().map(Vec::from);
+            match (back, whose) {
+                (Some(b), Lent::Encoder) => self.encoder.give_back(b),
+                (Some(b), Lent::Spare) => self.spare = b,
+                (None, _) => {}
+            }
+        }
+        let gz = self.cfg.compression == PushgatewayCompression::Gzip;
+        let (body, whose) = match (self.cfg.format, gz) {
+            (PushgatewayFormat::Protobuf, false) => {
+                self.encoder.encode(r.snap, r.text_labels);
+                (self.encoder.take(), Lent::Encoder)
+            }
+            (format, _) => {
+                let encoded = match format {
+                    PushgatewayFormat::Protobuf => self.encoder.encode(r.snap, r.text_labels),
+                    PushgatewayFormat::Text => self.text.encode(r.snap, r.text_labels).as_bytes(),
+                };
+                self.spare.clear();
+                if gz {
+                    gzip(encoded, &mut self.spare);
+                } else {
+                    self.spare.extend_from_slice(encoded);
+                }
+                (std::mem::take(&mut self.spare), Lent::Spare)
             }
         };
+        let body = bytes::Bytes::from(body);
+        self.sent = Some((body.clone(), whose));
         let req = Queued { body, samples: r.samples(), ts_ms: r.now_ms, origin: None, v2: false };
         let mut l = self.common.ledger.lock();
         l.admit(req.samples);
@@ -174,9 +222,11 @@ impl Pushgateway {
         let attempt = |_n: u32| {
             let mut req = client::authorise(self.client.request(method.clone(), self.url.clone()), &self.cfg.auth);
             if let Some(b) = &body {
-                req = req.header("Content-Type", content_type(self.cfg.format)).body(b.clone());
+                // Static names and values: nothing to parse, check or copy per request.
+                use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+                req = req.header(CONTENT_TYPE, HeaderValue::from_static(content_type(self.cfg.format))).body(b.clone());
                 if self.cfg.compression == PushgatewayCompression::Gzip {
-                    req = req.header("Content-Encoding", "gzip");
+                    req = req.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 }
             }
             let clock = &self.common.clock;
