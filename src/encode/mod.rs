@@ -16,6 +16,7 @@ pub mod remote_write;
 pub mod remote_write2;
 pub mod symbols;
 pub mod text;
+mod label_blocks;
 mod wire;
 
 use crate::registry::{Family, Kind};
