@@ -159,7 +159,7 @@ fn same_values(mut key: &[u8], values: &[Box<str>]) -> bool {
         for (i, b) in key.iter().take(n).enumerate() {
             len |= usize::from(b & 0x7f) << (7 * i);
         }
-        if len != v.len() || key.len() < n + len || &key[n..n + len] != v {
+        if len != v.len() || key.len() < n + len || key[n..n + len] != *v {
             return false;
         }
         key = &key[n + len..];

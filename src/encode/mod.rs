@@ -11,12 +11,12 @@
 
 pub mod downgrade;
 pub mod float;
+mod label_blocks;
 pub mod metric_family;
 pub mod remote_write;
 pub mod remote_write2;
 pub mod symbols;
 pub mod text;
-mod label_blocks;
 mod wire;
 
 use crate::registry::{Family, Kind};
@@ -96,6 +96,9 @@ pub trait Sink {
     }
 }
 
+/// Series whose label values [`walk`] reads ahead at a time (see there).
+const LOOKAHEAD: usize = 8;
+
 /// Expands `snap` into `sink`: families in order; for each series its samples in the order the
 /// text format requires (buckets ascending then `+Inf`, `_sum`, `_count`; quantiles ascending).
 pub fn walk(snap: &Snapshot<'_>, sink: &mut impl Sink) {
@@ -113,7 +116,25 @@ pub fn walk(snap: &Snapshot<'_>, sink: &mut impl Sink) {
         if f.kind == Kind::Histogram {
             extras.push("+Inf".into());
         }
-        for s in &fam.series {
+        for (i, s) in fam.series.iter().enumerate() {
+            // Each series' label values are a slice and strings of their own, wherever the
+            // allocator put them when the series was made: reading them one series at a time
+            // waits on memory once or twice a series (most of an encoder's time for 10 k
+            // series). Every LOOKAHEAD series, read the strings of this batch and the slices of
+            // the next (whose strings are read next time, then without waiting on the slices),
+            // all at once, so the misses overlap; the sink then finds them in cache.
+            if i % LOOKAHEAD == 0 {
+                let mut touched = 0usize;
+                for ahead in fam.series.iter().skip(i + LOOKAHEAD).take(LOOKAHEAD) {
+                    touched += ahead.label_values.first().map_or(0, |v| v.len());
+                }
+                for ahead in fam.series.iter().skip(i).take(LOOKAHEAD) {
+                    for v in ahead.label_values {
+                        touched += usize::from(v.as_bytes().first().copied().unwrap_or(0));
+                    }
+                }
+                std::hint::black_box(touched);
+            }
             let base = |suffix, extra, value| Sample {
                 name: &f.name,
                 suffix,
