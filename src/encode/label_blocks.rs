@@ -18,7 +18,6 @@
 //! The cache holds at most [`MAX_BYTES`]; the samples past that are interned every push.
 
 use super::Sample;
-use super::wire::varint_len;
 use crate::registry::Family;
 
 /// The most the cache holds (blocks, their keys, the label values they were made from); the
@@ -50,9 +49,8 @@ struct Entry {
 struct SeriesKey {
     /// Index into [`LabelBlocks::families`].
     family: u32,
-    /// End of its label values in [`LabelBlocks::values`] (each as a varint length and the bytes);
-    /// they start where the previous series' end.
-    values_end: u32,
+    /// Its label values in [`LabelBlocks::values`] (each as a 4-byte length and the bytes).
+    values: (u32, u32),
     overflow: bool,
 }
 
@@ -109,7 +107,7 @@ pub(super) enum Lookup {
 pub(super) struct LabelBlocks {
     families: Vec<FamilyKey>,
     series: Vec<SeriesKey>,
-    /// The label values of every series, each as a varint length and its bytes.
+    /// The label values of every series, each as a 4-byte length and its bytes.
     values: Vec<u8>,
     entries: Vec<Entry>,
     /// Each sample's label refs field then its metadata field, end to end.
@@ -149,22 +147,27 @@ pub(super) fn suffix_slot(suffix: &str) -> usize {
     }
 }
 
-/// Whether `key` (varint length, bytes, for each value) holds exactly `values`.
+/// Whether `key` (a 4-byte length and the bytes, for each value) holds exactly `values`.
+#[inline]
 fn same_values(mut key: &[u8], values: &[Box<str>]) -> bool {
     for v in values {
         let v = v.as_bytes();
-        // Label values are short; a length of 128 or more takes two or more bytes.
-        let n = varint_len(v.len() as u64);
-        let mut len = 0usize;
-        for (i, b) in key.iter().take(n).enumerate() {
-            len |= usize::from(b & 0x7f) << (7 * i);
-        }
-        if len != v.len() || key.len() < n + len || key[n..n + len] != *v {
+        let Some((len, rest)) = key.split_first_chunk::<4>() else { return false };
+        let len = u32::from_le_bytes(*len) as usize;
+        if len != v.len() || rest.len() < len || rest[..len] != *v {
             return false;
         }
-        key = &key[n + len..];
+        key = &rest[len..];
     }
     key.is_empty()
+}
+
+/// Appends `values` as [`same_values`] reads them.
+fn put_values(key: &mut Vec<u8>, values: &[Box<str>]) {
+    for v in values {
+        key.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        key.extend_from_slice(v.as_bytes());
+    }
 }
 
 fn identity(s: &Sample<'_>) -> (usize, usize, bool) {
@@ -244,7 +247,7 @@ impl LabelBlocks {
         self.entries.truncate(self.samples_seen);
         self.blocks.truncate(self.entries.last().map_or(0, |e| e.end as usize));
         self.series.truncate(self.series_seen);
-        self.values.truncate(self.series.last().map_or(0, |s| s.values_end as usize));
+        self.values.truncate(self.series.last().map_or(0, |s| s.values.1 as usize));
         self.families.truncate(self.families_seen);
     }
 
@@ -290,10 +293,9 @@ impl LabelBlocks {
         } else {
             e.series as usize == self.series_seen && {
                 let k = self.series[e.series as usize];
-                let start = e.series.checked_sub(1).map_or(0, |p| self.series[p as usize].values_end as usize);
                 k.family as usize + 1 == self.families_seen
                     && k.overflow == s.overflow
-                    && same_values(&self.values[start..k.values_end as usize], s.label_values)
+                    && same_values(&self.values[k.values.0 as usize..k.values.1 as usize], s.label_values)
             }
         };
         // The suffix and the `le`/`quantile` value at a place of a series follow from the family
@@ -375,12 +377,10 @@ impl LabelBlocks {
             return;
         };
         if self.prev != Some(identity(s)) {
-            for v in s.label_values {
-                super::wire::put_varint(&mut self.values, v.len() as u64);
-                self.values.extend_from_slice(v.as_bytes());
-            }
-            let values_end = self.values.len() as u32;
-            self.series.push(SeriesKey { family: f as u32, values_end, overflow: s.overflow });
+            let start = self.values.len() as u32;
+            put_values(&mut self.values, s.label_values);
+            let values = (start, self.values.len() as u32);
+            self.series.push(SeriesKey { family: f as u32, values, overflow: s.overflow });
             self.series_seen += 1;
             self.prev = Some(identity(s));
         }

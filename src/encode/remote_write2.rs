@@ -122,11 +122,7 @@ impl V2Encoder {
             fam: FamilyState::default(),
             family_ready: false,
             cache: Cache::default(),
-            ts_bytes: {
-                let mut b = vec![TIMESTAMP_KEY];
-                put_varint(&mut b, ts_ms as u64);
-                b
-            },
+            stamps: Stamps::new(ts_ms),
         };
         walk(snap, &mut sink);
         let Sink2 { enc, mut out, n, .. } = sink;
@@ -208,8 +204,47 @@ struct Sink2<'e, 'c> {
     fam: FamilyState,
     family_ready: bool,
     cache: Cache,
-    /// The sample's timestamp field, the same for every sample of the call.
-    ts_bytes: Vec<u8>,
+    /// The timestamp fields of the current sample.
+    stamps: Stamps,
+}
+
+/// A sample's timestamp fields, encoded: its timestamp, the same for every sample of a push, and
+/// its start timestamp in both layouts, the same for every series made in the same second, so
+/// encoded once for a run of them.
+struct Stamps {
+    /// The start timestamp the fields hold (0: none).
+    start: i64,
+    /// Bytes of `sample` that are the timestamp.
+    ts_len: usize,
+    /// `Sample.timestamp` then `Sample.start_timestamp` (rc.4).
+    sample: Vec<u8>,
+    /// `TimeSeries.created_timestamp` (rc.3), or nothing.
+    created: Vec<u8>,
+}
+
+impl Stamps {
+    fn new(ts_ms: i64) -> Stamps {
+        let mut sample = vec![TIMESTAMP_KEY];
+        put_varint(&mut sample, ts_ms as u64);
+        Stamps { start: 0, ts_len: sample.len(), sample, created: Vec::new() }
+    }
+
+    /// Makes the fields those of a sample whose start timestamp is `start` (0: none).
+    #[inline]
+    fn start(&mut self, start: i64) {
+        if start == self.start {
+            return;
+        }
+        self.start = start;
+        self.sample.truncate(self.ts_len);
+        self.created.clear();
+        if start > 0 {
+            self.sample.push(START_KEY);
+            put_varint(&mut self.sample, start as u64);
+            self.created.push(CREATED_KEY);
+            put_varint(&mut self.created, start as u64);
+        }
+    }
 }
 
 /// The current family as interning its samples' labels needs it.
@@ -400,28 +435,25 @@ impl Sink for Sink2<'_, '_> {
             Values::Current => s.value,
             Values::Stale => f64::from_bits(STALE_NAN),
         };
+        self.stamps.start(start);
+        let st = &self.stamps;
         let e = &mut *self.enc;
         let (labels, meta) = e.blocks.block();
-        // Lengths first, so the series is written once, straight into the request.
-        let start_len = if start > 0 { 1 + varint_len(start as u64) } else { 0 };
-        let sample_len = 1 + 8 + self.ts_bytes.len() + start_len;
-        let series_len = labels.len() + 1 + varint_len(sample_len as u64) + sample_len + meta.len() + start_len;
+        // Lengths first, so the series is written once, straight into the request. A sample is
+        // its value and at most two 11-byte stamps: its length is always one byte.
+        let sample_len = 1 + 8 + st.sample.len();
+        debug_assert!(sample_len < 0x80);
+        let series_len = labels.len() + 2 + sample_len + meta.len() + st.created.len();
         let out = &mut e.series;
-        out.reserve(series_len + 10);
+        out.reserve(series_len + 3);
         out.push(TIMESERIES_KEY);
         put_varint(out, series_len as u64);
         out.extend_from_slice(labels);
-        out.push(SAMPLE_KEY);
-        put_varint(out, sample_len as u64);
-        out.push(VALUE_KEY);
+        out.extend_from_slice(&[SAMPLE_KEY, sample_len as u8, VALUE_KEY]);
         out.extend_from_slice(&value.to_le_bytes());
-        out.extend_from_slice(&self.ts_bytes);
-        if start > 0 {
-            out.push(START_KEY);
-            put_varint(out, start as u64);
-        }
+        out.extend_from_slice(&st.sample);
         out.extend_from_slice(meta);
-        put_created(out, start);
+        out.extend_from_slice(&st.created);
         self.counted();
     }
 
