@@ -13,7 +13,7 @@
 //! marker is a histogram whose `sum` is the stale NaN.
 
 use super::label_blocks::suffix_slot;
-use super::wire::{put_string, put_varint, string_len, varint_len, zigzag32, zigzag64};
+use super::wire::{begin_len, end_len, put_string, put_varint, string_len, varint_len, zigzag32, zigzag64};
 use super::{HistogramSeries, Sample, Sink, walk};
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::NativeSnapshot;
@@ -50,7 +50,6 @@ pub struct Encoded {
 #[derive(Debug, Default)]
 pub struct V1Encoder {
     raw: Vec<u8>,
-    series: Vec<u8>,
     /// A native histogram's `Histogram` message, before its length is known.
     histogram: Vec<u8>,
     metadata: Vec<u8>,
@@ -173,6 +172,7 @@ const LABEL_VALUE_KEY: u8 = 2 << 3 | 2;
 const SAMPLE_KEY: u8 = 2 << 3 | 2;
 const VALUE_KEY: u8 = 1 << 3 | 1;
 const TIMESTAMP_KEY: u8 = 2 << 3;
+const HISTOGRAM_KEY: u8 = 4 << 3 | 2;
 
 /// How the labels of the current family's samples are written: in name order, with everything
 /// but the family's label values and the `le`/`quantile` value encoded once per family and push,
@@ -272,39 +272,46 @@ impl Template {
         }
     }
 
-    /// Appends the labels of `s`, a sample of the family, to `buf`; false (and nothing written)
-    /// for a sample the template does not cover (an overflow series).
+    /// The steps of the labels of `s`, a sample of the family; `None` for a sample the template
+    /// does not cover (an overflow series).
     #[inline]
-    fn write(&self, buf: &mut Vec<u8>, s: &Sample<'_>) -> bool {
-        let steps = match s.extra {
-            _ if s.overflow => return false,
-            None => &self.plain,
-            Some((name, _)) if Some(name) == self.extra_name => &self.extra,
-            Some(_) => return false,
-        };
-        let piece = |a: u32, b: u32| &self.bytes[a as usize..b as usize];
+    fn steps(&self, s: &Sample<'_>) -> Option<&[Step]> {
+        match s.extra {
+            _ if s.overflow => None,
+            None => Some(&self.plain),
+            Some((name, _)) if Some(name) == self.extra_name => Some(&self.extra),
+            Some(_) => None,
+        }
+    }
+
+    fn piece(&self, a: u32, b: u32) -> &[u8] {
+        &self.bytes[a as usize..b as usize]
+    }
+
+    /// Appends the labels of `s` by `steps`.
+    #[inline]
+    fn write(&self, steps: &[Step], buf: &mut Vec<u8>, s: &Sample<'_>) {
         for &step in steps {
             match step {
-                Step::Fixed(a, b) => buf.extend_from_slice(piece(a, b)),
+                Step::Fixed(a, b) => buf.extend_from_slice(self.piece(a, b)),
                 Step::Name => {
                     let (a, b) = self.names[suffix_slot(s.suffix)];
-                    buf.extend_from_slice(piece(a, b));
+                    buf.extend_from_slice(self.piece(a, b));
                 }
                 Step::Value(i, a, b) => {
                     let v = &s.label_values[i as usize];
                     if !v.is_empty() {
-                        put_label(buf, piece(a, b), &[v]);
+                        put_label(buf, self.piece(a, b), &[v]);
                     }
                 }
                 Step::Extra(a, b) => {
                     let v = s.extra.map_or("", |(_, v)| v);
                     if !v.is_empty() {
-                        put_label(buf, piece(a, b), &[v]);
+                        put_label(buf, self.piece(a, b), &[v]);
                     }
                 }
             }
         }
-        true
     }
 }
 
@@ -369,18 +376,20 @@ impl Sink for RwSink<'_, '_> {
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
-        self.labels(s);
-        let ts = &mut self.enc.series;
         let value = match self.values {
             Values::Current => s.value,
             Values::Stale => f64::from_bits(STALE_NAN),
         };
-        ts.push(SAMPLE_KEY);
-        put_varint(ts, (1 + 8 + self.ts_bytes.len()) as u64);
-        ts.push(VALUE_KEY);
-        ts.extend_from_slice(&value.to_le_bytes());
-        ts.extend_from_slice(&self.ts_bytes);
-        self.finish_series();
+        // A sample is its value and its timestamp: its length is always one byte.
+        let sample_len = 1 + 8 + self.ts_bytes.len();
+        debug_assert!(sample_len < 0x80);
+        let start = self.start_series(s);
+        let raw = &mut self.enc.raw;
+        raw.extend_from_slice(&[SAMPLE_KEY, sample_len as u8, VALUE_KEY]);
+        raw.extend_from_slice(&value.to_le_bytes());
+        raw.extend_from_slice(&self.ts_bytes);
+        end_len(raw, start);
+        self.counted();
     }
 
     fn native(&mut self, _: &Family, h: &HistogramSeries<'_>, n: &NativeSnapshot) {
@@ -390,34 +399,41 @@ impl Sink for RwSink<'_, '_> {
         if self.enc.classic_only {
             return; // what the text exposition shows, and no more
         }
-        self.labels(&h.series);
-        let body = &mut self.enc.histogram;
+        let mut body = std::mem::take(&mut self.enc.histogram);
         body.clear();
-        put_histogram(body, n, self.ts_ms, 0, self.values == Values::Stale);
-        let ts = &mut self.enc.series;
-        encode_key(4, WireType::LengthDelimited, ts);
-        encode_varint(body.len() as u64, ts);
-        ts.extend_from_slice(body);
-        self.finish_series();
+        put_histogram(&mut body, n, self.ts_ms, 0, self.values == Values::Stale);
+        let start = self.start_series(&h.series);
+        let raw = &mut self.enc.raw;
+        raw.push(HISTOGRAM_KEY);
+        put_varint(raw, body.len() as u64);
+        raw.extend_from_slice(&body);
+        end_len(raw, start);
+        self.enc.histogram = body;
+        self.counted();
     }
 }
 
 impl RwSink<'_, '_> {
-    /// Starts the series of `s` in `enc.series`: its labels, sorted.
+    /// Starts the `TimeSeries` of `s` in the request: its key, room for its length, its labels,
+    /// sorted; [`end_len`] ends it.
     #[inline]
-    fn labels(&mut self, s: &Sample<'_>) {
+    fn start_series(&mut self, s: &Sample<'_>) -> usize {
         let e = &mut *self.enc;
-        e.series.clear();
-        if !e.template.write(&mut e.series, s) {
+        e.raw.push(TIMESERIES_KEY);
+        let start = begin_len(&mut e.raw);
+        if let Some(steps) = e.template.steps(s) {
+            e.template.write(steps, &mut e.raw, s);
+        } else {
             self.overflow_labels(s);
         }
+        start
     }
 
-    /// [`RwSink::labels`] for a family's overflow series: `__name__`, [`OVERFLOW_LABEL`], the
+    /// The labels of a family's overflow series: `__name__`, [`OVERFLOW_LABEL`], the
     /// constant labels and the `le`/`quantile` one, sorted (one series a family at most).
     #[cold]
     fn overflow_labels(&mut self, s: &Sample<'_>) {
-        let ts = &mut self.enc.series;
+        let ts = &mut self.enc.raw;
         let order = overflow_order(self.const_labels, s.extra.map(|(n, _)| n));
         for src in order {
             let (name, value): (&str, [&str; 2]) = match src {
@@ -438,13 +454,9 @@ impl RwSink<'_, '_> {
         }
     }
 
-    /// Appends the series in `enc.series` to the request as one sample, ending the request at `max`.
+    /// Counts the series just written as one sample, ending the request at `max`.
     #[inline]
-    fn finish_series(&mut self) {
-        let raw = &mut self.enc.raw;
-        raw.push(TIMESERIES_KEY);
-        put_varint(raw, self.enc.series.len() as u64);
-        raw.extend_from_slice(&self.enc.series);
+    fn counted(&mut self) {
         self.n += 1;
         if self.n == self.max {
             let r = self.enc.finish_request(self.n);
