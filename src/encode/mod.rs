@@ -11,6 +11,7 @@
 
 pub mod downgrade;
 pub mod float;
+mod label_blocks;
 pub mod metric_family;
 pub mod remote_write;
 pub mod remote_write2;
@@ -96,6 +97,9 @@ pub trait Sink {
     }
 }
 
+/// Series whose label values [`walk`] reads ahead at a time (see there).
+const LOOKAHEAD: usize = 8;
+
 /// Expands `snap` into `sink`: families in order; for each series its samples in the order the
 /// text format requires (buckets ascending then `+Inf`, `_sum`, `_count`; quantiles ascending).
 pub fn walk(snap: &Snapshot<'_>, sink: &mut impl Sink) {
@@ -161,7 +165,25 @@ pub fn walk_with(snap: &Snapshot<'_>, sink: &mut impl Sink, w: &mut Walker) {
         sink.family(f);
         // Bounds and quantiles are per family: spell them once.
         let extras = w.spell(f);
-        for s in &fam.series {
+        for (i, s) in fam.series.iter().enumerate() {
+            // Each series' label values are a slice and strings of their own, wherever the
+            // allocator put them when the series was made: reading them one series at a time
+            // waits on memory once or twice a series (most of an encoder's time for 10 k
+            // series). Every LOOKAHEAD series, read the strings of this batch and the slices of
+            // the next (whose strings are read next time, then without waiting on the slices),
+            // all at once, so the misses overlap; the sink then finds them in cache.
+            if i % LOOKAHEAD == 0 {
+                let mut touched = 0usize;
+                for ahead in fam.series.iter().skip(i + LOOKAHEAD).take(LOOKAHEAD) {
+                    touched += ahead.label_values.first().map_or(0, |v| v.len());
+                }
+                for ahead in fam.series.iter().skip(i).take(LOOKAHEAD) {
+                    for v in ahead.label_values {
+                        touched += usize::from(v.as_bytes().first().copied().unwrap_or(0));
+                    }
+                }
+                std::hint::black_box(touched);
+            }
             walk_series(f, s, extras, sink);
         }
     }

@@ -12,7 +12,8 @@
 //! as well also sends its `_bucket`, `_sum` and `_count` series, as client_golang does. Its stale
 //! marker is a histogram whose `sum` is the stale NaN.
 
-use super::wire::{put_string, string_len, zigzag32, zigzag64};
+use super::label_blocks::suffix_slot;
+use super::wire::{begin_len, end_len, put_string, put_varint, string_len, varint_len, zigzag32, zigzag64};
 use super::{HistogramSeries, Sample, Sink, walk};
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::NativeSnapshot;
@@ -49,10 +50,11 @@ pub struct Encoded {
 #[derive(Debug, Default)]
 pub struct V1Encoder {
     raw: Vec<u8>,
-    series: Vec<u8>,
     /// A native histogram's `Histogram` message, before its length is known.
     histogram: Vec<u8>,
     metadata: Vec<u8>,
+    /// The current family's labels, pre-encoded; its memory is kept from one push to the next.
+    template: Template,
     compressor: Compressor,
     /// Native histograms are sent as what the text exposition shows (`send_native_histograms: false`).
     classic_only: bool,
@@ -79,7 +81,10 @@ impl Default for Compressor {
 impl Compressor {
     /// `raw` in snappy's block format, as a body of its own.
     pub(crate) fn compress(&mut self, raw: &[u8]) -> Bytes {
-        self.out.resize(snap::raw::max_compress_len(raw.len()), 0);
+        let need = snap::raw::max_compress_len(raw.len());
+        if self.out.len() < need {
+            self.out.resize(need, 0); // zeroed once, not on every request
+        }
         let n = self.snappy.compress(raw, &mut self.out).expect("a buffer of max_compress_len always suffices");
         Bytes::copy_from_slice(&self.out[..n])
     }
@@ -112,8 +117,11 @@ impl V1Encoder {
             max: max_samples.max(1),
             n: 0,
             out: Vec::new(),
-            order: Vec::new(),
-            order_extra: Vec::new(),
+            ts_bytes: {
+                let mut b = vec![TIMESTAMP_KEY];
+                put_varint(&mut b, ts_ms as u64);
+                b
+            },
         };
         walk(snap, &mut sink);
         let RwSink { enc, mut out, n, .. } = sink;
@@ -152,9 +160,159 @@ struct RwSink<'e, 'c> {
     max: usize,
     n: usize,
     out: Vec<Encoded>,
-    /// Label order of the current family without and with its `le`/`quantile` label.
-    order: Vec<Src>,
-    order_extra: Vec<Src>,
+    /// The sample's timestamp field, the same for every sample of the call.
+    ts_bytes: Vec<u8>,
+}
+
+// Field keys (field number << 3 | wire type), each one byte.
+const TIMESERIES_KEY: u8 = 1 << 3 | 2;
+const LABEL_KEY: u8 = 1 << 3 | 2;
+const LABEL_NAME_KEY: u8 = 1 << 3 | 2;
+const LABEL_VALUE_KEY: u8 = 2 << 3 | 2;
+const SAMPLE_KEY: u8 = 2 << 3 | 2;
+const VALUE_KEY: u8 = 1 << 3 | 1;
+const TIMESTAMP_KEY: u8 = 2 << 3;
+const HISTOGRAM_KEY: u8 = 4 << 3 | 2;
+
+/// How the labels of the current family's samples are written: in name order, with everything
+/// but the family's label values and the `le`/`quantile` value encoded once per family and push,
+/// so a sample costs a copy of each piece and two varints per label value.
+#[derive(Debug, Default)]
+struct Template {
+    /// The encoded pieces the steps point into.
+    bytes: Vec<u8>,
+    /// The steps of a sample without, and with, its `le`/`quantile` label.
+    plain: Vec<Step>,
+    extra: Vec<Step>,
+    /// The whole `__name__` label for each suffix: "", `_bucket`, `_sum`, `_count`.
+    names: [(u32, u32); 4],
+    /// The family's `le`/`quantile` label name.
+    extra_name: Option<&'static str>,
+}
+
+/// One piece of a sample's labels.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Whole labels the same on every sample (the constant ones, empty values left out): `bytes[a..b]`.
+    Fixed(u32, u32),
+    /// The `__name__` label of the sample's suffix.
+    Name,
+    /// The family's label `i`: its name field (key, length, name) is `bytes[a..b]`, the value the sample's.
+    Value(u32, u32, u32),
+    /// The `le`/`quantile` label: its name field is `bytes[a..b]`, the value the sample's.
+    Extra(u32, u32),
+}
+
+/// Appends a `Label` message (field 1 of `TimeSeries`) of `name_field` (pre-encoded) and `value`.
+#[inline]
+fn put_label(buf: &mut Vec<u8>, name_field: &[u8], value: &[&str]) {
+    let vlen: usize = value.iter().map(|v| v.len()).sum();
+    buf.push(LABEL_KEY);
+    put_varint(buf, (name_field.len() + 1 + varint_len(vlen as u64) + vlen) as u64);
+    buf.extend_from_slice(name_field);
+    buf.push(LABEL_VALUE_KEY);
+    put_varint(buf, vlen as u64);
+    for v in value {
+        buf.extend_from_slice(v.as_bytes());
+    }
+}
+
+/// Appends a `Label.name` field.
+fn put_name_field(buf: &mut Vec<u8>, name: &str) {
+    buf.push(LABEL_NAME_KEY);
+    put_varint(buf, name.len() as u64);
+    buf.extend_from_slice(name.as_bytes());
+}
+
+impl Template {
+    /// Encodes what the samples of `f` share with `consts` on them.
+    fn set(&mut self, f: &Family, consts: &[(String, String)]) {
+        let (order, order_extra, extra_name) = family_orders(f, consts);
+        self.bytes.clear();
+        self.extra_name = extra_name;
+        let mut field = Vec::new();
+        for (slot, suffix) in ["", "_bucket", "_sum", "_count"].iter().enumerate() {
+            let a = self.bytes.len() as u32;
+            field.clear();
+            put_name_field(&mut field, "__name__");
+            put_label(&mut self.bytes, &field, &[&f.name, suffix]);
+            self.names[slot] = (a, self.bytes.len() as u32);
+        }
+        for (steps, order) in [(&mut self.plain, order), (&mut self.extra, order_extra)] {
+            steps.clear();
+            for src in order {
+                let a = self.bytes.len() as u32;
+                match src {
+                    Src::Name => steps.push(Step::Name),
+                    Src::Const(i) => {
+                        let (name, value) = &consts[i];
+                        if value.is_empty() {
+                            continue; // an empty value is no label at all
+                        }
+                        field.clear();
+                        put_name_field(&mut field, name);
+                        put_label(&mut self.bytes, &field, &[value]);
+                        let b = self.bytes.len() as u32;
+                        match steps.last_mut() {
+                            Some(Step::Fixed(_, end)) if *end == a => *end = b,
+                            _ => steps.push(Step::Fixed(a, b)),
+                        }
+                    }
+                    Src::Family(i) => {
+                        put_name_field(&mut self.bytes, &f.label_names[i]);
+                        steps.push(Step::Value(i as u32, a, self.bytes.len() as u32));
+                    }
+                    Src::Extra => {
+                        put_name_field(&mut self.bytes, extra_name.unwrap_or(""));
+                        steps.push(Step::Extra(a, self.bytes.len() as u32));
+                    }
+                    Src::Overflow => {} // not in a family's own orders
+                }
+            }
+        }
+    }
+
+    /// The steps of the labels of `s`, a sample of the family; `None` for a sample the template
+    /// does not cover (an overflow series).
+    #[inline]
+    fn steps(&self, s: &Sample<'_>) -> Option<&[Step]> {
+        match s.extra {
+            _ if s.overflow => None,
+            None => Some(&self.plain),
+            Some((name, _)) if Some(name) == self.extra_name => Some(&self.extra),
+            Some(_) => None,
+        }
+    }
+
+    fn piece(&self, a: u32, b: u32) -> &[u8] {
+        &self.bytes[a as usize..b as usize]
+    }
+
+    /// Appends the labels of `s` by `steps`.
+    #[inline]
+    fn write(&self, steps: &[Step], buf: &mut Vec<u8>, s: &Sample<'_>) {
+        for &step in steps {
+            match step {
+                Step::Fixed(a, b) => buf.extend_from_slice(self.piece(a, b)),
+                Step::Name => {
+                    let (a, b) = self.names[suffix_slot(s.suffix)];
+                    buf.extend_from_slice(self.piece(a, b));
+                }
+                Step::Value(i, a, b) => {
+                    let v = &s.label_values[i as usize];
+                    if !v.is_empty() {
+                        put_label(buf, self.piece(a, b), &[v]);
+                    }
+                }
+                Step::Extra(a, b) => {
+                    let v = s.extra.map_or("", |(_, v)| v);
+                    if !v.is_empty() {
+                        put_label(buf, self.piece(a, b), &[v]);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The label order of a family's samples without and with their `le`/`quantile` label, and that
@@ -200,7 +358,7 @@ pub(crate) fn overflow_order(consts: &[(String, String)], extra: Option<&str>) -
 
 impl Sink for RwSink<'_, '_> {
     fn family(&mut self, f: &Family) {
-        (self.order, self.order_extra, _) = family_orders(f, self.const_labels);
+        self.enc.template.set(f, self.const_labels);
         if self.values == Values::Stale {
             return;
         }
@@ -218,20 +376,20 @@ impl Sink for RwSink<'_, '_> {
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
-        self.labels(s);
-        let ts = &mut self.enc.series;
-        let ts_len = encoded_len_varint(self.ts_ms as u64);
-        encode_key(2, WireType::LengthDelimited, ts);
-        encode_varint((1 + 8 + 1 + ts_len) as u64, ts);
-        encode_key(1, WireType::SixtyFourBit, ts);
         let value = match self.values {
             Values::Current => s.value,
             Values::Stale => f64::from_bits(STALE_NAN),
         };
-        ts.extend_from_slice(&value.to_le_bytes());
-        encode_key(2, WireType::Varint, ts);
-        encode_varint(self.ts_ms as u64, ts);
-        self.finish_series();
+        // A sample is its value and its timestamp: its length is always one byte.
+        let sample_len = 1 + 8 + self.ts_bytes.len();
+        debug_assert!(sample_len < 0x80);
+        let start = self.start_series(s);
+        let raw = &mut self.enc.raw;
+        raw.extend_from_slice(&[SAMPLE_KEY, sample_len as u8, VALUE_KEY]);
+        raw.extend_from_slice(&value.to_le_bytes());
+        raw.extend_from_slice(&self.ts_bytes);
+        end_len(raw, start);
+        self.counted();
     }
 
     fn native(&mut self, _: &Family, h: &HistogramSeries<'_>, n: &NativeSnapshot) {
@@ -241,34 +399,43 @@ impl Sink for RwSink<'_, '_> {
         if self.enc.classic_only {
             return; // what the text exposition shows, and no more
         }
-        self.labels(&h.series);
-        let body = &mut self.enc.histogram;
+        let mut body = std::mem::take(&mut self.enc.histogram);
         body.clear();
-        put_histogram(body, n, self.ts_ms, 0, self.values == Values::Stale);
-        let ts = &mut self.enc.series;
-        encode_key(4, WireType::LengthDelimited, ts);
-        encode_varint(body.len() as u64, ts);
-        ts.extend_from_slice(body);
-        self.finish_series();
+        put_histogram(&mut body, n, self.ts_ms, 0, self.values == Values::Stale);
+        let start = self.start_series(&h.series);
+        let raw = &mut self.enc.raw;
+        raw.push(HISTOGRAM_KEY);
+        put_varint(raw, body.len() as u64);
+        raw.extend_from_slice(&body);
+        end_len(raw, start);
+        self.enc.histogram = body;
+        self.counted();
     }
 }
 
 impl RwSink<'_, '_> {
-    /// Starts the series of `s` in `enc.series`: its labels, sorted.
+    /// Starts the `TimeSeries` of `s` in the request: its key, room for its length, its labels,
+    /// sorted; [`end_len`] ends it.
     #[inline]
-    fn labels(&mut self, s: &Sample<'_>) {
-        let ts = &mut self.enc.series;
-        ts.clear();
-        let overflow;
-        let order = match (s.overflow, s.extra) {
-            (false, None) => &self.order,
-            (false, Some(_)) => &self.order_extra,
-            (true, extra) => {
-                overflow = overflow_order(self.const_labels, extra.map(|(n, _)| n));
-                &overflow
-            }
-        };
-        for &src in order {
+    fn start_series(&mut self, s: &Sample<'_>) -> usize {
+        let e = &mut *self.enc;
+        e.raw.push(TIMESERIES_KEY);
+        let start = begin_len(&mut e.raw);
+        if let Some(steps) = e.template.steps(s) {
+            e.template.write(steps, &mut e.raw, s);
+        } else {
+            self.overflow_labels(s);
+        }
+        start
+    }
+
+    /// The labels of a family's overflow series: `__name__`, [`OVERFLOW_LABEL`], the
+    /// constant labels and the `le`/`quantile` one, sorted (one series a family at most).
+    #[cold]
+    fn overflow_labels(&mut self, s: &Sample<'_>) {
+        let ts = &mut self.enc.raw;
+        let order = overflow_order(self.const_labels, s.extra.map(|(n, _)| n));
+        for src in order {
             let (name, value): (&str, [&str; 2]) = match src {
                 Src::Name => ("__name__", [s.name, s.suffix]),
                 Src::Family(i) => (&s.label_names[i], [&s.label_values[i], ""]),
@@ -287,13 +454,9 @@ impl RwSink<'_, '_> {
         }
     }
 
-    /// Appends the series in `enc.series` to the request as one sample, ending the request at `max`.
+    /// Counts the series just written as one sample, ending the request at `max`.
     #[inline]
-    fn finish_series(&mut self) {
-        let raw = &mut self.enc.raw;
-        encode_key(1, WireType::LengthDelimited, raw);
-        encode_varint(self.enc.series.len() as u64, raw);
-        raw.extend_from_slice(&self.enc.series);
+    fn counted(&mut self) {
         self.n += 1;
         if self.n == self.max {
             let r = self.enc.finish_request(self.n);

@@ -15,7 +15,14 @@
 //! declared with classic buckets as well, its `_bucket`, `_sum` and `_count` series go too. With
 //! [`V2Encoder::send_native_histograms`] off, only what the text exposition shows goes: the classic
 //! buckets, or `_sum` and `_count` for a native-only family.
+//!
+//! From one push to the next the encoder keeps each request's symbols table and each sample's
+//! label block (its label refs field and metadata field, encoded), for as long as the samples are
+//! those of the last push ([`super::label_blocks`]): a push of the same series then copies each
+//! series' block instead of interning its strings, and writes only the value and timestamps. The
+//! bytes are those a fresh encoder writes for the same snapshot.
 
+use super::label_blocks::{LabelBlocks, Lookup, suffix_slot};
 use super::remote_write::{Compressor, Encoded, STALE_NAN, Src, Values, family_orders, metric_type, overflow_order, put_histogram};
 use super::symbols::Symbols;
 use super::wire::{put_varint, varint_len};
@@ -23,7 +30,6 @@ use super::{HistogramSeries, Sample, Sink, walk};
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
 use crate::snapshot::NativeSnapshot;
 use crate::snapshot::Snapshot;
-use prost::encoding::{WireType, encode_key, encode_varint};
 
 /// Headers every remote-write 2.0 request carries (the Content-Type exactly so: Thanos compares it whole).
 pub const HEADERS: [(&str, &str); 3] = [
@@ -48,12 +54,23 @@ pub fn unit_of(name: &str) -> &'static str {
     UNITS.iter().find(|u| base.strip_suffix(**u).is_some_and(|b| b.ends_with('_'))).copied().unwrap_or("")
 }
 
-/// Buffers kept from one push to the next.
+/// Buffers and label blocks kept from one push to the next.
 #[derive(Debug, Default)]
 pub struct V2Encoder {
-    symbols: Symbols,
-    /// Bumped whenever the symbols table restarts, so refs cached per family are re-interned.
+    /// The symbols table of each request of the last push that was kept; the first ones stay
+    /// valid while its samples are the same ([`LabelBlocks`]).
+    tables: Vec<Symbols>,
+    /// The table of a push that is not kept (stale markers).
+    scratch: Symbols,
+    /// The request being written, and whether its table is in `tables` (else `scratch`).
+    request: usize,
+    keep: bool,
+    /// Bumped whenever a request ends, so the refs cached per family are re-interned.
     generation: u64,
+    blocks: LabelBlocks,
+    /// The constant labels and request size the label blocks were made with.
+    consts: Vec<(String, String)>,
+    max: usize,
     series: Vec<u8>,
     refs: Vec<u32>,
     /// A native histogram's `Histogram` message, before its length is known.
@@ -70,6 +87,7 @@ impl V2Encoder {
     /// histograms, e.g. a Prometheus 2.40–3.7 without `--enable-feature=native-histograms`).
     pub fn send_native_histograms(&mut self, on: bool) {
         self.classic_only = !on;
+        self.blocks.clear();
     }
 
     /// Encodes `snap` with `const_labels` (job, instance, static labels) on every series, all
@@ -82,55 +100,91 @@ impl V2Encoder {
         max_samples: usize,
         values: Values,
     ) -> Vec<Encoded> {
-        self.reset();
+        let max = max_samples.max(1);
+        self.keep = values == Values::Current;
+        let reuse = self.consts == const_labels && self.max == max;
+        if self.keep && !reuse {
+            self.consts = const_labels.to_vec();
+            self.max = max;
+        }
+        self.blocks.begin(reuse, self.keep);
+        self.request = 0;
+        self.start_request();
         let mut sink = Sink2 {
             enc: self,
             const_labels,
             values,
             ts_ms,
-            max: max_samples.max(1),
+            max,
             n: 0,
             out: Vec::new(),
-            order: Vec::new(),
-            order_extra: Vec::new(),
-            kind: 0,
             start: false,
-            help: String::new(),
-            unit: "",
-            name: String::new(),
-            label_names: Vec::new(),
-            extra: None,
+            fam: FamilyState::default(),
+            family_ready: false,
             cache: Cache::default(),
-            ts_bytes: {
-                let mut b = vec![TIMESTAMP_KEY];
-                put_varint(&mut b, ts_ms as u64);
-                b
-            },
+            stamps: Stamps::new(ts_ms),
         };
         walk(snap, &mut sink);
         let Sink2 { enc, mut out, n, .. } = sink;
         if n > 0 {
             out.push(enc.finish_request(n));
         }
+        if enc.keep {
+            enc.blocks.end();
+            // Tables past the last kept sample's request are of no use to the next push.
+            let used = enc.blocks.kept().div_ceil(max).max(1);
+            enc.tables.truncate(used);
+        }
         out
     }
 
-    fn reset(&mut self) {
+    /// Samples of the last push whose label block was the push before's (tests).
+    #[cfg(test)]
+    pub(crate) fn reused(&self) -> usize {
+        self.blocks.hits()
+    }
+
+    /// Caps the label blocks kept (tests; [`super::label_blocks::MAX_BYTES`] otherwise).
+    #[cfg(test)]
+    pub(crate) fn cap_blocks(&mut self, bytes: usize) {
+        self.blocks.max_bytes = Some(bytes);
+    }
+
+    /// The table of the request being written.
+    fn table(&mut self) -> &mut Symbols {
+        if self.keep { &mut self.tables[self.request] } else { &mut self.scratch }
+    }
+
+    /// Gets the table of a new request ready: kept from the last push while its samples are the
+    /// same, else empty.
+    fn start_request(&mut self) {
         self.generation += 1;
-        self.symbols.clear();
         self.series.clear();
+        if self.keep {
+            if self.tables.len() <= self.request {
+                self.tables.push(Symbols::new());
+            }
+            if !self.blocks.hitting() {
+                self.tables[self.request].clear();
+            }
+        } else {
+            self.scratch.clear();
+        }
     }
 
     fn finish_request(&mut self, samples: usize) -> Encoded {
-        self.raw.clear();
-        for s in self.symbols.iter() {
-            encode_key(4, WireType::LengthDelimited, &mut self.raw);
-            encode_varint(s.len() as u64, &mut self.raw);
-            self.raw.extend_from_slice(s.as_bytes());
+        if self.blocks.hitting() {
+            // A request cut short by the end of the push holds only what its own samples use.
+            let n = self.blocks.symbols_before();
+            self.table().truncate(n);
         }
+        self.raw.clear();
+        let table = if self.keep { &self.tables[self.request] } else { &self.scratch };
+        self.raw.extend_from_slice(table.encoded());
         self.raw.extend_from_slice(&self.series);
         let body = self.compressor.compress(&self.raw);
-        self.reset();
+        self.request += 1;
+        self.start_request();
         Encoded { body, samples }
     }
 }
@@ -144,19 +198,83 @@ struct Sink2<'e, 'c> {
     max: usize,
     n: usize,
     out: Vec<Encoded>,
+    /// Whether the family's samples carry a start timestamp.
+    start: bool,
+    /// What interning the family's samples needs; set up only when a sample is encoded afresh.
+    fam: FamilyState,
+    family_ready: bool,
+    cache: Cache,
+    /// The timestamp fields of the current sample.
+    stamps: Stamps,
+}
+
+/// A sample's timestamp fields, encoded: its timestamp, the same for every sample of a push, and
+/// its start timestamp in both layouts, the same for every series made in the same second, so
+/// encoded once for a run of them.
+struct Stamps {
+    /// The start timestamp the fields hold (0: none).
+    start: i64,
+    /// Bytes of `sample` that are the timestamp.
+    ts_len: usize,
+    /// `Sample.timestamp` then `Sample.start_timestamp` (rc.4).
+    sample: Vec<u8>,
+    /// `TimeSeries.created_timestamp` (rc.3), or nothing.
+    created: Vec<u8>,
+}
+
+impl Stamps {
+    fn new(ts_ms: i64) -> Stamps {
+        let mut sample = vec![TIMESTAMP_KEY];
+        put_varint(&mut sample, ts_ms as u64);
+        Stamps { start: 0, ts_len: sample.len(), sample, created: Vec::new() }
+    }
+
+    /// Makes the fields those of a sample whose start timestamp is `start` (0: none).
+    #[inline]
+    fn start(&mut self, start: i64) {
+        if start == self.start {
+            return;
+        }
+        self.start = start;
+        self.sample.truncate(self.ts_len);
+        self.created.clear();
+        if start > 0 {
+            self.sample.push(START_KEY);
+            put_varint(&mut self.sample, start as u64);
+            self.created.push(CREATED_KEY);
+            put_varint(&mut self.created, start as u64);
+        }
+    }
+}
+
+/// The current family as interning its samples' labels needs it.
+#[derive(Default)]
+struct FamilyState {
     order: Vec<Src>,
     order_extra: Vec<Src>,
-    /// The family's metadata type, help and unit, and whether its samples carry a start timestamp.
+    /// The family's metadata type, help and unit.
     kind: u64,
-    start: bool,
     help: String,
     unit: &'static str,
     name: String,
     label_names: Vec<String>,
     extra: Option<&'static str>,
-    cache: Cache,
-    /// The sample's timestamp field, the same for every sample of the call.
-    ts_bytes: Vec<u8>,
+}
+
+impl FamilyState {
+    fn set(&mut self, f: &Family, consts: &[(String, String)]) {
+        let extra;
+        (self.order, self.order_extra, extra) = family_orders(f, consts);
+        self.kind = metric_type(f.kind);
+        self.help.clear();
+        self.help.push_str(&f.help);
+        self.unit = unit_of(&f.name);
+        self.name.clear();
+        self.name.push_str(&f.name);
+        self.label_names.clear();
+        self.label_names.extend(f.label_names.iter().map(|n| n.to_string()));
+        self.extra = extra;
+    }
 }
 
 /// Refs of the strings every sample of the current family shares, valid for one symbols table.
@@ -189,18 +307,6 @@ const META_TYPE_KEY: u8 = 1 << 3;
 const META_HELP_KEY: u8 = 3 << 3;
 const META_UNIT_KEY: u8 = 4 << 3;
 
-/// The start of a `TimeSeries` of `series_len` bytes: its key and length, then its packed label refs
-/// (`refs_len` bytes); a sample or a histogram and the metadata follow.
-fn put_series_head(out: &mut Vec<u8>, series_len: usize, refs_len: usize, refs: &[u32]) {
-    out.push(TIMESERIES_KEY);
-    put_varint(out, series_len as u64);
-    out.push(LABELS_REFS_KEY);
-    put_varint(out, refs_len as u64);
-    for &r in refs {
-        put_varint(out, u64::from(r));
-    }
-}
-
 /// rc.3's `TimeSeries.created_timestamp` (field 6) holding `start`, the same value as the sample's
 /// or histogram's rc.4 start timestamp; nothing when there is none.
 #[inline]
@@ -211,46 +317,38 @@ fn put_created(out: &mut Vec<u8>, start: i64) {
     }
 }
 
-fn suffix_slot(suffix: &str) -> usize {
-    match suffix {
-        "_bucket" => 1,
-        "_sum" => 2,
-        "_count" => 3,
-        _ => 0,
-    }
-}
-
 impl Sink2<'_, '_> {
     /// Interns what the family's samples share, once per family and symbols table.
-    fn refresh(&mut self, extra: Option<&str>) {
+    fn refresh(&mut self) {
         let e = &mut *self.enc;
-        let c = &mut self.cache;
+        let symbols = if e.keep { &mut e.tables[e.request] } else { &mut e.scratch };
+        let (c, f) = (&mut self.cache, &self.fam);
         c.generation = e.generation;
         c.names.clear();
         c.names_extra.clear();
-        for (order, out) in [(&self.order, &mut c.names), (&self.order_extra, &mut c.names_extra)] {
+        for (order, out) in [(&f.order, &mut c.names), (&f.order_extra, &mut c.names_extra)] {
             for &src in order.iter() {
                 out.push(match src {
-                    Src::Name => e.symbols.intern("__name__"),
-                    Src::Family(i) => e.symbols.intern(&self.label_names[i]),
-                    Src::Const(i) => e.symbols.intern(&self.const_labels[i].0),
-                    Src::Extra => e.symbols.intern(extra.unwrap_or("")),
-                    Src::Overflow => e.symbols.intern(OVERFLOW_LABEL),
+                    Src::Name => symbols.intern("__name__"),
+                    Src::Family(i) => symbols.intern(&f.label_names[i]),
+                    Src::Const(i) => symbols.intern(&self.const_labels[i].0),
+                    Src::Extra => symbols.intern(f.extra.unwrap_or("")),
+                    Src::Overflow => symbols.intern(OVERFLOW_LABEL),
                 });
             }
         }
         c.consts.clear();
         for (_, v) in self.const_labels {
-            c.consts.push(e.symbols.intern(v));
+            c.consts.push(symbols.intern(v));
         }
         for (slot, suffix) in ["", "_bucket", "_sum", "_count"].iter().enumerate() {
-            c.metric[slot] = e.symbols.intern_parts(&[&self.name, suffix]);
+            c.metric[slot] = symbols.intern_parts(&[&f.name, suffix]);
         }
-        let (help, unit) = (e.symbols.intern(&self.help), e.symbols.intern(self.unit));
+        let (help, unit) = (symbols.intern(&f.help), symbols.intern(f.unit));
         // The metadata field is the same for every series of the family in this request.
         let mut body = Vec::with_capacity(12);
         body.push(META_TYPE_KEY);
-        put_varint(&mut body, self.kind);
+        put_varint(&mut body, f.kind);
         if help > 0 {
             body.push(META_HELP_KEY);
             put_varint(&mut body, u64::from(help));
@@ -264,54 +362,98 @@ impl Sink2<'_, '_> {
         put_varint(&mut c.meta, body.len() as u64);
         c.meta.extend_from_slice(&body);
     }
+
+    /// Makes the block of `s` current ([`LabelBlocks::block`]): last push's when the push is the
+    /// same so far, else its labels interned afresh.
+    #[inline]
+    fn block(&mut self, s: &Sample<'_>) {
+        match self.enc.blocks.lookup(s) {
+            Lookup::Hit => return,
+            Lookup::Switch => {
+                self.rewind();
+                if !self.family_ready {
+                    self.fam.set(self.enc.blocks.family(), self.const_labels);
+                    self.family_ready = true;
+                }
+            }
+            Lookup::Miss => {}
+        }
+        self.refs(s);
+        let e = &mut *self.enc;
+        let symbols = if e.keep { e.tables[e.request].len() } else { e.scratch.len() };
+        let buf = e.blocks.open_block();
+        let start = buf.len();
+        let refs_len: usize = e.refs.iter().map(|&r| varint_len(u64::from(r))).sum();
+        buf.push(LABELS_REFS_KEY);
+        put_varint(buf, refs_len as u64);
+        for &r in &e.refs {
+            put_varint(buf, u64::from(r));
+        }
+        let split = buf.len() - start;
+        buf.extend_from_slice(&self.cache.meta);
+        e.blocks.close_block(s, split, symbols);
+    }
+
+    /// The push stops being the same as the last one here: the request's table goes back to
+    /// what it held after the previous sample of this push, so what follows is interned as a
+    /// fresh encoder would.
+    #[cold]
+    fn rewind(&mut self) {
+        let e = &mut *self.enc;
+        let symbols = e.blocks.symbols_before();
+        let table = &mut e.tables[e.request];
+        if self.n == 0 {
+            table.clear()
+        } else {
+            table.truncate(symbols)
+        }
+        // Re-interned against the table as it now is: the strings a family shares are there
+        // already if an earlier sample of this request interned them, else added at this sample,
+        // as a fresh encoder adds them at the family's first sample in the request.
+        self.cache.generation = u64::MAX;
+    }
 }
 
 impl Sink for Sink2<'_, '_> {
     fn family(&mut self, f: &Family) {
-        let extra;
-        (self.order, self.order_extra, extra) = family_orders(f, self.const_labels);
-        self.kind = metric_type(f.kind);
         self.start = f.kind != Kind::Gauge;
-        self.help.clear();
-        self.help.push_str(&f.help);
-        self.unit = unit_of(&f.name);
-        self.name.clear();
-        self.name.push_str(&f.name);
-        self.label_names.clear();
-        self.label_names.extend(f.label_names.iter().map(|n| n.to_string()));
-        self.extra = extra;
         self.cache.generation = u64::MAX;
+        let was = self.enc.blocks.hitting();
+        self.family_ready = !self.enc.blocks.enter_family(f);
+        if self.family_ready {
+            if was {
+                self.rewind();
+            }
+            self.fam.set(f, self.const_labels);
+        }
     }
 
     fn sample(&mut self, s: &Sample<'_>) {
-        self.refs(s);
+        self.block(s);
         let start = self.start_ms(s);
-        let e = &mut *self.enc;
-        let c = &self.cache;
         let value = match self.values {
             Values::Current => s.value,
             Values::Stale => f64::from_bits(STALE_NAN),
         };
-        // Lengths first, so the series is written once, straight into the request.
-        let refs_len: usize = e.refs.iter().map(|&r| varint_len(u64::from(r))).sum();
-        let start_len = if start > 0 { 1 + varint_len(start as u64) } else { 0 };
-        let sample_len = 1 + 8 + self.ts_bytes.len() + start_len;
-        let series_len =
-            1 + varint_len(refs_len as u64) + refs_len + 1 + varint_len(sample_len as u64) + sample_len + c.meta.len() + start_len;
+        self.stamps.start(start);
+        let st = &self.stamps;
+        let e = &mut *self.enc;
+        let (labels, meta) = e.blocks.block();
+        // Lengths first, so the series is written once, straight into the request. A sample is
+        // its value and at most two 11-byte stamps: its length is always one byte.
+        let sample_len = 1 + 8 + st.sample.len();
+        debug_assert!(sample_len < 0x80);
+        let series_len = labels.len() + 2 + sample_len + meta.len() + st.created.len();
         let out = &mut e.series;
-        out.reserve(series_len + 12);
-        put_series_head(out, series_len, refs_len, &e.refs);
-        out.push(SAMPLE_KEY);
-        put_varint(out, sample_len as u64);
-        out.push(VALUE_KEY);
+        out.reserve(series_len + 3);
+        out.push(TIMESERIES_KEY);
+        put_varint(out, series_len as u64);
+        out.extend_from_slice(labels);
+        out.extend_from_slice(&[SAMPLE_KEY, sample_len as u8, VALUE_KEY]);
         out.extend_from_slice(&value.to_le_bytes());
-        out.extend_from_slice(&self.ts_bytes);
-        if start > 0 {
-            out.push(START_KEY);
-            put_varint(out, start as u64);
-        }
-        out.extend_from_slice(&c.meta);
-        put_created(out, start);
+        out.extend_from_slice(&st.sample);
+        out.extend_from_slice(meta);
+        out.extend_from_slice(&st.created);
         self.counted();
     }
 
@@ -322,23 +464,23 @@ impl Sink for Sink2<'_, '_> {
         if self.enc.classic_only {
             return; // what the text exposition shows, and no more
         }
-        self.refs(&h.series);
+        self.block(&h.series);
         let start = self.start_ms(&h.series);
         let e = &mut *self.enc;
         let body = &mut e.histogram;
         body.clear();
         put_histogram(body, n, self.ts_ms, start, self.values == Values::Stale);
-        let refs_len: usize = e.refs.iter().map(|&r| varint_len(u64::from(r))).sum();
-        let c = &self.cache;
+        let (labels, meta) = e.blocks.block();
         let start_len = if start > 0 { 1 + varint_len(start as u64) } else { 0 };
-        let series_len =
-            1 + varint_len(refs_len as u64) + refs_len + 1 + varint_len(body.len() as u64) + body.len() + c.meta.len() + start_len;
+        let series_len = labels.len() + 1 + varint_len(body.len() as u64) + body.len() + meta.len() + start_len;
         let out = &mut e.series;
-        put_series_head(out, series_len, refs_len, &e.refs);
+        out.push(TIMESERIES_KEY);
+        put_varint(out, series_len as u64);
+        out.extend_from_slice(labels);
         out.push(HISTOGRAM_KEY);
         put_varint(out, body.len() as u64);
         out.extend_from_slice(body);
-        out.extend_from_slice(&c.meta);
+        out.extend_from_slice(meta);
         put_created(out, start);
         self.counted();
     }
@@ -349,24 +491,25 @@ impl Sink2<'_, '_> {
     #[inline]
     fn refs(&mut self, s: &Sample<'_>) {
         if self.cache.generation != self.enc.generation {
-            self.refresh(self.extra);
+            self.refresh();
         }
         if s.overflow {
             return self.overflow_refs(s);
         }
         let e = &mut *self.enc;
+        let symbols = if e.keep { &mut e.tables[e.request] } else { &mut e.scratch };
         let c = &self.cache;
         e.refs.clear();
-        let (order, names) = if s.extra.is_some() { (&self.order_extra, &c.names_extra) } else { (&self.order, &c.names) };
+        let (order, names) = if s.extra.is_some() { (&self.fam.order_extra, &c.names_extra) } else { (&self.fam.order, &c.names) };
         for (&src, &name) in order.iter().zip(names) {
             let value = match src {
                 Src::Name => c.metric[suffix_slot(s.suffix)],
                 Src::Family(i) if s.label_values[i].is_empty() => continue, // an empty value is no label at all
-                Src::Family(i) => e.symbols.intern(&s.label_values[i]),
+                Src::Family(i) => symbols.intern(&s.label_values[i]),
                 Src::Const(i) if self.const_labels[i].1.is_empty() => continue,
                 Src::Const(i) => c.consts[i],
-                Src::Extra => e.symbols.intern(s.extra.map_or("", |(_, v)| v)),
-                Src::Overflow => e.symbols.intern("true"),
+                Src::Extra => symbols.intern(s.extra.map_or("", |(_, v)| v)),
+                Src::Overflow => symbols.intern("true"),
             };
             e.refs.push(name);
             e.refs.push(value);
@@ -378,6 +521,7 @@ impl Sink2<'_, '_> {
     #[cold]
     fn overflow_refs(&mut self, s: &Sample<'_>) {
         let e = &mut *self.enc;
+        let symbols = if e.keep { &mut e.tables[e.request] } else { &mut e.scratch };
         let c = &self.cache;
         e.refs.clear();
         for src in overflow_order(self.const_labels, s.extra.map(|(n, _)| n)) {
@@ -385,11 +529,11 @@ impl Sink2<'_, '_> {
                 Src::Name => ("__name__", c.metric[suffix_slot(s.suffix)]),
                 Src::Const(i) if self.const_labels[i].1.is_empty() => continue,
                 Src::Const(i) => (self.const_labels[i].0.as_str(), c.consts[i]),
-                Src::Extra => s.extra.map_or(("", 0), |(n, v)| (n, e.symbols.intern(v))),
-                Src::Overflow => (OVERFLOW_LABEL, e.symbols.intern("true")),
+                Src::Extra => s.extra.map_or(("", 0), |(n, v)| (n, symbols.intern(v))),
+                Src::Overflow => (OVERFLOW_LABEL, symbols.intern("true")),
                 Src::Family(_) => continue,
             };
-            e.refs.push(e.symbols.intern(name));
+            e.refs.push(symbols.intern(name));
             e.refs.push(value);
         }
     }

@@ -1,18 +1,27 @@
 //! The symbols table of a remote-write 2.0 request: every string once, `""` first, looked up by
-//! hash without allocating a key per string.
+//! hash without allocating a key per string, kept already encoded as the request's field 4.
 //!
-//! Strings live end to end in one buffer; the hash table holds only their indices and compares
-//! candidates against the buffer, so interning a string already present costs one hash and one
-//! compare, and a new one a copy into the buffer.
+//! Strings live end to end in one buffer, each behind its protobuf key and length, so the table
+//! goes into the request with one copy ([`Symbols::encoded`]); the hash table holds only their
+//! indices and compares candidates against the buffer, so interning a string already present
+//! costs one hash and one compare, and a new one a copy into the buffer. [`Symbols::truncate`]
+//! forgets the newest symbols: an encoder that keeps a request's table from one push to the next
+//! cuts it back to where the push stopped matching the last one.
 
+use super::wire::{put_varint, varint_len};
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
+
+/// `Request.symbols` (field 4, length-delimited).
+const SYMBOL_KEY: u8 = 4 << 3 | 2;
 
 /// An interned string table, reset per request.
 #[derive(Default)]
 pub struct Symbols {
-    bytes: String,
-    /// (start, end) of each symbol in `bytes`.
+    /// Every symbol as field 4 of the request: key, length, bytes.
+    bytes: Vec<u8>,
+    /// (start, end) in `bytes` of each symbol's own bytes; the entry of symbol `i` starts where
+    /// symbol `i - 1` ends.
     spans: Vec<(u32, u32)>,
     table: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
@@ -48,6 +57,10 @@ impl Symbols {
     /// let mut t = kdbprom::encode::symbols::Symbols::new();
     /// assert_eq!((t.intern("job"), t.intern("eod"), t.intern("job"), t.intern("")), (1, 2, 1, 0));
     /// assert_eq!(t.iter().collect::<Vec<_>>(), ["", "job", "eod"]);
+    /// assert_eq!(t.encoded(), b"\x22\x00\x22\x03job\x22\x03eod");
+    /// t.truncate(2);
+    /// assert_eq!((t.intern("sod"), t.intern("job")), (2, 1));
+    /// assert_eq!(t.iter().collect::<Vec<_>>(), ["", "job", "sod"]);
     /// ```
     pub fn intern(&mut self, s: &str) -> u32 {
         self.intern_str(s)
@@ -68,25 +81,48 @@ impl Symbols {
         let (bytes, spans) = (&self.bytes, &self.spans);
         if let Some(&i) = self.table.find(hash, |&i| {
             let (a, b) = spans[i as usize];
-            &bytes.as_bytes()[a as usize..b as usize] == s.as_bytes()
+            &bytes[a as usize..b as usize] == s.as_bytes()
         }) {
             return i;
         }
+        self.bytes.reserve(1 + varint_len(s.len() as u64) + s.len());
+        self.bytes.push(SYMBOL_KEY);
+        put_varint(&mut self.bytes, s.len() as u64);
         let start = self.bytes.len() as u32;
-        self.bytes.push_str(s);
+        self.bytes.extend_from_slice(s.as_bytes());
         let i = self.spans.len() as u32;
         self.spans.push((start, self.bytes.len() as u32));
         let (bytes, spans, hasher) = (&self.bytes, &self.spans, &self.hasher);
         self.table.insert_unique(hash, i, |&j| {
             let (a, b) = spans[j as usize];
-            hasher.hash_one(&bytes.as_bytes()[a as usize..b as usize])
+            hasher.hash_one(&bytes[a as usize..b as usize])
         });
         i
     }
 
+    /// Keeps the first `n` symbols (`""` always), as if the others had never been interned.
+    pub fn truncate(&mut self, n: usize) {
+        let n = n.max(1);
+        while self.spans.len() > n {
+            let i = self.spans.len() - 1;
+            let (a, b) = self.spans[i];
+            let hash = self.hasher.hash_one(&self.bytes[a as usize..b as usize]);
+            if let Ok(entry) = self.table.find_entry(hash, |&j| j as usize == i) {
+                entry.remove();
+            }
+            self.spans.pop();
+            self.bytes.truncate(self.spans[i - 1].1 as usize);
+        }
+    }
+
+    /// The whole table as the request's field 4, in ref order.
+    pub fn encoded(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Symbols in ref order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.spans.iter().map(|&(a, b)| &self.bytes[a as usize..b as usize])
+        self.spans.iter().map(|&(a, b)| std::str::from_utf8(&self.bytes[a as usize..b as usize]).expect("interned from a str"))
     }
 
     /// Number of symbols, `""` included.

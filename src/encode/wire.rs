@@ -40,5 +40,27 @@ pub(super) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 /// Bytes of `v` as a varint.
 #[inline(always)]
 pub(super) fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    // Most lengths the encoders write (label values, messages of a few labels) are one byte.
+    if v < 0x80 { 1 } else { (64 - v.leading_zeros() as usize).div_ceil(7) }
+}
+
+/// Starts a length-delimited field's bytes in `buf` before their length is known: one byte is
+/// kept for the length, which [`end_len`] writes (moving the bytes if it takes more).
+#[inline(always)]
+pub(super) fn begin_len(buf: &mut Vec<u8>) -> usize {
+    buf.push(0);
+    buf.len()
+}
+
+/// Writes the length of the bytes written since [`begin_len`] returned `start`.
+#[inline(always)]
+pub(super) fn end_len(buf: &mut Vec<u8>, start: usize) {
+    let len = buf.len() - start;
+    if len < 0x80 {
+        buf[start - 1] = len as u8;
+    } else {
+        let mut head = Vec::with_capacity(10);
+        put_varint(&mut head, len as u64);
+        buf.splice(start - 1..start, head);
+    }
 }
