@@ -152,36 +152,42 @@ impl Ring {
         }
     }
 
+    /// This thread's lane in this ring, if it has one.
+    #[inline(always)]
+    fn mine(&self) -> Option<&'static Lane> {
+        MINE.try_with(|m| if m.ring.get() == self.id { m.lane.get() } else { None }).ok()?
+    }
+
+    /// One event into `lane`; false when it was full (the drop counted). Wakes the consumer when
+    /// the lane passed half full.
+    #[inline(always)]
+    fn push_into(&self, lane: &Lane, ev: Event) -> bool {
+        match lane.push(ev) {
+            Pushed::Done => true,
+            Pushed::OverHalf => {
+                self.signal();
+                true
+            }
+            Pushed::Full => self.full(),
+        }
+    }
+
     /// The record path's push: None when this thread has no lane in this ring yet (then
     /// [`Ring::push`], which makes one); else whether the event went in (false: full, counted).
     /// Panic-free by construction, like [`Lane::push`]: q's thread runs it outside
     /// `catch_unwind`.
     #[inline(always)]
     pub fn try_push(&self, ev: Event) -> Option<bool> {
-        let lane = MINE.try_with(|m| if m.ring.get() == self.id { m.lane.get() } else { None }).ok()??;
-        match lane.push(ev) {
-            Pushed::Done => Some(true),
-            Pushed::OverHalf => {
-                self.signal();
-                Some(true)
-            }
-            Pushed::Full => Some(self.full()),
-        }
+        Some(self.push_into(self.mine()?, ev))
     }
 
     /// [`Ring::try_push`] for several events, with one look-up of this thread's lane: None (and
     /// nothing pushed) when it has none; each event that does not fit is dropped and counted.
     #[inline(always)]
     pub fn try_push_all(&self, evs: &[Event]) -> Option<()> {
-        let lane = MINE.try_with(|m| if m.ring.get() == self.id { m.lane.get() } else { None }).ok()??;
+        let lane = self.mine()?;
         for &ev in evs {
-            match lane.push(ev) {
-                Pushed::Done => {}
-                Pushed::OverHalf => self.signal(),
-                Pushed::Full => {
-                    self.full();
-                }
-            }
+            self.push_into(lane, ev);
         }
         Some(())
     }
