@@ -3,6 +3,9 @@
 //! same run. Also kdbprom's classic histogram and the native one at schema 8 for reference. Prints
 //! a direct ns-per-observe comparison and the ratio after the criterion groups.
 
+#[path = "../tests/common/lognormal.rs"]
+mod lognormal;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kdbprom::aggregate::{Histogram, NativeConfig, NativeHistogram};
 use kdbprom::registry::DEFAULT_BUCKETS;
@@ -13,23 +16,9 @@ use std::time::{Duration, Instant};
 const N: usize = 4096;
 
 /// Lognormal-ish latencies around 5 ms (σ = 1.5 in log space), clamped to 100 µs .. 10 s, from a
-/// fixed splitmix64 sequence: the same values for every run and every contender.
+/// fixed sequence: the same values for every run and every contender.
 fn latencies() -> Vec<f64> {
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    let mut unif = move || {
-        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..N)
-        .map(|_| {
-            let (u1, u2) = (unif().max(1e-300), unif());
-            let g = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-            (0.005f64.ln() + 1.5 * g).exp().clamp(1e-4, 10.0)
-        })
-        .collect()
+    lognormal::lognormal(0x2545_f491_4f6c_dd1d, N, 1.5).into_iter().map(|v| v.clamp(1e-4, 10.0)).collect()
 }
 
 fn native(schema: i8) -> NativeHistogram {

@@ -1,5 +1,8 @@
 //! Tests of native histograms: exact indexing against a slow reference, spans, reduction, memory bounds.
 
+#[path = "../../../tests/common/lognormal.rs"]
+mod lognormal;
+
 use super::bucket::pow2_wide;
 use super::*;
 use proptest::prelude::*;
@@ -203,23 +206,9 @@ fn quantile(h: &NativeHistogram, q: f64) -> f64 {
 
 #[test]
 fn median_from_buckets_within_10_percent() {
-    // Lognormal-ish: exp(N(ln 5ms, 1.2)) from a fixed splitmix64 sequence through Box-Muller.
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    let mut unif = move || {
-        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
+    // Lognormal-ish: exp(N(ln 5ms, 1.2)), the tests' reproducible sequence.
     let mut h = NativeHistogram::new(&cfg(3, 160));
-    let mut vals: Vec<f64> = (0..10_000)
-        .map(|_| {
-            let (u1, u2) = (unif().max(1e-300), unif());
-            let g = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-            (0.005f64.ln() + 1.2 * g).exp()
-        })
-        .collect();
+    let mut vals = lognormal::lognormal(0x9e37_79b9_7f4a_7c15, 10_000, 1.2);
     vals.iter().for_each(|&v| h.observe(v));
     assert_eq!(h.schema(), 3, "stays at schema 3 within 160 buckets");
     vals.sort_by(f64::total_cmp);
