@@ -11,7 +11,7 @@
 //! family's and the constant ones, sorted by name, empty values left out; job, instance and the
 //! grouping labels come from the URL.
 
-use super::series_cache::SeriesCache;
+use super::series_cache::{Run, SeriesCache};
 use super::wire::{put_string, put_varint, varint_len, zigzag32, zigzag64};
 use super::{HistogramSeries, Sample, Sink, Walker, walk_series};
 use crate::registry::{Family, Kind, OVERFLOW_LABEL};
@@ -118,7 +118,7 @@ impl FamilyEncoder {
         self.new_fam_lens.clear();
         self.cache.begin(const_labels);
         let mut walker = std::mem::take(&mut self.walker);
-        let mut sink = FamilySink { enc: self, const_labels, kind: Kind::Counter, fam: None, part: 0, sum: 0.0, old: None, copy: (0, 0) };
+        let mut sink = FamilySink { enc: self, const_labels, kind: Kind::Counter, fam: None, part: 0, sum: 0.0, old: None, copy: Run::default() };
         for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
             let f = fam.family;
             sink.family(f);
@@ -146,8 +146,8 @@ impl FamilyEncoder {
         }
         sink.end_family();
         // Nothing changed: the last body is this one, as it is (no copy).
-        if sink.copy == (0, sink.enc.prev.len()) && sink.enc.out.is_empty() {
-            sink.copy = (0, 0);
+        if sink.copy.is_whole(sink.enc.prev.len()) && sink.enc.out.is_empty() {
+            sink.copy = Run::default();
             let e = &mut *sink.enc;
             std::mem::swap(&mut e.out, &mut e.prev);
         }
@@ -230,31 +230,28 @@ struct FamilySink<'e, 'c> {
     /// The old series the current one is, if any.
     old: Option<usize>,
     /// A run of the old body still to copy: consecutive unchanged series become one copy.
-    copy: (usize, usize),
+    copy: Run,
 }
 
 impl FamilySink<'_, '_> {
     /// Length of the body with the pending copy.
     fn len(&self) -> usize {
-        self.enc.out.len() + (self.copy.1 - self.copy.0)
+        self.enc.out.len() + self.copy.len()
     }
 
     fn copy(&mut self, from: usize, to: usize) {
-        if self.copy.1 != from {
-            self.flush();
-            self.copy.0 = from;
+        if let Some(r) = self.copy.add(from, to) {
+            let e = &mut *self.enc;
+            e.out.extend_from_slice(&e.prev[r]);
         }
-        self.copy.1 = to;
     }
 
     /// Writes the pending copy: before anything else is written.
     fn flush(&mut self) {
-        let (a, b) = self.copy;
-        if a != b {
+        if let Some(r) = self.copy.take() {
             let e = &mut *self.enc;
-            e.out.extend_from_slice(&e.prev[a..b]);
+            e.out.extend_from_slice(&e.prev[r]);
         }
-        self.copy = (0, 0);
     }
 
     /// Ends the family being written: its length goes in front of it. The length was given as
@@ -270,8 +267,8 @@ impl FamilySink<'_, '_> {
             return;
         };
         if let Some((from, len)) = old
-            && self.copy.1 == from + len_bytes + len
-            && self.copy.0 <= from
+            && self.copy.to == from + len_bytes + len
+            && self.copy.from <= from
             && self.len() - at == len_bytes + len
         {
             self.enc.new_fam_lens.push((at, len));

@@ -131,6 +131,54 @@ fn is_key_of(key: &[u8], values: &[Box<str>], overflow: bool) -> bool {
     at == key.len()
 }
 
+/// A run of the last body still to be copied into the new one: consecutive unchanged pieces
+/// (series, family headers) become one copy. Both kept encoders write through one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Start of the run in the last body.
+    pub from: usize,
+    /// End of the run in the last body.
+    pub to: usize,
+}
+
+impl Run {
+    /// Bytes in the run.
+    pub fn len(&self) -> usize {
+        self.to - self.from
+    }
+
+    /// True when the run holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.from == self.to
+    }
+
+    /// Adds `from..to` of the last body. When it does not follow on from the run, the run so far
+    /// is returned, to be written first, and a new one starts at `from`.
+    pub fn add(&mut self, from: usize, to: usize) -> Option<std::ops::Range<usize>> {
+        let before = if self.to != from {
+            let r = self.take();
+            self.from = from;
+            r
+        } else {
+            None
+        };
+        self.to = to;
+        before
+    }
+
+    /// The run, to be written now (None when empty); the run is left empty.
+    pub fn take(&mut self) -> Option<std::ops::Range<usize>> {
+        let r = self.from..self.to;
+        *self = Run::default();
+        (!r.is_empty()).then_some(r)
+    }
+
+    /// True when the run is the whole of a last body `len` bytes long.
+    pub fn is_whole(&self, len: usize) -> bool {
+        self.from == 0 && self.to == len
+    }
+}
+
 /// The previous body's index and the one being built (see the module doc).
 #[derive(Debug, Default)]
 pub struct SeriesCache {

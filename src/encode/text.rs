@@ -1,7 +1,7 @@
 //! Prometheus text exposition format 0.0.4 (not OpenMetrics): what `.prom.text[]`, `/metrics`,
 //! the Pushgateway and the textfile collector read.
 
-use super::series_cache::SeriesCache;
+use super::series_cache::{Run, SeriesCache};
 use super::{Sample, Sink, Walker, float, walk, walk_series};
 use crate::registry::{Family, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
@@ -135,7 +135,7 @@ impl TextEncoder {
         self.new_fam_starts.clear();
         self.cache.begin(const_labels);
         let TextEncoder { body, prev, cache, walker, header, fam_starts, new_fam_starts } = self;
-        let mut sink = CachedSink { out: body, prev, cache, consts: const_labels, pos: 0, old: None, copy: (0, 0) };
+        let mut sink = CachedSink { out: body, prev, cache, consts: const_labels, pos: 0, old: None, copy: Run::default() };
         for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
             let f = fam.family;
             header.clear();
@@ -173,7 +173,7 @@ impl TextEncoder {
             }
         }
         // Nothing changed: the last body is this one, as it is (no copy).
-        if sink.copy == (0, sink.prev.len()) && sink.out.is_empty() {
+        if sink.copy.is_whole(sink.prev.len()) && sink.out.is_empty() {
             std::mem::swap(&mut self.body, &mut self.prev);
         } else {
             sink.flush();
@@ -206,29 +206,25 @@ struct CachedSink<'a> {
     /// The old series the current one is, if any.
     old: Option<usize>,
     /// A run of the old body still to copy: consecutive unchanged series become one copy.
-    copy: (usize, usize),
+    copy: Run,
 }
 
 impl CachedSink<'_> {
     /// Length of the body with the pending copy.
     fn len(&self) -> usize {
-        self.out.len() + (self.copy.1 - self.copy.0)
+        self.out.len() + self.copy.len()
     }
 
     fn copy(&mut self, from: usize, to: usize) {
-        if self.copy.1 != from {
-            self.flush();
-            self.copy.0 = from;
+        if let Some(r) = self.copy.add(from, to) {
+            self.out.push_str(&self.prev[r]);
         }
-        self.copy.1 = to;
     }
 
     fn flush(&mut self) {
-        let (a, b) = self.copy;
-        if a != b {
-            self.out.push_str(&self.prev[a..b]);
+        if let Some(r) = self.copy.take() {
+            self.out.push_str(&self.prev[r]);
         }
-        self.copy = (0, 0);
     }
 }
 
