@@ -143,11 +143,6 @@ impl Lane {
         }
         self.state.store(s as u8, Ordering::Release);
     }
-
-    /// Events one lane holds.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
 }
 
 #[cfg(test)]
