@@ -50,22 +50,38 @@ impl Overflow {
     }
 }
 
-/// What an event does to a state (the record's one match, shared by every series).
+/// What an event does to a state (the record's one match, shared by every series). The state
+/// alone decides: the record path admits only the ops a series' kind takes (its gate), so a
+/// scalar gets inc, dec or set and every other state observe.
 #[inline(always)]
 fn apply_event(st: &mut State, op: Op, v: f64, epoch: u64) {
-    match (st, op) {
-        (State::Scalar(x), Op::Inc) => *x += v,
-        (State::Scalar(x), Op::Dec) => *x -= v,
-        (State::Scalar(x), Op::Set) => *x = v,
-        (State::Histogram(h), Op::Observe) => h.observe(v),
-        (State::Native(h), Op::Observe) => h.observe(v),
-        (State::Summary(s), Op::Observe) => {
+    match st {
+        State::Scalar(x) => {
+            *x = match op {
+                Op::Inc => *x + v,
+                Op::Dec => *x - v,
+                Op::Set => v,
+                Op::Observe => *x,
+            }
+        }
+        State::Histogram(h) => h.observe(v),
+        other => apply_other(other, op, v, epoch),
+    }
+}
+
+/// [`apply_event`] for the states that call out anyway (native histograms, summaries, overflow
+/// series) or do nothing: kept out of line so the common cases keep the value in a register.
+#[inline(never)]
+fn apply_other(st: &mut State, op: Op, v: f64, epoch: u64) {
+    match st {
+        State::Native(h) => h.observe(v),
+        State::Summary(s) => {
             s.advance(epoch);
             s.observe(v);
         }
-        (State::Overflow(o), op) => o.apply(op, v, epoch),
-        // The record path checks op against kind, so only removed series get here.
-        _ => {}
+        State::Overflow(o) => o.apply(op, v, epoch),
+        State::Scalar(_) | State::Histogram(_) => apply_event(st, op, v, epoch),
+        State::Pending | State::Gone => {}
     }
 }
 
