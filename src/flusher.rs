@@ -402,7 +402,7 @@ async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     }
 }
 
-/// Resolves when a producer rang (a lane past half full, a vector, the shared queue), having read
+/// Resolves when a producer rang (a lane past half full, a vector, the shared queue, a thread's end), having read
 /// what it sent; never without the socket.
 async fn pressed(sock: Option<&tokio::net::UnixDatagram>) {
     match sock {

@@ -22,7 +22,7 @@ use crossbeam_queue::ArrayQueue;
 pub use lane::{Lane, Pushed, State};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// How many batches may wait at once, whatever their size.
 const BATCH_SLOTS: usize = 1024;
@@ -47,23 +47,52 @@ struct Mine {
 }
 
 /// The thread-local that says goodbye: its destructor marks this thread's lane abandoned when the
-/// thread ends. Touched only when a thread takes a lane, never on the record path.
-struct Goodbye(Cell<Option<&'static Lane>>);
+/// thread ends, and rings its ring's bell so the consumer drains the lane and hands it to the next
+/// new thread now rather than at its next push (threads that come and go, as q's connection
+/// threads in multithreaded input mode do, then reuse a few lanes instead of making one each).
+/// Touched only when a thread takes a lane, never on the record path.
+struct Goodbye {
+    lane: Cell<Option<&'static Lane>>,
+    /// Weak: a ring dropped before the thread ends owes nobody a wake-up.
+    bell: Cell<Weak<Bell>>,
+}
 
 impl Drop for Goodbye {
     fn drop(&mut self) {
         // Pushes from later destructors of this thread go to the shared queue, not to a lane the
         // consumer may hand to another thread.
         let _ = MINE.try_with(|m| m.ring.set(0));
-        if let Some(l) = self.0.take() {
+        if let Some(l) = self.lane.take() {
             l.set_state(State::Abandoned);
+            if let Some(b) = self.bell.take().upgrade() {
+                b.ring();
+            }
+        }
+    }
+}
+
+/// Wakes a sleeping consumer early: one byte on a non-blocking socket (no lock, never blocks),
+/// sent once until the consumer has woken ([`Ring::woken`]).
+struct Bell {
+    tx: Option<std::os::unix::net::UnixDatagram>,
+    /// A byte is on its way and the consumer has not yet woken.
+    signalled: AtomicBool,
+}
+
+impl Bell {
+    #[cold]
+    fn ring(&self) {
+        if !self.signalled.swap(true, Ordering::AcqRel)
+            && let Some(w) = &self.tx
+        {
+            let _ = w.send(&[1]);
         }
     }
 }
 
 thread_local! {
     static MINE: Mine = const { Mine { ring: Cell::new(0), lane: Cell::new(None) } };
-    static GOODBYE: Goodbye = const { Goodbye(Cell::new(None)) };
+    static GOODBYE: Goodbye = const { Goodbye { lane: Cell::new(None), bell: Cell::new(Weak::new()) } };
 }
 
 /// The lanes, the shared queue, the batches and the drop counter.
@@ -87,13 +116,10 @@ pub struct Ring {
     batch_bytes: AtomicUsize,
     max_batch_bytes: usize,
     dropped: AtomicU64,
-    /// Wakes a sleeping consumer early when a lane fills up: one byte on a non-blocking socket
-    /// (no lock, never blocks), sent once until the consumer has woken ([`Ring::woken`]).
-    wake: Option<std::os::unix::net::UnixDatagram>,
+    /// Wakes the consumer when a lane fills up or its thread ends.
+    bell: Arc<Bell>,
     /// The consumer's end, taken by [`Ring::pressure_socket`].
     wake_rx: Mutex<Option<std::os::unix::net::UnixDatagram>>,
-    /// A byte is on its way and the consumer has not yet woken.
-    signalled: AtomicBool,
 }
 
 impl Ring {
@@ -101,7 +127,11 @@ impl Ring {
     /// queued vectors; the calling thread's lane is made now.
     pub fn new(capacity: usize, max_batch_bytes: usize) -> Self {
         let capacity = capacity.max(1);
-        let mut ring = Ring {
+        let (tx, rx) = match std::os::unix::net::UnixDatagram::pair() {
+            Ok((tx, rx)) if tx.set_nonblocking(true).is_ok() && rx.set_nonblocking(true).is_ok() => (Some(tx), Some(rx)),
+            _ => (None, None),
+        };
+        let ring = Ring {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lane_capacity: capacity,
             lanes: (0..MAX_LANES).map(|_| OnceLock::new()).collect(),
@@ -113,23 +143,15 @@ impl Ring {
             batch_bytes: AtomicUsize::new(0),
             max_batch_bytes,
             dropped: AtomicU64::new(0),
-            wake: None,
-            wake_rx: Mutex::new(None),
-            signalled: AtomicBool::new(false),
+            bell: Arc::new(Bell { tx, signalled: AtomicBool::new(false) }),
+            wake_rx: Mutex::new(rx),
         };
-        if let Ok((tx, rx)) = std::os::unix::net::UnixDatagram::pair()
-            && tx.set_nonblocking(true).is_ok()
-            && rx.set_nonblocking(true).is_ok()
-        {
-            ring.wake = Some(tx);
-            ring.wake_rx = Mutex::new(Some(rx));
-        }
         ring.join();
         ring
     }
 
     /// The consumer's end of the wake-up socket: readable when a producer found its lane more
-    /// than half full, or put something in the shared queue or the batch queue. The consumer
+    /// than half full, put something in the shared queue or the batch queue, or ended. The consumer
     /// waits on it while it sleeps (so it may sleep long when q is quiet) and calls
     /// [`Ring::woken`] when it wakes. None once taken, or if the socket could not be made.
     pub fn pressure_socket(&self) -> Option<std::os::unix::net::UnixDatagram> {
@@ -138,18 +160,14 @@ impl Ring {
 
     /// The consumer woke: the next producer to find a lane over half full sends again.
     pub fn woken(&self) {
-        self.signalled.store(false, Ordering::Release);
+        self.bell.signalled.store(false, Ordering::Release);
     }
 
     /// Tells the consumer to wake, once until it has. A syscall, no lock: producers call it
     /// rarely (a lane crossing half full, a vector, the shared queue).
     #[cold]
     fn signal(&self) {
-        if !self.signalled.swap(true, Ordering::AcqRel)
-            && let Some(w) = &self.wake
-        {
-            let _ = w.send(&[1]);
-        }
+        self.bell.ring();
     }
 
     /// This thread's lane in this ring, if it has one.
@@ -226,13 +244,18 @@ impl Ring {
         let lane: &'static Lane = self.lanes[i].get()?;
         lane.set_state(State::Live);
         let kept = GOODBYE.try_with(|g| {
-            if let Some(old) = g.0.replace(Some(lane)) {
+            if let Some(old) = g.lane.replace(Some(lane)) {
                 old.set_state(State::Abandoned);
+                if let Some(b) = g.bell.take().upgrade() {
+                    b.ring();
+                }
             }
+            g.bell.set(Arc::downgrade(&self.bell));
         });
         if kept.is_err() || MINE.try_with(|m| (m.ring.set(self.id), m.lane.set(Some(lane)))).is_err() {
             // This thread is ending: give the lane straight back.
             lane.set_state(State::Abandoned);
+            self.signal();
             return None;
         }
         Some(i)
@@ -398,5 +421,24 @@ mod tests {
         assert_eq!(r.queued(), 2);
         assert_eq!(r.drain(4, |e| got.push(e.series)), 2);
         assert_eq!(got, [0, 1, 2, 3, 4, 5], "one thread's events stay in order");
+    }
+
+    #[test]
+    fn a_thread_that_ends_rings_the_bell_so_its_lane_comes_back_at_once() {
+        let r = Ring::new(1 << 10, 0);
+        let bell = r.pressure_socket().expect("a socketpair");
+        let mut buf = [0u8; 8];
+        assert!(bell.recv(&mut buf).is_err(), "nothing rang yet");
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(r.push(Event { series: 1, op: Op::Inc, value: 1.0 })));
+        });
+        assert_eq!(bell.recv(&mut buf).ok(), Some(1), "the thread's end rang");
+        r.woken();
+        assert_eq!(r.drain(usize::MAX, |_| ()), 1);
+        assert_eq!(r.free.len(), 1, "drained and free for the next thread");
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(r.push(Event { series: 2, op: Op::Inc, value: 1.0 })));
+        });
+        assert_eq!(r.made.load(Ordering::Relaxed), 2, "the second thread reused the first one's lane");
     }
 }
