@@ -96,9 +96,10 @@ fn main() {
                     // The slowest target's own time for its final push, as its pipeline timed it:
                     // the rest of the stop is kdbprom's (wake-up, drain, snapshot, encode, join).
                     let pushed = h.dict_items(r).into_iter().find(|(k, _)| k == "pushed").expect("pushed").1;
-                    let own = h.dict_items(pushed).into_iter().map(|(_, o)| {
-                        h.dict_items(o).into_iter().find(|(k, _)| k == "ms").map_or(0.0, |(_, v)| h.float(v))
-                    });
+                    let own = h
+                        .dict_items(pushed)
+                        .into_iter()
+                        .map(|(_, o)| h.dict_items(o).into_iter().find(|(k, _)| k == "ms").map_or(0.0, |(_, v)| h.float(v)));
                     put.push(own.fold(0.0, f64::max));
                     ours.push(ms[ms.len() - 1] - put[put.len() - 1]);
                     (h.r0)(r);
