@@ -35,6 +35,8 @@ cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / 100
 print(f"python push_to_gateway of 1000 series: {cpu*1e3:.3f} ms CPU, {(t1-t0)*10:.2f} ms wall per push over 100")
 PY
 done
+# The floor under those pushes: the same body PUT over a bare kept-alive TcpStream (all kernel time).
+target/release/examples/push_cost "http://127.0.0.1:$gp" 1000 100 client=raw
 
 # The idle flusher: wake-ups a second and CPU an hour of an agent that records nothing.
 cargo build -q --release --example idle_cost

@@ -143,6 +143,8 @@ struct State {
     started: Instant,
     /// Signalled by a round when it ends, so its outcomes are handed over without waiting out a sleep.
     round_done: Arc<tokio::sync::Notify>,
+    /// The process collector's `/proc` reader, when `process_metrics` is on.
+    proc_reader: Option<crate::process::Reader>,
 }
 
 impl State {
@@ -180,8 +182,10 @@ impl State {
         any
     }
 
-    /// Writes the ring's, the overflow series' and every idle target's figures into the self-metrics.
-    fn publish(&mut self) {
+    /// Writes the ring's, the overflow series' and every idle target's figures into the self-metrics,
+    /// and the process collector's: read afresh when `fresh` (a scrape, the final round), else only
+    /// once its last reading is [`crate::process::MAX_AGE`] old (the aggregation state keeps it till then).
+    fn publish(&mut self, fresh: bool) {
         let s = &self.shared;
         let reg = &s.registry;
         let dropped = s.ring.dropped();
@@ -189,8 +193,11 @@ impl State {
         let ring = RingFigures { recorded: self.agg.applied() + queued + dropped, dropped, queued, series: reg.live_series() as u64 };
         telemetry::publish_ring(&mut self.agg, reg, &s.own, ring);
         telemetry::publish_overflow(&mut self.agg, reg, &s.own);
-        if let Some(p) = &s.process {
-            crate::process::publish(&mut self.agg, reg, p, &crate::process::read());
+        if let (Some(p), Some(r)) = (&s.process, &mut self.proc_reader) {
+            let now = Instant::now();
+            if let Some(f) = if fresh { Some(r.fresh(now)) } else { r.due(now) } {
+                crate::process::publish(&mut self.agg, reg, p, &f);
+            }
         }
         for slot in &s.delivery.slots {
             telemetry::publish_target(&mut self.agg, reg, &s.target_series[slot.id], &slot.ledger.get());
@@ -204,7 +211,7 @@ impl State {
             hook();
         }
         self.drain();
-        self.publish();
+        self.publish(last);
         let reg = self.shared.registry.clone();
         let snap = self.agg.snapshot(&reg);
         let ended = self.agg.take_ended(&reg);
@@ -308,7 +315,7 @@ impl State {
 
     fn text(&mut self) -> String {
         self.drain();
-        self.publish();
+        self.publish(true);
         let reg = self.shared.registry.clone();
         let snap = self.agg.snapshot(&reg);
         text::encode(&snap, &self.shared.const_labels)
@@ -317,7 +324,8 @@ impl State {
 
 async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let slices = shared.slices;
-    let mut st = State { shared, agg: Aggregator::new(slices), started: Instant::now(), round_done: Arc::default() };
+    let proc_reader = shared.process.is_some().then(crate::process::Reader::new);
+    let mut st = State { shared, agg: Aggregator::new(slices), started: Instant::now(), round_done: Arc::default(), proc_reader };
     let round_done = st.round_done.clone();
     let ring = st.shared.ring.clone();
     let pressure = ring.pressure_socket().and_then(|s| tokio::net::UnixDatagram::from_std(s).ok());
