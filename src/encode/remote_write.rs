@@ -15,7 +15,7 @@
 use super::label_blocks::suffix_slot;
 use super::wire::{begin_len, end_len, put_string, put_varint, string_len, varint_len, zigzag32, zigzag64};
 use super::{HistogramSeries, Sample, Sink, walk};
-use crate::registry::{Family, Kind, OVERFLOW_LABEL};
+use crate::registry::{Family, FamilyId, Kind, OVERFLOW_LABEL};
 use crate::snapshot::NativeSnapshot;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
@@ -357,7 +357,7 @@ pub(crate) fn overflow_order(consts: &[(String, String)], extra: Option<&str>) -
 }
 
 impl Sink for RwSink<'_, '_> {
-    fn family(&mut self, f: &Family) {
+    fn family(&mut self, _: FamilyId, f: &Family) {
         self.enc.template.set(f, self.const_labels);
         if self.values == Values::Stale {
             return;
