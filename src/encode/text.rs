@@ -187,6 +187,11 @@ impl TextEncoder {
         &self.body
     }
 
+    /// The body the last [`TextEncoder::encode`] made (empty before the first).
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
     /// Bytes held between calls (both bodies and the index), for the memory bound.
     pub fn heap_bytes(&self) -> usize {
         self.body.capacity() + self.prev.capacity() + self.cache.heap_bytes()
