@@ -1,15 +1,18 @@
-//! The remote-write 2.0 label blocks of the last push, sample by sample in walk order, with what each was made from: what lets a push whose series are those of the last one skip interning.
+//! The remote-write label blocks of the last push, sample by sample in walk order, with what each was made from: what lets a push whose series are those of the last one copy each sample's labels instead of reading and encoding them.
 //!
 //! A 2.0 request has its own symbols table, in the order its samples first use each string, so a
 //! sample's label refs depend on every sample before it in the same request. They are the same as
 //! last push's exactly while every sample so far is the same as last push's: same family, same
 //! series, same suffix and `le`/`quantile` value, and the push's generation, constant labels and
-//! request size unchanged (the encoder checks those three). So the
-//! cache is a prefix: [`LabelBlocks::lookup`] walks it beside the snapshot, and the first sample
-//! that differs ends the reuse for the rest of the push ([`Lookup::Switch`]); from there the
-//! encoder interns afresh and the cache records the new blocks in place of the old ones
-//! ([`LabelBlocks::open_block`], [`LabelBlocks::close_block`]). A series added or removed at the
-//! end of a family costs the samples after it one push of interning, as every push did before.
+//! request size unchanged (the encoder checks those three). So the cache is a prefix:
+//! [`LabelBlocks::lookup`] walks it beside the snapshot, and the first sample that differs ends
+//! the reuse for the rest of the push ([`Lookup::Switch`]); from there the encoder interns afresh
+//! and the cache records the new blocks in place of the old ones ([`LabelBlocks::open_block`],
+//! [`LabelBlocks::close_block`]). A series added or removed at the end of a family costs the
+//! samples after it one push of interning, as every push did before. A 1.0 block is the
+//! sample's `Label` fields alone, which depend on nothing before it; 1.0 uses the same prefix
+//! cache, for one cache and one set of tests, at the cost of re-encoding after a change what
+//! it could have reused.
 //!
 //! A family and a series are known again by their ids, which within one generation always name
 //! the same family, and the same label values and overflow flag (see
