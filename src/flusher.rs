@@ -319,8 +319,13 @@ impl State {
 
 async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let slices = shared.slices;
-    let mut st =
-        State { shared, agg: Aggregator::new(slices), started: Instant::now(), text: text::TextEncoder::default(), round_done: Arc::default() };
+    let mut st = State {
+        shared,
+        agg: Aggregator::new(slices),
+        started: Instant::now(),
+        text: text::TextEncoder::default(),
+        round_done: Arc::default(),
+    };
     let round_done = st.round_done.clone();
     let ring = st.shared.ring.clone();
     let pressure = ring.pressure_socket().and_then(|s| tokio::net::UnixDatagram::from_std(s).ok());

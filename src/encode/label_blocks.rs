@@ -353,9 +353,7 @@ impl LabelBlocks {
 
     /// Bytes held by what is kept.
     fn footprint(&self) -> usize {
-        self.blocks.len()
-            + self.entries.len() * std::mem::size_of::<Entry>()
-            + self.series.len() * std::mem::size_of::<SeriesKey>()
+        self.blocks.len() + self.entries.len() * std::mem::size_of::<Entry>() + self.series.len() * std::mem::size_of::<SeriesKey>()
     }
 }
 
