@@ -153,6 +153,12 @@ impl V1Encoder {
         out
     }
 
+    /// Caps the label blocks kept (tests; [`super::label_blocks::MAX_BYTES`] otherwise).
+    #[cfg(test)]
+    pub(crate) fn cap_blocks(&mut self, bytes: usize) {
+        self.blocks.max_bytes = Some(bytes);
+    }
+
     fn finish_request(&mut self, samples: usize) -> Encoded {
         let body = self.compressor.compress(&self.raw);
         self.raw.clear();

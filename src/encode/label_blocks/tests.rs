@@ -108,6 +108,7 @@ proptest! {
         let mut made: Vec<SeriesId> = Vec::new();
         let (mut e1, mut e2) = (V1Encoder::default(), V2Encoder::default());
         if let Some(cap) = cap {
+            e1.cap_blocks(cap);
             e2.cap_blocks(cap);
         }
         let (mut which, mut max, mut native, mut declared) = (0u8, 4usize, true, 0usize);
