@@ -216,8 +216,7 @@ fn a_family_that_changed_is_encoded_afresh() {
 }
 
 /// A series relabelled in place: removed, and one with another value made; and the same label
-/// values made again after their series went (a new series at a new place, perhaps at the freed
-/// one's address).
+/// values made again after their series went (a new series, with a new id, at a new place).
 #[test]
 fn a_relabelled_series_is_encoded_afresh() {
     let reg = Registry::new(Limits::default());
