@@ -141,6 +141,8 @@ struct State {
     shared: Shared,
     agg: Aggregator,
     started: Instant,
+    /// `.prom.text[]`'s, kept between calls: it writes what did not change as it was.
+    text: text::TextEncoder,
     /// Signalled by a round when it ends, so its outcomes are handed over without waiting out a sleep.
     round_done: Arc<tokio::sync::Notify>,
     /// The process collector's `/proc` reader, when `process_metrics` is on.
@@ -318,14 +320,21 @@ impl State {
         self.publish(true);
         let reg = self.shared.registry.clone();
         let snap = self.agg.snapshot(&reg);
-        text::encode(&snap, &self.shared.const_labels)
+        self.text.encode(&snap, &self.shared.const_labels).to_owned()
     }
 }
 
 async fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Command>) {
     let slices = shared.slices;
     let proc_reader = shared.process.is_some().then(crate::process::Reader::new);
-    let mut st = State { shared, agg: Aggregator::new(slices), started: Instant::now(), round_done: Arc::default(), proc_reader };
+    let mut st = State {
+        shared,
+        agg: Aggregator::new(slices),
+        started: Instant::now(),
+        text: text::TextEncoder::default(),
+        round_done: Arc::default(),
+        proc_reader,
+    };
     let round_done = st.round_done.clone();
     let ring = st.shared.ring.clone();
     let pressure = ring.pressure_socket().and_then(|s| tokio::net::UnixDatagram::from_std(s).ok());

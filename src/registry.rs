@@ -9,7 +9,7 @@ use crate::event::{Op, SeriesId};
 use crate::name::{NameError, check_label, check_metric};
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
 
@@ -337,6 +337,8 @@ struct Inner {
 
 /// The set of families and series of one agent.
 pub struct Registry {
+    /// This registry's [`Registry::generation`].
+    generation: u64,
     limits: Limits,
     inner: Mutex<Inner>,
     families: boxcar::Vec<Family>,
@@ -352,6 +354,11 @@ pub struct Registry {
     /// series of unlabelled families declared past it): counted in `live`, not against the limit.
     exempt: AtomicUsize,
 }
+
+/// The next [`Registry::generation`]: process-wide, so a registry made after another was dropped
+/// (`.prom.stop[]` then `.prom.init`), whose ids restart at 0, is never taken for it. Starts at 1:
+/// 0 is no registry's.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 /// How many ids get a flat gate: every series the limits allow twice over (room for removing and
 /// making them again), and 65,536 for the built-ins and overflow series; 2 bytes per series.
@@ -377,6 +384,7 @@ impl Registry {
         // Zeroed by the allocator: pages are touched only as series are made.
         let gates = bytemuck::zeroed_slice_box(flat_gates(&limits));
         Registry {
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
             limits,
             inner: Mutex::default(),
             families: boxcar::Vec::new(),
@@ -386,6 +394,15 @@ impl Registry {
             live: AtomicUsize::new(0),
             exempt: AtomicUsize::new(0),
         }
+    }
+
+    /// This registry among all the process ever made: never 0, never another's. Within one
+    /// generation a [`SeriesId`] names the same family, label values and overflow flag for as long
+    /// as it exists (ids are never reused and a slot never changes), and a [`FamilyId`] the same
+    /// [`Family`] (families are never removed or changed), so an encoder may know a series or a
+    /// family again by its id and the generation alone (see [`crate::snapshot`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The limits in force.

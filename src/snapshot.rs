@@ -4,12 +4,22 @@ mod native;
 
 pub use native::{NativeSnapshot, Spans};
 
-use crate::registry::Family;
+use crate::event::SeriesId;
+use crate::registry::{Family, FamilyId};
 use std::sync::Arc;
 
 /// Every live series of every family, families in declaration order, series in creation order.
+///
+/// The identity contract, which the kept encoders rely on to know a family or series again
+/// without reading it: within one [`Snapshot::generation`], a [`FamilySnapshot::id`] names the
+/// same family (name, help, kind, label names, parameters) and a [`SeriesSnapshot::id`] the same
+/// family, label values and overflow flag, in every snapshot that has them. A registry gives
+/// this ([`crate::registry::Registry::generation`]); anything else that makes snapshots must
+/// give ids as consistently, or take a generation of its own.
 #[derive(Debug)]
 pub struct Snapshot<'r> {
+    /// The registry the ids below are of: never 0, never another registry's.
+    pub generation: u64,
     /// One entry per declared family.
     pub families: Vec<FamilySnapshot<'r>>,
 }
@@ -17,6 +27,8 @@ pub struct Snapshot<'r> {
 /// One family and its series.
 #[derive(Debug)]
 pub struct FamilySnapshot<'r> {
+    /// The family's id in its registry: within the snapshot's generation, always this family.
+    pub id: FamilyId,
     /// Name, help, kind, label names.
     pub family: &'r Family,
     /// Live series.
@@ -26,6 +38,9 @@ pub struct FamilySnapshot<'r> {
 /// One series' label values and value.
 #[derive(Debug)]
 pub struct SeriesSnapshot<'r> {
+    /// The series' id in its registry: within the snapshot's generation, always this family,
+    /// these label values and this overflow flag (ids are never reused).
+    pub id: SeriesId,
     /// Values in the order of the family's label names.
     pub label_values: &'r [Box<str>],
     /// When the series was created (ms since the Unix epoch).

@@ -275,7 +275,7 @@ impl Aggregator {
         // these slots is among the families counted next, whatever q declares meanwhile.
         let slots = reg.slot_count();
         let mut families: Vec<FamilySnapshot<'r>> =
-            (0..reg.family_count()).map(|f| FamilySnapshot { family: reg.family(f as u32), series: Vec::new() }).collect();
+            (0..reg.family_count() as u32).map(|id| FamilySnapshot { id, family: reg.family(id), series: Vec::new() }).collect();
         let epoch = self.epoch;
         for sid in 0..slots {
             let Some(slot) = reg.slot(sid as SeriesId) else { continue };
@@ -296,13 +296,14 @@ impl Aggregator {
             self.state(reg, sid as SeriesId);
             let Some(value) = value(&mut self.states[sid], &family.params, epoch) else { continue };
             families[slot.family as usize].series.push(SeriesSnapshot {
+                id: sid as SeriesId,
                 label_values: &slot.label_values,
                 created_ms: slot.created_ms,
                 overflow: slot.overflow,
                 value,
             });
         }
-        Snapshot { families }
+        Snapshot { generation: reg.generation(), families }
     }
 
     /// The series removed since the last call, as a snapshot of their last values (families in
@@ -313,13 +314,14 @@ impl Aggregator {
         let mut families: Vec<FamilySnapshot<'r>> = Vec::new();
         for (sid, value) in ended {
             let Some(slot) = reg.slot(sid) else { continue };
-            if families.last().is_none_or(|f| !std::ptr::eq(f.family, reg.family(slot.family))) {
-                families.push(FamilySnapshot { family: reg.family(slot.family), series: Vec::new() });
+            if families.last().is_none_or(|f| f.id != slot.family) {
+                families.push(FamilySnapshot { id: slot.family, family: reg.family(slot.family), series: Vec::new() });
             }
-            let s = SeriesSnapshot { label_values: &slot.label_values, created_ms: slot.created_ms, overflow: slot.overflow, value };
+            let s =
+                SeriesSnapshot { id: sid, label_values: &slot.label_values, created_ms: slot.created_ms, overflow: slot.overflow, value };
             families.last_mut().expect("pushed above").series.push(s);
         }
-        Snapshot { families }
+        Snapshot { generation: reg.generation(), families }
     }
 }
 

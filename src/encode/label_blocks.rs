@@ -1,26 +1,30 @@
-//! The remote-write 2.0 label blocks of the last push, sample by sample in walk order, with what each was made from: what lets a push whose series are those of the last one skip interning.
+//! The remote-write label blocks of the last push, sample by sample in walk order, with what each was made from: what lets a push whose series are those of the last one copy each sample's labels instead of reading and encoding them.
 //!
 //! A 2.0 request has its own symbols table, in the order its samples first use each string, so a
 //! sample's label refs depend on every sample before it in the same request. They are the same as
-//! last push's exactly while every sample so far is the same as last push's: same family (name,
-//! help, kind, label names, bounds), same label values, same suffix and `le`/`quantile` value, and
-//! the push's constant labels and request size unchanged (the encoder checks those two). So the
-//! cache is a prefix: [`LabelBlocks::lookup`] walks it beside the snapshot, and the first sample
-//! that differs ends the reuse for the rest of the push ([`Lookup::Switch`]); from there the
-//! encoder interns afresh and the cache records the new blocks in place of the old ones
-//! ([`LabelBlocks::open_block`], [`LabelBlocks::close_block`]). A series added or removed at the
-//! end of a family costs the samples after it one push of interning, as every push did before.
+//! last push's exactly while every sample so far is the same as last push's: same family, same
+//! series, same suffix and `le`/`quantile` value, and the push's generation, constant labels and
+//! request size unchanged (the encoder checks those three). So the cache is a prefix:
+//! [`LabelBlocks::lookup`] walks it beside the snapshot, and the first sample that differs ends
+//! the reuse for the rest of the push ([`Lookup::Switch`]); from there the encoder interns afresh
+//! and the cache records the new blocks in place of the old ones ([`LabelBlocks::open_block`],
+//! [`LabelBlocks::close_block`]). A series added or removed at the end of a family costs the
+//! samples after it one push of interning, as every push did before. A 1.0 block is the
+//! sample's `Label` fields alone, which depend on nothing before it; 1.0 uses the same prefix
+//! cache, for one cache and one set of tests, at the cost of re-encoding after a change what
+//! it could have reused.
 //!
-//! Label values are compared by content, never by address: a freed series' memory may hold the
-//! next one. Within one push, a sample whose label values sit at the same address as the previous
-//! sample's (the next bucket of the same histogram) is the same series, so it is compared once.
+//! A family and a series are known again by their ids, which within one generation always name
+//! the same family, and the same label values and overflow flag (see
+//! [`crate::snapshot::Snapshot`]): nothing of either is read to recognise it.
 //!
 //! The cache holds at most [`MAX_BYTES`]; the samples past that are interned every push.
 
 use super::Sample;
-use crate::registry::Family;
+use crate::event::SeriesId;
+use crate::registry::{Family, FamilyId};
 
-/// The most the cache holds (blocks, their keys, the label values they were made from); the
+/// The most the cache holds (blocks and their keys); the
 /// samples of a push past it are encoded afresh every push, as if there were no cache.
 pub(super) const MAX_BYTES: usize = 32 << 20;
 
@@ -49,22 +53,21 @@ struct Entry {
 struct SeriesKey {
     /// Index into [`LabelBlocks::families`].
     family: u32,
-    /// Its label values in [`LabelBlocks::values`] (each as a 4-byte length and the bytes).
-    values: (u32, u32),
-    overflow: bool,
+    id: SeriesId,
 }
 
-/// One family as the last push had it: what its blocks were made from.
+/// One family as the last push had it.
 #[derive(Debug)]
 struct FamilyKey {
-    /// A copy of the family.
+    id: FamilyId,
+    /// A copy of the family, for the encoder to take over from mid-family ([`LabelBlocks::family`]).
     family: Family,
     /// The `le`/`quantile` labels its samples had, as (name, value).
     extras: Vec<(&'static str, Box<str>)>,
 }
 
 impl FamilyKey {
-    fn of(f: &Family) -> FamilyKey {
+    fn of(id: FamilyId, f: &Family) -> FamilyKey {
         let family = Family {
             name: f.name.clone(),
             help: f.help.clone(),
@@ -73,19 +76,7 @@ impl FamilyKey {
             params: f.params.clone(),
             native: f.native,
         };
-        FamilyKey { family, extras: Vec::new() }
-    }
-
-    /// Everything about a family that shapes its samples or their blocks is the same.
-    fn matches(&self, f: &Family) -> bool {
-        let c = &self.family;
-        c.kind == f.kind
-            && c.native == f.native
-            && c.name == f.name
-            && c.help == f.help
-            && c.label_names == f.label_names
-            && c.params.len() == f.params.len()
-            && c.params.iter().zip(f.params.iter()).all(|(a, b)| a.to_bits() == b.to_bits())
+        FamilyKey { id, family, extras: Vec::new() }
     }
 }
 
@@ -107,8 +98,6 @@ pub(super) enum Lookup {
 pub(super) struct LabelBlocks {
     families: Vec<FamilyKey>,
     series: Vec<SeriesKey>,
-    /// The label values of every series, each as a 4-byte length and its bytes.
-    values: Vec<u8>,
     entries: Vec<Entry>,
     /// Each sample's label refs field then its metadata field, end to end.
     blocks: Vec<u8>,
@@ -128,9 +117,8 @@ pub(super) struct LabelBlocks {
     families_seen: usize,
     series_seen: usize,
     samples_seen: usize,
-    /// The address, length and overflow flag of the previous sample's label values, within the
-    /// current family: the same series.
-    prev: Option<(usize, usize, bool)>,
+    /// The previous sample's series, within the current family.
+    prev: Option<SeriesId>,
     /// [`MAX_BYTES`] unless a test says otherwise.
     #[cfg(test)]
     pub(super) max_bytes: Option<usize>,
@@ -147,59 +135,11 @@ pub(super) fn suffix_slot(suffix: &str) -> usize {
     }
 }
 
-/// Whether `key` (a 4-byte length and the bytes, for each value) holds exactly `values`.
-#[inline]
-fn same_values(mut key: &[u8], values: &[Box<str>]) -> bool {
-    for v in values {
-        let v = v.as_bytes();
-        let Some((len, rest)) = key.split_first_chunk::<4>() else { return false };
-        let len = u32::from_le_bytes(*len) as usize;
-        if len != v.len() || rest.len() < len || !same_bytes(&rest[..len], v) {
-            return false;
-        }
-        key = &rest[len..];
-    }
-    key.is_empty()
-}
-
-/// `a == b` for two slices of the same length. Label values are mostly short, and a call to
-/// `memcmp` for each cost more than the comparing (12 % of a 2.0 push): up to 16 bytes, two
-/// overlapping words from either end cover every byte (8–16 bytes: two of 8; 4–7: two of 4;
-/// 1–3: the first, middle and last byte).
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    fn ends<const N: usize>(s: &[u8]) -> ([u8; N], [u8; N]) {
-        (*s.first_chunk::<N>().expect("long enough"), *s.last_chunk::<N>().expect("long enough"))
-    }
-    let n = a.len();
-    match n {
-        _ if n != b.len() => false,
-        0 => true,
-        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
-        4..=7 => ends::<4>(a) == ends::<4>(b),
-        8..=16 => ends::<8>(a) == ends::<8>(b),
-        _ => a == b,
-    }
-}
-
-/// Appends `values` as [`same_values`] reads them.
-fn put_values(key: &mut Vec<u8>, values: &[Box<str>]) {
-    for v in values {
-        key.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        key.extend_from_slice(v.as_bytes());
-    }
-}
-
-fn identity(s: &Sample<'_>) -> (usize, usize, bool) {
-    (s.label_values.as_ptr().addr(), s.label_values.len(), s.overflow)
-}
-
 impl LabelBlocks {
     /// Forgets everything.
     pub(super) fn clear(&mut self) {
         self.families.clear();
         self.series.clear();
-        self.values.clear();
         self.entries.clear();
         self.blocks.clear();
     }
@@ -228,7 +168,6 @@ impl LabelBlocks {
         if shrink(self.blocks.capacity(), self.blocks.len()) {
             self.blocks.shrink_to(self.blocks.len() * 2);
             self.entries.shrink_to(self.entries.len() * 2);
-            self.values.shrink_to(self.values.len() * 2);
             self.series.shrink_to(self.series.len() * 2);
         }
         if self.scratch.capacity() > 4096 {
@@ -267,7 +206,6 @@ impl LabelBlocks {
         self.entries.truncate(self.samples_seen);
         self.blocks.truncate(self.entries.last().map_or(0, |e| e.end as usize));
         self.series.truncate(self.series_seen);
-        self.values.truncate(self.series.last().map_or(0, |s| s.values.1 as usize));
         self.families.truncate(self.families_seen);
     }
 
@@ -281,17 +219,17 @@ impl LabelBlocks {
 
     /// A family starts. True when it is the same as the last push's at this place (its samples
     /// may then hit); false when the encoder must set itself up for `f`.
-    pub(super) fn enter_family(&mut self, f: &Family) -> bool {
+    pub(super) fn enter_family(&mut self, id: FamilyId, f: &Family) -> bool {
         self.prev = None;
         if self.hitting {
-            if self.families.get(self.families_seen).is_some_and(|c| c.matches(f)) {
+            if self.families.get(self.families_seen).is_some_and(|c| c.id == id) {
                 self.families_seen += 1;
                 return true;
             }
             self.miss();
         }
         if self.recording {
-            self.families.push(FamilyKey::of(f));
+            self.families.push(FamilyKey::of(id, f));
         }
         self.families_seen += 1;
         false
@@ -307,19 +245,17 @@ impl LabelBlocks {
             self.miss();
             return Lookup::Switch;
         };
-        let same = self.prev == Some(identity(s));
+        let same = self.prev == Some(s.series);
         let series = if same {
             e.series as usize + 1 == self.series_seen
         } else {
             e.series as usize == self.series_seen && {
                 let k = self.series[e.series as usize];
-                k.family as usize + 1 == self.families_seen
-                    && k.overflow == s.overflow
-                    && same_values(&self.values[k.values.0 as usize..k.values.1 as usize], s.label_values)
+                k.family as usize + 1 == self.families_seen && k.id == s.series
             }
         };
         // The suffix and the `le`/`quantile` value at a place of a series follow from the family
-        // (its kind, bounds and native setting, all compared), so these two checks only keep the
+        // (its kind, bounds and native setting, fixed for its id), so these two checks only keep the
         // cache from depending on how `walk` orders and spells them.
         let extra = match (s.extra, e.extra) {
             (None, NO_EXTRA) => true,
@@ -335,7 +271,7 @@ impl LabelBlocks {
         }
         if !same {
             self.series_seen += 1;
-            self.prev = Some(identity(s));
+            self.prev = Some(s.series);
         }
         let start = self.samples_seen.checked_sub(1).map_or(0, |p| self.entries[p].end as usize);
         self.current = (true, start, e.end as usize, start + e.split as usize);
@@ -396,13 +332,10 @@ impl LabelBlocks {
             self.recording = false;
             return;
         };
-        if self.prev != Some(identity(s)) {
-            let start = self.values.len() as u32;
-            put_values(&mut self.values, s.label_values);
-            let values = (start, self.values.len() as u32);
-            self.series.push(SeriesKey { family: f as u32, values, overflow: s.overflow });
+        if self.prev != Some(s.series) {
+            self.series.push(SeriesKey { family: f as u32, id: s.series });
             self.series_seen += 1;
-            self.prev = Some(identity(s));
+            self.prev = Some(s.series);
         }
         let series = (self.series_seen - 1) as u32;
         let slot = suffix_slot(s.suffix) as u8;
@@ -420,28 +353,9 @@ impl LabelBlocks {
 
     /// Bytes held by what is kept.
     fn footprint(&self) -> usize {
-        self.blocks.len()
-            + self.values.len()
-            + self.entries.len() * std::mem::size_of::<Entry>()
-            + self.series.len() * std::mem::size_of::<SeriesKey>()
+        self.blocks.len() + self.entries.len() * std::mem::size_of::<Entry>() + self.series.len() * std::mem::size_of::<SeriesKey>()
     }
 }
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-#[test]
-fn same_bytes_is_slice_equality() {
-    let all: Vec<Vec<u8>> = (0..=20).flat_map(|n| [vec![b'a'; n], (0..n as u8).collect()]).collect();
-    for a in &all {
-        for b in all.iter().filter(|b| b.len() == a.len()) {
-            for i in 0..a.len() {
-                let mut c = b.clone();
-                c[i] ^= 1;
-                assert_eq!(same_bytes(a, &c), a == &c, "{a:?} {c:?}");
-            }
-            assert_eq!(same_bytes(a, b), a == b);
-        }
-    }
-}

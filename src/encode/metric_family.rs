@@ -14,7 +14,7 @@
 use super::series_cache::{Run, SeriesCache};
 use super::wire::{put_string, put_varint, varint_len, zigzag32, zigzag64};
 use super::{HistogramSeries, Sample, Sink, Walker, walk_series};
-use crate::registry::{Family, Kind, OVERFLOW_LABEL};
+use crate::registry::{Family, FamilyId, Kind, OVERFLOW_LABEL};
 use crate::snapshot::{NativeSnapshot, Snapshot, Spans};
 
 /// The Content-Type of this format (client_golang's spelling).
@@ -116,16 +116,16 @@ impl FamilyEncoder {
         std::mem::swap(&mut self.fam_lens, &mut self.new_fam_lens);
         self.out.clear();
         self.new_fam_lens.clear();
-        self.cache.begin(const_labels);
+        self.cache.begin(snap.generation, const_labels);
         let mut walker = std::mem::take(&mut self.walker);
         let mut sink = FamilySink { enc: self, const_labels, kind: Kind::Counter, fam: None, part: 0, sum: 0.0, old: None, copy: Run::default() };
         for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
             let f = fam.family;
-            sink.family(f);
+            sink.family(fam.id, f);
             let extras = walker.spell(f);
             for s in &fam.series {
                 let e = &mut *sink.enc;
-                let old = e.cache.series(s.label_values, s.overflow);
+                let old = e.cache.series(s.id);
                 e.cache.push_value(&s.value);
                 match old {
                     // Labels and values as last time: its `Metric` as it was.
@@ -412,10 +412,10 @@ fn put_native(out: &mut Vec<u8>, scratch: &mut Vec<u8>, n: &NativeSnapshot) {
 }
 
 impl Sink for FamilySink<'_, '_> {
-    fn family(&mut self, f: &Family) {
+    fn family(&mut self, id: FamilyId, f: &Family) {
         self.end_family();
         self.kind = f.kind;
-        let known = self.enc.cache.family(f);
+        let known = self.enc.cache.family(id);
         let e = &mut *self.enc;
         e.header.clear();
         e.header.push(FAMILY_NAME);

@@ -20,7 +20,8 @@ pub mod symbols;
 pub mod text;
 mod wire;
 
-use crate::registry::{Family, Kind};
+use crate::event::SeriesId;
+use crate::registry::{Family, FamilyId, Kind};
 use crate::snapshot::NativeSnapshot;
 use crate::snapshot::{SeriesSnapshot, Snapshot, Value};
 
@@ -35,6 +36,9 @@ pub struct Sample<'a> {
     pub label_names: &'a [Box<str>],
     /// This series' label values (same order).
     pub label_values: &'a [Box<str>],
+    /// The series' id ([`SeriesSnapshot::id`]): within the snapshot's generation, these label
+    /// values and this overflow flag.
+    pub series: SeriesId,
     /// The family's overflow series (label values all empty): labelled
     /// [`crate::registry::OVERFLOW_LABEL`]`="true"` besides the constant labels.
     pub overflow: bool,
@@ -82,8 +86,9 @@ impl HistogramSeries<'_> {
 
 /// A format's view of the traversal.
 pub trait Sink {
-    /// Called once per family that has at least one series, before its samples.
-    fn family(&mut self, family: &Family);
+    /// Called once per family that has at least one series, before its samples; `id` is its
+    /// [`crate::snapshot::FamilySnapshot::id`].
+    fn family(&mut self, id: FamilyId, family: &Family);
     /// Called for every sample, in exposition order.
     fn sample(&mut self, sample: &Sample<'_>);
     /// Called once per series of a native histogram, instead of [`Sink::sample`] for its classic
@@ -94,6 +99,12 @@ pub trait Sink {
     fn native(&mut self, family: &Family, series: &HistogramSeries<'_>, native: &NativeSnapshot) {
         let _ = (family, native);
         series.classic(self);
+    }
+    /// Whether the sink will read the label values of the series coming next, so [`walk`]
+    /// reads them ahead (see there). An encoder that knows those series by their ids, and
+    /// writes what it kept of them, does not: reading them would be most of its time.
+    fn reads_label_values(&self) -> bool {
+        true
     }
 }
 
@@ -162,7 +173,7 @@ impl Walker {
 pub fn walk_with(snap: &Snapshot<'_>, sink: &mut impl Sink, w: &mut Walker) {
     for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
         let f = fam.family;
-        sink.family(f);
+        sink.family(fam.id, f);
         // Bounds and quantiles are per family: spell them once.
         let extras = w.spell(f);
         for (i, s) in fam.series.iter().enumerate() {
@@ -172,7 +183,7 @@ pub fn walk_with(snap: &Snapshot<'_>, sink: &mut impl Sink, w: &mut Walker) {
             // series). Every LOOKAHEAD series, read the strings of this batch and the slices of
             // the next (whose strings are read next time, then without waiting on the slices),
             // all at once, so the misses overlap; the sink then finds them in cache.
-            if i % LOOKAHEAD == 0 {
+            if i % LOOKAHEAD == 0 && sink.reads_label_values() {
                 let mut touched = 0usize;
                 for ahead in fam.series.iter().skip(i + LOOKAHEAD).take(LOOKAHEAD) {
                     touched += ahead.label_values.first().map_or(0, |v| v.len());
@@ -197,6 +208,7 @@ pub fn walk_series(f: &Family, s: &SeriesSnapshot<'_>, extras: &[String], sink: 
         suffix,
         label_names: &f.label_names,
         label_values: s.label_values,
+        series: s.id,
         overflow: s.overflow,
         extra,
         value,

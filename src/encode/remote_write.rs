@@ -11,11 +11,15 @@
 //! integer `Histogram` (field 4), and counts as one sample; a family declared with classic buckets
 //! as well also sends its `_bucket`, `_sum` and `_count` series, as client_golang does. Its stale
 //! marker is a histogram whose `sum` is the stale NaN.
+//!
+//! From one push to the next the encoder keeps each sample's labels, encoded, for as long as the
+//! samples are those of the last push ([`super::label_blocks`], which knows a series by its id):
+//! a push of the same series copies them instead of reading and writing each label value.
 
-use super::label_blocks::suffix_slot;
+use super::label_blocks::{LabelBlocks, Lookup, suffix_slot};
 use super::wire::{begin_len, end_len, put_string, put_varint, string_len, varint_len, zigzag32, zigzag64};
 use super::{HistogramSeries, Sample, Sink, walk};
-use crate::registry::{Family, Kind, OVERFLOW_LABEL};
+use crate::registry::{Family, FamilyId, Kind, OVERFLOW_LABEL};
 use crate::snapshot::NativeSnapshot;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
@@ -55,6 +59,11 @@ pub struct V1Encoder {
     metadata: Vec<u8>,
     /// The current family's labels, pre-encoded; its memory is kept from one push to the next.
     template: Template,
+    /// Each sample's labels as the last push wrote them.
+    blocks: LabelBlocks,
+    /// The snapshot generation and constant labels the blocks were made with.
+    registry: u64,
+    consts: Vec<(String, String)>,
     compressor: Compressor,
     /// Native histograms are sent as what the text exposition shows (`send_native_histograms: false`).
     classic_only: bool,
@@ -95,6 +104,7 @@ impl V1Encoder {
     /// their classic buckets, or `_sum` and `_count` only (for a receiver without native histograms).
     pub fn send_native_histograms(&mut self, on: bool) {
         self.classic_only = !on;
+        self.blocks.clear();
     }
 
     /// Encodes `snap` with `const_labels` (job, instance, static labels) on every series, all samples
@@ -109,6 +119,13 @@ impl V1Encoder {
     ) -> Vec<Encoded> {
         self.raw.clear();
         self.metadata.clear();
+        let keep = values == Values::Current;
+        let reuse = self.registry == snap.generation && self.consts == const_labels;
+        if keep && !reuse {
+            self.registry = snap.generation;
+            self.consts = const_labels.to_vec();
+        }
+        self.blocks.begin(reuse, keep);
         let mut sink = RwSink {
             enc: self,
             const_labels,
@@ -116,6 +133,7 @@ impl V1Encoder {
             values,
             max: max_samples.max(1),
             n: 0,
+            template_ready: false,
             out: Vec::new(),
             ts_bytes: {
                 let mut b = vec![TIMESTAMP_KEY];
@@ -125,6 +143,7 @@ impl V1Encoder {
         };
         walk(snap, &mut sink);
         let RwSink { enc, mut out, n, .. } = sink;
+        enc.blocks.end();
         if n > 0 || !enc.metadata.is_empty() {
             let meta = std::mem::take(&mut enc.metadata);
             enc.raw.extend_from_slice(&meta);
@@ -132,6 +151,12 @@ impl V1Encoder {
             out.push(enc.finish_request(n));
         }
         out
+    }
+
+    /// Caps the label blocks kept (tests; [`super::label_blocks::MAX_BYTES`] otherwise).
+    #[cfg(test)]
+    pub(crate) fn cap_blocks(&mut self, bytes: usize) {
+        self.blocks.max_bytes = Some(bytes);
     }
 
     fn finish_request(&mut self, samples: usize) -> Encoded {
@@ -159,6 +184,8 @@ struct RwSink<'e, 'c> {
     values: Values,
     max: usize,
     n: usize,
+    /// The template is the current family's (it is set only when a sample is written afresh).
+    template_ready: bool,
     out: Vec<Encoded>,
     /// The sample's timestamp field, the same for every sample of the call.
     ts_bytes: Vec<u8>,
@@ -357,8 +384,11 @@ pub(crate) fn overflow_order(consts: &[(String, String)], extra: Option<&str>) -
 }
 
 impl Sink for RwSink<'_, '_> {
-    fn family(&mut self, f: &Family) {
-        self.enc.template.set(f, self.const_labels);
+    fn family(&mut self, id: FamilyId, f: &Family) {
+        self.template_ready = !self.enc.blocks.enter_family(id, f);
+        if self.template_ready {
+            self.enc.template.set(f, self.const_labels);
+        }
         if self.values == Values::Stale {
             return;
         }
@@ -392,6 +422,11 @@ impl Sink for RwSink<'_, '_> {
         self.counted();
     }
 
+    /// While the push takes its labels from the last one, the label values are not read.
+    fn reads_label_values(&self) -> bool {
+        !self.enc.blocks.hitting()
+    }
+
     fn native(&mut self, _: &Family, h: &HistogramSeries<'_>, n: &NativeSnapshot) {
         if self.enc.classic_only || h.has_classic_buckets() {
             h.classic(self);
@@ -418,40 +453,35 @@ impl RwSink<'_, '_> {
     /// sorted; [`end_len`] ends it.
     #[inline]
     fn start_series(&mut self, s: &Sample<'_>) -> usize {
+        match self.enc.blocks.lookup(s) {
+            Lookup::Hit => {}
+            Lookup::Switch => {
+                if !self.template_ready {
+                    self.enc.template.set(self.enc.blocks.family(), self.const_labels);
+                    self.template_ready = true;
+                }
+                self.labels(s);
+            }
+            Lookup::Miss => self.labels(s),
+        }
         let e = &mut *self.enc;
         e.raw.push(TIMESERIES_KEY);
         let start = begin_len(&mut e.raw);
-        if let Some(steps) = e.template.steps(s) {
-            e.template.write(steps, &mut e.raw, s);
-        } else {
-            self.overflow_labels(s);
-        }
+        e.raw.extend_from_slice(e.blocks.block().0);
         start
     }
 
-    /// The labels of a family's overflow series: `__name__`, [`OVERFLOW_LABEL`], the
-    /// constant labels and the `le`/`quantile` one, sorted (one series a family at most).
-    #[cold]
-    fn overflow_labels(&mut self, s: &Sample<'_>) {
-        let ts = &mut self.enc.raw;
-        let order = overflow_order(self.const_labels, s.extra.map(|(n, _)| n));
-        for src in order {
-            let (name, value): (&str, [&str; 2]) = match src {
-                Src::Name => ("__name__", [s.name, s.suffix]),
-                Src::Family(i) => (&s.label_names[i], [&s.label_values[i], ""]),
-                Src::Const(i) => (&self.const_labels[i].0, [&self.const_labels[i].1, ""]),
-                Src::Extra => s.extra.map_or(("", ["", ""]), |(n, v)| (n, [v, ""])),
-                Src::Overflow => (OVERFLOW_LABEL, ["true", ""]),
-            };
-            let vlen = value[0].len() + value[1].len();
-            if vlen == 0 {
-                continue; // an empty value is no label at all
-            }
-            encode_key(1, WireType::LengthDelimited, ts);
-            encode_varint((string_len(1, name.len()) + string_len(1, vlen)) as u64, ts);
-            put_string(ts, 1, &[name]);
-            put_string(ts, 2, &value);
+    /// Writes the labels of `s` as the current block ([`LabelBlocks::block`]).
+    fn labels(&mut self, s: &Sample<'_>) {
+        let e = &mut *self.enc;
+        let buf = e.blocks.open_block();
+        let at = buf.len();
+        match e.template.steps(s) {
+            Some(steps) => e.template.write(steps, buf, s),
+            None => overflow_labels(buf, self.const_labels, s),
         }
+        let len = buf.len() - at;
+        e.blocks.close_block(s, len, 0);
     }
 
     /// Counts the series just written as one sample, ending the request at `max`.
@@ -463,6 +493,30 @@ impl RwSink<'_, '_> {
             self.out.push(r);
             self.n = 0;
         }
+    }
+}
+
+/// The labels of a family's overflow series: `__name__`, [`OVERFLOW_LABEL`], the constant
+/// labels and the `le`/`quantile` one, sorted (one series a family at most).
+#[cold]
+fn overflow_labels(ts: &mut Vec<u8>, consts: &[(String, String)], s: &Sample<'_>) {
+    let order = overflow_order(consts, s.extra.map(|(n, _)| n));
+    for src in order {
+        let (name, value): (&str, [&str; 2]) = match src {
+            Src::Name => ("__name__", [s.name, s.suffix]),
+            Src::Family(i) => (&s.label_names[i], [&s.label_values[i], ""]),
+            Src::Const(i) => (&consts[i].0, [&consts[i].1, ""]),
+            Src::Extra => s.extra.map_or(("", ["", ""]), |(n, v)| (n, [v, ""])),
+            Src::Overflow => (OVERFLOW_LABEL, ["true", ""]),
+        };
+        let vlen = value[0].len() + value[1].len();
+        if vlen == 0 {
+            continue; // an empty value is no label at all
+        }
+        encode_key(1, WireType::LengthDelimited, ts);
+        encode_varint((string_len(1, name.len()) + string_len(1, vlen)) as u64, ts);
+        put_string(ts, 1, &[name]);
+        put_string(ts, 2, &value);
     }
 }
 

@@ -27,7 +27,7 @@ use super::remote_write::{Compressor, Encoded, STALE_NAN, Src, Values, family_or
 use super::symbols::Symbols;
 use super::wire::{put_varint, varint_len};
 use super::{HistogramSeries, Sample, Sink, walk};
-use crate::registry::{Family, Kind, OVERFLOW_LABEL};
+use crate::registry::{Family, FamilyId, Kind, OVERFLOW_LABEL};
 use crate::snapshot::NativeSnapshot;
 use crate::snapshot::Snapshot;
 
@@ -68,7 +68,8 @@ pub struct V2Encoder {
     /// Bumped whenever a request ends, so the refs cached per family are re-interned.
     generation: u64,
     blocks: LabelBlocks,
-    /// The constant labels and request size the label blocks were made with.
+    /// The snapshot generation, constant labels and request size the label blocks were made with.
+    registry: u64,
     consts: Vec<(String, String)>,
     max: usize,
     series: Vec<u8>,
@@ -102,8 +103,9 @@ impl V2Encoder {
     ) -> Vec<Encoded> {
         let max = max_samples.max(1);
         self.keep = values == Values::Current;
-        let reuse = self.consts == const_labels && self.max == max;
+        let reuse = self.registry == snap.generation && self.consts == const_labels && self.max == max;
         if self.keep && !reuse {
+            self.registry = snap.generation;
             self.consts = const_labels.to_vec();
             self.max = max;
         }
@@ -415,11 +417,11 @@ impl Sink2<'_, '_> {
 }
 
 impl Sink for Sink2<'_, '_> {
-    fn family(&mut self, f: &Family) {
+    fn family(&mut self, id: FamilyId, f: &Family) {
         self.start = f.kind != Kind::Gauge;
         self.cache.generation = u64::MAX;
         let was = self.enc.blocks.hitting();
-        self.family_ready = !self.enc.blocks.enter_family(f);
+        self.family_ready = !self.enc.blocks.enter_family(id, f);
         if self.family_ready {
             if was {
                 self.rewind();
@@ -455,6 +457,11 @@ impl Sink for Sink2<'_, '_> {
         out.extend_from_slice(meta);
         out.extend_from_slice(&st.created);
         self.counted();
+    }
+
+    /// While the push takes its blocks from the last one, the label values are not read.
+    fn reads_label_values(&self) -> bool {
+        !self.enc.blocks.hitting()
     }
 
     fn native(&mut self, _: &Family, h: &HistogramSeries<'_>, n: &NativeSnapshot) {

@@ -3,7 +3,7 @@
 
 use super::series_cache::{Run, SeriesCache};
 use super::{Sample, Sink, Walker, float, walk, walk_series};
-use crate::registry::{Family, OVERFLOW_LABEL};
+use crate::registry::{Family, FamilyId, OVERFLOW_LABEL};
 use crate::snapshot::Snapshot;
 use std::borrow::Cow;
 
@@ -39,7 +39,7 @@ struct TextSink<'c> {
 }
 
 impl Sink for TextSink<'_> {
-    fn family(&mut self, f: &Family) {
+    fn family(&mut self, _: FamilyId, f: &Family) {
         write_header(&mut self.out, f);
     }
 
@@ -133,7 +133,7 @@ impl TextEncoder {
         std::mem::swap(&mut self.fam_starts, &mut self.new_fam_starts);
         self.body.clear();
         self.new_fam_starts.clear();
-        self.cache.begin(const_labels);
+        self.cache.begin(snap.generation, const_labels);
         let TextEncoder { body, prev, cache, walker, header, fam_starts, new_fam_starts } = self;
         let mut sink = CachedSink { out: body, prev, cache, consts: const_labels, pos: 0, old: None, copy: Run::default() };
         for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
@@ -142,7 +142,7 @@ impl TextEncoder {
             write_header(header, f);
             new_fam_starts.push(sink.len());
             // A family the last body had: the same header, copied from there.
-            match sink.cache.family(f).and_then(|i| fam_starts.get(i)) {
+            match sink.cache.family(fam.id).and_then(|i| fam_starts.get(i)) {
                 Some(&from) => sink.copy(from, from + header.len()),
                 None => {
                     sink.flush();
@@ -151,7 +151,7 @@ impl TextEncoder {
             }
             let extras = walker.spell(f);
             for s in &fam.series {
-                let old = sink.cache.series(s.label_values, s.overflow);
+                let old = sink.cache.series(s.id);
                 sink.cache.push_value(&s.value);
                 let start = sink.len();
                 match old {
@@ -184,6 +184,11 @@ impl TextEncoder {
         if self.prev.capacity() > 4 * self.body.len() + (1 << 16) {
             self.prev = String::new();
         }
+        &self.body
+    }
+
+    /// The body the last [`TextEncoder::encode`] made (empty before the first).
+    pub fn body(&self) -> &str {
         &self.body
     }
 
@@ -230,7 +235,7 @@ impl CachedSink<'_> {
 
 impl Sink for CachedSink<'_> {
     /// Not called: [`TextEncoder::encode`] writes the headers itself.
-    fn family(&mut self, f: &Family) {
+    fn family(&mut self, _: FamilyId, f: &Family) {
         self.flush();
         write_header(self.out, f);
     }

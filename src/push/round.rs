@@ -1,10 +1,8 @@
-//! One push round as every pipeline sees it: the snapshot, the ended series, the labels, the
-//! time, and the text exposition made once for whichever pipelines need it.
+//! One push round as every pipeline sees it: the snapshot, the ended series, the labels, the time.
 
 use crate::snapshot::Snapshot;
-use std::cell::OnceCell;
 
-/// Everything one round offers every target; encoded formats are made once, on first use.
+/// Everything one round offers every target; each pipeline encodes it with encoders of its own.
 pub struct Round<'a> {
     /// The aggregated state now.
     pub snap: &'a Snapshot<'a>,
@@ -18,7 +16,6 @@ pub struct Round<'a> {
     pub now_ms: i64,
     /// The final round of `.prom.stop[]`.
     pub last: bool,
-    text: OnceCell<String>,
 }
 
 impl<'a> Round<'a> {
@@ -31,12 +28,7 @@ impl<'a> Round<'a> {
         now_ms: i64,
         last: bool,
     ) -> Round<'a> {
-        Round { snap, ended, rw_labels, text_labels, now_ms, last, text: OnceCell::new() }
-    }
-
-    /// The text exposition of the snapshot (shared by the Pushgateway and the textfile).
-    pub fn text(&self) -> &str {
-        self.text.get_or_init(|| crate::encode::text::encode(self.snap, self.text_labels))
+        Round { snap, ended, rw_labels, text_labels, now_ms, last }
     }
 
     /// Samples in the snapshot.

@@ -26,15 +26,19 @@ pub struct Textfile {
     path: PathBuf,
     /// [`JOB_LABEL`] and [`INSTANCE_LABEL`], after the round's static labels.
     own: [(String, String); 2],
-    /// This round's exposition and its samples.
-    pending: Option<(String, u64)>,
+    /// The round's static labels, then `own`.
+    labels: Vec<(String, String)>,
+    /// Kept from one round to the next: it writes what did not change as it was.
+    text: crate::encode::text::TextEncoder,
+    /// This round's samples, whose exposition `text` holds.
+    pending: Option<u64>,
 }
 
 impl Textfile {
     /// A textfile target writing to `path` for `job` and `instance`.
     pub fn new(common: Common, path: PathBuf, job: &str, instance: &str) -> Textfile {
         let own = [(JOB_LABEL.to_string(), job.to_string()), (INSTANCE_LABEL.to_string(), instance.to_string())];
-        Textfile { common, path, own, pending: None }
+        Textfile { common, path, own, labels: Vec::new(), text: Default::default(), pending: None }
     }
 
     /// Takes this round's exposition.
@@ -42,17 +46,19 @@ impl Textfile {
         let n = r.samples();
         let mut l = self.common.ledger.lock();
         l.admit(n);
-        let labels: Vec<(String, String)> = r.text_labels.iter().chain(&self.own).cloned().collect();
-        let text = crate::encode::text::encode(r.snap, &labels);
-        if let Some((_, old)) = self.pending.replace((text, n)) {
+        if !self.labels.iter().eq(r.text_labels.iter().chain(&self.own)) {
+            self.labels = r.text_labels.iter().chain(&self.own).cloned().collect();
+        }
+        self.text.encode(r.snap, &self.labels);
+        if let Some(old) = self.pending.replace(n) {
             l.fail(Reason::WriteError, old);
         }
     }
 
     /// Writes the pending exposition.
     fn write_pending(&mut self) -> Outcome {
-        let Some((text, n)) = self.pending.take() else { return Outcome { ok: true, ..Outcome::new("textfile") } };
-        let out = write(&self.path, &text, n);
+        let Some(n) = self.pending.take() else { return Outcome { ok: true, ..Outcome::new("textfile") } };
+        let out = write(&self.path, self.text.body(), n);
         let mut l = self.common.ledger.lock();
         if out.ok {
             l.sent(n, out.bytes);
