@@ -30,7 +30,9 @@ fn aggregate(c: &mut Criterion) {
     let streamed = mixed::workload();
     apply(&mut g, "apply_1M_mixed_events", &streamed);
     // The floor of the case above: the same 16 MB read, nothing applied.
-    g.bench_function("read_1M_events_only", |b| b.iter(|| black_box(&streamed.1).iter().map(|e| e.value + f64::from(e.series)).sum::<f64>()));
+    g.bench_function("read_1M_events_only", |b| {
+        b.iter(|| black_box(&streamed.1).iter().map(|e| e.value + f64::from(e.series)).sum::<f64>())
+    });
     apply(&mut g, "apply_16k_slice_round_robin", &mixed::slice());
     g.finish();
 }

@@ -54,5 +54,9 @@ fn registry() -> (Registry, Vec<(u32, u32, u32)>) {
 
 fn triple(c: u32, g: u32, h: u32, j: u32) -> [Event; 3] {
     let v = f64::from(j % 1000) * 1e-3;
-    [Event { series: c, op: Op::Inc, value: 1.0 }, Event { series: g, op: Op::Set, value: v }, Event { series: h, op: Op::Observe, value: v }]
+    [
+        Event { series: c, op: Op::Inc, value: 1.0 },
+        Event { series: g, op: Op::Set, value: v },
+        Event { series: h, op: Op::Observe, value: v },
+    ]
 }
