@@ -1,12 +1,12 @@
 //! The Pushgateway's protobuf: a snapshot as length-delimited `io.prometheus.client.MetricFamily`
 //! messages (each preceded by its length as a varint), one per family, as client_golang pushes.
 //!
-//! Driven by the same [`walk`] as the text exposition, so both show the same series and values.
+//! Driven by the same [`walk`](super::walk) as the text exposition, so both show the same series and values.
 //! Counters and gauges are one `Counter`/`Gauge` each; a summary's quantiles, sum and count are
 //! one `Summary`; a classic histogram is one `Histogram` with cumulative buckets (the `+Inf` one
 //! left out: it is the count). A native histogram goes whole in the same `Histogram` message:
 //! schema, zero threshold and count, and per sign its spans and delta-encoded integer counts
-//! (the very [`Spans`](crate::snapshot::Spans) remote write sends), next to its classic buckets
+//! (the very [`Spans`] remote write sends), next to its classic buckets
 //! when the family has both. No field `timestamp_ms`: the Pushgateway refuses it. Labels are the
 //! family's and the constant ones, sorted by name, empty values left out; job, instance and the
 //! grouping labels come from the URL.

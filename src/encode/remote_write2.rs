@@ -18,7 +18,7 @@
 //!
 //! From one push to the next the encoder keeps each request's symbols table and each sample's
 //! label block (its label refs field and metadata field, encoded), for as long as the samples are
-//! those of the last push ([`super::label_blocks`]): a push of the same series then copies each
+//! those of the last push (`label_blocks.rs`): a push of the same series then copies each
 //! series' block instead of interning its strings, and writes only the value and timestamps. The
 //! bytes are those a fresh encoder writes for the same snapshot.
 
