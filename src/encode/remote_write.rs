@@ -13,7 +13,7 @@
 //! marker is a histogram whose `sum` is the stale NaN.
 //!
 //! From one push to the next the encoder keeps each sample's labels, encoded, for as long as the
-//! samples are those of the last push ([`super::label_blocks`], which knows a series by its id):
+//! samples are those of the last push (`label_blocks.rs`, which knows a series by its id):
 //! a push of the same series copies them instead of reading and writing each label value.
 
 use super::label_blocks::{LabelBlocks, Lookup, suffix_slot};
