@@ -257,14 +257,17 @@ impl LabelBlocks {
         // The suffix and the `le`/`quantile` value at a place of a series follow from the family
         // (its kind, bounds and native setting, fixed for its id), so these two checks only keep the
         // cache from depending on how `walk` orders and spells them.
-        let extra = match (s.extra, e.extra) {
-            (None, NO_EXTRA) => true,
-            (Some((n, v)), i) if i != NO_EXTRA => {
-                let (cn, cv) = &self.families[self.families_seen - 1].extras[usize::from(i)];
-                *cn == n && **cv == *v
-            }
-            _ => false,
-        };
+        // Only an entry of this family has its `extra` in this family's list: checked after `series`.
+        let extra = series
+            && match (s.extra, e.extra) {
+                (None, NO_EXTRA) => true,
+                (Some((n, v)), i) if i != NO_EXTRA => self
+                    .families_seen
+                    .checked_sub(1)
+                    .and_then(|f| self.families.get(f)?.extras.get(usize::from(i)))
+                    .is_some_and(|(cn, cv)| *cn == n && **cv == *v),
+                _ => false,
+            };
         if !(series && extra && usize::from(e.slot) == suffix_slot(s.suffix)) {
             self.miss();
             return Lookup::Switch;
