@@ -425,20 +425,22 @@ mod tests {
 
     #[test]
     fn a_thread_that_ends_rings_the_bell_so_its_lane_comes_back_at_once() {
-        let r = Ring::new(1 << 10, 0);
+        let r = std::sync::Arc::new(Ring::new(1 << 10, 0));
         let bell = r.pressure_socket().expect("a socketpair");
         let mut buf = [0u8; 8];
         assert!(bell.recv(&mut buf).is_err(), "nothing rang yet");
-        std::thread::scope(|s| {
-            s.spawn(|| assert!(r.push(Event { series: 1, op: Op::Inc, value: 1.0 })));
-        });
+        // A joined (not scoped) thread: `join` returns once the thread is gone, its thread-local
+        // destructors included; a scope may end before they have run.
+        let record = |series| {
+            let r = r.clone();
+            std::thread::spawn(move || assert!(r.push(Event { series, op: Op::Inc, value: 1.0 }))).join().unwrap();
+        };
+        record(1);
         assert_eq!(bell.recv(&mut buf).ok(), Some(1), "the thread's end rang");
         r.woken();
         assert_eq!(r.drain(usize::MAX, |_| ()), 1);
         assert_eq!(r.free.len(), 1, "drained and free for the next thread");
-        std::thread::scope(|s| {
-            s.spawn(|| assert!(r.push(Event { series: 2, op: Op::Inc, value: 1.0 })));
-        });
+        record(2);
         assert_eq!(r.made.load(Ordering::Relaxed), 2, "the second thread reused the first one's lane");
     }
 }
