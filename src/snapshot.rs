@@ -68,8 +68,10 @@ pub enum Value {
         sum: f64,
         /// Count of observations.
         count: u64,
-        /// The native (sparse) buckets, for a histogram declared native.
-        native: Option<NativeSnapshot>,
+        /// The native (sparse) buckets, for a histogram declared native. Boxed: inline, they made
+        /// every series' snapshot, counters included, 224 bytes instead of 96 (written and read
+        /// once a push per series: 18 % of a 10 k-counter text push's instructions).
+        native: Option<Box<NativeSnapshot>>,
     },
     /// Summary.
     Summary {
@@ -81,6 +83,9 @@ pub enum Value {
         count: u64,
     },
 }
+
+// Every series of every push is one of these: kept small, so a snapshot is a short copy.
+const _: () = assert!(std::mem::size_of::<SeriesSnapshot<'static>>() <= 96);
 
 impl Snapshot<'_> {
     /// True when no family has a series.

@@ -344,7 +344,7 @@ fn value(st: &mut State, params: &[f64], epoch: u64) -> Option<Value> {
             Value::Histogram { bounds: h.bounds().clone(), cumulative: h.cumulative(), sum: h.sum(), count: h.count(), native: None }
         }
         State::Native(h) => {
-            let native = Some(h.native.snapshot());
+            let native = Some(Box::new(h.native.snapshot()));
             match &h.classic {
                 Some(c) => {
                     Value::Histogram { bounds: c.bounds().clone(), cumulative: c.cumulative(), sum: c.sum(), count: c.count(), native }
@@ -471,10 +471,10 @@ mod tests {
         assert_eq!(snap.sample_count(), 1 + (2 + 2 + 1), "a native histogram is one sample, beside b's classic buckets");
         let Value::Histogram { bounds, cumulative, sum, count, native } = &snap.families[0].series[0].value else { panic!() };
         assert_eq!((bounds.len(), cumulative.len(), *sum, *count), (0, 0, want.sum(), 6));
-        assert_eq!(native.as_ref(), Some(&want.snapshot()));
+        assert_eq!(native.as_deref(), Some(&want.snapshot()));
         let Value::Histogram { cumulative, count, native, .. } = &snap.families[1].series[0].value else { panic!() };
         assert_eq!((cumulative.as_slice(), *count), (&[4, 6][..], 6));
-        assert_eq!(native.as_ref(), Some(&want.snapshot()));
+        assert_eq!(native.as_deref(), Some(&want.snapshot()));
         reg.remove(n).unwrap();
         agg.snapshot(&reg);
         let ended = agg.take_ended(&reg);
