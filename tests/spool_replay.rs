@@ -305,8 +305,14 @@ fn a_job_that_exits_during_an_outage_is_replayed_by_the_next_run() {
     // Prometheus has run 1's value at run 1's time under run 1's labels, and run 2's after it
     // under its own.
     let s = raw_samples(prom.port, "run_value{job=\"replay_job\",instance=\"i1\"}");
-    // Run 1's rounds (one a second while it ran) all held 111: replayed, each at its own time.
-    assert!(!s.is_empty() && s.iter().all(|(_, v)| *v == 111.0), "run 1's series, replayed alone: {s:?}");
+    // Run 1's rounds (one a second while it ran) held 111, replayed each at its own time; a round
+    // that ran between run 1's `declare` and its `set` (the first round starts at init) held the
+    // declared 0, and only before the first 111.
+    let first = s.iter().position(|(_, v)| *v == 111.0);
+    assert!(
+        first.is_some_and(|i| s[..i].iter().all(|(_, v)| *v == 0.0) && s[i..].iter().all(|(_, v)| *v == 111.0)),
+        "run 1's series, replayed alone: {s:?}"
+    );
     let old: Vec<i64> = s.iter().map(|(t, _)| *t).collect();
     assert!(old.iter().any(|t| (t - t1).abs() <= 2_000), "111 near run 1's time {t1}: {s:?}");
     assert!(old.iter().all(|t| *t < t2), "111 carries run 1's timestamps (before {t2}): {s:?}");
