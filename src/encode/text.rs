@@ -268,9 +268,14 @@ impl Sink for CachedSink<'_> {
     }
 }
 
+/// True when `s` has something to escape as a label value (`quote`) or HELP text.
+fn needs_escape(s: &str, quote: bool) -> bool {
+    s.bytes().any(|b| b == b'\\' || b == b'\n' || (quote && b == b'"'))
+}
+
 /// Appends `s` escaped as a label value (`\`, `"`, newline) or HELP text (`\`, newline).
 fn push_escaped(o: &mut String, s: &str, quote: bool) {
-    if !s.bytes().any(|b| b == b'\\' || b == b'\n' || (quote && b == b'"')) {
+    if !needs_escape(s, quote) {
         o.push_str(s);
         return;
     }
@@ -286,18 +291,11 @@ fn push_escaped(o: &mut String, s: &str, quote: bool) {
 
 /// Escapes a label value (`\`, `"`, newline) or HELP text (`\`, newline); borrows when clean.
 pub fn escape(s: &str, quote: bool) -> Cow<'_, str> {
-    if !s.bytes().any(|b| b == b'\\' || b == b'\n' || (quote && b == b'"')) {
+    if !needs_escape(s, quote) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if quote => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
+    push_escaped(&mut out, s, quote);
     Cow::Owned(out)
 }
 
