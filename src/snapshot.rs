@@ -7,6 +7,7 @@ pub use native::{NativeSnapshot, Spans};
 use crate::event::SeriesId;
 use crate::registry::{Family, FamilyId};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every live series of every family, families in declaration order, series in creation order.
 ///
@@ -31,6 +32,12 @@ pub struct FamilySnapshot<'r> {
     pub id: FamilyId,
     /// Name, help, kind, label names.
     pub family: &'r Family,
+    /// What the family shows, as a number: two snapshots of one generation whose family has the
+    /// same version, other than 0, show the same series with the same values, so an encoder that
+    /// kept its bytes of the first may use them for the second whole. Versions come from one
+    /// process-wide counter ([`next_version`]), so no two contents ever share one; 0 promises
+    /// nothing (a snapshot made otherwise than by [`crate::aggregate::Aggregator::snapshot`]).
+    pub version: u64,
     /// Live series.
     pub series: Vec<SeriesSnapshot<'r>>,
 }
@@ -82,6 +89,12 @@ pub enum Value {
         /// Count of observations.
         count: u64,
     },
+}
+
+/// A family version never handed out before (see [`FamilySnapshot::version`]); never 0.
+pub fn next_version() -> u64 {
+    static VERSIONS: AtomicU64 = AtomicU64::new(1);
+    VERSIONS.fetch_add(1, Ordering::Relaxed)
 }
 
 // Every series of every push is one of these: kept small, so a snapshot is a short copy.

@@ -13,7 +13,7 @@ pub use summary::{ALPHA, MAX_BINS, Summary};
 
 use crate::event::{Batch, Event, Op, SeriesId};
 use crate::registry::{FamilyId, Kind, Registry};
-use crate::snapshot::{FamilySnapshot, SeriesSnapshot, Snapshot, Value};
+use crate::snapshot::{FamilySnapshot, SeriesSnapshot, Snapshot, Value, next_version};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -146,9 +146,23 @@ pub struct Aggregator {
     overflow: Vec<SeriesId>,
     /// Records of overflow series since removed, by family.
     overflow_retired: Vec<(FamilyId, u64)>,
-    /// Each family's series in the last snapshot: the next one's vectors are made that size, not
-    /// grown by doubling (which was half a 10 k-series snapshot's instructions, in `realloc`).
-    last_sizes: Vec<usize>,
+    /// What the last snapshot showed of each family. Its series count also sizes the next
+    /// snapshot's vectors (grown by doubling, they were half a 10 k-series snapshot's
+    /// instructions, in `realloc`).
+    shown: Vec<Shown>,
+    /// Each series' [`print`] in the last snapshot that had it.
+    prints: Vec<u64>,
+    /// Scratch of [`Aggregator::snapshot`]: the families whose series or values changed.
+    changed: Vec<bool>,
+}
+
+/// A family as the last snapshot showed it (see [`FamilySnapshot::version`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Shown {
+    /// Its version then; 0 before the first snapshot.
+    version: u64,
+    /// How many series it had.
+    series: usize,
 }
 
 impl Aggregator {
@@ -162,7 +176,9 @@ impl Aggregator {
             ended: Vec::new(),
             overflow: Vec::new(),
             overflow_retired: Vec::new(),
-            last_sizes: Vec::new(),
+            shown: Vec::new(),
+            prints: Vec::new(),
+            changed: Vec::new(),
         }
     }
 
@@ -282,17 +298,26 @@ impl Aggregator {
             .map(|id| FamilySnapshot {
                 id,
                 family: reg.family(id),
-                series: Vec::with_capacity(self.last_sizes.get(id as usize).map_or(0, |n| n + n / 8)),
+                version: 0,
+                series: Vec::with_capacity(self.shown.get(id as usize).map_or(0, |s| s.series + s.series / 8)),
             })
             .collect();
+        self.shown.resize(families.len(), Shown::default());
+        self.changed.clear();
+        self.changed.resize(families.len(), false);
+        if self.prints.len() < slots {
+            self.prints.resize(slots, 0);
+        }
         let epoch = self.epoch;
         for sid in 0..slots {
             let Some(slot) = reg.slot(sid as SeriesId) else { continue };
-            let family = reg.family(slot.family);
+            let f = slot.family as usize;
             if !slot.is_alive() {
-                if let Some(st) = self.states.get_mut(sid) {
-                    if let Some(last) = value(st, &family.params, epoch) {
+                if let Some(st) = self.states.get_mut(sid).filter(|st| !matches!(st, State::Gone)) {
+                    if let Some(last) = value(st, &families[f].family.params, epoch) {
                         self.ended.push((sid as SeriesId, last));
+                        // It was in the last snapshot (every series with a state is).
+                        self.changed[f] = true;
                     }
                     if let State::Overflow(o) = st {
                         self.overflow_retired.push((o.family, o.records));
@@ -303,8 +328,25 @@ impl Aggregator {
                 continue;
             }
             self.state(reg, sid as SeriesId);
-            let Some(value) = value(&mut self.states[sid], &family.params, epoch) else { continue };
-            families[slot.family as usize].series.push(SeriesSnapshot {
+            let st = &mut self.states[sid];
+            let fam = &mut families[f];
+            // Counters and gauges, most series, without the call.
+            let value = match &mut *st {
+                State::Scalar(x) => Value::Scalar(*x),
+                other => match value(other, &fam.family.params, epoch) {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            match print(st) {
+                Some(p) if self.prints[sid] == p => {}
+                Some(p) => {
+                    self.prints[sid] = p;
+                    self.changed[f] = true;
+                }
+                None => self.changed[f] = true,
+            }
+            fam.series.push(SeriesSnapshot {
                 id: sid as SeriesId,
                 label_values: &slot.label_values,
                 created_ms: slot.created_ms,
@@ -312,8 +354,13 @@ impl Aggregator {
                 value,
             });
         }
-        self.last_sizes.clear();
-        self.last_sizes.extend(families.iter().map(|f| f.series.len()));
+        // No series removed and as many as last time: the same series (none was added).
+        for ((fam, shown), &changed) in families.iter_mut().zip(&mut self.shown).zip(&self.changed) {
+            if changed || fam.series.len() != shown.series || shown.version == 0 {
+                *shown = Shown { version: next_version(), series: fam.series.len() };
+            }
+            fam.version = shown.version;
+        }
         Snapshot { generation: reg.generation(), families }
     }
 
@@ -326,7 +373,7 @@ impl Aggregator {
         for (sid, value) in ended {
             let Some(slot) = reg.slot(sid) else { continue };
             if families.last().is_none_or(|f| f.id != slot.family) {
-                families.push(FamilySnapshot { id: slot.family, family: reg.family(slot.family), series: Vec::new() });
+                families.push(FamilySnapshot { id: slot.family, family: reg.family(slot.family), version: 0, series: Vec::new() });
             }
             let s =
                 SeriesSnapshot { id: sid, label_values: &slot.label_values, created_ms: slot.created_ms, overflow: slot.overflow, value };
@@ -363,6 +410,20 @@ fn value(st: &mut State, params: &[f64], epoch: u64) -> Option<Value> {
     })
 }
 
+/// A number that changes whenever the series' value does: a scalar's bits; a histogram's count,
+/// since every observation adds one to it and nothing else changes a histogram. None for a
+/// summary, whose window moves on with no event.
+#[inline]
+fn print(st: &State) -> Option<u64> {
+    match st {
+        State::Scalar(x) => Some(x.to_bits()),
+        State::Histogram(h) => Some(h.count()),
+        State::Native(h) => Some(h.native.count()),
+        State::Overflow(o) => print(&o.state),
+        State::Summary(_) | State::Pending | State::Gone => None,
+    }
+}
+
 fn fresh(reg: &Registry, fid: u32, kind: Kind, slices: usize, epoch: u64) -> State {
     match kind {
         Kind::Counter | Kind::Gauge => State::Scalar(0.0),
@@ -384,6 +445,41 @@ fn fresh(reg: &Registry, fid: u32, kind: Kind, slices: usize, epoch: u64) -> Sta
 mod tests {
     use super::*;
     use crate::registry::Limits;
+
+    #[test]
+    fn a_family_keeps_its_version_exactly_while_it_shows_the_same() {
+        let reg = Registry::new(Limits::default());
+        reg.declare("g", "", Kind::Gauge, &["a"], &[]).unwrap();
+        reg.declare("h", "", Kind::Histogram, &[], &[1.0]).unwrap();
+        reg.declare("s", "", Kind::Summary, &[], &[0.5]).unwrap();
+        let mut agg = Aggregator::new(5);
+        let (x, h) = (reg.series("g", &["x"]).unwrap(), reg.by_name("h").unwrap());
+        let versions = |agg: &mut Aggregator| -> [u64; 3] {
+            let snap = agg.snapshot(&reg);
+            std::array::from_fn(|f| snap.families[f].version)
+        };
+        let v0 = versions(&mut agg);
+        assert!(v0.iter().all(|&v| v != 0), "{v0:?}");
+        let v1 = versions(&mut agg);
+        assert_eq!(v1[..2], v0[..2], "nothing happened");
+        assert_ne!(v1[2], v0[2], "a summary's window moves on by itself");
+        agg.apply(&reg, Event { series: x, op: Op::Set, value: 0.0 });
+        assert_eq!(versions(&mut agg)[0], v0[0], "set to the value it had");
+        agg.apply(&reg, Event { series: x, op: Op::Set, value: -0.0 });
+        let v2 = versions(&mut agg);
+        assert_ne!(v2[0], v0[0], "-0 is another value");
+        assert_eq!(v2[1], v0[1]);
+        agg.apply(&reg, Event { series: h, op: Op::Observe, value: f64::INFINITY });
+        assert_ne!(versions(&mut agg)[1], v0[1], "an observation");
+        // One series removed and another made: as many series as before, not the same ones.
+        let v3 = versions(&mut agg);
+        reg.remove(x).unwrap();
+        reg.series("g", &["y"]).unwrap();
+        let v4 = versions(&mut agg);
+        assert_ne!(v4[0], v3[0]);
+        assert_eq!(versions(&mut agg)[0], v4[0]);
+        assert!(agg.take_ended(&reg).families.iter().all(|f| f.version == 0), "ended series promise nothing");
+    }
 
     #[test]
     fn events_become_values() {

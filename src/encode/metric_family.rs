@@ -118,9 +118,31 @@ impl FamilyEncoder {
         self.new_fam_lens.clear();
         self.cache.begin(snap.generation, const_labels);
         let mut walker = std::mem::take(&mut self.walker);
-        let mut sink = FamilySink { enc: self, const_labels, kind: Kind::Counter, fam: None, part: 0, sum: 0.0, old: None, copy: Run::default() };
+        let mut sink = FamilySink {
+            enc: self,
+            const_labels,
+            kind: Kind::Counter,
+            version: 0,
+            fam: None,
+            part: 0,
+            sum: 0.0,
+            old: None,
+            copy: Run::default(),
+        };
         for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
             let f = fam.family;
+            // A family showing what it showed in the last body: its message as it was, whole.
+            if let Some(i) = sink.enc.cache.unchanged_family(fam.id, fam.version)
+                && let Some(&(from, len)) = sink.enc.fam_lens.get(i)
+            {
+                sink.end_family();
+                let at = sink.len();
+                sink.copy(from, from + varint_len(len as u64) + len);
+                sink.enc.cache.keep_family(i, at as i64 - from as i64);
+                sink.enc.new_fam_lens.push((at, len));
+                continue;
+            }
+            sink.version = fam.version;
             sink.family(fam.id, f);
             let extras = walker.spell(f);
             for s in &fam.series {
@@ -223,6 +245,8 @@ struct FamilySink<'e, 'c> {
     enc: &'e mut FamilyEncoder,
     const_labels: &'c [(String, String)],
     kind: Kind,
+    /// The version of the family [`Sink::family`] starts next.
+    version: u64,
     fam: Option<FamStart>,
     /// Buckets or quantiles of the current series seen so far.
     part: usize,
@@ -262,10 +286,9 @@ impl FamilySink<'_, '_> {
     /// every series was copied too, in one run to the old message's end, the message is the old
     /// one byte for byte, length included, and stays a copy (not yet written).
     fn end_family(&mut self) {
-        let Some(FamStart { at, len_bytes, old }) = self.fam.take() else {
-            self.flush();
-            return;
-        };
+        // None written yet, or the last one copied whole: nothing to end (a pending copy stays
+        // pending, so a body with nothing changed stays one run).
+        let Some(FamStart { at, len_bytes, old }) = self.fam.take() else { return };
         if let Some((from, len)) = old
             && self.copy.to == from + len_bytes + len
             && self.copy.from <= from
@@ -415,7 +438,7 @@ impl Sink for FamilySink<'_, '_> {
     fn family(&mut self, id: FamilyId, f: &Family) {
         self.end_family();
         self.kind = f.kind;
-        let known = self.enc.cache.family(id);
+        let known = self.enc.cache.family(id, self.version);
         let e = &mut *self.enc;
         e.header.clear();
         e.header.push(FAMILY_NAME);

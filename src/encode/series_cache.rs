@@ -38,6 +38,8 @@ struct Index {
 #[derive(Debug, Clone, Copy)]
 struct Fam {
     id: FamilyId,
+    /// Its [`crate::snapshot::FamilySnapshot::version`].
+    version: u64,
     series: u32,
 }
 
@@ -78,6 +80,11 @@ impl Index {
     fn series_bits(&self, i: usize) -> &[u64] {
         let end = self.series.get(i + 1).map_or(self.bits.len(), |s| s.bits as usize);
         &self.bits[self.series[i].bits as usize..end]
+    }
+
+    /// Where series `i`'s values and offsets start (`i` may be one past the last series).
+    fn series_starts(&self, i: usize) -> (usize, usize) {
+        self.series.get(i).map_or((self.bits.len(), self.marks.len()), |s| (s.bits as usize, s.marks as usize))
     }
 
     fn series_marks(&self, i: usize) -> &[u32] {
@@ -179,20 +186,53 @@ impl SeriesCache {
         self.new.clear();
     }
 
-    /// Starts family `id`; where the last body had it (its place among the last body's
-    /// families), if it did.
-    pub fn family(&mut self, id: FamilyId) -> Option<usize> {
+    /// Where the last body had family `id`, if it did (its place among the last body's families).
+    fn find(&self, id: FamilyId) -> Option<usize> {
         // Families come in declaration order, so the old one is at or after the last one found.
         let old = &self.old;
-        let found = (self.next_fam..old.fams.len()).find(|&i| old.fams[i].id == id);
+        (self.next_fam..old.fams.len()).find(|&i| old.fams[i].id == id)
+    }
+
+    /// Starts family `id` at `version`; where the last body had it (its place among the last
+    /// body's families), if it did.
+    pub fn family(&mut self, id: FamilyId, version: u64) -> Option<usize> {
+        let found = self.find(id);
         if let Some(i) = found {
             self.next_fam = i + 1;
-            self.cursor = old.fams[i].series as usize;
-            self.fam_end = old.fam_series_end(i);
+            self.cursor = self.old.fams[i].series as usize;
+            self.fam_end = self.old.fam_series_end(i);
         }
-        self.new.fams.push(Fam { id, series: self.new.series.len() as u32 });
+        self.new.fams.push(Fam { id, version, series: self.new.series.len() as u32 });
         self.exhausted = found.is_none();
         found
+    }
+
+    /// Where the last body had family `id` when it showed it at `version`, other than 0: the
+    /// same series with the same values (see [`crate::snapshot::FamilySnapshot::version`]), so
+    /// its bytes can be copied whole ([`SeriesCache::keep_family`]).
+    pub fn unchanged_family(&self, id: FamilyId, version: u64) -> Option<usize> {
+        self.find(id).filter(|&i| version != 0 && self.old.fams[i].version == version)
+    }
+
+    /// Enters old family `i` and its series as they were, their offsets moved `by` bytes: the
+    /// caller copied the family's bytes. A few words per series, where comparing each series'
+    /// values and copying it alone cost a few hundred instructions.
+    pub fn keep_family(&mut self, i: usize, by: i64) {
+        let (old, new) = (&self.old, &mut self.new);
+        self.next_fam = i + 1;
+        self.exhausted = true;
+        let f = old.fams[i];
+        new.fams.push(Fam { series: new.series.len() as u32, ..f });
+        let (s0, s1) = (f.series as usize, old.fam_series_end(i));
+        let ((b0, m0), (b1, m1)) = (old.series_starts(s0), old.series_starts(s1));
+        let (db, dm) = (new.bits.len() as i64 - b0 as i64, new.marks.len() as i64 - m0 as i64);
+        new.series.extend(old.series[s0..s1].iter().map(|s| Series {
+            id: s.id,
+            bits: (i64::from(s.bits) + db) as u32,
+            marks: (i64::from(s.marks) + dm) as u32,
+        }));
+        new.bits.extend_from_slice(&old.bits[b0..b1]);
+        new.marks.extend(old.marks[m0..m1].iter().map(|&m| (i64::from(m) + by) as u32));
     }
 
     /// Starts series `id` of the current family. Returns the old series it is, when the last
@@ -450,14 +490,14 @@ pub(crate) mod tests {
     fn series_are_found_again_skipping_removed_ones_and_new_ones_are_not() {
         let mut c = super::SeriesCache::default();
         c.begin(1, &[]);
-        assert!(c.family(0).is_none());
+        assert!(c.family(0, 0).is_none());
         for id in 0..4 {
             assert_eq!(c.series(id), None);
             c.push_value(&crate::snapshot::Value::Scalar(f64::from(id)));
         }
         c.finish();
         c.begin(1, &[]);
-        assert!(c.family(0).is_some());
+        assert!(c.family(0, 0).is_some());
         assert_eq!(c.series(0), Some(0));
         assert_eq!(c.series(2), Some(2), "1 removed");
         c.push_value(&crate::snapshot::Value::Scalar(2.0));
@@ -467,7 +507,7 @@ pub(crate) mod tests {
         c.finish();
         // Other constant labels: nothing old is used.
         c.begin(1, &[("env".into(), "prod".into())]);
-        assert!(c.family(0).is_none());
+        assert!(c.family(0, 0).is_none());
         assert_eq!(c.series(0), None);
     }
 
@@ -477,7 +517,7 @@ pub(crate) mod tests {
         let mut c = super::SeriesCache::default();
         for (round, generation) in [1, 1, 2, 2, 1].into_iter().enumerate() {
             c.begin(generation, &[]);
-            let known = c.family(0).is_some();
+            let known = c.family(0, 0).is_some();
             let found = c.series(0);
             c.push_value(&crate::snapshot::Value::Scalar(1.0));
             c.finish();

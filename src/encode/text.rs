@@ -138,11 +138,21 @@ impl TextEncoder {
         let mut sink = CachedSink { out: body, prev, cache, consts: const_labels, pos: 0, old: None, copy: Run::default() };
         for fam in snap.families.iter().filter(|f| !f.series.is_empty()) {
             let f = fam.family;
+            let at = sink.len();
+            new_fam_starts.push(at);
+            // A family showing what it showed in the last body: its lines as they were, whole.
+            if let Some(i) = sink.cache.unchanged_family(fam.id, fam.version)
+                && let Some(&from) = fam_starts.get(i)
+            {
+                let to = fam_starts.get(i + 1).copied().unwrap_or(sink.prev.len());
+                sink.copy(from, to);
+                sink.cache.keep_family(i, at as i64 - from as i64);
+                continue;
+            }
             header.clear();
             write_header(header, f);
-            new_fam_starts.push(sink.len());
             // A family the last body had: the same header, copied from there.
-            match sink.cache.family(fam.id).and_then(|i| fam_starts.get(i)) {
+            match sink.cache.family(fam.id, fam.version).and_then(|i| fam_starts.get(i)) {
                 Some(&from) => sink.copy(from, from + header.len()),
                 None => {
                     sink.flush();
