@@ -93,8 +93,9 @@
 .prom.collect:{[n;f]$[(::)~f;.prom.collectors:(enlist n)_ .prom.collectors;100h>type f;'"prom: collect ",string[n],": f must be a function";.prom.collectors[n]:f];};
 .prom.run1:{[n;f].[{.prom.x.collect[x;y[]]};(n;f);{[n;e].prom.x.collectfail[n;e]}[n]]};
 / .z.W's bytes per handle (a list of message sizes each in kdb+ 4.x, one number in 3.x): the library counts the
-/ handles and derives the output-queue gauges, the slow-subscriber signal
-.prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()];"j"$sum each value .z.W];.prom.run1'[key .prom.collectors;value .prom.collectors];};
+/ handles and derives the output-queue gauges, the slow-subscriber signal. \t goes with .Q.w[] (trapped: -u refuses
+/ it off handle 0): under sampler `timer, kdbprom_sample_interval_seconds is 0 while \t is 0 (a dormant .z.ts)
+.prom.sampled:{.prom.x.sample[@[.Q.w;::;()!()],@[{enlist[`timer]!enlist"j"$system"t"};::;()!()];"j"$sum each value .z.W];.prom.run1'[key .prom.collectors;value .prom.collectors];};
 / KX exporter 1.x's .prom.on_poll, where a script defines it, runs here (it may write globals), trapped; its error
 / is said once per text (again after a success), not at every sample
 .prom.pollerr:@[value;`.prom.pollerr;""];

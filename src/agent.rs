@@ -357,7 +357,7 @@ impl Agent {
         self.ring.push(Event { series: self.builtins.last_sample, op: Op::Set, value: now });
     }
 
-    /// Says how often q is sampled: every `interval_ms` (`sd1` or the timer), or 0 when only at
+    /// Says how often q is sampled: every `interval_ms` (`sd1`, or a timer that runs), or 0 when only at
     /// init, push, stop and exit; `kdbprom_sample_interval_seconds`, read by the sample-lag alert.
     pub fn set_sample_interval(&self, periodic: bool) {
         let secs = if periodic { self.config.interval_ms as f64 / 1e3 } else { 0.0 };

@@ -137,6 +137,42 @@ fn sampler_none_unless_a_timer_is_asked_for() {
     );
 }
 
+/// `.prom.sampled`'s ``.prom.x.sample[@[.Q.w;::;()!()],@[{enlist[`timer]!enlist"j"$system"t"};::;()!()];…]``:
+/// under sampler `timer`, `kdbprom_sample_interval_seconds` follows `\t`, 0 while it is 0 (a
+/// dormant `.z.ts` of the user's, which kdbprom never starts) and `interval_ms` while it runs; a
+/// sample without the key (q refused `system"t"`, or `.Q.w[]` failed too) leaves it as it was.
+/// Under the other samplers `\t` does not say how q is sampled.
+#[test]
+fn the_sample_interval_follows_the_timer_under_sampler_timer() {
+    let _g = lock();
+    let h = host();
+    let interval = |h: &Host| text(h).lines().find_map(|l| l.strip_prefix("kdbprom_sample_interval_seconds ")).map(str::to_string);
+    // .Q.w[] (a dictionary of longs) joined with `timer, or ()!() joined with it, or either alone
+    let sample = |h: &Host, qw: bool, timer: Option<i64>| {
+        let (mut keys, mut vals) = if qw { (vec!["used", "heap"], vec![1, 2]) } else { (vec![], vec![]) };
+        if let Some(t) = timer {
+            keys.push("timer");
+            vals.push(t);
+        }
+        let d = if keys.is_empty() { (h.xd)(h.list(&[]), h.list(&[])) } else { (h.xd)(h.syms(&keys), h.longs(&vals)) };
+        assert!(h.ok("kdbprom_sample", &[d, h.longs(&[])]).is_null());
+        interval(h).unwrap()
+    };
+    init(h, &["sampler", "interval_ms"], &[h.str("timer"), h.j(2000)]);
+    // .prom.start's sample, after .prom.timer: \t 0 and a .z.ts of the user's, so no timer was started.
+    assert_eq!(sample(h, true, Some(0)), "0", "a dormant timer samples nothing periodically");
+    assert_eq!(sample(h, true, None), "0", "system\"t\" refused: as it was");
+    assert_eq!(sample(h, false, Some(500)), "2", "the user's \\t 500 runs the wrapper: every interval_ms");
+    assert_eq!(sample(h, false, None), "2");
+    assert_eq!(sample(h, true, Some(0)), "0", "\\t 0 again, read at a .prom.push[]");
+    // kdbprom's own timer (no .z.ts of the user's, \t was 0): started before the first sample.
+    init(h, &["sampler", "interval_ms"], &[h.str("timer"), h.j(2000)]);
+    assert_eq!(sample(h, true, Some(2000)), "2");
+    // sampler "auto" and no sd1 (this host has none): sampled only at init, push, stop and exit, whatever \t is.
+    init(h, &["sampler", "interval_ms"], &[h.str("auto"), h.j(2000)]);
+    assert_eq!(sample(h, true, Some(100)), "0");
+}
+
 /// The handler wrappers' calls: `@[.prom.x.b;k;{}]`, `@[.prom.x.e;k;{}]` and `@[.prom.x.fl;k;{}]`
 /// with k from `.prom.wk[g;0;…]` … (longs); the connection wrappers' `.[.prom.x.conn;(k;x;o);{}]`
 /// (long, the handle as an int, boolean); `.prom.x.ev` from `.z.pw`/`.z.bm`.

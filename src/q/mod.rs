@@ -40,6 +40,9 @@ struct Session {
     agent: Agent,
     compat: crate::compat::Compat,
     events: [SeriesId; crate::builtin::EVENTS.len()],
+    /// Sampled by the `.z.ts` wrapper (sampler `timer`): periodically only while q's timer runs,
+    /// which the `timer` key of each sample (`system"t"`) says; a dormant `.z.ts` (`\t 0`) never runs.
+    timer: bool,
 }
 
 impl std::ops::Deref for Session {
@@ -55,8 +58,8 @@ fn current() -> Option<&'static Session> {
     unsafe { p.as_ref() }
 }
 
-fn install(agent: Agent, events: [SeriesId; crate::builtin::EVENTS.len()]) {
-    AGENT.store(Box::leak(Box::new(Session { agent, compat: Default::default(), events })), Ordering::Release);
+fn install(agent: Agent, events: [SeriesId; crate::builtin::EVENTS.len()], timer: bool) {
+    AGENT.store(Box::leak(Box::new(Session { agent, compat: Default::default(), events, timer })), Ordering::Release);
 }
 
 thread_local! {
@@ -279,7 +282,7 @@ pub extern "C" fn kdbprom_init(cfg: K, proc: K) -> K {
             // SAFETY: kb only allocates.
             ("collect_tables", unsafe { kb(c.collect_tables.into()) }),
         ]);
-        install(agent, events);
+        install(agent, events, via == "timer");
         if let Err(e) = early::apply(current().expect("just installed")) {
             let _ = current().map(|a| a.stop());
             sampler::deregister();
@@ -653,7 +656,9 @@ pub extern "C" fn kdbprom_conn(kind: K, handle: K, opened: K) -> K {
     })
 }
 
-/// Process sample on q's main thread: `.Q.w[]` and the open handle count.
+/// Process sample on q's main thread: `.Q.w[]` and the open handle count. Under sampler `timer`, a
+/// `timer` key besides `.Q.w[]`'s (`system"t"`) sets `kdbprom_sample_interval_seconds`: `interval_ms`
+/// while q's timer runs, 0 while it is off (a dormant `.z.ts` of the user's, which kdbprom never starts).
 #[unsafe(no_mangle)]
 pub extern "C" fn kdbprom_sample(qw: K, handles: K) -> K {
     // SAFETY: q's arguments, valid and unchanged until this call returns (KRef::new).
@@ -663,6 +668,8 @@ pub extern "C" fn kdbprom_sample(qw: K, handles: K) -> K {
             return Err(must_be("sample: .Q.w[]", "a dictionary", qw.type_name()));
         };
         let mem: Vec<(&str, f64)> = m.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?))).collect();
+        // `system"t"`, joined to `.Q.w[]` by the script where q lets it read it.
+        let timer = m.get("timer").and_then(|v| v.as_f64());
         // `count .z.W` (a number), or `sum each value .z.W`: bytes waiting per handle.
         let (handles, queued) = match handles.atom_f64() {
             Some(n) => (n, None),
@@ -678,6 +685,9 @@ pub extern "C" fn kdbprom_sample(qw: K, handles: K) -> K {
             // kdbprom_last_sample_timestamp_seconds while the main loop is stuck.
             if *INIT_THREAD.lock().unwrap_or_else(|p| p.into_inner()) == Some(std::thread::current().id()) {
                 a.sample(&mem, handles, queued.as_deref());
+                if let Some(t) = timer.filter(|_| a.timer) {
+                    a.set_sample_interval(t > 0.0);
+                }
             }
             Ok(NOTHING)
         })
