@@ -274,6 +274,11 @@ check["and stops the timer kdbprom started";0=system"t"];
 .z.ts:{dormant::1b};
 r:.prom.init`job`textfile`sampler!(`qtest;tf;"timer");
 check["a dormant .z.ts is not started";0=system"t"];
+check["and nothing samples periodically: kdbprom_sample_interval_seconds 0";0=val"kdbprom_sample_interval_seconds"];
+system"t 100";
+.prom.push[];
+check["a \\t of the user's that runs: interval_ms (default 10 s) from the next sample";10=val"kdbprom_sample_interval_seconds"];
+system"t 0";
 .prom.stop[];
 .prom.unwrap[];
 
