@@ -5,10 +5,12 @@
 
 mod histogram;
 pub mod native;
+mod octaves;
 mod summary;
 
 pub use histogram::Histogram;
 pub use native::{NativeConfig, NativeHistogram, NativeSnapshot, Spans};
+pub use octaves::Octaves;
 pub use summary::{ALPHA, MAX_BINS, Summary};
 
 use crate::event::{Batch, Event, Op, SeriesId};
@@ -154,6 +156,8 @@ pub struct Aggregator {
     prints: Vec<u64>,
     /// Scratch of [`Aggregator::snapshot`]: the families whose series or values changed.
     changed: Vec<bool>,
+    /// Each classic histogram family's bucket lookup, made with its first series' state.
+    octaves: Vec<Option<Option<Arc<Octaves>>>>,
 }
 
 /// A family as the last snapshot showed it (see [`FamilySnapshot::version`]).
@@ -179,6 +183,7 @@ impl Aggregator {
             shown: Vec::new(),
             prints: Vec::new(),
             changed: Vec::new(),
+            octaves: Vec::new(),
         }
     }
 
@@ -213,10 +218,10 @@ impl Aggregator {
             self.states[i] = match reg.slot(sid) {
                 Some(slot) if slot.is_alive() && slot.overflow => {
                     self.overflow.push(sid);
-                    let state = fresh(reg, slot.family, slot.kind, self.slices, self.epoch);
+                    let state = self.fresh(reg, slot.family, slot.kind);
                     State::Overflow(Box::new(Overflow { state, family: slot.family, records: 0 }))
                 }
-                Some(slot) if slot.is_alive() => fresh(reg, slot.family, slot.kind, self.slices, self.epoch),
+                Some(slot) if slot.is_alive() => self.fresh(reg, slot.family, slot.kind),
                 _ => State::Gone,
             };
         }
@@ -286,6 +291,32 @@ impl Aggregator {
         match inner(self.state(reg, sid)) {
             State::Scalar(x) => Some(*x),
             _ => None,
+        }
+    }
+
+    /// A new series' state.
+    fn fresh(&mut self, reg: &Registry, fid: FamilyId, kind: Kind) -> State {
+        match kind {
+            Kind::Counter | Kind::Gauge => State::Scalar(0.0),
+            Kind::Histogram => {
+                let f = reg.family(fid);
+                let mut classic = || {
+                    let i = fid as usize;
+                    if self.octaves.len() <= i {
+                        self.octaves.resize(i + 1, None);
+                    }
+                    let octaves = self.octaves[i].get_or_insert_with(|| Octaves::new(&f.params).map(Arc::new)).clone();
+                    Histogram::with_octaves(f.params.clone(), octaves)
+                };
+                match &f.native {
+                    None => State::Histogram(classic()),
+                    Some(cfg) => State::Native(Box::new(Native {
+                        native: NativeHistogram::new(cfg),
+                        classic: f.has_classic_buckets().then(classic),
+                    })),
+                }
+            }
+            Kind::Summary => State::Summary(Box::new(Summary::new(self.slices, self.epoch))),
         }
     }
 
@@ -421,23 +452,6 @@ fn print(st: &State) -> Option<u64> {
         State::Native(h) => Some(h.native.count()),
         State::Overflow(o) => print(&o.state),
         State::Summary(_) | State::Pending | State::Gone => None,
-    }
-}
-
-fn fresh(reg: &Registry, fid: u32, kind: Kind, slices: usize, epoch: u64) -> State {
-    match kind {
-        Kind::Counter | Kind::Gauge => State::Scalar(0.0),
-        Kind::Histogram => {
-            let f = reg.family(fid);
-            match &f.native {
-                None => State::Histogram(Histogram::new(f.params.clone())),
-                Some(cfg) => State::Native(Box::new(Native {
-                    native: NativeHistogram::new(cfg),
-                    classic: f.has_classic_buckets().then(|| Histogram::new(f.params.clone())),
-                })),
-            }
-        }
-        Kind::Summary => State::Summary(Box::new(Summary::new(slices, epoch))),
     }
 }
 
