@@ -12,6 +12,9 @@
 //!   recognised. Another generation (a registry made again) shares nothing with the last body.
 //!   Series of a family come in creation order, and new ones only at the end, so matching walks
 //!   the old list once, skipping removed series (see [`SeriesCache::series`]).
+//! - A family whose [`crate::snapshot::FamilySnapshot::version`] is the one the last body showed
+//!   has the same series and values: its bytes are copied whole and its entries taken over
+//!   ([`SeriesCache::keep_family`]), without looking at a series.
 //! - Values are compared as bits (`f64::to_bits`), so `-0`, NaN payloads and all are exact.
 //! - The constant labels are compared once per body; when they change, nothing old is used.
 //!
