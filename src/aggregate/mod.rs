@@ -35,6 +35,11 @@ enum State {
     Gone,
 }
 
+// One per series ever made, read at every event. A histogram's bounds and their lookup behind
+// one shared pointer would make it 48 bytes, but measured 7 % slower to apply (381-388 against
+// 388-419 M events/s on one drain's slice), so the lookup keeps its own pointer here.
+const _: () = assert!(std::mem::size_of::<State>() <= 64);
+
 /// The state of a family's overflow series.
 #[derive(Debug)]
 struct Overflow {
