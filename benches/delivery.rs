@@ -9,7 +9,7 @@ use kdbprom::config::Config;
 use kdbprom::encode::remote_write::{V1Encoder, Values};
 use kdbprom::event::Op;
 use kdbprom::push::queue::{Queue, Queued};
-use kdbprom::push::spool::{self, Entry, Header, BodyKind as SpoolKind};
+use kdbprom::push::spool::{self, BodyKind as SpoolKind, Entry, Header};
 use kdbprom::registry::Kind;
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -114,8 +114,14 @@ fn queue_and_replay(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).unwrap();
     let entries: Vec<Entry> = q.take_all().into_iter().map(|r| Entry { body: r.body, samples: r.samples, ts_ms: r.ts_ms }).collect();
     let samples: u64 = entries.iter().map(|e| e.samples).sum();
-    let header =
-        Header { job: "bench".into(), instance: "h:1".into(), host: "h".into(), target: "bench".into(), kind: SpoolKind::RemoteWrite1, created_ms: 0 };
+    let header = Header {
+        job: "bench".into(),
+        instance: "h:1".into(),
+        host: "h".into(),
+        target: "bench".into(),
+        kind: SpoolKind::RemoteWrite1,
+        created_ms: 0,
+    };
     let w = spool::write(&dir, &header, &entries, u64::MAX).unwrap();
     let mut g = c.benchmark_group("delivery_spool");
     g.throughput(criterion::Throughput::Elements(samples));

@@ -162,7 +162,7 @@ fn main() {
         }
         Some("replay") => {
             use kdbprom::encode::remote_write::{V1Encoder, Values};
-            use kdbprom::push::spool::{self, Entry, Header, BodyKind as SpoolKind};
+            use kdbprom::push::spool::{self, BodyKind as SpoolKind, Entry, Header};
             let rw = &args[2];
             let dir = std::env::temp_dir().join(format!("kdbprom-e2e-replay-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();

@@ -12,6 +12,9 @@ promtool test rules monitoring/alerts_test.yml monitoring/kx1-compat_test.yml
 export XDG_STATE_HOME="${TMPDIR:-/tmp}/kdbprom-test-state-$$"
 mkdir -p "$XDG_STATE_HOME"
 trap 'rm -rf "$XDG_STATE_HOME"' EXIT
+# Formatting is part of the build's contract (rustfmt.toml): a file out of format fails here, not in review.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo fmt --check
 # The receivers tests run examples/batch_job as a separate process: build it under its plain name first.
 cargo build --examples
 cargo test --all-targets --no-fail-fast

@@ -122,12 +122,17 @@ impl Agent {
         let registry = Arc::new(Registry::new(limits));
         let builtins = builtin::declare_with(&registry, process, config.native_request_histograms)?;
         if config.collect_tables {
-            registry.declare("kdb_table_rows", "Rows of the root namespace's in-memory tables (collect_tables).", Kind::Gauge, &["table"], &[])?;
+            registry.declare(
+                "kdb_table_rows",
+                "Rows of the root namespace's in-memory tables (collect_tables).",
+                Kind::Gauge,
+                &["table"],
+                &[],
+            )?;
         }
         let delivery = Delivery::build(&config, &instance)?;
         let process_series = if config.process_metrics { Some(crate::process::declare(&registry, &crate::process::read())?) } else { None };
-        let target_series =
-            delivery.slots.iter().map(|s| crate::telemetry::target(&registry, &s.name)).collect::<Result<Vec<_>, _>>()?;
+        let target_series = delivery.slots.iter().map(|s| crate::telemetry::target(&registry, &s.name)).collect::<Result<Vec<_>, _>>()?;
         let ledgers = delivery.ledgers();
         let ring = Arc::new(Ring::new(config.ring_capacity, config.ring_vector_bytes));
         let stats = Arc::new(Stats::default());

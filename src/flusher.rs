@@ -244,7 +244,10 @@ impl State {
             while let Some(r) = set.join_next().await {
                 match r {
                     Ok((id, p, o)) => {
-                        let o = o.unwrap_or_else(|| Outcome { message: "the push panicked (a bug: please report it)".into(), ..Outcome::new("") });
+                        let o = o.unwrap_or_else(|| Outcome {
+                            message: "the push panicked (a bug: please report it)".into(),
+                            ..Outcome::new("")
+                        });
                         back.push((id, p, o));
                     }
                     // Only a panic outside the pipeline's own send can lose it; the default hook printed it.

@@ -36,7 +36,6 @@ impl Default for NativeConfig {
     }
 }
 
-
 /// Index of a family in the registry.
 pub type FamilyId = u32;
 
@@ -581,8 +580,15 @@ impl Registry {
         let overflow = count == Count::Overflow;
         let created_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let exempt = count != Count::Counted;
-        let slot =
-            Slot { family: fid, kind: f.kind, label_values: key.clone(), created_ms, overflow, exempt, gate: AtomicU8::new(gate::open(f.kind)) };
+        let slot = Slot {
+            family: fid,
+            kind: f.kind,
+            label_values: key.clone(),
+            created_ms,
+            overflow,
+            exempt,
+            gate: AtomicU8::new(gate::open(f.kind)),
+        };
         let gate = slot.gate.load(Ordering::Relaxed);
         let sid = u32::try_from(self.slots.push(slot)).map_err(|_| RegistryError::TooManySeries {
             metric: f.name.to_string(),

@@ -139,10 +139,12 @@ fn no_target_writes_nothing_anywhere_and_says_so_once() {
     let _g = lock();
     let work = servers::tmpdir("defaults-none");
     let state = servers::tmpdir("defaults-none-state");
-    let err = run("no_target_writes_nothing_anywhere_and_says_so_once", "none", work.to_str().unwrap(), &[(
-        "XDG_STATE_HOME",
-        state.to_str().unwrap(),
-    )]);
+    let err = run(
+        "no_target_writes_nothing_anywhere_and_says_so_once",
+        "none",
+        work.to_str().unwrap(),
+        &[("XDG_STATE_HOME", state.to_str().unwrap())],
+    );
     let info = said(&err, "INFO");
     assert_eq!(info.iter().filter(|l| l.starts_with("no target configured")).count(), 1, "{err}");
     assert!(said(&err, "WARN").is_empty() && said(&err, "ERROR").is_empty(), "{err}");

@@ -58,7 +58,8 @@ fn remote_write_golden() {
         ("instance".to_string(), "host:5010".to_string()),
         ("job".to_string(), "eod".to_string()),
     ];
-    let reqs = remote_write::V1Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_000, 10, remote_write::Values::Current);
+    let reqs =
+        remote_write::V1Encoder::default().encode(&agg.snapshot(&reg), &consts, 1_700_000_000_000, 10, remote_write::Values::Current);
     let mut out = String::new();
     for (i, r) in reqs.iter().enumerate() {
         let w = WriteRequest::decode(&snap::raw::Decoder::new().decompress_vec(&r.body).unwrap()[..]).unwrap();

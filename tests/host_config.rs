@@ -257,7 +257,11 @@ fn readme_quick_start_batch_job_to_the_pushgateway() {
     stop(h);
     let seen = log.lock().unwrap();
     assert!(!seen.is_empty());
-    assert!(seen.iter().all(|s| s.path == "/metrics/job/eod_load/instance/qhost"), "{:?}", seen.iter().map(|s| &s.path).collect::<Vec<_>>());
+    assert!(
+        seen.iter().all(|s| s.path == "/metrics/job/eod_load/instance/qhost"),
+        "{:?}",
+        seen.iter().map(|s| &s.path).collect::<Vec<_>>()
+    );
     // The Pushgateway gets delimited protobuf by default: every series carries the static label.
     use prost::Message;
     let mut body = &seen[0].body[..];

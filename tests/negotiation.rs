@@ -162,8 +162,7 @@ fn forced_2_0_never_falls_back_and_counts_a_silent_receiver_as_rejected() {
 /// After a day it probes again, and so does every run without a spool directory.
 #[test]
 fn a_fallback_is_remembered_per_url_in_the_spool_directory_for_a_day() {
-    let (url, seen) =
-        mock_with(|_, s| if is_v2(s) { (415, String::new(), String::new()) } else { (204, String::new(), String::new()) });
+    let (url, seen) = mock_with(|_, s| if is_v2(s) { (415, String::new(), String::new()) } else { (204, String::new(), String::new()) });
     let dir = std::env::temp_dir().join(format!("kdbprom-negotiated-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let spooled = |spool: &str| {

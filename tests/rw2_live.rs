@@ -17,8 +17,8 @@
 //! A missing sid binary fails the tests, naming scripts/install-deps.sh; never a skip.
 
 mod common;
-mod servers;
 mod http;
+mod servers;
 
 use common::life::Life;
 use common::{Host, host, lock, rw};
@@ -203,7 +203,10 @@ fn scenario() {
         total += n;
     }
     assert_eq!(total, 6.0, "{hist}");
-    assert!(servers::api_query(prom.port, &format!("rw2_native_seconds_count{{job=\"{JOB}\"}}"), pushed_at).is_empty(), "no classic series");
+    assert!(
+        servers::api_query(prom.port, &format!("rw2_native_seconds_count{{job=\"{JOB}\"}}"), pushed_at).is_empty(),
+        "no classic series"
+    );
 
     // The counter's zero sample at its start timestamp (whole seconds, before the first push).
     for table in ["trade", "quote"] {

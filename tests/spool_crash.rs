@@ -52,7 +52,14 @@ fn entries_for(seq: u64) -> Vec<Entry> {
 
 fn header_for(seq: u64) -> Header {
     let created_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-    Header { job: JOB.into(), instance: INSTANCE.into(), host: "h".into(), target: format!("crash-{seq}"), kind: BodyKind::RemoteWrite1, created_ms }
+    Header {
+        job: JOB.into(),
+        instance: INSTANCE.into(),
+        host: "h".into(),
+        target: format!("crash-{seq}"),
+        kind: BodyKind::RemoteWrite1,
+        created_ms,
+    }
 }
 
 /// The writer child. As an ordinary test (no env var) it does nothing.

@@ -272,7 +272,8 @@ fn a_job_that_exits_during_an_outage_is_replayed_by_the_next_run() {
     let t1: i64 = r1["t1_ms"].parse().unwrap();
     let spooled: i64 = r1["spool_samples"].parse().unwrap();
     assert!(spooled > 0, "run 1 spooled nothing: {r1:?}");
-    let files: Vec<PathBuf> = spool_files(&dir).into_iter().filter(|p| spool::read(p).is_ok_and(|f| f.header.job == "replay_job")).collect();
+    let files: Vec<PathBuf> =
+        spool_files(&dir).into_iter().filter(|p| spool::read(p).is_ok_and(|f| f.header.job == "replay_job")).collect();
     assert_eq!(files.len(), 1, "one spool file in the default directory: {:?}", names(&dir));
     let file = spool::read(&files[0]).unwrap();
     assert_eq!(
@@ -348,8 +349,14 @@ fn fixture_body(job: &str, instance: &str, value: f64, ts_ms: i64) -> bytes::Byt
 }
 
 fn fixture(dir: &Path, job: &str, ts_ms: i64) -> PathBuf {
-    let h =
-        spool::Header { job: job.into(), instance: "i2".into(), host: local_host(), target: "prom".into(), kind: spool::BodyKind::RemoteWrite1, created_ms: ts_ms };
+    let h = spool::Header {
+        job: job.into(),
+        instance: "i2".into(),
+        host: local_host(),
+        target: "prom".into(),
+        kind: spool::BodyKind::RemoteWrite1,
+        created_ms: ts_ms,
+    };
     let e = spool::Entry { body: fixture_body(job, "i2", 42.0, ts_ms), samples: 1, ts_ms };
     spool::write(dir, &h, &[e], 1 << 20).unwrap().path
 }

@@ -3,8 +3,8 @@
 use super::checks::secret;
 use super::reader::{Obj, hide_userinfo};
 use super::{
-    Auth, BasicAuth, ConfigError, Protocol, Proxy, PushMethod, PushgatewayConfig, PushgatewayCompression, PushgatewayFormat, QueueConfig, RemoteWriteConfig,
-    Tls,
+    Auth, BasicAuth, ConfigError, Protocol, Proxy, PushMethod, PushgatewayCompression, PushgatewayConfig, PushgatewayFormat, QueueConfig,
+    RemoteWriteConfig, Tls,
 };
 use serde_json::{Map, Value};
 

@@ -164,7 +164,10 @@ fn the_spool_block_is_parsed_without_touching_the_disk() {
     let c = Config::from_json(&json!({ "spool": { "dir": dir } })).unwrap();
     assert_eq!(c.spool, Some(Spool::at(dir.clone(), 64 << 20)));
     assert!(!dir.parent().unwrap().exists());
-    assert_eq!(Config::from_json(&json!({"spool": {"dir": "/dev/null/spool"}})).unwrap().spool, Some(Spool::at("/dev/null/spool", 64 << 20)));
+    assert_eq!(
+        Config::from_json(&json!({"spool": {"dir": "/dev/null/spool"}})).unwrap().spool,
+        Some(Spool::at("/dev/null/spool", 64 << 20))
+    );
     let e = |v: Value| Config::from_json(&v).unwrap_err().to_string();
     assert_eq!(
         e(json!({"spool": {"dir": "/tmp", "max_bytes": 100}})),

@@ -11,17 +11,17 @@
 //! is rewritten and sent again as 1.0, once.
 
 use super::accounting::Reason;
-use super::queue::{Queue, Queued};
-use super::redact::Redactor;
-use super::replay::Replay;
-use super::retry::{Ending, Refusal, Written};
-use super::retry::{self, Backoff, Failure};
-use super::spool;
 use super::deadline::Deadline;
 use super::leftovers::{SpoolTo, spool_left};
 use super::negotiated::Memory;
 use super::pipeline::{Common, Pipeline, Sending};
+use super::queue::{Queue, Queued};
+use super::redact::Redactor;
+use super::replay::Replay;
+use super::retry::{self, Backoff, Failure};
+use super::retry::{Ending, Refusal, Written};
 use super::round::Round;
+use super::spool;
 use super::{Outcome, Waiting, client};
 use crate::config::{self, Protocol};
 use crate::encode::downgrade::downgrade;
@@ -94,20 +94,7 @@ impl RemoteWrite {
         let (mut encoder, mut encoder2) = (V1Encoder::default(), remote_write2::V2Encoder::default());
         encoder.send_native_histograms(cfg.send_native_histograms);
         encoder2.send_native_histograms(cfg.send_native_histograms);
-        Ok(RemoteWrite {
-            common,
-            cfg,
-            url,
-            client,
-            redactor,
-            encoder,
-            encoder2,
-            speaks,
-            last_ts,
-            queue,
-            not_before: None,
-            memory,
-        })
+        Ok(RemoteWrite { common, cfg, url, client, redactor, encoder, encoder2, speaks, last_ts, queue, not_before: None, memory })
     }
 
     /// Encodes the round into the queue: the snapshot, stale markers for removed series, and in
@@ -330,10 +317,9 @@ impl RemoteWrite {
         if written < samples {
             out.ok = false;
             out.message = match said {
-                Written::Absent => format!(
-                    "HTTP {}: the receiver wrote none of {samples} samples (no written-count headers: not a 2.0 receiver)",
-                    status
-                ),
+                Written::Absent => {
+                    format!("HTTP {}: the receiver wrote none of {samples} samples (no written-count headers: not a 2.0 receiver)", status)
+                }
                 _ => format!("HTTP {status}: the receiver wrote {written} of {samples} samples"),
             };
             out.cause = "fewer samples written than sent".into();

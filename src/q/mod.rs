@@ -674,7 +674,8 @@ pub extern "C" fn kdbprom_sample(qw: K, handles: K) -> K {
         let (handles, queued) = match handles.atom_f64() {
             Some(n) => (n, None),
             None if handles.qtype() >= 0 => {
-                let q = floats(handles, "sample: .z.W bytes").map_err(|_| must_be("sample: handles", "a number or numbers", handles.type_name()))?;
+                let q = floats(handles, "sample: .z.W bytes")
+                    .map_err(|_| must_be("sample: handles", "a number or numbers", handles.type_name()))?;
                 (q.len() as f64, Some(q))
             }
             None => return Err(must_be("sample: handles", "a number", handles.type_name())),
@@ -801,7 +802,8 @@ fn collected(r: KRef, name: &str) -> Result<Vec<(Vec<String>, f64)>, String> {
     let Some((keys, values)) = r.dict() else {
         return Err(must_be(&what, "a number, a dictionary or a keyed table", r.type_name()));
     };
-    let numbers = |v: KRef| v.vector_f64().map(|c| c.into_owned()).ok_or_else(|| must_be(format!("{what}: values"), "numbers", v.type_name()));
+    let numbers =
+        |v: KRef| v.vector_f64().map(|c| c.into_owned()).ok_or_else(|| must_be(format!("{what}: values"), "numbers", v.type_name()));
     let (labels, nums): (Vec<Vec<String>>, Vec<f64>) = match (keys.table(), values.table()) {
         (Some((_, kcols)), Some((_, vcols))) => {
             let vcols = vcols.objects().unwrap_or_default();

@@ -123,4 +123,3 @@ pub fn read_request(r: &mut BufReader<TcpStream>, w: &mut &TcpStream) -> io::Res
     };
     Ok(Some(Request { method: method.into(), path: path.into(), version: version.into(), headers, body, framed }))
 }
-

@@ -2,7 +2,7 @@
 //! back and verified (lengths, both checksums, version and kind) before anything in it is used.
 
 use super::dir::claim;
-use super::{ENTRY_OVERHEAD, Entry, Header, BodyKind, MAGIC, Owner, PREFIX_LEN, SpoolFile, VERSION};
+use super::{BodyKind, ENTRY_OVERHEAD, Entry, Header, MAGIC, Owner, PREFIX_LEN, SpoolFile, VERSION};
 use bytes::Bytes;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
