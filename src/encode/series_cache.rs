@@ -80,19 +80,17 @@ impl Index {
         self.fams.get(i + 1).map_or(self.series.len(), |f| f.series as usize)
     }
 
-    fn series_bits(&self, i: usize) -> &[u64] {
-        let end = self.series.get(i + 1).map_or(self.bits.len(), |s| s.bits as usize);
-        &self.bits[self.series[i].bits as usize..end]
-    }
-
     /// Where series `i`'s values and offsets start (`i` may be one past the last series).
     fn series_starts(&self, i: usize) -> (usize, usize) {
         self.series.get(i).map_or((self.bits.len(), self.marks.len()), |s| (s.bits as usize, s.marks as usize))
     }
 
+    fn series_bits(&self, i: usize) -> &[u64] {
+        &self.bits[self.series_starts(i).0..self.series_starts(i + 1).0]
+    }
+
     fn series_marks(&self, i: usize) -> &[u32] {
-        let end = self.series.get(i + 1).map_or(self.marks.len(), |s| s.marks as usize);
-        &self.marks[self.series[i].marks as usize..end]
+        &self.marks[self.series_starts(i).1..self.series_starts(i + 1).1]
     }
 }
 
