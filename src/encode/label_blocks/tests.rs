@@ -43,6 +43,16 @@ fn registry() -> Registry {
     reg
 }
 
+/// Series of one label each, made in this order (family, label value), each given one `op` of `value`.
+fn made(reg: &Registry, agg: &mut Aggregator, series: &[(&str, &str)], op: Op, value: f64) -> Vec<SeriesId> {
+    let mut made = Vec::new();
+    for (f, v) in series {
+        made.push(reg.series(f, &[v]).unwrap());
+        agg.apply(reg, Event { series: *made.last().unwrap(), op, value });
+    }
+    made
+}
+
 fn op_for(kind: Kind) -> Op {
     match kind {
         Kind::Counter => Op::Inc,
@@ -197,11 +207,7 @@ fn a_family_kept_without_blocks_after_one_that_lost_its_last_series() {
         reg.declare("h_seconds", "Hist.", Kind::Histogram, &["path"], &[0.5, 1.0]).unwrap();
         reg.declare("s_seconds", "Sum.", Kind::Summary, &["path"], &[0.5, 0.9]).unwrap();
         let mut agg = Aggregator::new(1);
-        let mut made = Vec::new();
-        for (f, p) in [("h_seconds", "a"), ("h_seconds", "b"), ("s_seconds", "a")] {
-            made.push(reg.series(f, &[p]).unwrap());
-            agg.apply(&reg, Event { series: *made.last().unwrap(), op: Op::Observe, value: 0.25 });
-        }
+        let made = made(&reg, &mut agg, &[("h_seconds", "a"), ("h_seconds", "b"), ("s_seconds", "a")], Op::Observe, 0.25);
         let cs = consts(0);
         let (mut e1, mut e2) = (V1Encoder::default(), V2Encoder::default());
         e1.cap_blocks(cap);
@@ -293,11 +299,7 @@ fn the_same_label_values_in_the_next_family_are_not_the_same_series() {
     reg.declare("c1_total", "C.", Kind::Counter, &["t"], &[]).unwrap();
     reg.declare("c2_total", "C.", Kind::Counter, &["t"], &[]).unwrap();
     let mut agg = Aggregator::new(1);
-    let mut made = Vec::new();
-    for (f, t) in [("c1_total", "x"), ("c1_total", "y"), ("c2_total", "y")] {
-        made.push(reg.series(f, &[t]).unwrap());
-        agg.apply(&reg, Event { series: *made.last().unwrap(), op: Op::Inc, value: 1.0 });
-    }
+    let made = made(&reg, &mut agg, &[("c1_total", "x"), ("c1_total", "y"), ("c2_total", "y")], Op::Inc, 1.0);
     let cs = consts(0);
     let mut e2 = V2Encoder::default();
     for _ in 0..2 {
