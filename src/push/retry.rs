@@ -196,7 +196,9 @@ pub fn transport(e: &reqwest::Error) -> Failure {
 /// Calls `attempt(n)` (n counts from 1) until it succeeds, fails for good, or `deadline` passes
 /// (an attempt in flight then is dropped; a lowered deadline counts from when it is lowered).
 /// A `Retry-After` that outlives the deadline ends it at once, [`Ending::Waiting`] until a moment
-/// on `clock`.
+/// on `clock`. No attempt starts once the deadline has passed: a backoff sleep that ends on the
+/// deadline's timer tick would otherwise start one (and count its samples as retried) only for the
+/// deadline to drop it before its request left.
 pub async fn with_retries<F, Fut>(attempt: F, backoff: Backoff, deadline: &Deadline, clock: &Clock) -> Sent
 where
     F: Fn(u32) -> Fut,
@@ -205,6 +207,10 @@ where
     let attempts = AtomicU32::new(0);
     let last = Mutex::new((0u16, String::new(), None));
     let once = || async {
+        if deadline.passed() {
+            // The select below ends the loop on the deadline's next poll.
+            std::future::pending::<()>().await;
+        }
         let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
         let res = attempt(n).await;
         match &res {
@@ -233,9 +239,11 @@ where
                 _ => d,
             },
         );
+    // The deadline first: when it and a backoff sleep end on the same tick, the deadline wins.
     let res = tokio::select! {
-        r = retried => Ok(r),
+        biased;
         _ = deadline.reached() => Err(()),
+        r = retried => Ok(r),
     };
     let attempts = attempts.load(Ordering::Relaxed);
     let (last_status, last_message, retry_after) = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -266,4 +274,36 @@ where
         }
     };
     Sent { attempts, status, ending }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[tokio::test]
+    async fn no_attempt_starts_once_the_deadline_has_passed() {
+        // Short rounds of 1 ms backoffs: in most rounds a sleep ends on the deadline's own tick.
+        // An attempt started then was dropped before its request left, yet counted as retried.
+        let (started, late) = (AtomicU64::new(0), AtomicU64::new(0));
+        for _ in 0..200 {
+            let d = Deadline::at(Instant::now() + Duration::from_millis(8));
+            let sent = with_retries(
+                |_| {
+                    started.fetch_add(1, Ordering::Relaxed);
+                    if d.passed() {
+                        late.fetch_add(1, Ordering::Relaxed);
+                    }
+                    async { Err(Failure::Retry { status: 503, message: "down".into(), after: None }) }
+                },
+                Backoff { min: Duration::from_millis(1), max: Duration::from_millis(1) },
+                &d,
+                &Clock::System,
+            )
+            .await;
+            assert!(sent.attempts >= 2 && matches!(sent.ending, Ending::GaveUp { .. }), "{sent:?}");
+        }
+        let (started, late) = (started.into_inner(), late.into_inner());
+        assert_eq!(late, 0, "attempts started after the deadline, of {started}");
+    }
 }
