@@ -202,8 +202,9 @@ impl RemoteWrite {
                 out.millis = started.elapsed().as_secs_f64() * 1e3;
                 return out;
             }
+            // The deadline first: on a tie the wait is kept for the next round, not lost.
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                biased;
                 // `.prom.stop[]` lowered the deadline during the wait: the final round sends.
                 _ = deadline.reached() => {
                     self.not_before = Some(at);
@@ -213,6 +214,7 @@ impl RemoteWrite {
                     out.millis = started.elapsed().as_secs_f64() * 1e3;
                     return out;
                 }
+                _ = tokio::time::sleep(wait) => {}
             }
         }
         let q = &self.cfg.queue;
