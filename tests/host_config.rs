@@ -825,9 +825,10 @@ fn push_and_text_return_within_push_timeout_ms_while_the_receiver_hangs() {
         );
         let t0 = Instant::now();
         stop(h);
-        // exit_deadline_ms 200, and 250 ms past it at most; the final push to the hung receiver
-        // waits until its own deadline (200 less the spool's 50 ms), so not much less.
-        assert!(t0.elapsed() <= Duration::from_millis(200 + 250), "stop within its exit deadline: {:?}", t0.elapsed());
+        // exit_deadline_ms 200, and the agent's 500 ms margin past it at most (draining, the
+        // spool's fsyncs, joining); the final push to the hung receiver waits until its own
+        // deadline (200 less the spool's 50 ms), so not much less.
+        assert!(t0.elapsed() <= Duration::from_millis(200 + 500), "stop within its exit deadline: {:?}", t0.elapsed());
         assert!(t0.elapsed() >= Duration::from_millis(100), "the hung receiver was given time: {:?}", t0.elapsed());
     }
 }

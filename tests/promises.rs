@@ -357,7 +357,10 @@ fn a_hung_target_does_not_delay_a_healthy_one() {
         worst = worst.max(t.elapsed());
     }
     eprintln!("healthy target beside a hung one: slowest value arrived after {worst:?}");
-    assert!(worst <= Duration::from_millis(interval as u64 + 500), "a value took {worst:?} with interval_ms {interval}");
+    // Rounds run back to back behind the hung target's deadline (one interval): a value waits up
+    // to one round for the next, then its push and the query. Held behind the hung target, it
+    // would never arrive (the healthy send cut at the deadline) and the wait above would fail.
+    assert!(worst <= Duration::from_millis(2 * interval as u64), "a value took {worst:?} with interval_ms {interval}");
     let st = a.stats();
     assert_eq!(st.targets["hung"].sent, 0, "{:?}", st.targets["hung"]);
     assert!(st.targets["healthy"].sent > 0);
@@ -501,7 +504,8 @@ fn summary_quantiles_slide_out_after_summary_max_age_ms() {
     eprintln!("the median moved after {at:?}");
     let slice = Duration::from_millis(max_age / 5);
     assert!(at >= Duration::from_millis(max_age) - slice, "left too early: {at:?}");
-    assert!(at <= Duration::from_millis(max_age) + slice + Duration::from_millis(300), "left too late: {at:?}");
+    // Each reading goes through the flusher thread, which a loaded machine can hold back.
+    assert!(at <= Duration::from_millis(max_age) + slice + Duration::from_millis(600), "left too late: {at:?}");
     // Only the ten 1s are left in the window; the count and sum keep everything.
     assert!((median(&t) - 1.0).abs() < 0.05, "{t}");
     assert_eq!(count(&t), 110.0, "{t}");

@@ -325,9 +325,9 @@ fn unreachable_refused_hung_and_rejecting_receivers_fail_cleanly_and_in_time() {
     assert!(st["pushes_failed"] >= 3, "{st:?}");
     let t = Instant::now();
     let _ = h.call("kdbprom_stop", &[h.id()]);
-    // exit_deadline_ms 800, and 250 ms past it at most; the final push retries the refused and
-    // waits on the hung receiver until its own deadline (800 less the spool's 200 ms).
-    assert!(t.elapsed() <= Duration::from_millis(800 + 250), "stop bounded by exit_deadline_ms: {:?}", t.elapsed());
+    // exit_deadline_ms 800, and the agent's 500 ms margin past it at most; the final push retries
+    // the refused and waits on the hung receiver until its own deadline (800 less the spool's 200 ms).
+    assert!(t.elapsed() <= Duration::from_millis(800 + 500), "stop bounded by exit_deadline_ms: {:?}", t.elapsed());
     assert!(t.elapsed() >= Duration::from_millis(400), "the failing receivers were given time: {:?}", t.elapsed());
     drop(hung);
     // Unreadable secrets and certificates fail init, naming the key.
