@@ -233,10 +233,11 @@ where
     };
     let policy = ExponentialBuilder::default().with_min_delay(backoff.min).with_max_delay(backoff.max).with_jitter().without_max_times();
     let retried =
-        // A Retry-After that ends past the deadline stops the loop now rather than sleeping it out:
+        // A Retry-After that ends past the deadline (or in its last moments, where no retry
+        // starts) stops the loop now rather than sleeping it out:
         // the caller keeps the wait for its next round.
         once.retry(policy).sleep(tokio::time::sleep).when(|f| match f {
-            Failure::Retry { after: Some(a), .. } => *a < deadline.left(),
+            Failure::Retry { after: Some(a), .. } => *a + LAST_RETRY < deadline.left(),
             Failure::Retry { .. } => !deadline.passed(),
             Failure::Permanent { .. } | Failure::Expired => false,
         }).adjust(
@@ -293,6 +294,7 @@ mod tests {
         // Short rounds of 1 ms backoffs: a sleep often ends on the deadline's own tick, or just
         // before it. The old loop started attempts then, which the deadline dropped at once.
         let (started, late) = (AtomicU64::new(0), AtomicU64::new(0));
+        let backoff = Backoff { min: Duration::from_millis(1), max: Duration::from_millis(1) };
         let rounds = 60;
         for _ in 0..rounds {
             let d = Deadline::at(Instant::now() + Duration::from_millis(30));
@@ -306,7 +308,7 @@ mod tests {
                     }
                     async { Err(Failure::Retry { status: 503, message: "down".into(), after: None }) }
                 },
-                Backoff { min: Duration::from_millis(1), max: Duration::from_millis(1) },
+                backoff,
                 &d,
                 &Clock::System,
             )
@@ -317,8 +319,14 @@ mod tests {
         assert!(started >= 2 * rounds, "rounds of one attempt prove nothing: {started} attempts");
         assert_eq!(late, 0, "attempts started too late, of {started}");
 
+        // A Retry-After ending in those last moments ends the round at once, the wait kept whole.
+        let d = Deadline::at(Instant::now() + Duration::from_millis(200));
+        let slow = || async { Err(Failure::Retry { status: 429, message: "slow".into(), after: Some(Duration::from_millis(195)) }) };
+        let sent = with_retries(|_| slow(), backoff, &d, &Clock::System).await;
+        assert_eq!(sent.attempts, 1);
+        assert!(matches!(sent.ending, Ending::Waiting { .. }), "{sent:?}");
+
         let gone = Deadline::at(Instant::now());
-        let backoff = Backoff { min: Duration::from_millis(1), max: Duration::from_millis(1) };
         let sent = with_retries(|_| async { panic!("an attempt after the deadline") }, backoff, &gone, &Clock::System).await;
         assert_eq!(sent.attempts, 0);
         assert_eq!(sent.message(), "deadline reached before the first attempt");
