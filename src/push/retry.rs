@@ -198,6 +198,11 @@ pub fn transport(e: &reqwest::Error) -> Failure {
 /// same samples again in the next round.
 pub const LAST_RETRY: Duration = Duration::from_millis(10);
 
+/// Whether a retry that waits `wait` first would start before the round's last [`LAST_RETRY`].
+fn retry_fits(deadline: &Deadline, wait: Duration) -> bool {
+    wait + LAST_RETRY < deadline.left()
+}
+
 /// Calls `attempt(n)` (n counts from 1) until it succeeds, fails for good, or `deadline` passes
 /// (an attempt in flight then is dropped; a lowered deadline counts from when it is lowered).
 /// A `Retry-After` that outlives the deadline ends it at once, [`Ending::Waiting`] until a moment
@@ -212,8 +217,8 @@ where
     let attempts = AtomicU32::new(0);
     let last = Mutex::new((0u16, String::new(), None));
     let once = || async {
-        let need = if attempts.load(Ordering::Relaxed) == 0 { Duration::ZERO } else { LAST_RETRY };
-        if deadline.left() <= need {
+        let fits = if attempts.load(Ordering::Relaxed) == 0 { !deadline.passed() } else { retry_fits(deadline, Duration::ZERO) };
+        if !fits {
             // The select below ends the loop on the deadline's next poll.
             std::future::pending::<()>().await;
         }
@@ -237,7 +242,7 @@ where
         // starts) stops the loop now rather than sleeping it out:
         // the caller keeps the wait for its next round.
         once.retry(policy).sleep(tokio::time::sleep).when(|f| match f {
-            Failure::Retry { after: Some(a), .. } => *a + LAST_RETRY < deadline.left(),
+            Failure::Retry { after: Some(a), .. } => retry_fits(deadline, *a),
             Failure::Retry { .. } => !deadline.passed(),
             Failure::Permanent { .. } | Failure::Expired => false,
         }).adjust(
